@@ -1,0 +1,55 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "SceneStream",
+    platforms: [.macOS(.v14), .iOS(.v17), .visionOS(.v1)],
+    products: [
+        .executable(name: "scenestream", targets: ["scenestream"]),
+        .library(name: "SceneStreamProtocol", targets: ["SceneStreamProtocol"]),
+        .library(name: "SceneStreamReplica", targets: ["SceneStreamReplica"]),
+        .library(name: "SceneStreamCore", targets: ["SceneStreamCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        // zlib, wrapped once: no C pointer leaves SceneStreamDeflate.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "SceneStreamDeflate", dependencies: ["CZlib"], swiftSettings: strict),
+        // The wire format: messages, quantization, frame codec. Pure, no I/O.
+        .target(name: "SceneStreamProtocol", dependencies: ["SceneStreamDeflate"], swiftSettings: strict),
+        // A client's copy of the scene, built from keyframes and deltas. Pure, no I/O.
+        .target(name: "SceneStreamReplica", dependencies: ["SceneStreamProtocol"], swiftSettings: strict),
+        // Twin store, history, scene graph, bindings, rules, interest, delta engine. Pure, no I/O.
+        .target(
+            name: "SceneStreamCore",
+            dependencies: ["SceneStreamProtocol", .product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: strict),
+        // Plant layouts (asset generation) and the deterministic plant simulator. Pure, no I/O.
+        .target(name: "SceneStreamSimulation", dependencies: ["SceneStreamCore"], swiftSettings: strict),
+        .executableTarget(
+            name: "scenestream",
+            dependencies: [
+                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SceneStreamProtocolTests",
+            dependencies: ["SceneStreamProtocol", "SceneStreamReplica"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SceneStreamCoreTests",
+            dependencies: [
+                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)
