@@ -1,0 +1,137 @@
+import Foundation
+import SceneStreamProtocol
+
+/// A named coordinate frame that a device resolves locally (e.g. an OpenXR spatial anchor).
+public struct AnchorSpec: Hashable, Sendable {
+    public var id: String
+    public var description: String
+}
+
+/// A parsed scene file (`Assets/plants/*/scene.json`).
+public struct SceneFile: Sendable {
+    public var id: String
+    public var name: String
+    public var quantization: Quantization
+    public var anchors: [AnchorSpec]
+    public var nodes: [NodeSpec]
+
+    /// Creates a scene description.
+    public init(id: String, name: String, quantization: Quantization, anchors: [AnchorSpec], nodes: [NodeSpec]) {
+        self.id = id
+        self.name = name
+        self.quantization = quantization
+        self.anchors = anchors
+        self.nodes = nodes
+    }
+
+    /// Parses a scene file; errors name the file, key path and reason.
+    public static func parse(_ data: [UInt8], file: String) throws(ConfigError) -> SceneFile {
+        let root = try JSONNode.parse(data, file: file).object()
+        try root.checkKeys(["format", "id", "name", "quantization", "anchors", "nodes"])
+        let format = try root["format"].string(default: "scenestream.scene/1")
+        guard format == "scenestream.scene/1" else { throw root["format"].error("unsupported format '\(format)'") }
+        var q = Quantization()
+        if root["quantization"].exists {
+            let qn = try root["quantization"].object()
+            try qn.checkKeys(["positionUnitsPerMetre", "rotationBits"])
+            let units = try qn["positionUnitsPerMetre"].number(default: 1000)
+            guard units >= 1, units <= 1_000_000, units == units.rounded() else {
+                throw qn["positionUnitsPerMetre"].error("expected a whole number 1…1000000")
+            }
+            let bits = try qn["rotationBits"].number(default: 12)
+            guard bits >= 4, bits <= 16, bits == bits.rounded() else { throw qn["rotationBits"].error("expected a whole number 4…16") }
+            q = Quantization(positionUnitsPerMetre: UInt32(units), rotationBits: UInt8(bits))
+        }
+        var anchors: [AnchorSpec] = []
+        for a in try root["anchors"].array() {
+            _ = try a.object()
+            try a.checkKeys(["id", "description"])
+            anchors.append(AnchorSpec(id: try a["id"].string(), description: try a["description"].string(default: "")))
+        }
+        let anchorIds = Set(anchors.map(\.id))
+        var nodes: [NodeSpec] = []
+        var ids: Set<String> = []
+        for n in try root["nodes"].array() {
+            _ = try n.object()
+            try n.checkKeys(["id", "anchor", "t", "r", "ry", "s", "color", "visible", "label", "asset", "layer", "zone"])
+            var spec = NodeSpec(id: try n["id"].string())
+            guard !spec.name.isEmpty else { throw n["id"].error("empty name") }
+            if let p = spec.parentId, !ids.contains(p) { throw n["id"].error("parent '\(p)' is not defined before it") }
+            guard ids.insert(spec.id).inserted else { throw n["id"].error("duplicate node id '\(spec.id)'") }
+            spec.anchor = try n["anchor"].string(default: "")
+            if spec.parentId == nil {
+                guard !spec.anchor.isEmpty else { throw n.error("root node '\(spec.id)' needs an anchor") }
+                guard anchorIds.contains(spec.anchor) else { throw n["anchor"].error("unknown anchor '\(spec.anchor)'") }
+            } else if !spec.anchor.isEmpty {
+                throw n["anchor"].error("only root nodes name an anchor")
+            }
+            spec.translation = try n["t"].vector3(default: (0, 0, 0))
+            if n["r"].exists {
+                let r = try n["r"].array()
+                guard r.count == 4 else { throw n["r"].error("expected a quaternion [x, y, z, w]") }
+                spec.rotation = Quaternion(x: try r[0].number(), y: try r[1].number(), z: try r[2].number(), w: try r[3].number()).normalized
+            } else if n["ry"].exists {
+                spec.rotation = Quaternion(axis: (0, 1, 0), angle: try n["ry"].number() * .pi / 180)
+            }
+            spec.scale = try n["s"].vector3(default: (1, 1, 1))
+            if n["color"].exists {
+                let c = try n["color"].string()
+                guard let v = parseColor(c) else { throw n["color"].error("expected a colour like #rrggbb, got '\(c)'") }
+                spec.color = v
+            }
+            spec.visible = try n["visible"].bool(default: true)
+            spec.label = try n["label"].string(default: "")
+            spec.asset = try n["asset"].string(default: "")
+            spec.layer = try n["layer"].string(default: "")
+            spec.zone = try n["zone"].string(default: "")
+            nodes.append(spec)
+        }
+        return SceneFile(
+            id: try root["id"].string(), name: try root["name"].string(default: ""), quantization: q, anchors: anchors,
+            nodes: nodes)
+    }
+
+    /// Builds a scene graph holding every node, committed as version 1.
+    public func makeGraph(retainedVersions: Int = 300, timeMs: UInt64 = 0) throws(SceneGraphError) -> SceneGraph {
+        let g = SceneGraph(sceneId: id, quantization: quantization, retainedVersions: retainedVersions)
+        for n in nodes { try g.add(n) }
+        g.commit(timeMs: timeMs)
+        return g
+    }
+}
+
+/// Twin store, scene graph, bindings and rules of one scene, wired together. One owner; no I/O.
+public final class SceneRuntime {
+    public let scene: SceneFile
+    public let graph: SceneGraph
+    public let twins: TwinStore
+    public let bindings: BindingEngine
+    public let alerts: AlertEngine
+
+    /// Creates a runtime for a scene with its bindings and rules.
+    public init(scene: SceneFile, bindings: BindingSet, rules: RuleSet, history: TwinHistory = TwinHistory(), retainedVersions: Int = 300) throws(SceneGraphError) {
+        self.scene = scene
+        graph = try scene.makeGraph(retainedVersions: retainedVersions)
+        twins = TwinStore(history: history)
+        self.bindings = BindingEngine(bindings)
+        alerts = AlertEngine(rules)
+    }
+
+    /// Applies updates to the twin store and, through bindings, to the scene graph (uncommitted).
+    /// Returns alerts raised or cleared.
+    public func ingest(_ updates: [PropertyUpdate]) -> [AlertEvent] {
+        var events: [AlertEvent] = []
+        for u in updates where twins.apply(u) {
+            bindings.apply(u, store: twins, graph: graph)
+            events.append(contentsOf: alerts.evaluate(u))
+        }
+        return events
+    }
+
+    /// Commits the scene graph's pending changes as a version at `timeMs`.
+    @discardableResult
+    public func commit(timeMs: UInt64) -> UInt64 { graph.commit(timeMs: timeMs) }
+}
+
+@available(*, unavailable)
+extension SceneRuntime: Sendable {}

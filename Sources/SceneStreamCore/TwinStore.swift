@@ -1,0 +1,173 @@
+import DequeModule
+
+/// A twin property's value.
+public enum TwinValue: Hashable, Sendable, CustomStringConvertible {
+    case number(Double)
+    case bool(Bool)
+    case text(String)
+
+    /// The value as a number: booleans are 0/1, text that parses as a number is that number.
+    public var number: Double? {
+        switch self {
+        case .number(let d): return d
+        case .bool(let b): return b ? 1 : 0
+        case .text(let s): return Double(s)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .number(let d): return String(d)
+        case .bool(let b): return String(b)
+        case .text(let s): return s
+        }
+    }
+}
+
+/// How far a value can be trusted.
+public enum Quality: UInt8, Hashable, Sendable, CaseIterable {
+    /// Fresh from the source.
+    case good = 0
+    /// The source went away; the value is the last one known.
+    case stale = 1
+    /// The source says the value is wrong.
+    case bad = 2
+}
+
+/// One property write from the plant.
+public struct PropertyUpdate: Hashable, Sendable {
+    public var twin: String
+    public var property: String
+    public var value: TwinValue
+    /// Source time, ms since the Unix epoch.
+    public var timestampMs: UInt64
+    public var quality: Quality
+
+    /// Creates an update.
+    public init(twin: String, property: String, value: TwinValue, timestampMs: UInt64, quality: Quality = .good) {
+        self.twin = twin
+        self.property = property
+        self.value = value
+        self.timestampMs = timestampMs
+        self.quality = quality
+    }
+}
+
+/// A property's current state.
+public struct PropertyState: Hashable, Sendable {
+    public var value: TwinValue
+    public var timestampMs: UInt64
+    public var quality: Quality
+}
+
+/// A named, directed link between twins (e.g. "feeds", "partOf").
+public struct Relationship: Hashable, Sendable {
+    public var name: String
+    public var target: String
+
+    /// Creates a relationship.
+    public init(name: String, target: String) {
+        self.name = name
+        self.target = target
+    }
+}
+
+/// A bounded, time-ordered record of property updates: at most `capacity` entries and `windowMs` of time.
+public struct TwinHistory: Sendable {
+    public private(set) var entries = Deque<PropertyUpdate>()
+    public let capacity: Int
+    public let windowMs: UInt64
+
+    /// Creates an empty history.
+    public init(capacity: Int = 1_000_000, windowMs: UInt64 = 3_600_000) {
+        self.capacity = max(1, capacity)
+        self.windowMs = windowMs
+    }
+
+    /// Records an update and drops what falls out of the bounds.
+    public mutating func append(_ u: PropertyUpdate) {
+        entries.append(u)
+        while entries.count > capacity { entries.removeFirst() }
+        if let last = entries.last?.timestampMs, last > windowMs {
+            let cutoff = last - windowMs
+            while let first = entries.first, first.timestampMs < cutoff { entries.removeFirst() }
+        }
+    }
+
+    /// Updates with `from <= timestamp < to`, in order.
+    public func updates(from: UInt64, to: UInt64) -> [PropertyUpdate] {
+        entries.filter { $0.timestampMs >= from && $0.timestampMs < to }
+    }
+
+    /// The time of the oldest retained update.
+    public var oldestMs: UInt64? { entries.first?.timestampMs }
+}
+
+/// The plant's working memory: each twin's current property values, quality and relationships, plus a bounded
+/// history. Written only by ingest; clients never write it. One owner; no I/O.
+public final class TwinStore {
+    struct Twin {
+        var properties: [String: PropertyState] = [:]
+        var relationships: [Relationship] = []
+    }
+
+    private var twins: [String: Twin] = [:]
+    /// Recent updates, for playback.
+    public private(set) var history: TwinHistory
+    /// Updates rejected because they were older than the value held.
+    public private(set) var outOfOrder = 0
+
+    /// Creates an empty store.
+    public init(history: TwinHistory = TwinHistory()) {
+        self.history = history
+    }
+
+    /// Applies an update. Returns false (and changes nothing) when it is older than the value held.
+    @discardableResult
+    public func apply(_ u: PropertyUpdate) -> Bool {
+        if let cur = twins[u.twin]?.properties[u.property], cur.timestampMs > u.timestampMs {
+            outOfOrder += 1
+            return false
+        }
+        twins[u.twin, default: Twin()].properties[u.property] = PropertyState(
+            value: u.value, timestampMs: u.timestampMs, quality: u.quality)
+        history.append(u)
+        return true
+    }
+
+    /// Marks every property of twins whose id starts with `prefix` with `quality`; returns the updates made.
+    public func mark(twinsWithPrefix prefix: String, quality: Quality, atMs: UInt64) -> [PropertyUpdate] {
+        var out: [PropertyUpdate] = []
+        for (id, twin) in twins where id.hasPrefix(prefix) {
+            for (name, state) in twin.properties where state.quality != quality {
+                let u = PropertyUpdate(twin: id, property: name, value: state.value, timestampMs: max(atMs, state.timestampMs), quality: quality)
+                twins[id]!.properties[name] = PropertyState(value: state.value, timestampMs: u.timestampMs, quality: quality)
+                out.append(u)
+            }
+        }
+        return out
+    }
+
+    /// The current state of a property.
+    public func state(_ twin: String, _ property: String) -> PropertyState? { twins[twin]?.properties[property] }
+
+    /// The current numeric value of a property.
+    public func number(_ twin: String, _ property: String) -> Double? { twins[twin]?.properties[property]?.value.number }
+
+    /// Every property of a twin.
+    public func properties(of twin: String) -> [String: PropertyState] { twins[twin]?.properties ?? [:] }
+
+    /// The ids of every twin seen.
+    public var twinIds: [String] { twins.keys.sorted() }
+
+    /// Adds a relationship from `twin`.
+    public func relate(_ twin: String, _ r: Relationship) {
+        if twins[twin]?.relationships.contains(r) != true { twins[twin, default: Twin()].relationships.append(r) }
+    }
+
+    /// The relationships from `twin`.
+    public func relationships(of twin: String) -> [Relationship] { twins[twin]?.relationships ?? [] }
+}
+
+@available(*, unavailable)
+extension TwinStore: Sendable {}
