@@ -140,3 +140,42 @@ public final class Inflater {
 
 @available(*, unavailable)
 extension Inflater: Sendable {}
+
+/// One continuous raw-DEFLATE stream with context takeover, flushed to a byte boundary after each message
+/// (as permessage-deflate, RFC 7692, carries it). Used to measure what a browser's compression would give.
+public final class DeflateStream {
+    private var stream = z_stream()
+    private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+
+    /// Creates a stream at `level` with a 32 KiB window.
+    public init(level: Int32 = 6) throws(DeflateError) {
+        let rc = scenestream_deflateInit2(&stream, level, -15, 8)
+        guard rc == Z_OK else { throw DeflateError(kind: .initialization, detail: "deflateInit2 returned \(rc)") }
+    }
+
+    deinit { deflateEnd(&stream) }
+
+    /// Compresses one message in the running context; returns its bytes without the trailing 00 00 FF FF.
+    public func compress(_ input: [UInt8]) -> [UInt8] {
+        var output: [UInt8] = []
+        input.withUnsafeBufferPointer { inBuf in
+            stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress)
+            stream.avail_in = uInt(inBuf.count)
+            repeat {
+                scratch.withUnsafeMutableBufferPointer { out in
+                    stream.next_out = out.baseAddress
+                    stream.avail_out = uInt(out.count)
+                    _ = deflate(&stream, Z_SYNC_FLUSH)
+                    output.append(contentsOf: out[0..<(out.count - Int(stream.avail_out))])
+                }
+            } while stream.avail_out == 0
+            stream.next_in = nil
+            stream.next_out = nil
+        }
+        if output.count >= 4 && output.suffix(4) == [0, 0, 0xFF, 0xFF] { output.removeLast(4) }
+        return output
+    }
+}
+
+@available(*, unavailable)
+extension DeflateStream: Sendable {}

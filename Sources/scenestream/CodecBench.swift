@@ -1,0 +1,262 @@
+import ArgumentParser
+import Foundation
+import SceneStreamCore
+import SceneStreamDeflate
+import SceneStreamProtocol
+import SceneStreamReplica
+import SceneStreamSimulation
+
+struct CodecBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "codec", abstract: "Frame sizes and encode speed on the cubes or plant scenario.")
+
+    enum Scenario: String, ExpressibleByArgument, CaseIterable {
+        case cubes, plant
+    }
+
+    @Option(help: "cubes or plant.") var scenario: Scenario = .plant
+    @Option(help: "Seconds of simulated time.") var seconds: Double = 60
+    @Option(help: "Cubes only: read contest-format snapshots from this file instead of simulating.") var input: String?
+    @Option(help: "Cubes only: write the simulated snapshots in contest format to this file.") var write: String?
+    @Option(help: "zlib level for frames (1…9).") var level: Int32 = 6
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let result: [String: Any]
+        switch scenario {
+        case .cubes: result = try runCubes()
+        case .plant: result = try runPlant()
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            for k in result.keys.sorted() { print("\(k): \(result[k]!)") }
+        }
+    }
+
+    func progress(_ s: String) {
+        if !json { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+    }
+
+    // MARK: cubes
+
+    func runCubes() throws -> [String: Any] {
+        var initial: [CubeState]
+        var frames: [[CubeState]]
+        if let input {
+            guard let d = FileManager.default.contents(atPath: input) else { throw ValidationError("cannot read \(input)") }
+            (initial, frames) = try CubeDataFile.parse([UInt8](d))
+        } else {
+            var sim = CubeSimulation()
+            initial = sim.snapshot()
+            frames = []
+            let n = Int(seconds * 60)
+            frames.reserveCapacity(n)
+            for _ in 0..<n {
+                sim.step()
+                frames.append(sim.snapshot())
+            }
+            if let write {
+                let bytes = CubeDataFile.serialize(initial: initial, frames: frames)
+                guard FileManager.default.createFile(atPath: write, contents: Data(bytes)) else { throw ValidationError("cannot write \(write)") }
+                progress("wrote \(frames.count) frames to \(write)")
+            }
+        }
+        let graph = SceneGraph(sceneId: "cubes", quantization: CubeState.quantization, retainedVersions: 64)
+        try graph.add(NodeSpec(id: "arena", anchor: "floor"))
+        var indices: [UInt32] = []
+        for (c, s) in initial.enumerated() {
+            let i = try graph.add(NodeSpec(id: "arena/cube-\(c)"))
+            graph.update(i) { $0 = s.wireNode(name: "cube-\(c)", parent: 0) }
+            indices.append(i)
+        }
+        graph.commit(timeMs: 0)
+        let engine = try DeltaEngine(graph: graph, compressionLevel: level)
+        let decoder = try MessageDecoder()
+        var versions: [UInt64] = []
+        let initialVersion = graph.version
+        var replicas: [UInt64: Replica] = [:]
+        var keyframeReplica = Replica()
+        let key = engine.encodedFrame(from: nil, filter: .everything)!
+        if case .frame(let f) = try decoder.decodeServerMessage(key.bytes) { try keyframeReplica.apply(f) }
+        replicas[initialVersion] = keyframeReplica
+        let keyframeBytes = key.bytes.count
+        var total = 0
+        var rawTotal = 0
+        var moving = 0
+        var encodeNs: UInt64 = 0
+        var updates = 0
+        for (f, frame) in frames.enumerated() {
+            let previous = f == 0 ? initial : frames[f - 1]
+            for c in 0..<frame.count where frame[c] != previous[c] {
+                moving += 1
+                graph.update(indices[c]) { $0 = frame[c].wireNode(name: "cube-\(c)", parent: 0) }
+            }
+            graph.commit(timeMs: UInt64(f + 1) * 1000 / 60)
+            versions.append(graph.version)
+            let refVersion = f >= CubeDataFile.referenceDistance ? versions[f - CubeDataFile.referenceDistance] : initialVersion
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let sceneFrame = engine.frame(from: ClientBaseline(version: refVersion, filter: .everything), filter: .everything)
+            let encoder = try MessageEncoder(level: level)
+            let bytes = encoder.encode(.frame(sceneFrame))
+            encodeNs += DispatchTime.now().uptimeNanoseconds - t0
+            updates += sceneFrame.updated.count
+            rawTotal += 2 + sceneFrame.encodedBodySize
+            total += bytes.count
+            // Decode against the reference replica and check every cube exactly.
+            guard case .frame(let decoded) = try decoder.decodeServerMessage(bytes), var replica = replicas[refVersion] else {
+                throw ValidationError("frame \(f): not a frame or no reference replica")
+            }
+            try replica.apply(decoded)
+            for c in 0..<frame.count where CubeState(replica.nodes[indices[c]]!) != frame[c] {
+                throw ValidationError("frame \(f) cube \(c): decoded \(CubeState(replica.nodes[indices[c]]!)) expected \(frame[c])")
+            }
+            replicas[graph.version] = replica
+            if f >= CubeDataFile.referenceDistance { replicas[versions[f - CubeDataFile.referenceDistance]] = nil }
+            if f % 600 == 599 { progress("cubes: \(f + 1)/\(frames.count) frames") }
+        }
+        let n = Double(frames.count)
+        let bpf = Double(total) / n
+        return [
+            "scenario": "cubes", "frames": frames.count, "source": input ?? "simulated (seed 2015)",
+            "bytes_per_frame": round2(bpf), "kbps": round2(bpf * 60 * 8 / 1000),
+            "uncompressed_bytes_per_frame": round2(Double(rawTotal) / n),
+            "uncompressed_kbps_anchor": 17370, "anchor_kbps": ["target": 256, "gaffer_net": 213.6, "DeltaCompress": 135.07],
+            "moving_share": round4(Double(moving) / (n * 901)),
+            "keyframe_bytes": keyframeBytes, "keyframe_bytes_per_node": round2(Double(keyframeBytes) / 902),
+            "encode_updates_per_s": Int(Double(updates) / (Double(encodeNs) / 1e9)),
+            "decoded_exactly": true,
+        ]
+    }
+
+    // MARK: plant
+
+    func runPlant() throws -> [String: Any] {
+        let plant = try PlantFiles.generated(.reference)
+        let runtime = try SceneRuntime(scene: plant.scene, bindings: plant.bindings, rules: plant.rules, retainedVersions: 64)
+        let start: UInt64 = 1_795_000_000_000
+        var sim = try PlantSimulator(twinsJSON: plant.twinsJSON, file: "reference/twins.json", startMs: start)
+        let engine = try DeltaEngine(graph: runtime.graph, compressionLevel: level)
+        let decoder = try MessageDecoder()
+        let nodeCount = runtime.graph.liveCount
+
+        // Warm up 2 s so that every twin has reported once, then take the keyframe.
+        var t = start
+        for _ in 0..<60 {
+            t += 1000 / 30
+            _ = runtime.ingest(sim.step(to: t))
+            runtime.commit(timeMs: t)
+        }
+        let k0 = DispatchTime.now().uptimeNanoseconds
+        let key = engine.encodedFrame(from: nil, filter: .everything)!
+        let keyNs = DispatchTime.now().uptimeNanoseconds - k0
+        var replica = Replica()
+        if case .frame(let f) = try decoder.decodeServerMessage(key.bytes) { try replica.apply(f) }
+        var base = ClientBaseline(version: key.version, filter: .everything)
+
+        let jsonStream = try DeflateStream(level: 6)
+        var jsonRaw = 0
+        var jsonDeflated = 0
+        var total = 0
+        var changes = 0
+        var updates = 0
+        var encodeNs: UInt64 = 0
+        var alerts = 0
+        var propertyUpdates = 0
+        let ticks = Int(seconds * 30)
+        var sharedCost: [Int: UInt64] = [1: 0, 100: 0, 1000: 0]
+        for tick in 0..<ticks {
+            t = start + 2000 + UInt64(tick + 1) * 1000 / 30
+            let ups = sim.step(to: t)
+            propertyUpdates += ups.count
+            for u in ups {
+                let msg = Self.dittoJSON(u)
+                jsonRaw += msg.count
+                jsonDeflated += jsonStream.compress(msg).count
+            }
+            alerts += runtime.ingest(ups).count
+            runtime.commit(timeMs: t)
+            changes += runtime.graph.lastChangeCount
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            guard let frame = engine.encodedFrame(from: base, filter: .everything) else { continue }
+            encodeNs += DispatchTime.now().uptimeNanoseconds - t0
+            // Clients in the same group get the same bytes: measure what 1, 100, 1000 of them cost.
+            for n in [1, 100, 1000] where tick % 10 == 0 {
+                let s0 = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<n { _ = engine.encodedFrame(from: base, filter: .everything) }
+                sharedCost[n]! += DispatchTime.now().uptimeNanoseconds - s0
+            }
+            total += frame.bytes.count
+            guard case .frame(let decoded) = try decoder.decodeServerMessage(frame.bytes) else { throw ValidationError("not a frame") }
+            updates += decoded.updated.count
+            try replica.apply(decoded)
+            base = ClientBaseline(version: frame.version, filter: .everything)
+            if tick % 300 == 299 { progress("plant: \(tick + 1)/\(ticks) ticks") }
+        }
+        // The replica must equal the server's view.
+        for i in runtime.graph.liveIndices where replica.nodes[i] != runtime.graph[i] {
+            throw ValidationError("replica differs from the server at node \(runtime.graph.id(of: i) ?? "?")")
+        }
+        let n = Double(ticks)
+        let bpf = Double(total) / n
+        let sampled = Double((ticks + 9) / 10)
+        return [
+            "scenario": "plant", "frames": ticks, "rate_hz": 30, "nodes": nodeCount,
+            "bytes_per_frame": round2(bpf), "kbps": round2(bpf * 30 * 8 / 1000),
+            "changed_node_share": round4(Double(changes) / (n * Double(nodeCount))),
+            "property_updates_per_s": Int(Double(propertyUpdates) / seconds),
+            "keyframe_bytes": key.bytes.count, "keyframe_bytes_per_node": round2(Double(key.bytes.count) / Double(nodeCount)),
+            "keyframe_encode_nodes_per_s": Int(Double(nodeCount) / (Double(keyNs) / 1e9)),
+            "encode_updates_per_s": Int(Double(updates) / (Double(encodeNs) / 1e9)),
+            "json_baseline_bytes_per_frame": round2(Double(jsonRaw) / n),
+            "json_baseline_ratio": round2(Double(jsonRaw) / Double(total)),
+            "json_deflate_baseline_ratio": round2(Double(jsonDeflated) / Double(total)),
+            "alerts": alerts,
+            "shared_frame_us_per_tick": [
+                "clients_1": round2(Double(sharedCost[1]!) / sampled / 1000),
+                "clients_100": round2(Double(sharedCost[100]!) / sampled / 1000),
+                "clients_1000": round2(Double(sharedCost[1000]!) / sampled / 1000),
+            ],
+            "replica_matches_server": true,
+        ]
+    }
+
+    /// `2026-11-25T12:00:00.000Z` for a time in ms since the Unix epoch.
+    static func iso8601(_ ms: UInt64) -> String {
+        var t = time_t(ms / 1000)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday),
+            Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), Int(ms % 1000))
+    }
+
+    /// One change event as a Ditto-style twin platform streams it (compact JSON, shortest round-trip numbers).
+    static func dittoJSON(_ u: PropertyUpdate) -> [UInt8] {
+        let parts = u.twin.split(separator: "/")
+        let thing = parts.last.map(String.init) ?? u.twin
+        let ns = parts.dropLast().joined(separator: ".")
+        let value: String
+        switch u.value {
+        case .number(let d): value = d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
+        case .bool(let b): value = b ? "true" : "false"
+        case .text(let s): value = "\"\(s)\""
+        }
+        let ts = iso8601(u.timestampMs)
+        return Array(
+            "{\"topic\":\"\(ns)/\(thing)/things/twin/events/modified\",\"path\":\"/features/\(u.property)/properties/value\",\"value\":\(value),\"revision\":\(u.timestampMs / 33),\"timestamp\":\"\(ts)\"}".utf8)
+    }
+}
+
+func round2(_ d: Double) -> Double { (d * 100).rounded() / 100 }
+func round4(_ d: Double) -> Double { (d * 10000).rounded() / 10000 }
+
+extension SceneFrame {
+    /// The size of the frame body before compression.
+    var encodedBodySize: Int {
+        var w = WireWriter()
+        encodeBody(into: &w)
+        return w.bytes.count
+    }
+}
