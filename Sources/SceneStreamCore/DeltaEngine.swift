@@ -86,16 +86,17 @@ public final class DeltaEngine {
     public func frame(from base: ClientBaseline?, filter: InterestFilter) -> SceneFrame {
         precondition(!graph.hasPendingChanges, "commit the scene graph before computing frames")
         let now = membership(filter)
-        guard let base, let old = membershipCache[MembershipKey(filter: base.filter, version: base.version)],
-            let baseline = graph.baseline(since: base.version)
-        else { return keyframe(now) }
+        guard let base, let old = membershipCache[MembershipKey(filter: base.filter, version: base.version)] else {
+            return keyframe(now)
+        }
         var updated: [NodeUpdate] = []
-        updated.reserveCapacity(baseline.count)
-        for (i, oldNode) in baseline {
-            guard let oldNode, now.contains(Int(i)), old.contains(Int(i)), let current = graph[i] else { continue }
+        updated.reserveCapacity(graph.lastChangeCount)
+        let graph = self.graph
+        let retained = graph.forEachBaseline(since: base.version) { i, oldNode in
+            guard let oldNode, now.contains(Int(i)), old.contains(Int(i)), let current = graph[i] else { return }
             if let u = NodeUpdate(index: i, from: oldNode, to: current) { updated.append(u) }
         }
-        updated.sort { $0.index < $1.index }
+        guard retained else { return keyframe(now) }
         let removed = old.subtracting(now)
         let entered = now.subtracting(old).map { NodeEntry(index: $0, node: graph[$0]!) }
         return SceneFrame(

@@ -242,6 +242,25 @@ public final class SceneGraph {
         return out
     }
 
+    /// Calls `body` for each node changed after `base`, in ascending index order, with its value at `base` (nil if it
+    /// did not exist then). Returns false, calling nothing, when `base` is outside the retained window.
+    public func forEachBaseline(since base: UInt64, _ body: (UInt32, WireNode?) -> Void) -> Bool {
+        guard base <= version, base >= oldestRetainedVersion else { return false }
+        if base == version { return true }
+        let first = logs.count - Int(version - base)
+        if first == logs.count - 1 {
+            // The common case: one version back. Its changes are sorted and unique already.
+            for c in logs[first].changes { body(c.index, c.old) }
+            return true
+        }
+        var merged: [UInt32: WireNode?] = [:]
+        for k in first..<logs.count {
+            for c in logs[k].changes where merged[c.index] == nil { merged[c.index] = .some(c.old) }
+        }
+        for i in merged.keys.sorted() { body(i, merged[i]!) }
+        return true
+    }
+
     /// Whether any commit after `base` changed structure, layers, zones or anchors (true if unknown).
     public func structureChanged(since base: UInt64) -> Bool { structureVersion > base || base < oldestRetainedVersion }
 

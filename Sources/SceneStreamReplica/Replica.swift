@@ -45,21 +45,28 @@ public struct Replica: Sendable, Equatable {
         case .delta(let base):
             guard let v = version else { throw ProtocolError(.baseMismatch(expected: 0, got: base), "delta before keyframe") }
             guard v == base else { throw ProtocolError(.baseMismatch(expected: v, got: base), "delta") }
-            var next = nodes
+            // Validate everything first, so that a bad frame leaves the replica untouched; then apply in place.
+            var removed = Set<UInt32>()
             for i in frame.removed {
-                guard next.removeValue(forKey: i) != nil else { throw ProtocolError(.unknownNode(i), "delta.removed") }
+                guard nodes[i] != nil, removed.insert(i).inserted else { throw ProtocolError(.unknownNode(i), "delta.removed") }
+            }
+            var entered = Set<UInt32>()
+            for e in frame.entered {
+                guard nodes[e.index] == nil || removed.contains(e.index), entered.insert(e.index).inserted else {
+                    throw ProtocolError(.invalidValue, "delta.entered (node \(e.index) already present)")
+                }
+            }
+            for u in frame.updated where nodes[u.index] == nil || removed.contains(u.index) {
+                throw ProtocolError(.unknownNode(u.index), "delta.updated")
             }
             for e in frame.entered {
-                guard next[e.index] == nil else { throw ProtocolError(.invalidValue, "delta.entered (node \(e.index) already present)") }
-                next[e.index] = e.node
+                if let p = e.node.parent, entered.contains(p) || (nodes[p] != nil && !removed.contains(p)) { continue }
+                if e.node.parent == nil { continue }
+                throw ProtocolError(.unknownNode(e.node.parent!), "parent of node \(e.index)")
             }
-            for u in frame.updated {
-                guard var n = next[u.index] else { throw ProtocolError(.unknownNode(u.index), "delta.updated") }
-                u.apply(to: &n)
-                next[u.index] = n
-            }
-            try Self.checkParents(next, entered: frame.entered.map(\.index))
-            nodes = next
+            for i in frame.removed { nodes[i] = nil }
+            for e in frame.entered { nodes[e.index] = e.node }
+            for u in frame.updated { u.apply(to: &nodes[u.index]!) }
             version = frame.version
             timeMs = frame.timeMs
             return Change(keyframe: false, removed: frame.removed, entered: frame.entered.map(\.index), updated: frame.updated.map(\.index))
