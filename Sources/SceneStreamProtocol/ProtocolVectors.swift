@@ -1,0 +1,116 @@
+/// The byte-exact test vectors of `Protocol/vectors/`: each message, its direction, and whether its body is deflated.
+/// `scenestream vectors` writes them; the tests check the files against these definitions.
+public enum ProtocolVectors {
+    /// Which way a vector's message travels.
+    public enum Direction: String, Sendable {
+        case clientToServer = "client-to-server"
+        case serverToClient = "server-to-client"
+    }
+
+    /// A valid message vector.
+    public struct Vector: Sendable {
+        public var name: String
+        public var direction: Direction
+        public var client: ClientMessage?
+        public var server: ServerMessage?
+        public var deflated: Bool
+        public var note: String
+    }
+
+    /// A message that must be rejected, and the error kind it must give.
+    public struct Invalid: Sendable {
+        public var name: String
+        public var direction: Direction
+        public var bytes: [UInt8]
+        public var error: String
+        public var note: String
+    }
+
+    static func c(_ name: String, _ m: ClientMessage, _ note: String) -> Vector {
+        Vector(name: name, direction: .clientToServer, client: m, server: nil, deflated: false, note: note)
+    }
+
+    static func s(_ name: String, _ m: ServerMessage, deflated: Bool = false, _ note: String) -> Vector {
+        Vector(name: name, direction: .serverToClient, client: nil, server: m, deflated: deflated, note: note)
+    }
+
+    static let pose = Pose(anchor: "hall-a", position: QVec3(1500, 1700, -250), rotation: QRotation(largest: 3, 0, 724, 0))
+
+    static let threeNodes: [NodeEntry] = [
+        NodeEntry(index: 0, node: WireNode(name: "hall-a", anchor: "hall-a", layer: "structure")),
+        NodeEntry(index: 1, node: WireNode(parent: 0, name: "robot-01", translation: QVec3(2500, 0, -2200), asset: "models/robot-base.gltf", layer: "equipment", zone: "line-1")),
+        NodeEntry(index: 2, node: WireNode(parent: 1, name: "j1", translation: QVec3(0, 500, 0), rotation: QRotation(largest: 3, 0, 1024, 0), color: 0x22CC44FF, label: "J1")),
+    ]
+
+    /// Every valid vector.
+    public static let all: [Vector] = {
+        var updateA = NodeUpdate(index: 2, fields: [.rotation, .label])
+        updateA.rotation = RotationCode(isDelta: true, largest: 0, 0, -37, 0)
+        updateA.label = "J1 moving"
+        var updateB = NodeUpdate(index: 5, fields: [.translation, .color, .visible])
+        updateB.translation = QVec3(120, 0, -3)
+        updateB.color = 0xFF2222FF
+        updateB.visible = false
+        var updateC = NodeUpdate(index: 7, fields: [.rotation, .scale])
+        updateC.rotation = RotationCode(isDelta: false, largest: 1, 10, -20, 30)
+        updateC.scale = QVec3(0, -500, 0)
+        var bitmaskUpdates: [NodeUpdate] = []
+        for i in [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13] as [UInt32] {
+            var u = NodeUpdate(index: i, fields: [.translation])
+            u.translation = QVec3(Int32(i), 0, 0)
+            bitmaskUpdates.append(u)
+        }
+        var manyNodes: [NodeEntry] = [NodeEntry(index: 0, node: WireNode(name: "arena", anchor: "floor"))]
+        for i in 1...50 {
+            manyNodes.append(
+                NodeEntry(
+                    index: UInt32(i),
+                    node: WireNode(parent: 0, name: "cube-\(i)", translation: QVec3(Int32(i % 10) * 768, 128, Int32(i / 10) * 768), asset: "models/cube.gltf")))
+        }
+        return [
+            c("client-hello", .hello(minVersion: 1, maxVersion: 1, device: .desktop, clientName: "viewer/1.0", token: "", resumeToken: "", resumeVersion: 0), "first message, no credentials"),
+            c("client-hello-resume", .hello(minVersion: 1, maxVersion: 2, device: .headset, clientName: "vision", token: "eyJhbGciOi.x.y", resumeToken: "st_4f2a", resumeVersion: 1234), "resume a session at version 1234"),
+            c("client-subscribe", .subscribe(requestId: 1, interest: InterestSpec(sceneId: "demo", rateHz: 30)), "whole scene at 30 Hz"),
+            c("client-subscribe-region", .subscribe(requestId: 2, interest: InterestSpec(sceneId: "reference", region: Region(anchor: "hall-a", min: QVec3(0, -1000, 0), max: QVec3(40000, 10000, 30000)), layers: ["equipment", "status"], zones: ["hall-a-line-01"], rateHz: 10, byteBudget: 65536)), "region, layers, zones, rate and byte budget"),
+            c("client-ack", .ack(version: 300), "acknowledge version 300"),
+            c("client-presence", .presence(head: pose, leftHand: nil, rightHand: Pose(anchor: "hall-a", position: QVec3(1800, 1200, -100), rotation: .identity), pointer: nil, pointerTarget: 17), "head and right hand, pointing at node 17"),
+            c("client-select", .select(nodes: [3, 17, 130]), "select three nodes"),
+            c("client-annotate", .annotate(requestId: 5, node: 17, offset: QVec3(0, 250, 0), text: "Check the gripper", remove: ""), "pin a note 25 cm above node 17"),
+            c("client-annotate-remove", .annotate(requestId: 6, node: 0, offset: .zero, text: "", remove: "a-000042"), "remove annotation a-000042"),
+            c("client-handoff-offer", .handoffOffer(requestId: 7, keepOldDevice: false), "ask for a handoff code"),
+            c("client-handoff-claim-code", .handoffClaim(requestId: 8, code: "K7Q-4XM", sessionId: ""), "claim by code (push)"),
+            c("client-handoff-claim-session", .handoffClaim(requestId: 9, code: "", sessionId: "s-91c2"), "take over one of this user's sessions (pull)"),
+            c("client-playback-seek", .playback(op: .seek, timeMs: 1_795_000_000_000, speedMilli: 1000), "seek to a time"),
+            c("client-playback-live", .playback(op: .live, timeMs: 0, speedMilli: 1000), "back to live"),
+            c("client-ping", .ping(nonce: 0xDEAD_BEEF), "ping"),
+            c("client-list-sessions", .listSessions(requestId: 10), "list this user's sessions"),
+            c("client-refresh-token", .refreshToken(token: "eyJhbGciOi.new.sig"), "replace the bearer token"),
+            s("server-welcome", .welcome(version: 1, sessionId: "s-91c2", sessionToken: "st_4f2a", serverName: "scenestream", heartbeatMs: 15000, maxMessageBytes: 65536, scenes: ["demo", "reference"]), "answer to hello"),
+            s("server-keyframe", .frame(SceneFrame(kind: .keyframe(sceneId: "demo", quantization: Quantization()), version: 42, timeMs: 1_795_000_000_000, nodeSpace: 3, entered: threeNodes)), "three nodes: an anchored root, a robot base, a joint"),
+            s("server-delta", .frame(SceneFrame(kind: .delta(base: 42), version: 43, timeMs: 1_795_000_000_033, nodeSpace: 9, removed: [4], entered: [NodeEntry(index: 8, node: WireNode(parent: 1, name: "tool", translation: QVec3(0, 200, 0), asset: "models/gripper.gltf"))], updated: [updateA, updateB, updateC])), "removal, entry and updates with index gaps"),
+            s("server-delta-bitmask", .frame(SceneFrame(kind: .delta(base: 100), version: 101, timeMs: 1_795_000_001_000, nodeSpace: 16, updated: bitmaskUpdates)), "12 of 16 nodes updated: the bitmask is smaller than gaps"),
+            s("server-keyframe-deflated", .frame(SceneFrame(kind: .keyframe(sceneId: "cubes", quantization: Quantization(positionUnitsPerMetre: 512, rotationBits: 9)), version: 1, timeMs: 0, nodeSpace: 51, entered: manyNodes)), deflated: true, "51 nodes, body deflated"),
+            s("server-alerts", .alerts([AlertRecord(id: "press-overheat@hall-a/line-01/press-02", node: 212, severity: .critical, state: .raised, timeMs: 1_795_000_002_000, message: "hall-a/line-01/press-02: temperature 93.5 °C"), AlertRecord(id: "tank-low@hall-a/line-01/tank-03", node: nil, severity: .warning, state: .cleared, timeMs: 1_795_000_002_500, message: "level 11.0 %")]), "one raised, one cleared"),
+            s("server-session-state", .sessionState(SessionState(sessionId: "s-91c2", userId: "ada", role: .host, roomId: "demo-room", members: [Member(userId: "ada", displayName: "Ada", device: .headset, role: .host, color: 0x3A7BD5FF), Member(userId: "lin", displayName: "Lin", device: .mobile, role: .viewer, color: 0xEB3B2FFF)], selection: [17], followUserId: "", playback: PlaybackState(mode: .paused, cursorMs: 1_795_000_000_000, speedMilli: 2000), viewpoint: pose)), "a room of two, paused playback, a viewpoint"),
+            s("server-handoff-offer", .handoff(.offer(requestId: 7, code: "K7Q-4XM", url: "http://127.0.0.1:8080/?claim=K7Q-4XM", expiresMs: 1_795_000_060_000)), "a code to show as text and QR"),
+            s("server-handoff-handed-off", .handoff(.handedOff(to: .desktop, detached: true)), "the old device is told"),
+            s("server-handoff-claimed", .handoff(.claimed(requestId: 8, sessionId: "s-91c2", from: .mobile)), "the new device holds the session"),
+            s("server-handoff-sessions", .handoff(.sessions(requestId: 10, [SessionSummary(sessionId: "s-91c2", device: .mobile, sceneId: "demo", lastSeenMs: 1_795_000_000_000)])), "this user's sessions"),
+            s("server-error", .error(code: .unknownScene, requestId: 1, message: "no scene 'demo2'"), "subscribe to an unknown scene"),
+            s("server-pong", .pong(nonce: 0xDEAD_BEEF, serverTimeMs: 1_795_000_000_000), "answer to ping"),
+        ]
+    }()
+
+    /// Every invalid vector.
+    public static let invalid: [Invalid] = [
+        Invalid(name: "invalid-empty", direction: .clientToServer, bytes: [], error: "truncated", note: "no envelope"),
+        Invalid(name: "invalid-reserved-flags", direction: .clientToServer, bytes: [0x03, 0x80, 0x01], error: "reservedFlags", note: "flag bit 7 set"),
+        Invalid(name: "invalid-unknown-type", direction: .clientToServer, bytes: [0x7F, 0x00], error: "unknownMessageType", note: "type 0x7f is not defined"),
+        Invalid(name: "invalid-truncated-string", direction: .clientToServer, bytes: [0x0C, 0x00, 0x05, 0x61, 0x62], error: "truncated", note: "refreshToken claims 5 bytes, has 2"),
+        Invalid(name: "invalid-varint-overflow", direction: .clientToServer, bytes: [0x03, 0x00] + [UInt8](repeating: 0xFF, count: 10) + [0x01], error: "malformedVarint", note: "ack version longer than 64 bits"),
+        Invalid(name: "invalid-trailing-bytes", direction: .clientToServer, bytes: [0x03, 0x00, 0x05, 0x00], error: "trailingBytes", note: "ack followed by an extra byte"),
+        Invalid(name: "invalid-bad-utf8", direction: .clientToServer, bytes: [0x0C, 0x00, 0x02, 0xC3, 0x28], error: "invalidValue", note: "token is not UTF-8"),
+        Invalid(name: "invalid-bad-deflate", direction: .serverToClient, bytes: [0x88, 0x01, 0xFF, 0xFF, 0xFF], error: "compression", note: "deflate flag with garbage body"),
+        Invalid(name: "invalid-delta-base", direction: .serverToClient, bytes: [0x83, 0x00, 0x05, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], error: "invalidValue", note: "delta whose base would be before version 0"),
+    ]
+}
