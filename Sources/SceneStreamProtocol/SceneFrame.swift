@@ -214,7 +214,7 @@ extension SceneFrame {
             kind = .keyframe(sceneId: sceneId, quantization: Quantization(positionUnitsPerMetre: units, rotationBits: bits))
         } else {
             let back = try r.readVarint("baseDistance")
-            guard back >= 1, back <= version else { throw ProtocolError(.invalidValue, "\(r.context).baseDistance") }
+            guard back <= version else { throw ProtocolError(.invalidValue, "\(r.context).baseDistance") }
             kind = .delta(base: version - back)
         }
         let time = try r.readVarint("timeMs")

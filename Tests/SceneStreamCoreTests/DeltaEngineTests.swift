@@ -1,0 +1,98 @@
+import SceneStreamProtocol
+import SceneStreamReplica
+import Testing
+
+@testable import SceneStreamCore
+
+@Suite struct DeltaEngineTests {
+    func scene() throws -> (SceneGraph, DeltaEngine) {
+        let g = SceneGraph(sceneId: "t", retainedVersions: 8)
+        try g.add(NodeSpec(id: "root", anchor: "hall"))
+        for k in 0..<20 {
+            try g.add(NodeSpec(id: "root/n\(k)", translation: (Double(k), 0, 0), asset: "m.gltf", layer: k % 2 == 0 ? "even" : "odd"))
+        }
+        g.commit(timeMs: 1)
+        return (g, try DeltaEngine(graph: g))
+    }
+
+    func apply(_ bytes: [UInt8], to r: inout Replica) throws {
+        guard case .frame(let f) = try MessageDecoder().decodeServerMessage(bytes) else { throw ProtocolError(.invalidValue, "not a frame") }
+        try r.apply(f)
+    }
+
+    func view(_ g: SceneGraph, _ e: DeltaEngine, _ f: InterestFilter) -> [UInt32: WireNode] {
+        Dictionary(uniqueKeysWithValues: e.membership(f).members.map { ($0, g[$0]!) })
+    }
+
+    @Test func keyframeThenDeltasKeepTheReplicaEqual() throws {
+        let (g, e) = try scene()
+        var r = Replica()
+        let k = e.encodedFrame(from: nil, filter: .everything)!
+        #expect(k.isKeyframe)
+        try apply(k.bytes, to: &r)
+        #expect(r.nodes == view(g, e, .everything))
+        g.update(3) { $0.translation.x += 7 }
+        g.update(4) { $0.label = "hot" }
+        g.commit(timeMs: 2)
+        let d = e.encodedFrame(from: ClientBaseline(version: k.version, filter: .everything), filter: .everything)!
+        #expect(!d.isKeyframe)
+        #expect(d.nodeRecords == 2)
+        try apply(d.bytes, to: &r)
+        #expect(r.nodes == view(g, e, .everything))
+        // Nothing new: nothing to send.
+        #expect(e.encodedFrame(from: ClientBaseline(version: d.version, filter: .everything), filter: .everything) == nil)
+    }
+
+    @Test func clientsInOneGroupShareOneEncoding() throws {
+        let (g, e) = try scene()
+        let k = e.encodedFrame(from: nil, filter: .everything)!
+        g.update(5) { $0.visible = false }
+        g.commit(timeMs: 2)
+        let before = e.framesEncoded
+        var frames: [[UInt8]] = []
+        for _ in 0..<1000 { frames.append(e.encodedFrame(from: ClientBaseline(version: k.version, filter: .everything), filter: .everything)!.bytes) }
+        #expect(e.framesEncoded == before + 1)
+        #expect(e.framesShared >= 999)
+        #expect(Set(frames).count == 1)
+        // A different group is encoded separately.
+        _ = e.encodedFrame(from: ClientBaseline(version: k.version, filter: .everything), filter: InterestFilter(layers: ["even"]))
+        #expect(e.framesEncoded == before + 2)
+    }
+
+    @Test func interestChangesSendEntriesAndRemovals() throws {
+        let (g, e) = try scene()
+        let even = InterestFilter(layers: ["", "even"])
+        var r = Replica()
+        let k = e.encodedFrame(from: nil, filter: even)!
+        try apply(k.bytes, to: &r)
+        #expect(r.nodes.count == 11)
+        let odd = InterestFilter(layers: ["", "odd"])
+        let d = e.encodedFrame(from: ClientBaseline(version: k.version, filter: even), filter: odd)!
+        #expect(!d.isKeyframe, "an interest change inside the window is a delta, not a keyframe")
+        try apply(d.bytes, to: &r)
+        #expect(r.nodes == view(g, e, odd))
+    }
+
+    @Test func baseOutsideTheWindowGetsAKeyframe() throws {
+        let (g, e) = try scene()
+        let k = e.encodedFrame(from: nil, filter: .everything)!
+        for v in 0..<10 {
+            g.update(1) { $0.label = "\(v)" }
+            g.commit(timeMs: UInt64(v + 2))
+            _ = e.membership(.everything)
+        }
+        let f = e.encodedFrame(from: ClientBaseline(version: k.version, filter: .everything), filter: .everything)!
+        #expect(f.isKeyframe)
+    }
+
+    @Test func unchangedNodesCostNothing() throws {
+        let (g, e) = try scene()
+        let k = e.encodedFrame(from: nil, filter: .everything)!
+        g.update(7) { $0.translation.y += 1 }
+        g.commit(timeMs: 2)
+        let d = e.encodedFrame(from: ClientBaseline(version: k.version, filter: .everything), filter: .everything)!
+        // Envelope (2) + version + baseDistance + time + nodeSpace + strings + removed + entered + updated count,
+        // index mode, one gap, one mask, three translation deltas.
+        #expect(d.bytes.count <= 20, "\(d.bytes.count) bytes for one small change")
+    }
+}
