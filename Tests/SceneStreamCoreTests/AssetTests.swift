@@ -1,0 +1,70 @@
+import Foundation
+import SceneStreamProtocol
+import SceneStreamReplica
+import SceneStreamSimulation
+import Testing
+
+@testable import SceneStreamCore
+
+/// The committed plant files are what the generator writes, they load, and every binding finds its node.
+@Suite struct AssetTests {
+    static let assets = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Assets")
+
+    func read(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: Self.assets.appendingPathComponent(path))) }
+
+    @Test(arguments: ["reference", "demo"])
+    func committedFilesMatchTheGenerator(_ id: String) throws {
+        let layout = id == "demo" ? PlantLayout.demo : PlantLayout.reference
+        for (name, text) in layout.files() {
+            #expect(try read("plants/\(id)/\(name)") == Array(text.utf8), "\(id)/\(name) is stale: run `scenestream assets`")
+        }
+    }
+
+    @Test(arguments: ["reference", "demo"])
+    func plantLoadsAndEveryBindingResolves(_ id: String) throws {
+        let scene = try SceneFile.parse(try read("plants/\(id)/scene.json"), file: "scene.json")
+        if id == "reference" { #expect((9_500...11_000).contains(scene.nodes.count)) }
+        #expect(scene.anchors.count >= (id == "reference" ? 2 : 1))
+        let runtime = try SceneRuntime(
+            scene: scene, bindings: try BindingSet.parse(try read("plants/\(id)/bindings.json"), file: "bindings.json"),
+            rules: try RuleSet.parse(try read("plants/\(id)/rules.json"), file: "rules.json"))
+        var sim = try PlantSimulator(twinsJSON: try read("plants/\(id)/twins.json"), file: "twins.json", startMs: 1_000_000)
+        var changed = 0
+        for tick in 1...60 {
+            _ = runtime.ingest(sim.step(to: 1_000_000 + UInt64(tick) * 100))
+            runtime.commit(timeMs: 1_000_000 + UInt64(tick) * 100)
+            changed += runtime.graph.lastChangeCount
+        }
+        #expect(runtime.bindings.unresolved.isEmpty, "\(runtime.bindings.unresolved.prefix(3))")
+        #expect(changed > 100)
+        // Every asset a node names exists.
+        for asset in Set(scene.nodes.map(\.asset)) where !asset.isEmpty {
+            #expect(FileManager.default.fileExists(atPath: Self.assets.appendingPathComponent(asset).path), "\(asset)")
+        }
+    }
+
+    @Test func simulatorIsDeterministic() throws {
+        let twins = Array(PlantLayout.demo.twinsJSON().utf8)
+        var a = try PlantSimulator(twinsJSON: twins, file: "t", startMs: 0)
+        var b = try PlantSimulator(twinsJSON: twins, file: "t", startMs: 0)
+        for t in stride(from: 100 as UInt64, through: 5000, by: 100) { #expect(a.step(to: t) == b.step(to: t)) }
+    }
+
+    @Test func cubeFileRoundTrip() throws {
+        var sim = CubeSimulation()
+        let initial = sim.snapshot()
+        var frames: [[CubeState]] = []
+        for _ in 0..<10 {
+            sim.step()
+            frames.append(sim.snapshot())
+        }
+        let bytes = CubeDataFile.serialize(initial: initial, frames: frames)
+        #expect(bytes.count == 10 * 901 * 64)
+        let (i2, f2) = try CubeDataFile.parse(bytes)
+        #expect(i2 == initial)
+        #expect(f2 == frames)
+        #expect(throws: ConfigError.self) { try CubeDataFile.parse(Array(bytes.dropLast())) }
+        for s in frames[9] { #expect(CubeState(s.wireNode(name: "c", parent: 0)) == s) }
+    }
+}
