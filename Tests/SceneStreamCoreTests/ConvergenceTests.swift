@@ -84,8 +84,10 @@ import Testing
                 // Caught up with what was sent for the current version: the replica must equal the server's view.
                 if clients[c].inFlight.isEmpty, let sent = clients[c].sent, sent.version == g.version, sent.filter == clients[c].filter {
                     let view = Dictionary(uniqueKeysWithValues: engine.membership(clients[c].filter).members.map { ($0, g[$0]!) })
-                    #expect(clients[c].replica.nodes == view, "seed \(seed) step \(step) client \(c)")
-                    if clients[c].replica.nodes != view { return }
+                    let replica = clients[c].replica.nodes
+                    let differing = Set(replica.keys).union(view.keys).filter { replica[$0] != view[$0] }.sorted()
+                    #expect(differing.isEmpty, "seed \(seed) step \(step) client \(c): nodes \(differing.prefix(5)) differ, first: \(String(describing: differing.first.flatMap { replica[$0] })) vs \(String(describing: differing.first.flatMap { view[$0] }))")
+                    if !differing.isEmpty { return }
                 }
             }
         }
