@@ -232,10 +232,15 @@ extension BindingMap {
     }
 }
 
+struct TwinProperty: Hashable {
+    var twin: String
+    var property: String
+}
+
 /// Applies bindings to a scene graph as twin properties change. Resolution of twin → node is cached.
 public final class BindingEngine {
     public let set: BindingSet
-    private var resolved: [String: [(binding: Int, node: UInt32)]] = [:]
+    private var resolved: [TwinProperty: [(binding: Int, node: UInt32)]] = [:]
     private var resolvedNodeSpace: UInt32 = 0
     private var resolvedLive = 0
     /// Bindings whose node did not exist, by message, so each is counted once.
@@ -256,7 +261,7 @@ public final class BindingEngine {
             resolvedNodeSpace = graph.nodeSpace
             resolvedLive = graph.liveCount
         }
-        let key = twin + "\u{0}" + property
+        let key = TwinProperty(twin: twin, property: property)
         if let hit = resolved[key] { return hit }
         var out: [(binding: Int, node: UInt32)] = []
         for k in byProperty[property] ?? [] where set.bindings[k].twins.matches(twin) {

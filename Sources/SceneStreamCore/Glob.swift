@@ -1,33 +1,39 @@
 /// A twin-id pattern: `*` matches any run of characters other than `/`; everything else matches itself.
 public struct Glob: Hashable, Sendable, CustomStringConvertible {
     public let pattern: String
-    private let parts: [Substring]
+    private let bytes: [UInt8]
 
     /// Creates a pattern.
     public init(_ pattern: String) {
         self.pattern = pattern
-        parts = pattern.split(separator: "*", omittingEmptySubsequences: false)
+        bytes = Array(pattern.utf8)
     }
 
     /// Whether `s` matches the whole pattern.
     public func matches(_ s: String) -> Bool {
-        if parts.count == 1 { return s == pattern }
-        var rest = Substring(s)
-        guard rest.hasPrefix(parts[0]) else { return false }
-        rest = rest.dropFirst(parts[0].count)
-        for (k, part) in parts.enumerated().dropFirst() {
-            let isLast = k == parts.count - 1
-            if isLast {
-                guard rest.hasSuffix(part) else { return false }
-                let middle = rest.dropLast(part.count)
-                return !middle.contains("/")
+        var s = s
+        return s.withUTF8 { Self.match(bytes[...], $0[...]) }
+    }
+
+    private static func match(_ p: ArraySlice<UInt8>, _ s: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
+        var pi = p.startIndex
+        var si = s.startIndex
+        while pi < p.endIndex {
+            if p[pi] == UInt8(ascii: "*") {
+                let rest = p[(pi + 1)...]
+                // Try every split that does not cross a "/".
+                var k = si
+                while true {
+                    if match(rest, s[k...]) { return true }
+                    if k == s.endIndex || s[k] == UInt8(ascii: "/") { return false }
+                    k += 1
+                }
             }
-            // Find the earliest occurrence of `part` not crossing a "/".
-            guard let r = part.isEmpty ? rest.startIndex..<rest.startIndex : rest.firstRange(of: part) else { return false }
-            if rest[rest.startIndex..<r.lowerBound].contains("/") { return false }
-            rest = rest[r.upperBound...]
+            guard si < s.endIndex, s[si] == p[pi] else { return false }
+            pi += 1
+            si += 1
         }
-        return true
+        return si == s.endIndex
     }
 
     public var description: String { pattern }

@@ -120,6 +120,7 @@ public final class AlertEngine {
                 raise = v < t
                 clear = v >= rule.clear && !(v < t)
             }
+            guard (!isActive && raise) || (isActive && clear) else { continue }
             let text = rule.message.replacingOccurrences(of: "{twin}", with: u.twin)
                 .replacingOccurrences(of: "{property}", with: u.property)
                 .replacingOccurrences(of: "{value}", with: String(format: "%.1f", v))

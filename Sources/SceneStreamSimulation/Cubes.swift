@@ -198,7 +198,7 @@ public struct CubeSimulation: Sendable {
                     b.p.2 = smallHalf
                     if b.v.2 < -1 { b.v.2 = -b.v.2 * 0.35 } else { b.v.2 = 0 }
                     // Ground friction and rolling resistance.
-                    let f = pow(0.12, dt)
+                    let f = pow(0.3, dt)
                     b.v.0 *= f
                     b.v.1 *= f
                     b.w = (b.w.0 * f, b.w.1 * f, b.w.2 * f)
@@ -215,6 +215,39 @@ public struct CubeSimulation: Sendable {
                 }
             }
             bodies[i] = b
+        }
+        collideCubes()
+    }
+
+    /// Moving cubes knock resting ones they overlap, passing on part of their speed (chain reactions).
+    private mutating func collideCubes() {
+        let cell = 1.0
+        var grid: [Int64: [Int]] = [:]
+        func key(_ x: Double, _ y: Double) -> Int64 { Int64((x / cell).rounded(.down)) << 32 | Int64(UInt32(bitPattern: Int32((y / cell).rounded(.down)))) }
+        for i in 1..<bodies.count { grid[key(bodies[i].p.0, bodies[i].p.1), default: []].append(i) }
+        let contact = 2 * smallHalf
+        for i in 1..<bodies.count where !bodies[i].resting {
+            let b = bodies[i]
+            let speed = (b.v.0 * b.v.0 + b.v.1 * b.v.1).squareRoot()
+            guard speed > 0.5 else { continue }
+            let cx = Int64((b.p.0 / cell).rounded(.down)), cy = Int64((b.p.1 / cell).rounded(.down))
+            for gx in (cx - 1)...(cx + 1) {
+                for gy in (cy - 1)...(cy + 1) {
+                    for j in grid[gx << 32 | Int64(UInt32(bitPattern: Int32(truncatingIfNeeded: gy)))] ?? [] where j != i && bodies[j].resting {
+                        let dx = bodies[j].p.0 - b.p.0, dy = bodies[j].p.1 - b.p.1
+                        let d2 = dx * dx + dy * dy
+                        guard d2 < contact * contact, d2 > 1e-9 else { continue }
+                        let d = d2.squareRoot()
+                        var o = bodies[j]
+                        o.v = (dx / d * speed * 0.6, dy / d * speed * 0.6, 1 + rng.unit())
+                        o.w = ((rng.unit() - 0.5) * 10, (rng.unit() - 0.5) * 10, (rng.unit() - 0.5) * 6)
+                        o.resting = false
+                        bodies[j] = o
+                        bodies[i].v.0 *= 0.7
+                        bodies[i].v.1 *= 0.7
+                    }
+                }
+            }
         }
     }
 }

@@ -166,6 +166,9 @@ struct CodecBenchCommand: ParsableCommand {
         var propertyUpdates = 0
         let ticks = Int(seconds * 30)
         var sharedCost: [Int: UInt64] = [1: 0, 100: 0, 1000: 0]
+        var breakdown: [UInt64] = [0, 0, 0]
+        var breakdownUpdates = 0
+        let breakdownDeflater = try Deflater(level: level)
         for tick in 0..<ticks {
             t = start + 2000 + UInt64(tick + 1) * 1000 / 30
             let ups = sim.step(to: t)
@@ -186,6 +189,21 @@ struct CodecBenchCommand: ParsableCommand {
                 let s0 = DispatchTime.now().uptimeNanoseconds
                 for _ in 0..<n { _ = engine.encodedFrame(from: base, filter: .everything) }
                 sharedCost[n]! += DispatchTime.now().uptimeNanoseconds - s0
+            }
+            // Where the encode time goes: computing the frame, writing its body, deflating it.
+            if tick % 10 == 0 {
+                let b0 = DispatchTime.now().uptimeNanoseconds
+                let f = engine.frame(from: base, filter: .everything)
+                let b1 = DispatchTime.now().uptimeNanoseconds
+                var w = WireWriter(capacity: 4096)
+                f.encodeBody(into: &w)
+                let b2 = DispatchTime.now().uptimeNanoseconds
+                _ = breakdownDeflater.compress(w.bytes)
+                let b3 = DispatchTime.now().uptimeNanoseconds
+                breakdown[0] += b1 - b0
+                breakdown[1] += b2 - b1
+                breakdown[2] += b3 - b2
+                breakdownUpdates += f.updated.count
             }
             total += frame.bytes.count
             guard case .frame(let decoded) = try decoder.decodeServerMessage(frame.bytes) else { throw ValidationError("not a frame") }
@@ -219,6 +237,11 @@ struct CodecBenchCommand: ParsableCommand {
                 "clients_1000": round2(Double(sharedCost[1000]!) / sampled / 1000),
             ],
             "replica_matches_server": true,
+            "encode_ns_per_update": [
+                "frame": round2(Double(breakdown[0]) / Double(max(1, breakdownUpdates))),
+                "body": round2(Double(breakdown[1]) / Double(max(1, breakdownUpdates))),
+                "deflate": round2(Double(breakdown[2]) / Double(max(1, breakdownUpdates))),
+            ],
         ]
     }
 
