@@ -15,12 +15,21 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
         // zlib, wrapped once: no C pointer leaves SceneStreamDeflate.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "SceneStreamDeflate", dependencies: ["CZlib"], swiftSettings: strict),
+        // libwebsockets, wrapped once: a small C layer and Swift types; no C pointer leaves SceneStreamTransport.
+        .systemLibrary(name: "CLibWebSockets", pkgConfig: "libwebsockets", providers: [.apt(["libwebsockets-dev"])]),
+        .target(name: "CSceneStreamLWS", dependencies: ["CLibWebSockets"]),
+        .target(
+            name: "SceneStreamTransport",
+            dependencies: ["CSceneStreamLWS", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         // The wire format: messages, quantization, frame codec. Pure, no I/O.
         .target(name: "SceneStreamProtocol", dependencies: ["SceneStreamDeflate"], swiftSettings: strict),
         // A client's copy of the scene, built from keyframes and deltas. Pure, no I/O.

@@ -1,0 +1,4 @@
+#ifndef SCENESTREAM_CLIBWEBSOCKETS_SHIM_H
+#define SCENESTREAM_CLIBWEBSOCKETS_SHIM_H
+#include <libwebsockets.h>
+#endif

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what SceneStream builds and tests with, from Debian's packages and PyPI. Idempotent; run as root
+# (or with sudo available). Nothing here downloads anything else.
+set -euo pipefail
+
+packages=(pkg-config zlib1g-dev libwebsockets-dev mosquitto mosquitto-clients libmosquitto-dev chromium libjs-three node-qrcode-generator)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+python3 -c "import websockets" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "websockets>=12"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, builds (our own code must build without warnings), runs every
+# Swift test, then smoke-runs the benchmarks so they cannot rot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+swift build --build-tests 2>&1 | tee "$log"
+if grep -E "^$(pwd)/(Sources|Tests)/.*warning:" "$log"; then
+    echo "our code has compiler warnings (above); CI treats them as errors" >&2
+    exit 1
+fi
+
+swift test --skip-build 2>&1 | tee "$log"
+grep -qE "Test run with [0-9]+ tests? .* passed" "$log"
+
+# Benchmarks build in release and must still run (numbers are not checked here; they go in closing notes).
+swift build -c release --product scenestream
+.build/release/scenestream bench codec --scenario plant --seconds 2 --json >/dev/null
+.build/release/scenestream bench codec --scenario cubes --seconds 2 --json >/dev/null
+.build/release/scenestream assets --check >/dev/null
+echo "all tests passed"
