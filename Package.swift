@@ -41,11 +41,22 @@ let package = Package(
             swiftSettings: strict),
         // Plant layouts (asset generation) and the deterministic plant simulator. Pure, no I/O.
         .target(name: "SceneStreamSimulation", dependencies: ["SceneStreamCore"], swiftSettings: strict),
+        // The server: ingest, commits, per-client streaming, HTTP endpoints, metrics.
+        .target(
+            name: "SceneStreamServer",
+            dependencies: [
+                "SceneStreamCore", "SceneStreamSimulation", "SceneStreamTransport",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict),
         .executableTarget(
             name: "scenestream",
             dependencies: [
-                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation",
+                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(

@@ -10,9 +10,15 @@
 #define SS_PROTOCOL_HTTP_ID 41000
 #define SS_PROTOCOL_WS_ID 41001
 
+#define SS_MAX_POST (4 * 1024 * 1024)
+
 struct ss_pss {
     uint8_t *http_body; /* pending HTTP response body, LWS_PRE headroom included */
     size_t http_len;
+    char *post;         /* "path\0body" of a POST being received */
+    size_t post_len;
+    size_t post_cap;
+    int post_too_big;
 };
 
 struct ss_ctx {
@@ -45,6 +51,32 @@ static void ss_free_http(struct ss_pss *pss) {
         pss->http_body = NULL;
         pss->http_len = 0;
     }
+}
+
+static void ss_free_post(struct ss_pss *pss) {
+    if (pss && pss->post) {
+        free(pss->post);
+        pss->post = NULL;
+        pss->post_len = pss->post_cap = 0;
+        pss->post_too_big = 0;
+    }
+}
+
+static int ss_post_append(struct ss_pss *pss, const void *data, size_t len) {
+    if (pss->post_len + len > SS_MAX_POST) {
+        pss->post_too_big = 1;
+        return 0;
+    }
+    if (pss->post_len + len + 1 > pss->post_cap) {
+        size_t cap = (pss->post_len + len + 1) * 2;
+        char *n = realloc(pss->post, cap);
+        if (!n) return -1;
+        pss->post = n;
+        pss->post_cap = cap;
+    }
+    memcpy(pss->post + pss->post_len, data, len);
+    pss->post_len += len;
+    return 0;
 }
 
 static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
@@ -90,7 +122,8 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         return 0;
     case LWS_CALLBACK_HTTP: {
         char uri[1200];
-        int n = lws_hdr_copy(wsi, uri, 1024, WSI_TOKEN_GET_URI);
+        int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+        int n = lws_hdr_copy(wsi, uri, 1024, is_post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI);
         if (n <= 0) return lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL) ? -1 : -1;
         char args[160];
         int m = lws_hdr_copy(wsi, args, sizeof args, WSI_TOKEN_HTTP_URI_ARGS);
@@ -100,7 +133,30 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             n += m;
             uri[n] = 0;
         }
+        if (is_post && pss) {
+            /* A POST: collect the body first (SS_EV_HTTP with flags 1 comes at body completion). */
+            ss_free_post(pss);
+            if (ss_post_append(pss, uri, (size_t)n + 1) < 0) return -1;
+            char cl[32] = "";
+            if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 && atol(cl) == 0) {
+                int r = c->fn(c->user, SS_EV_HTTP, 0, wsi, (const uint8_t *)pss->post, pss->post_len, 1);
+                ss_free_post(pss);
+                return r;
+            }
+            return 0;
+        }
         return c->fn(c->user, SS_EV_HTTP, 0, wsi, (const uint8_t *)uri, (size_t)n, 0);
+    }
+    case LWS_CALLBACK_HTTP_BODY:
+        if (pss && pss->post && len) {
+            if (ss_post_append(pss, in, len) < 0) return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+        if (!pss || !pss->post) break;
+        int r = c->fn(c->user, SS_EV_HTTP, 0, wsi, (const uint8_t *)pss->post, pss->post_len, pss->post_too_big ? 3 : 1);
+        ss_free_post(pss);
+        return r;
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         if (!pss || !pss->http_body) break;
@@ -113,6 +169,7 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         ss_free_http(pss);
+        ss_free_post(pss);
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         const struct lws_protocols *p = lws_get_protocol(wsi);

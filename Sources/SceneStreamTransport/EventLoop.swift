@@ -61,8 +61,8 @@ public protocol EventLoopHandler: AnyObject {
     func writable(_ c: ConnectionID) -> WriteAction
     /// The connection is gone.
     func closed(_ c: ConnectionID)
-    /// An HTTP request on one of the callback paths.
-    func http(path: String) -> HTTPResponse
+    /// An HTTP request on one of the callback paths: GET (body nil) or POST (with its body).
+    func http(path: String, body: [UInt8]?) -> HTTPResponse
     /// The timer set with ``EventLoop/schedule(afterMicroseconds:)`` fired.
     func timer()
     /// The loop is stopping: close connections now (they get `closeTimeout` to go).
@@ -74,7 +74,7 @@ extension EventLoopHandler {
     public func opened(_ c: ConnectionID, peer: String) {}
     public func connected(_ c: ConnectionID) {}
     public func connectFailed(_ c: ConnectionID, reason: String) {}
-    public func http(path: String) -> HTTPResponse { .text("not found\n", status: 404) }
+    public func http(path: String, body: [UInt8]?) -> HTTPResponse { .text("not found\n", status: 404) }
     public func timer() {}
     public func stopping() {}
 }
@@ -82,6 +82,8 @@ extension EventLoopHandler {
 /// An error starting the transport.
 public struct TransportError: Error, CustomStringConvertible, Sendable {
     public var description: String
+    /// Creates an error.
+    public init(description: String) { self.description = description }
 }
 
 /// Transport settings.
@@ -350,8 +352,16 @@ public final class EventLoop: @unchecked Sendable {
             return 0
         case SS_EV_HTTP.rawValue:
             guard let wsi, let ctx else { return -1 }
-            let path = data.map { String(decoding: UnsafeBufferPointer(start: $0, count: len), as: UTF8.self) } ?? "/"
-            let r = handler?.http(path: path) ?? .text("not found\n", status: 404)
+            let raw = data.map { Array(UnsafeBufferPointer(start: $0, count: len)) } ?? []
+            var r: HTTPResponse
+            if flags & 1 != 0 {
+                let cut = raw.firstIndex(of: 0) ?? raw.count
+                let path = String(decoding: raw[..<cut], as: UTF8.self)
+                let body = cut < raw.count ? Array(raw[(cut + 1)...]) : []
+                r = flags & 2 != 0 ? .text("request body too large\n", status: 413) : handler?.http(path: path, body: body) ?? .text("not found\n", status: 404)
+            } else {
+                r = handler?.http(path: String(decoding: raw, as: UTF8.self), body: nil) ?? .text("not found\n", status: 404)
+            }
             return r.body.withUnsafeBufferPointer { b in
                 ss_http_respond(ctx, wsi, r.status, r.contentType, r.headers.joined(separator: "\n"), b.baseAddress, b.count)
             }

@@ -1,0 +1,107 @@
+import Foundation
+import SceneStreamCore
+
+/// Everything the server can be told, with safe defaults. Loaded from a JSON file (`serve --config`), then
+/// overridden by command-line flags.
+public struct ServerConfiguration: Sendable {
+    /// TCP port (0: pick a free one).
+    public var port = 8080
+    /// Address to bind; nil for every interface.
+    public var bindAddress: String?
+    /// The folder served at `/assets/` (models, plants) and holding `web/` (served at `/`).
+    public var assetsDirectory = "Assets"
+    /// The plant to stream: a folder with scene.json, bindings.json, rules.json and twins.json.
+    public var plantDirectory = "Assets/plants/demo"
+    /// Run the built-in plant simulator.
+    public var simulator = true
+    /// Scene commits per second.
+    public var tickHz = 30.0
+    /// Frame rate for clients that ask for none; the most a client may ask for.
+    public var defaultRateHz = 30
+    public var maxRateHz = 60
+    /// Versions kept for deltas and resume.
+    public var retainedVersions = 300
+    /// zlib level for frames.
+    public var compressionLevel: Int32 = 6
+    /// Largest message a client may send.
+    public var maxClientMessageBytes = 64 * 1024
+    /// Frames a client may have unacknowledged before the server waits for it.
+    public var ackWindow = 8
+    /// Heartbeat announced to clients.
+    public var heartbeatMs = 15_000
+    /// WebSocket ping after this many idle seconds; hang up after twice as long.
+    public var idleSeconds = 20
+    /// PEM certificate and key for TLS.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// History kept for playback.
+    public var historyWindowMs: UInt64 = 3_600_000
+
+    /// The defaults: the embedded demo plant with its simulator.
+    public init() {}
+
+    static let keys: Set<String> = [
+        "port", "bind", "assets", "plant", "simulator", "tickHz", "defaultRateHz", "maxRateHz", "retainedVersions",
+        "compressionLevel", "maxClientMessageBytes", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds",
+    ]
+
+    /// Reads a configuration file; errors name the file, key and reason.
+    public static func load(_ bytes: [UInt8], file: String) throws(ConfigError) -> ServerConfiguration {
+        func fail(_ key: String, _ reason: String) -> ConfigError { ConfigError(file: file, location: key, reason: reason) }
+        let root: [String: Any]
+        do {
+            guard let r = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+                throw fail("top level", "expected an object")
+            }
+            root = r
+        } catch let e as ConfigError {
+            throw e
+        } catch {
+            throw fail("", "not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error.localizedDescription))")
+        }
+        for k in root.keys where !keys.contains(k) {
+            throw fail(k, "unknown key (expected one of: \(keys.sorted().joined(separator: ", ")))")
+        }
+        var c = ServerConfiguration()
+        func int(_ k: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+            guard let v = root[k] else { return nil }
+            guard let n = v as? NSNumber, !"\(type(of: v))".contains("Boolean"), n.doubleValue == n.doubleValue.rounded() else {
+                throw fail(k, "expected a whole number")
+            }
+            guard range.contains(n.intValue) else { throw fail(k, "\(n.intValue) is outside \(range.lowerBound)…\(range.upperBound)") }
+            return n.intValue
+        }
+        func string(_ k: String) throws(ConfigError) -> String? {
+            guard let v = root[k] else { return nil }
+            guard let s = v as? String, !s.isEmpty else { throw fail(k, "expected a non-empty string") }
+            return s
+        }
+        if let v = try int("port", 0...65535) { c.port = v }
+        if let v = try string("bind") { c.bindAddress = v }
+        if let v = try string("assets") { c.assetsDirectory = v }
+        if let v = try string("plant") { c.plantDirectory = v }
+        if let v = root["simulator"] {
+            guard let b = v as? Bool, "\(type(of: v))".contains("Boolean") else { throw fail("simulator", "expected true or false") }
+            c.simulator = b
+        }
+        if let v = try int("tickHz", 1...120) { c.tickHz = Double(v) }
+        if let v = try int("defaultRateHz", 1...120) { c.defaultRateHz = v }
+        if let v = try int("maxRateHz", 1...120) { c.maxRateHz = v }
+        if let v = try int("retainedVersions", 2...100_000) { c.retainedVersions = v }
+        if let v = try int("compressionLevel", 1...9) { c.compressionLevel = Int32(v) }
+        if let v = try int("maxClientMessageBytes", 256...(16 << 20)) { c.maxClientMessageBytes = v }
+        if let v = try int("ackWindow", 1...1000) { c.ackWindow = v }
+        if let v = try int("heartbeatMs", 1000...600_000) { c.heartbeatMs = v }
+        if let v = try int("idleSeconds", 2...3600) { c.idleSeconds = v }
+        if let v = try int("historyWindowSeconds", 1...(7 * 86400)) { c.historyWindowMs = UInt64(v) * 1000 }
+        if let tls = root["tls"] {
+            guard let t = tls as? [String: Any], let cert = t["certificate"] as? String, let key = t["key"] as? String else {
+                throw fail("tls", "expected {\"certificate\": PATH, \"key\": PATH}")
+            }
+            c.tlsCertificate = cert
+            c.tlsKey = key
+        }
+        if c.defaultRateHz > c.maxRateHz { throw fail("defaultRateHz", "above maxRateHz \(c.maxRateHz)") }
+        return c
+    }
+}

@@ -1,0 +1,456 @@
+import DequeModule
+import Foundation
+import Logging
+import Prometheus
+import SceneStreamCore
+import SceneStreamProtocol
+import SceneStreamSimulation
+import SceneStreamTransport
+
+/// The SceneStream server: ingest (simulator), scene commits, per-client streaming, HTTP endpoints.
+///
+/// Everything here runs on the event loop's service thread: it owns the twin store, the scene graph, the delta
+/// engine and every client's state, so none of it needs a lock. Other threads talk to it through `loop.post`.
+public final class StreamingServer: EventLoopHandler {
+    public let configuration: ServerConfiguration
+    let runtime: SceneRuntime
+    let engine: DeltaEngine
+    var simulator: PlantSimulator?
+    private let twinsJSON: [UInt8]
+    let logger: Logger
+    let metrics: ServerMetrics
+    private(set) var loop: EventLoop!
+    /// The port actually listened on.
+    public let port: Int
+
+    private var clients: [ConnectionID: Client] = [:]
+    private let encoder: MessageEncoder
+    private let decoder: MessageDecoder
+    private var nextTickNs: UInt64 = 0
+    private let tickNs: UInt64
+    private let startedAt = Date()
+    /// Set over HTTP (`POST /api/simulator`) so that tests can freeze the plant and compare states exactly.
+    private var simulatorPaused = false
+
+    final class Client {
+        let id: ConnectionID
+        let peer: String
+        var hello = false
+        var device = DeviceKind.unknown
+        var name = ""
+        var sessionId = ""
+        var subscription: Subscription?
+        var control = Deque<[UInt8]>()
+        var unacked = Deque<UInt64>()
+        var lastSendNs: UInt64 = 0
+        var tokens: Double = 0
+        var lastRefillNs: UInt64 = 0
+        var protocolErrors = 0
+        init(id: ConnectionID, peer: String) {
+            self.id = id
+            self.peer = peer
+        }
+    }
+
+    struct Subscription {
+        var sceneId: String
+        var filter: InterestFilter
+        var rateHz: Int
+        var byteBudget: Int
+        var sent: ClientBaseline?
+    }
+
+    /// Builds the server for `plant` and binds its port (the loop is not started yet).
+    public init(configuration: ServerConfiguration, plant: PlantBundle, logger: Logger, startMs: UInt64? = nil) throws {
+        self.configuration = configuration
+        self.logger = logger
+        runtime = try SceneRuntime(
+            scene: plant.scene, bindings: plant.bindings, rules: plant.rules,
+            history: TwinHistory(capacity: 2_000_000, windowMs: configuration.historyWindowMs),
+            retainedVersions: configuration.retainedVersions)
+        engine = try DeltaEngine(graph: runtime.graph, compressionLevel: configuration.compressionLevel)
+        encoder = try MessageEncoder(level: configuration.compressionLevel)
+        decoder = try MessageDecoder(
+            limits: DecodeLimits(maxMessageBytes: configuration.maxClientMessageBytes, maxInflatedBytes: 4 * configuration.maxClientMessageBytes))
+        let now = startMs ?? Self.wallMs()
+        twinsJSON = plant.twinsJSON
+        if configuration.simulator {
+            simulator = try PlantSimulator(twinsJSON: plant.twinsJSON, file: "\(plant.source)/twins.json", startMs: now)
+        }
+        tickNs = UInt64(1e9 / configuration.tickHz)
+        metrics = ServerMetrics()
+        port = configuration.port == 0 ? try Self.freePort(configuration.bindAddress) : configuration.port
+
+        var t = TransportConfiguration(port: port, bindAddress: configuration.bindAddress)
+        t.fileMounts = [("/assets", configuration.assetsDirectory), ("/", "\(configuration.assetsDirectory)/web")]
+        t.callbackPaths = ["/healthz", "/metrics", "/api"]
+        t.tlsCertificate = configuration.tlsCertificate
+        t.tlsKey = configuration.tlsKey
+        t.pingSeconds = configuration.idleSeconds
+        t.hangupSeconds = configuration.idleSeconds * 2
+        t.maxMessageBytes = configuration.maxClientMessageBytes
+        loop = try EventLoop(configuration: t, handler: self, logger: logger)
+        runtime.commit(timeMs: now)
+    }
+
+    /// Starts serving on the loop's thread.
+    public func start() {
+        loop.start()
+        let server = UncheckedBox(self)
+        loop.post {
+            let s = server.value
+            s.nextTickNs = DispatchTime.now().uptimeNanoseconds + s.tickNs
+            s.loop.schedule(afterMicroseconds: Int64(s.tickNs / 1000))
+        }
+    }
+
+    /// Stops: every client is closed with 1001, then the loop ends. Returns when it has.
+    public func stop() {
+        loop.stop()
+        loop.wait()
+    }
+
+    static func wallMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    /// A free TCP port on `address` (bind to port 0, read it back, release it).
+    static func freePort(_ address: String?) throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TransportError(description: "socket() failed") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr(address ?? "127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard ok == 0 else { throw TransportError(description: "could not find a free port") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    // MARK: tick
+
+    public func timer() {
+        let nowNs = DispatchTime.now().uptimeNanoseconds
+        let nowMs = Self.wallMs()
+        var events: [AlertEvent] = []
+        if var sim = simulator, !simulatorPaused {
+            let ups = sim.step(to: nowMs)
+            simulator = sim
+            metrics.ingested.increment(by: Int64(ups.count))
+            events = runtime.ingest(ups)
+        }
+        let before = runtime.graph.version
+        runtime.commit(timeMs: nowMs)
+        if runtime.graph.version != before {
+            metrics.sceneVersion.set(Double(runtime.graph.version))
+            metrics.nodeChanges.increment(by: Int64(runtime.graph.lastChangeCount))
+        }
+        if !events.isEmpty { broadcast(events) }
+        for c in clients.values where c.subscription != nil && frameAllowed(c, nowNs) {
+            loop.requestWrite(c.id)
+        }
+        // Keep a steady cadence; skip ticks rather than pile them up.
+        nextTickNs += tickNs
+        if nextTickNs < nowNs { nextTickNs = nowNs + tickNs }
+        loop.schedule(afterMicroseconds: Int64((nextTickNs - nowNs) / 1000))
+    }
+
+    private func frameAllowed(_ c: Client, _ nowNs: UInt64) -> Bool {
+        guard let s = c.subscription else { return false }
+        if c.unacked.count >= configuration.ackWindow { return false }
+        let interval = UInt64(1e9 / Double(s.rateHz))
+        if nowNs &- c.lastSendNs < interval - min(interval / 4, tickNs / 2) { return false }
+        if s.byteBudget > 0 {
+            c.tokens = min(Double(s.byteBudget), c.tokens + Double(nowNs &- c.lastRefillNs) / 1e9 * Double(s.byteBudget))
+            c.lastRefillNs = nowNs
+            if c.tokens <= 0 { return false }
+        }
+        return true
+    }
+
+    private func broadcast(_ events: [AlertEvent]) {
+        for c in clients.values {
+            guard let s = c.subscription else { continue }
+            let members = engine.membership(s.filter)
+            let records = events.map { e in
+                let node = e.nodeId.flatMap { runtime.graph.index(of: $0) }.flatMap { members.contains(Int($0)) ? $0 : nil }
+                return AlertRecord(id: e.id, node: node, severity: e.severity, state: e.state, timeMs: e.timeMs, message: e.message)
+            }
+            enqueue(c, .alerts(records))
+        }
+        metrics.alerts.increment(by: Int64(events.count))
+    }
+
+    private func enqueue(_ c: Client, _ m: ServerMessage) {
+        // Control messages are few and small; a client that lets 256 pile up is not reading and is dropped.
+        if c.control.count >= 256 {
+            loop.close(c.id, code: 1008, reason: "not reading")
+            return
+        }
+        c.control.append(encoder.encode(m))
+        loop.requestWrite(c.id)
+    }
+
+    // MARK: connections
+
+    public func shouldAccept(subprotocols: String, origin: String) -> Bool {
+        let offered = subprotocols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let ok = offered.contains(ProtocolVersion.subprotocol)
+        if !ok { metrics.refused.increment() }
+        return ok
+    }
+
+    public func opened(_ c: ConnectionID, peer: String) {
+        clients[c] = Client(id: c, peer: peer)
+        metrics.clients.set(Double(clients.count))
+        logger.debug("connected", metadata: ["conn": "\(c)", "peer": "\(peer)"])
+    }
+
+    public func closed(_ c: ConnectionID) {
+        clients[c] = nil
+        metrics.clients.set(Double(clients.count))
+        metrics.subscribed.set(Double(clients.values.filter { $0.subscription != nil }.count))
+        logger.debug("closed", metadata: ["conn": "\(c)"])
+    }
+
+    public func stopping() {
+        logger.info("shutting down: closing \(clients.count) connections with 1001")
+        for c in clients.keys { loop.close(c, code: 1001, reason: "server shutting down") }
+    }
+
+    public func writable(_ c: ConnectionID) -> WriteAction {
+        guard let cl = clients[c] else { return .idle }
+        let nowNs = DispatchTime.now().uptimeNanoseconds
+        if let m = cl.control.popFirst() {
+            metrics.bytesSent.increment(by: Int64(m.count))
+            return .send(m, more: !cl.control.isEmpty || (cl.subscription != nil && frameAllowed(cl, nowNs)))
+        }
+        guard var s = cl.subscription, frameAllowed(cl, nowNs) else { return .idle }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let encodedBefore = engine.framesEncoded
+        guard let f = engine.encodedFrame(from: s.sent, filter: s.filter) else { return .idle }
+        if engine.framesEncoded != encodedBefore {
+            metrics.encodeSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        s.sent = ClientBaseline(version: f.version, filter: s.filter)
+        cl.subscription = s
+        cl.unacked.append(f.version)
+        cl.lastSendNs = nowNs
+        if s.byteBudget > 0 { cl.tokens -= Double(f.bytes.count) }
+        metrics.framesSent.increment()
+        if f.isKeyframe { metrics.keyframesSent.increment() }
+        metrics.bytesSent.increment(by: Int64(f.bytes.count))
+        return .send(f.bytes, more: false)
+    }
+
+    public func received(_ c: ConnectionID, message: [UInt8], binary: Bool) -> ReceiveAction {
+        guard let cl = clients[c] else { return .close(code: 1011, reason: "unknown connection") }
+        metrics.messagesReceived.increment()
+        guard binary else {
+            protocolError(cl, "text message")
+            return .close(code: 1003, reason: "binary messages only")
+        }
+        let m: ClientMessage
+        do {
+            m = try decoder.decodeClientMessage(message)
+        } catch {
+            if case .unknownMessageType = error.kind {
+                protocolError(cl, "\(error)")
+                enqueue(cl, .error(code: .unknownMessage, requestId: 0, message: error.description))
+                return .keep
+            }
+            protocolError(cl, "\(error)")
+            if case .tooLarge = error.kind { return .close(code: 1009, reason: "message too big") }
+            return .close(code: 1007, reason: String(error.description.prefix(120)))
+        }
+        guard cl.hello || isHello(m) else {
+            protocolError(cl, "message before hello")
+            return .close(code: 1008, reason: "hello first")
+        }
+        return handle(m, from: cl)
+    }
+
+    private func isHello(_ m: ClientMessage) -> Bool {
+        if case .hello = m { return true }
+        return false
+    }
+
+    private func protocolError(_ c: Client, _ what: String) {
+        metrics.protocolErrors.increment()
+        c.protocolErrors += 1
+        if c.protocolErrors <= 3 {
+            logger.notice("bad input from client", metadata: ["conn": "\(c.id)", "peer": "\(c.peer)", "error": "\(what)"])
+        }
+    }
+
+    private func handle(_ m: ClientMessage, from c: Client) -> ReceiveAction {
+        switch m {
+        case .hello(let minV, let maxV, let device, let name, _, _, _):
+            guard !c.hello else {
+                enqueue(c, .error(code: .malformed, requestId: 0, message: "hello was already sent"))
+                return .keep
+            }
+            guard minV <= ProtocolVersion.current, maxV >= ProtocolVersion.current else {
+                protocolError(c, "no common version in \(minV)…\(maxV)")
+                return .close(code: 1002, reason: "unsupported protocol version")
+            }
+            c.hello = true
+            c.device = device
+            c.name = name
+            c.sessionId = "s-" + Self.randomHex(8)
+            enqueue(
+                c,
+                .welcome(
+                    version: ProtocolVersion.current, sessionId: c.sessionId, sessionToken: "st-" + Self.randomHex(16),
+                    serverName: "scenestream", heartbeatMs: UInt32(configuration.heartbeatMs),
+                    maxMessageBytes: UInt32(configuration.maxClientMessageBytes), scenes: [runtime.scene.id]))
+        case .subscribe(let requestId, let interest):
+            guard interest.sceneId == runtime.scene.id else {
+                enqueue(c, .error(code: .unknownScene, requestId: requestId, message: "no scene '\(interest.sceneId)'"))
+                return .keep
+            }
+            let rate = interest.rateHz == 0 ? configuration.defaultRateHz : min(Int(interest.rateHz), configuration.maxRateHz)
+            let first = c.subscription == nil
+            c.subscription = Subscription(
+                sceneId: interest.sceneId, filter: InterestFilter(interest), rateHz: max(1, rate),
+                byteBudget: Int(interest.byteBudget), sent: c.subscription?.sent)
+            c.tokens = Double(interest.byteBudget)
+            c.lastRefillNs = DispatchTime.now().uptimeNanoseconds
+            c.lastSendNs = 0
+            metrics.subscribed.set(Double(clients.values.filter { $0.subscription != nil }.count))
+            if first, !runtime.alerts.active.isEmpty {
+                broadcastActive(to: c)
+            }
+            loop.requestWrite(c.id)
+        case .ack(let version):
+            while let first = c.unacked.first, first <= version { c.unacked.removeFirst() }
+        case .ping(let nonce):
+            enqueue(c, .pong(nonce: nonce, serverTimeMs: Self.wallMs()))
+        case .refreshToken:
+            break
+        case .presence, .select, .annotate, .handoffOffer, .handoffClaim, .playback, .listSessions:
+            enqueue(c, .error(code: .internalError, requestId: 0, message: "\(Self.kind(m)) is not supported by this server yet"))
+        }
+        return .keep
+    }
+
+    private func broadcastActive(to c: Client) {
+        guard let s = c.subscription else { return }
+        let members = engine.membership(s.filter)
+        let records = runtime.alerts.active.values.sorted { $0.id < $1.id }.map { e in
+            let node = e.nodeId.flatMap { runtime.graph.index(of: $0) }.flatMap { members.contains(Int($0)) ? $0 : nil }
+            return AlertRecord(id: e.id, node: node, severity: e.severity, state: .raised, timeMs: e.timeMs, message: e.message)
+        }
+        enqueue(c, .alerts(records))
+    }
+
+    static func kind(_ m: ClientMessage) -> String {
+        String(describing: m).prefix { $0 != "(" }.description
+    }
+
+    static func randomHex(_ bytes: Int) -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+    }
+
+    // MARK: HTTP
+
+    public func http(path: String, body: [UInt8]?) -> HTTPResponse {
+        let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        switch (route, body == nil) {
+        case ("/api/scene", true):
+            return HTTPResponse(contentType: "application/json", body: sceneSnapshotJSON())
+        case ("/api/simulator", false):
+            guard let body, let obj = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+                let running = obj["running"] as? Bool
+            else { return .text("expected {\"running\": true|false}\n", status: 400) }
+            if simulatorPaused && running, simulator != nil {
+                // Start the simulation afresh from now rather than replaying everything missed while paused.
+                simulator = try? PlantSimulator(twinsJSON: twinsJSON, file: "twins.json", startMs: Self.wallMs())
+            }
+            simulatorPaused = !running
+            logger.info("simulator \(running ? "resumed" : "paused") over HTTP")
+            return HTTPResponse(contentType: "application/json", body: Array("{\"running\":\(running)}".utf8))
+        case ("/healthz", _), ("/metrics", _):
+            return httpGet(route)
+        default:
+            return .text("not found\n", status: 404)
+        }
+    }
+
+    /// The whole scene at the current version, as the JSON the vectors use for nodes.
+    func sceneSnapshotJSON() -> [UInt8] {
+        let g = runtime.graph
+        let frame = SceneFrame(
+            kind: .keyframe(sceneId: g.sceneId, quantization: g.quantization), version: g.version, timeMs: g.timeMs,
+            nodeSpace: g.nodeSpace, entered: g.liveIndices.map { NodeEntry(index: $0, node: g[$0]!) })
+        let data = (try? JSONSerialization.data(withJSONObject: MessageDescription.describe(.frame(frame)), options: [.sortedKeys])) ?? Data()
+        return [UInt8](data)
+    }
+
+    func httpGet(_ route: String) -> HTTPResponse {
+        switch route {
+        case "/healthz":
+            let body: [String: Any] = [
+                "status": "ok", "scene": runtime.scene.id, "version": runtime.graph.version, "nodes": runtime.graph.liveCount,
+                "clients": clients.count, "subscribed": clients.values.filter { $0.subscription != nil }.count,
+                "uptimeSeconds": Int(Date().timeIntervalSince(startedAt)), "simulator": simulator != nil,
+                "authentication": "none: this demo server is open to anyone who can reach it",
+            ]
+            let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
+            return HTTPResponse(contentType: "application/json", body: [UInt8](data))
+        case "/metrics":
+            metrics.uptime.set(Date().timeIntervalSince(startedAt))
+            return HTTPResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.registry.emitToBuffer())
+        default:
+            return .text("not found\n", status: 404)
+        }
+    }
+}
+
+/// Carries a service-thread-confined object into a closure that runs on that same thread.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// The server's Prometheus metrics.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let clients: Gauge
+    let subscribed: Gauge
+    let sceneVersion: Gauge
+    let uptime: Gauge
+    let framesSent: Counter
+    let keyframesSent: Counter
+    let bytesSent: Counter
+    let messagesReceived: Counter
+    let protocolErrors: Counter
+    let refused: Counter
+    let ingested: Counter
+    let nodeChanges: Counter
+    let alerts: Counter
+    let encodeSeconds: ValueHistogram
+
+    init() {
+        clients = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "clients", unitName: "", helpText: "Open WebSocket connections"))
+        subscribed = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "clients_subscribed", unitName: "", helpText: "Connections streaming a scene"))
+        sceneVersion = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "scene_version", unitName: "", helpText: "Current scene version"))
+        uptime = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "uptime", unitName: "seconds", helpText: "Seconds since start"))
+        framesSent = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "frames_sent", unitName: "total", helpText: "Keyframes and deltas sent"))
+        keyframesSent = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "keyframes_sent", unitName: "total", helpText: "Keyframes sent"))
+        bytesSent = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "bytes_sent", unitName: "total", helpText: "Message bytes sent"))
+        messagesReceived = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "messages_received", unitName: "total", helpText: "Client messages received"))
+        protocolErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "protocol_errors", unitName: "total", helpText: "Client messages that broke the spec"))
+        refused = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "upgrades_refused", unitName: "total", helpText: "WebSocket upgrades refused"))
+        ingested = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_updates", unitName: "total", helpText: "Twin property updates ingested"))
+        nodeChanges = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "node_changes", unitName: "total", helpText: "Scene node changes committed"))
+        alerts = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "alerts", unitName: "total", helpText: "Alerts raised or cleared"))
+        encodeSeconds = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(
+                namespace: "scenestream", metricName: "frame_encode", unitName: "seconds",
+                helpText: "Time to compute and encode one shared frame"),
+            buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1])
+    }
+}

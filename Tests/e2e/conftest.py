@@ -1,0 +1,78 @@
+"""Starts the real `scenestream` binary on a free loopback port for each test module, and stops it after."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+
+def binary():
+    b = os.environ.get("SCENESTREAM_BIN", str(ROOT / ".build" / "debug" / "scenestream"))
+    if not os.path.exists(b):
+        pytest.fail(f"{b} not built (swift build first, or set SCENESTREAM_BIN)")
+    return b
+
+
+class Server:
+    def __init__(self, *args):
+        self.proc = subprocess.Popen(
+            [binary(), "serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "notice", *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.port = None
+        deadline = time.time() + 60
+        lines = []
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("listening on port "):
+                self.port = int(line.split()[-1])
+                break
+        if self.port is None:
+            self.stop()
+            pytest.fail("server did not start: " + "".join(lines) + self.proc.stderr.read())
+
+    @property
+    def url(self):
+        return f"ws://127.0.0.1:{self.port}/stream"
+
+    def http(self, path, body=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
+                                     method="POST" if body is not None else "GET")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+
+    def json(self, path, body=None):
+        return json.loads(self.http(path, body)[1])
+
+    def rss_kb(self):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    code = s.stop()
+    assert code == 0, f"server exited with {code}"

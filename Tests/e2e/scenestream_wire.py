@@ -1,0 +1,364 @@
+"""An independent SceneStream v1 client codec, written from Protocol/SPEC.md alone (no Swift code shared).
+
+Decodes every server message, encodes the client messages the tests need, and applies frames to a replica.
+"""
+import zlib
+
+MSG = {
+    "hello": 0x01, "subscribe": 0x02, "ack": 0x03, "presence": 0x04, "select": 0x05, "annotate": 0x06,
+    "handoffOffer": 0x07, "handoffClaim": 0x08, "playback": 0x09, "ping": 0x0A, "listSessions": 0x0B,
+    "refreshToken": 0x0C, "welcome": 0x81, "keyframe": 0x82, "delta": 0x83, "alerts": 0x84,
+    "sessionState": 0x85, "handoff": 0x86, "error": 0x87, "pong": 0x88,
+}
+NAMES = {v: k for k, v in MSG.items()}
+FIELDS = ["structure", "anchor", "translation", "rotation", "scale", "color", "visible", "label", "asset", "layer", "zone"]
+
+
+class WireError(Exception):
+    pass
+
+
+class Reader:
+    def __init__(self, data):
+        self.b = data
+        self.i = 0
+
+    def remaining(self):
+        return len(self.b) - self.i
+
+    def u8(self):
+        if self.i >= len(self.b):
+            raise WireError("truncated")
+        v = self.b[self.i]
+        self.i += 1
+        return v
+
+    def varint(self):
+        shift, out = 0, 0
+        for n in range(10):
+            byte = self.u8()
+            out |= (byte & 0x7F) << shift
+            if byte & 0x80 == 0:
+                if out >= 1 << 64:
+                    raise WireError("malformedVarint")
+                return out
+            shift += 7
+        raise WireError("malformedVarint")
+
+    def zigzag(self):
+        v = self.varint()
+        return (v >> 1) ^ -(v & 1)
+
+    def string(self):
+        n = self.varint()
+        if n > self.remaining():
+            raise WireError("truncated")
+        s = self.b[self.i:self.i + n]
+        self.i += n
+        try:
+            return s.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WireError("invalidValue")
+
+    def count(self):
+        n = self.varint()
+        if n > self.remaining():
+            raise WireError("truncated")
+        return n
+
+    def u32be(self):
+        if self.remaining() < 4:
+            raise WireError("truncated")
+        v = int.from_bytes(self.b[self.i:self.i + 4], "big")
+        self.i += 4
+        return v
+
+    def boolean(self):
+        v = self.u8()
+        if v > 1:
+            raise WireError("invalidValue")
+        return v == 1
+
+    def vec3(self):
+        return [self.zigzag(), self.zigzag(), self.zigzag()]
+
+    def rotation(self):
+        first = self.varint()
+        b, c = self.zigzag(), self.zigzag()
+        if first & 1:
+            v = first >> 1
+            return {"delta": True, "abc": [(v >> 1) ^ -(v & 1), b, c]}
+        v = first >> 3
+        return {"delta": False, "largest": (first >> 1) & 3, "abc": [(v >> 1) ^ -(v & 1), b, c]}
+
+    def end(self):
+        if self.remaining():
+            raise WireError("trailingBytes")
+
+
+def open_envelope(msg):
+    if len(msg) < 2:
+        raise WireError("truncated")
+    t, flags = msg[0], msg[1]
+    if flags & ~1:
+        raise WireError("reservedFlags")
+    body = bytes(msg[2:])
+    if flags & 1:
+        d = zlib.decompressobj(-15)
+        try:
+            body = d.decompress(body, 16 << 20)
+        except zlib.error:
+            raise WireError("compression")
+        if not d.eof or d.unused_data:
+            raise WireError("compression")
+    return t, body
+
+
+def decode_frame(r, keyframe):
+    f = {"type": "keyframe" if keyframe else "delta", "version": r.varint()}
+    if keyframe:
+        f["sceneId"] = r.string()
+        f["positionUnitsPerMetre"] = r.varint()
+        f["rotationBits"] = r.u8()
+    else:
+        back = r.varint()
+        if back > f["version"]:
+            raise WireError("invalidValue")
+        f["base"] = f["version"] - back
+    f["timeMs"] = r.varint()
+    space = f["nodeSpace"] = r.varint()
+    strings = [r.string() for _ in range(r.count())]
+
+    def sref():
+        i = r.varint()
+        if i >= len(strings):
+            raise WireError("invalidValue")
+        return strings[i]
+
+    def gaps(n):
+        out, prev = [], -1
+        for _ in range(n):
+            i = prev + 1 + r.varint()
+            if i >= space:
+                raise WireError("invalidValue")
+            out.append(i)
+            prev = i
+        return out
+
+    f["removed"] = gaps(r.count()) if not keyframe else []
+    n = r.count()
+    idx = gaps(n)
+    masks = [r.varint() for _ in range(n)]
+    nodes = [default_node() for _ in range(n)]
+    for bit, name in enumerate(FIELDS):
+        for k in range(n):
+            if not masks[k] & (1 << bit):
+                continue
+            node = nodes[k]
+            if name == "structure":
+                p = r.varint()
+                if p:
+                    v = p - 1
+                    node["parent"] = idx[k] - ((v >> 1) ^ -(v & 1))
+                node["name"] = sref()
+            elif name in ("translation",):
+                node[name] = r.vec3()
+            elif name == "scale":
+                node[name] = [v + 1000 for v in r.vec3()]
+            elif name == "rotation":
+                rot = r.rotation()
+                if rot["delta"]:
+                    raise WireError("invalidValue")
+                node[name] = [rot["largest"]] + rot["abc"]
+            elif name == "color":
+                node[name] = r.u32be()
+            elif name == "visible":
+                node[name] = r.boolean()
+            else:
+                node[name] = sref()
+    f["entered"] = list(zip(idx, nodes))
+    f["updated"] = []
+    if not keyframe:
+        n = r.count()
+        if n:
+            mode = r.u8()
+            if mode == 0:
+                uidx = gaps(n)
+            elif mode == 1:
+                raw = r.b[r.i:r.i + (space + 7) // 8]
+                if len(raw) < (space + 7) // 8:
+                    raise WireError("truncated")
+                r.i += len(raw)
+                uidx = [k for k in range(space) if raw[k >> 3] & (1 << (k & 7))]
+                if len(uidx) != n:
+                    raise WireError("invalidValue")
+            else:
+                raise WireError("invalidValue")
+        else:
+            uidx = []
+        umasks = [r.varint() for _ in range(n)]
+        ups = [{} for _ in range(n)]
+        for bit, name in enumerate(FIELDS):
+            for k in range(n):
+                if not umasks[k] & (1 << bit):
+                    continue
+                if name == "structure":
+                    raise WireError("invalidValue")
+                if name in ("translation", "scale"):
+                    ups[k][name] = r.vec3()
+                elif name == "rotation":
+                    ups[k][name] = r.rotation()
+                elif name == "color":
+                    ups[k][name] = r.u32be()
+                elif name == "visible":
+                    ups[k][name] = r.boolean()
+                else:
+                    ups[k][name] = sref()
+        f["updated"] = list(zip(uidx, ups))
+    r.end()
+    return f
+
+
+def default_node():
+    return {"parent": None, "name": "", "anchor": "", "translation": [0, 0, 0], "rotation": [3, 0, 0, 0],
+            "scale": [1000, 1000, 1000], "color": 0, "visible": True, "label": "", "asset": "", "layer": "", "zone": ""}
+
+
+def decode_server(msg):
+    t, body = open_envelope(msg)
+    r = Reader(body)
+    name = NAMES.get(t)
+    if name in ("keyframe", "delta"):
+        return decode_frame(r, name == "keyframe")
+    if name == "welcome":
+        m = {"type": name, "version": r.varint(), "sessionId": r.string(), "sessionToken": r.string(),
+             "serverName": r.string(), "heartbeatMs": r.varint(), "maxMessageBytes": r.varint(),
+             "scenes": [r.string() for _ in range(r.count())]}
+    elif name == "error":
+        m = {"type": name, "code": r.varint(), "requestId": r.varint(), "message": r.string()}
+    elif name == "pong":
+        m = {"type": name, "nonce": r.varint(), "serverTimeMs": r.varint()}
+    elif name == "alerts":
+        alerts = []
+        for _ in range(r.count()):
+            a = {"id": r.string()}
+            node = r.varint()
+            a["node"] = node - 1 if node else None
+            a["severity"], a["state"], a["timeMs"], a["message"] = r.u8(), r.u8(), r.varint(), r.string()
+            alerts.append(a)
+        m = {"type": name, "alerts": alerts}
+    else:
+        # Other messages are not needed by these tests; they are still well-formed envelopes.
+        return {"type": name or "unknown", "raw": body}
+    r.end()
+    return m
+
+
+class W:
+    def __init__(self):
+        self.b = bytearray()
+
+    def varint(self, v):
+        while v >= 0x80:
+            self.b.append((v & 0x7F) | 0x80)
+            v >>= 7
+        self.b.append(v)
+        return self
+
+    def zigzag(self, v):
+        return self.varint((v << 1) ^ (v >> 63) if v < 0 else v << 1)
+
+    def string(self, s):
+        e = s.encode()
+        self.varint(len(e))
+        self.b += e
+        return self
+
+    def u8(self, v):
+        self.b.append(v)
+        return self
+
+
+def envelope(t, body):
+    return bytes([MSG[t], 0]) + bytes(body)
+
+
+def hello(device=2, name="py-e2e", token="", resume_token="", resume_version=0):
+    w = W().varint(1).varint(1).u8(device).string(name).string(token).string(resume_token).varint(resume_version)
+    return envelope("hello", w.b)
+
+
+def subscribe(scene, request_id=1, rate=0, layers=(), zones=(), budget=0, region=None):
+    w = W().varint(request_id).string(scene)
+    if region:
+        anchor, lo, hi = region
+        w.u8(1).string(anchor)
+        for v in list(lo) + list(hi):
+            w.zigzag(v)
+    else:
+        w.u8(0)
+    w.varint(len(layers))
+    for layer in layers:
+        w.string(layer)
+    w.varint(len(zones))
+    for z in zones:
+        w.string(z)
+    w.varint(rate).varint(budget)
+    return envelope("subscribe", w.b)
+
+
+def ack(version):
+    return envelope("ack", W().varint(version).b)
+
+
+def ping(nonce):
+    return envelope("ping", W().varint(nonce).b)
+
+
+class Replica:
+    def __init__(self):
+        self.version = None
+        self.nodes = {}
+        self.scene = None
+
+    def apply(self, f):
+        if f["type"] == "keyframe":
+            self.nodes = {i: n for i, n in f["entered"]}
+            self.scene = f["sceneId"]
+        else:
+            if self.version != f["base"]:
+                raise WireError("baseMismatch %s != %s" % (self.version, f["base"]))
+            for i in f["removed"]:
+                del self.nodes[i]
+            for i, n in f["entered"]:
+                if i in self.nodes:
+                    raise WireError("entered twice")
+                self.nodes[i] = n
+            for i, u in f["updated"]:
+                n = self.nodes[i]
+                for k, v in u.items():
+                    if k in ("translation", "scale"):
+                        n[k] = [((a + b + 2**31) % 2**32) - 2**31 for a, b in zip(n[k], v)]
+                    elif k == "rotation":
+                        if v["delta"]:
+                            n[k] = [n[k][0]] + [a + b for a, b in zip(n[k][1:], v["abc"])]
+                        else:
+                            n[k] = [v["largest"]] + v["abc"]
+                    else:
+                        n[k] = v
+        self.version = f["version"]
+
+    def as_description(self):
+        """The replica in the JSON shape /api/scene uses, for comparison."""
+        out = {}
+        for i, n in self.nodes.items():
+            d = {"index": i, "name": n["name"], "parent": n["parent"]}
+            defaults = default_node()
+            for k in FIELDS[1:]:
+                if n[k] != defaults[k]:
+                    if k == "rotation":
+                        d[k] = {"largest": n[k][0], "abc": n[k][1:]}
+                    else:
+                        d[k] = n[k]
+            out[i] = d
+        return out
