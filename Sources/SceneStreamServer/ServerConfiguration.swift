@@ -25,6 +25,8 @@ public struct ServerConfiguration: Sendable {
     public var compressionLevel: Int32 = 6
     /// Largest message a client may send.
     public var maxClientMessageBytes = 64 * 1024
+    /// Messages a client may send per second (and in a burst); the excess is dropped.
+    public var maxMessagesPerSecond = 200
     /// Frames a client may have unacknowledged before the server waits for it.
     public var ackWindow = 8
     /// Heartbeat announced to clients.
@@ -42,7 +44,7 @@ public struct ServerConfiguration: Sendable {
 
     static let keys: Set<String> = [
         "port", "bind", "assets", "plant", "simulator", "tickHz", "defaultRateHz", "maxRateHz", "retainedVersions",
-        "compressionLevel", "maxClientMessageBytes", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds",
+        "compressionLevel", "maxClientMessageBytes", "maxMessagesPerSecond", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds",
     ]
 
     /// Reads a configuration file; errors name the file, key and reason.
@@ -91,6 +93,7 @@ public struct ServerConfiguration: Sendable {
         if let v = try int("compressionLevel", 1...9) { c.compressionLevel = Int32(v) }
         if let v = try int("maxClientMessageBytes", 256...(16 << 20)) { c.maxClientMessageBytes = v }
         if let v = try int("ackWindow", 1...1000) { c.ackWindow = v }
+        if let v = try int("maxMessagesPerSecond", 1...100_000) { c.maxMessagesPerSecond = v }
         if let v = try int("heartbeatMs", 1000...600_000) { c.heartbeatMs = v }
         if let v = try int("idleSeconds", 2...3600) { c.idleSeconds = v }
         if let v = try int("historyWindowSeconds", 1...(7 * 86400)) { c.historyWindowMs = UInt64(v) * 1000 }

@@ -46,6 +46,10 @@ public final class StreamingServer: EventLoopHandler {
         var tokens: Double = 0
         var lastRefillNs: UInt64 = 0
         var protocolErrors = 0
+        /// Incoming-message token bucket.
+        var inTokens: Double = 0
+        var inRefillNs: UInt64 = 0
+        var lastRateErrorNs: UInt64 = 0
         init(id: ConnectionID, peer: String) {
             self.id = id
             self.peer = peer
@@ -247,6 +251,22 @@ public final class StreamingServer: EventLoopHandler {
     public func received(_ c: ConnectionID, message: [UInt8], binary: Bool) -> ReceiveAction {
         guard let cl = clients[c] else { return .close(code: 1011, reason: "unknown connection") }
         metrics.messagesReceived.increment()
+        // Per-connection rate limit: a token bucket; the excess is dropped with one rateLimited error a second.
+        let nowNs = DispatchTime.now().uptimeNanoseconds
+        let rate = Double(configuration.maxMessagesPerSecond)
+        if cl.inRefillNs == 0 { cl.inTokens = rate }
+        cl.inTokens = min(rate, cl.inTokens + Double(nowNs &- cl.inRefillNs) / 1e9 * rate)
+        cl.inRefillNs = nowNs
+        guard cl.inTokens >= 1 else {
+            metrics.rateLimited.increment()
+            if nowNs &- cl.lastRateErrorNs > 1_000_000_000 {
+                cl.lastRateErrorNs = nowNs
+                logger.notice("rate limit hit", metadata: ["conn": "\(c)", "peer": "\(cl.peer)"])
+                enqueue(cl, .error(code: .rateLimited, requestId: 0, message: "more than \(configuration.maxMessagesPerSecond) messages/s; excess dropped"))
+            }
+            return .keep
+        }
+        cl.inTokens -= 1
         guard binary else {
             protocolError(cl, "text message")
             return .close(code: 1003, reason: "binary messages only")
@@ -428,6 +448,7 @@ final class ServerMetrics: Sendable {
     let messagesReceived: Counter
     let protocolErrors: Counter
     let refused: Counter
+    let rateLimited: Counter
     let ingested: Counter
     let nodeChanges: Counter
     let alerts: Counter
@@ -444,6 +465,7 @@ final class ServerMetrics: Sendable {
         messagesReceived = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "messages_received", unitName: "total", helpText: "Client messages received"))
         protocolErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "protocol_errors", unitName: "total", helpText: "Client messages that broke the spec"))
         refused = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "upgrades_refused", unitName: "total", helpText: "WebSocket upgrades refused"))
+        rateLimited = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "rate_limited_messages", unitName: "total", helpText: "Client messages dropped by the rate limit"))
         ingested = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_updates", unitName: "total", helpText: "Twin property updates ingested"))
         nodeChanges = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "node_changes", unitName: "total", helpText: "Scene node changes committed"))
         alerts = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "alerts", unitName: "total", helpText: "Alerts raised or cleared"))
