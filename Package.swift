@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SceneStreamProtocol", targets: ["SceneStreamProtocol"]),
         .library(name: "SceneStreamReplica", targets: ["SceneStreamReplica"]),
         .library(name: "SceneStreamCore", targets: ["SceneStreamCore"]),
+        .library(name: "SceneStreamClient", targets: ["SceneStreamClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -41,6 +42,16 @@ let package = Package(
             swiftSettings: strict),
         // Plant layouts (asset generation) and the deterministic plant simulator. Pure, no I/O.
         .target(name: "SceneStreamSimulation", dependencies: ["SceneStreamCore"], swiftSettings: strict),
+        // The Swift client: a protocol state machine over a replica, and transports (libwebsockets on Linux).
+        .target(
+            name: "SceneStreamClient",
+            dependencies: [
+                "SceneStreamProtocol", "SceneStreamReplica",
+                .target(name: "SceneStreamTransport", condition: .when(platforms: [.linux])),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         // The server: ingest, commits, per-client streaming, HTTP endpoints, metrics.
         .target(
             name: "SceneStreamServer",
@@ -54,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "scenestream",
             dependencies: [
-                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport",
+                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport", "SceneStreamClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -68,6 +79,13 @@ let package = Package(
             dependencies: [
                 "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SceneStreamE2ETests",
+            dependencies: [
+                "SceneStreamClient", "SceneStreamProtocol", "SceneStreamReplica",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
     ],

@@ -16,6 +16,10 @@ fi
 swift test --skip-build 2>&1 | tee "$log"
 grep -qE "Test run with [0-9]+ tests? .* passed" "$log"
 
+# End-to-end against the built binary with an independent client (Python websockets + a decoder written from
+# Protocol/SPEC.md).
+SCENESTREAM_BIN="$(pwd)/.build/debug/scenestream" python3 -m pytest -q -p no:cacheprovider Tests/e2e
+
 # Benchmarks build in release and must still run (numbers are not checked here; they go in closing notes).
 swift build -c release --product scenestream
 .build/release/scenestream bench codec --scenario plant --seconds 2 --json >/dev/null

@@ -270,15 +270,18 @@ public final class EventLoop: @unchecked Sendable {
     /// The number of open connections.
     public var connectionCount: Int { conns.count }
 
-    /// Opens an outgoing WebSocket to `ws[s]://host:port/path`.
-    public func connect(host: String, port: Int, path: String, tls: Bool = false, insecure: Bool = false) -> ConnectionID {
-        let id = nextClientId
-        nextClientId += 1
-        let c = ConnectionID(raw: id)
-        if let ctx, ss_connect(ctx, id, host, Int32(port), path, tls ? 1 : 0, insecure ? 1 : 0) != 0 {
+    /// A fresh id for an outgoing connection (service thread).
+    public func makeClientID() -> ConnectionID {
+        defer { nextClientId += 1 }
+        return ConnectionID(raw: nextClientId)
+    }
+
+    /// Opens an outgoing WebSocket to `ws[s]://host:port/path` as connection `c` (from ``makeClientID()``).
+    /// Failure is reported through the handler's `connectFailed`, possibly before this returns.
+    public func connect(_ c: ConnectionID, host: String, port: Int, path: String, tls: Bool = false, insecure: Bool = false) {
+        if let ctx, ss_connect(ctx, c.raw, host, Int32(port), path, tls ? 1 : 0, insecure ? 1 : 0) != 0 {
             handler?.connectFailed(c, reason: "could not start connecting to \(host):\(port)")
         }
-        return c
     }
 
     /// Fires the handler's `timer()` once after `us` microseconds.

@@ -5,7 +5,7 @@ struct SceneStreamCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scenestream",
         abstract: "Streams live digital-twin state as a 3D scene to many devices.",
-        subcommands: [ServeCommand.self, BenchCommand.self, AssetsCommand.self, VectorsCommand.self])
+        subcommands: [ServeCommand.self, WatchCommand.self, BenchCommand.self, AssetsCommand.self, VectorsCommand.self])
 }
 
 struct BenchCommand: ParsableCommand {

@@ -1,0 +1,114 @@
+import SceneStreamProtocol
+import SceneStreamReplica
+
+/// How a client introduces itself and what it wants to see.
+public struct ClientOptions: Sendable {
+    public var device: DeviceKind
+    public var name: String
+    /// Bearer token (JWT) or empty.
+    public var token: String
+    public var interest: InterestSpec
+    /// Keep a full replica (false: count and acknowledge frames without decoding them, for load generators).
+    public var keepReplica: Bool
+    /// Resume an earlier session: its token and the last version applied.
+    public var resumeToken: String
+    public var resumeVersion: UInt64
+
+    /// Creates options.
+    public init(
+        device: DeviceKind = .desktop, name: String = "scenestream-swift", token: String = "", interest: InterestSpec,
+        keepReplica: Bool = true, resumeToken: String = "", resumeVersion: UInt64 = 0
+    ) {
+        self.device = device
+        self.name = name
+        self.token = token
+        self.interest = interest
+        self.keepReplica = keepReplica
+        self.resumeToken = resumeToken
+        self.resumeVersion = resumeVersion
+    }
+}
+
+/// Something that happened on a client connection.
+public enum ClientEvent: Sendable {
+    case welcome(sessionId: String, sessionToken: String, scenes: [String])
+    /// A frame was applied (or, without a replica, received).
+    case frame(version: UInt64, timeMs: UInt64, keyframe: Bool, change: Replica.Change?)
+    case alerts([AlertRecord])
+    case serverError(code: ErrorCode, requestId: UInt32, message: String)
+    case pong(nonce: UInt64, serverTimeMs: UInt64)
+    case other(ServerMessage)
+}
+
+/// The client side of the protocol as a pure state machine: feed it received messages, send what it returns.
+/// Shared by every transport (libwebsockets on Linux, URLSession on Apple platforms). No I/O; one owner.
+public final class ClientSession {
+    public let options: ClientOptions
+    /// The replica (empty when `keepReplica` is false).
+    public private(set) var replica = Replica()
+    public private(set) var sessionId = ""
+    public private(set) var sessionToken = ""
+    public private(set) var framesReceived = 0
+    public private(set) var keyframesReceived = 0
+    public private(set) var bytesReceived = 0
+    /// The version of the last frame received.
+    public private(set) var version: UInt64?
+    private let encoder: MessageEncoder
+    private let decoder: MessageDecoder
+
+    /// Creates a session.
+    public init(options: ClientOptions) throws {
+        self.options = options
+        encoder = try MessageEncoder()
+        decoder = try MessageDecoder(limits: DecodeLimits(maxMessageBytes: 64 << 20, maxInflatedBytes: 256 << 20))
+    }
+
+    /// The first message to send once connected.
+    public func start() -> [UInt8] {
+        encoder.encode(
+            ClientMessage.hello(
+                minVersion: ProtocolVersion.current, maxVersion: ProtocolVersion.current, device: options.device,
+                clientName: options.name, token: options.token, resumeToken: options.resumeToken,
+                resumeVersion: options.resumeVersion))
+    }
+
+    /// Encodes a message to send.
+    public func encode(_ m: ClientMessage) -> [UInt8] { encoder.encode(m) }
+
+    /// Handles one received message; returns the messages to send and what happened.
+    /// A message that breaks the spec, or a frame that does not apply, throws and leaves the replica unchanged.
+    public func receive(_ bytes: [UInt8]) throws(ProtocolError) -> (send: [[UInt8]], events: [ClientEvent]) {
+        bytesReceived += bytes.count
+        if !options.keepReplica, let first = bytes.first, first == MessageType.keyframe.rawValue || first == MessageType.delta.rawValue {
+            // Load-generator mode: acknowledge everything sent so far without inflating.
+            framesReceived += 1
+            if first == MessageType.keyframe.rawValue { keyframesReceived += 1 }
+            return ([encoder.encode(ClientMessage.ack(version: UInt64(Int64.max)))], [.frame(version: 0, timeMs: 0, keyframe: first == MessageType.keyframe.rawValue, change: nil)])
+        }
+        let m = try decoder.decodeServerMessage(bytes)
+        switch m {
+        case .welcome(_, let sid, let token, _, _, _, let scenes):
+            sessionId = sid
+            sessionToken = token
+            return ([encoder.encode(ClientMessage.subscribe(requestId: 1, interest: options.interest))], [.welcome(sessionId: sid, sessionToken: token, scenes: scenes)])
+        case .frame(let f):
+            var change: Replica.Change?
+            if options.keepReplica { change = try replica.apply(f) }
+            framesReceived += 1
+            if f.isKeyframe { keyframesReceived += 1 }
+            version = f.version
+            return ([encoder.encode(ClientMessage.ack(version: f.version))], [.frame(version: f.version, timeMs: f.timeMs, keyframe: f.isKeyframe, change: change)])
+        case .alerts(let a):
+            return ([], [.alerts(a)])
+        case .error(let code, let requestId, let message):
+            return ([], [.serverError(code: code, requestId: requestId, message: message)])
+        case .pong(let nonce, let t):
+            return ([], [.pong(nonce: nonce, serverTimeMs: t)])
+        default:
+            return ([], [.other(m)])
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ClientSession: Sendable {}

@@ -1,0 +1,79 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The real `scenestream` binary, started on a free loopback port and stopped when the test ends.
+final class ServerProcess {
+    let process = Process()
+    let port: Int
+    private let output = Pipe()
+
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["SCENESTREAM_BIN"] { return b }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/scenestream").path
+    }
+
+    static var root: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    struct StartError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(_ args: [String] = []) throws {
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "warning"] + args
+        process.currentDirectoryURL = URL(fileURLWithPath: Self.root)
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Readiness: wait for the "listening on port N" line, not for a fixed time.
+        var buffer = ""
+        let handle = output.fileHandleForReading
+        let deadline = Date().addingTimeInterval(60)
+        var found: Int?
+        while found == nil, Date() < deadline {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            buffer += String(decoding: chunk, as: UTF8.self)
+            if let r = buffer.range(of: "listening on port ") {
+                let digits = buffer[r.upperBound...].prefix { $0.isNumber }
+                if buffer[r.upperBound...].contains("\n") { found = Int(digits) }
+            }
+        }
+        guard let found else {
+            process.terminate()
+            throw StartError(description: "server did not start: \(buffer)")
+        }
+        port = found
+    }
+
+    func stop() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    deinit { _ = stop() }
+
+    func http(_ path: String, post: [UInt8]? = nil) throws -> [UInt8] {
+        var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        if let post {
+            req.httpMethod = "POST"
+            req.httpBody = Data(post)
+        }
+        let sem = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: Result<[UInt8], any Error> = .failure(StartError(description: "no answer"))
+        URLSession.shared.dataTask(with: req) { data, _, error in
+            if let data { result = .success([UInt8](data)) } else if let error { result = .failure(error) }
+            sem.signal()
+        }.resume()
+        sem.wait()
+        return try result.get()
+    }
+}
