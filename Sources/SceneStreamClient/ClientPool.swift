@@ -40,6 +40,7 @@ public final class ClientPool: EventLoopHandler, @unchecked Sendable {
         self.onClose = onClose
         var t = TransportConfiguration(port: nil)
         t.maxMessageBytes = 64 << 20
+        t.receiveChunkBytes = 16384
         loop = try EventLoop(configuration: t, handler: self, logger: logger)
         loop.start(name: "scenestream-clients")
     }

@@ -10,6 +10,8 @@ public struct ClientOptions: Sendable {
     public var interest: InterestSpec
     /// Keep a full replica (false: count and acknowledge frames without decoding them, for load generators).
     public var keepReplica: Bool
+    /// Without a replica: acknowledge every this many frames.
+    public var ackEvery = 1
     /// Resume an earlier session: its token and the last version applied.
     public var resumeToken: String
     public var resumeVersion: UInt64
@@ -83,7 +85,8 @@ public final class ClientSession {
             // Load-generator mode: acknowledge everything sent so far without inflating.
             framesReceived += 1
             if first == MessageType.keyframe.rawValue { keyframesReceived += 1 }
-            return ([encoder.encode(ClientMessage.ack(version: UInt64(Int64.max)))], [.frame(version: 0, timeMs: 0, keyframe: first == MessageType.keyframe.rawValue, change: nil)])
+            let ack = framesReceived % max(1, options.ackEvery) == 0 ? [encoder.encode(ClientMessage.ack(version: UInt64(Int64.max)))] : []
+            return (ack, [.frame(version: 0, timeMs: 0, keyframe: first == MessageType.keyframe.rawValue, change: nil)])
         }
         let m = try decoder.decodeServerMessage(bytes)
         switch m {

@@ -27,6 +27,7 @@ public final class StreamingServer: EventLoopHandler {
     private let encoder: MessageEncoder
     private let decoder: MessageDecoder
     private var nextTickNs: UInt64 = 0
+    private var tickIndex: UInt64 = 0
     private let tickNs: UInt64
     private let startedAt = Date()
     /// Set over HTTP (`POST /api/simulator`) so that tests can freeze the plant and compare states exactly.
@@ -43,6 +44,8 @@ public final class StreamingServer: EventLoopHandler {
         var control = Deque<[UInt8]>()
         var unacked = Deque<UInt64>()
         var lastSendNs: UInt64 = 0
+        /// The tick at which the client's next frame is due (fractional: rates need not divide the tick rate).
+        var nextDueTick: Double = 0
         var tokens: Double = 0
         var lastRefillNs: UInt64 = 0
         var protocolErrors = 0
@@ -135,6 +138,7 @@ public final class StreamingServer: EventLoopHandler {
     // MARK: tick
 
     public func timer() {
+        tickIndex += 1
         let nowNs = DispatchTime.now().uptimeNanoseconds
         let nowMs = Self.wallMs()
         var events: [AlertEvent] = []
@@ -163,8 +167,9 @@ public final class StreamingServer: EventLoopHandler {
     private func frameAllowed(_ c: Client, _ nowNs: UInt64) -> Bool {
         guard let s = c.subscription else { return false }
         if c.unacked.count >= configuration.ackWindow { return false }
-        let interval = UInt64(1e9 / Double(s.rateHz))
-        if nowNs &- c.lastSendNs < interval - min(interval / 4, tickNs / 2) { return false }
+        // Due by tick count, not wall time, so that the order clients are served in within a tick cannot make
+        // one look early and skip a frame.
+        if Double(tickIndex) < c.nextDueTick { return false }
         if s.byteBudget > 0 {
             c.tokens = min(Double(s.byteBudget), c.tokens + Double(nowNs &- c.lastRefillNs) / 1e9 * Double(s.byteBudget))
             c.lastRefillNs = nowNs
@@ -239,6 +244,9 @@ public final class StreamingServer: EventLoopHandler {
         }
         s.sent = ClientBaseline(version: f.version, filter: s.filter)
         cl.subscription = s
+        let step = configuration.tickHz / Double(s.rateHz)
+        if cl.nextDueTick < Double(tickIndex) - step { cl.nextDueTick = Double(tickIndex) }
+        cl.nextDueTick += step
         cl.unacked.append(f.version)
         cl.lastSendNs = nowNs
         if s.byteBudget > 0 { cl.tokens -= Double(f.bytes.count) }
@@ -338,6 +346,7 @@ public final class StreamingServer: EventLoopHandler {
             c.tokens = Double(interest.byteBudget)
             c.lastRefillNs = DispatchTime.now().uptimeNanoseconds
             c.lastSendNs = 0
+            c.nextDueTick = 0
             metrics.subscribed.set(Double(clients.values.filter { $0.subscription != nil }.count))
             if first, !runtime.alerts.active.isEmpty {
                 broadcastActive(to: c)

@@ -105,6 +105,9 @@ public struct TransportConfiguration: Sendable {
     public var hangupSeconds = 40
     /// Largest message accepted; larger ones close the connection with 1009.
     public var maxMessageBytes = 1 << 20
+    /// Receive buffer per connection: messages larger than this arrive in pieces (and are joined). Small keeps
+    /// per-connection memory low.
+    public var receiveChunkBytes = 4096
     /// libwebsockets' log mask (errors and warnings by default).
     public var lwsLogLevel: Int32 = 1 | 2
 
@@ -165,7 +168,7 @@ public final class EventLoop: @unchecked Sendable {
         cfg.tls_key = configuration.tlsKey.map { UnsafePointer(c($0)) } ?? nil
         cfg.ping_seconds = Int32(configuration.pingSeconds)
         cfg.hangup_seconds = Int32(configuration.hangupSeconds)
-        cfg.rx_chunk = 65536
+        cfg.rx_chunk = configuration.receiveChunkBytes
         cfg.log_level = configuration.lwsLogLevel
         let user = Unmanaged.passUnretained(self).toOpaque()
         let created: OpaquePointer? = points.withUnsafeMutableBufferPointer { pp in

@@ -1,0 +1,196 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import SceneStreamClient
+import SceneStreamProtocol
+
+struct FanoutBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fanout",
+        abstract: "Start a server process, open many real WebSocket clients, report throughput, latency, CPU and memory.")
+
+    @Option(help: "Client counts to step through, comma-separated (e.g. 100,1000,5000).") var clients: String = "100,1000"
+    @Option(help: "Frames per second each client asks for.") var rate: Int = 30
+    @Option(help: "Seconds measured at each step.") var seconds: Double = 10
+    @Option(help: "Plant folder the server streams.") var plant: String = "Assets/plants/reference"
+    @Option(help: "Clients that keep a full replica and measure change→frame latency.") var probes: Int = 20
+    @Option(help: "Server binary (default: this one).") var server: String?
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func say(_ s: String) {
+        if !json { print(s) } else { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+    }
+
+    func run() throws {
+        let steps = clients.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.sorted()
+        guard let maxClients = steps.last, maxClients > 0 else { throw ValidationError("--clients needs positive numbers") }
+        let binary = server ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: binary)
+        proc.arguments = ["serve", "--port", "0", "--bind", "127.0.0.1", "--plant", plant, "--log-level", "warning"]
+        let out = Pipe()
+        proc.standardOutput = out
+        proc.standardError = FileHandle.nullDevice
+        try proc.run()
+        defer {
+            if proc.isRunning {
+                proc.terminate()
+                proc.waitUntilExit()
+            }
+        }
+        var text = ""
+        var port: Int?
+        while port == nil {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { throw ValidationError("server exited: \(text)") }
+            text += String(decoding: d, as: UTF8.self)
+            if let r = text.range(of: "listening on port "), text[r.upperBound...].contains("\n") {
+                port = Int(text[r.upperBound...].prefix { $0.isNumber })
+            }
+        }
+        let pid = proc.processIdentifier
+        Thread.sleep(forTimeInterval: 2)
+        let rss0 = Self.rssKB(pid)
+        say("server pid \(pid) on port \(port!), RSS \(rss0 / 1024) MB before clients; plant \(plant)")
+
+        let metrics = FanoutMetrics()
+        let sceneId = Self.sceneId(plant)
+        let pool = try ClientPool(
+            logger: Logger(label: "bench"),
+            onEvent: { conn, event in
+                if case .frame(_, let timeMs, let keyframe, _) = event {
+                    metrics.frame(probe: conn.session.options.keepReplica, timeMs: timeMs, keyframe: keyframe, session: ObjectIdentifier(conn.session), total: conn.session.bytesReceived)
+                }
+            },
+            onClose: { conn in metrics.closed(failure: conn.failure) })
+        var opened = 0
+        var results: [[String: Any]] = []
+        for n in steps {
+            while opened < n {
+                let batch = min(200, n - opened)
+                for k in 0..<batch {
+                    let probe = opened + k < probes
+                    var o = ClientOptions(
+                        name: probe ? "probe" : "load", interest: InterestSpec(sceneId: sceneId, rateHz: UInt32(rate)), keepReplica: probe)
+                    o.ackEvery = 4
+                    try pool.connect(host: "127.0.0.1", port: port!, options: o)
+                }
+                opened += batch
+                let target = opened
+                let until = Date().addingTimeInterval(30)
+                while metrics.keyframes < target && Date() < until { Thread.sleep(forTimeInterval: 0.05) }
+            }
+            if metrics.keyframes < n { say("warning: only \(metrics.keyframes) of \(n) clients got their keyframe") }
+            Thread.sleep(forTimeInterval: 1)
+            let cpu0 = Self.cpuSeconds(pid)
+            let myCpu0 = Self.cpuSeconds(getpid())
+            metrics.reset()
+            let t0 = Date()
+            Thread.sleep(forTimeInterval: seconds)
+            let wall = Date().timeIntervalSince(t0)
+            let cpu = (Self.cpuSeconds(pid) - cpu0) / wall * 100
+            let myCpu = (Self.cpuSeconds(getpid()) - myCpu0) / wall * 100
+            let s = metrics.snapshot()
+            let rss = Self.rssKB(pid)
+            var r: [String: Any] = [
+                "clients": n, "rate_hz": rate, "frames_per_s": Int(Double(s.frames) / wall), "bytes_per_s": Int(Double(s.bytes) / wall),
+                "p50_ms": s.p50, "p99_ms": s.p99, "server_cpu_percent": (cpu * 10).rounded() / 10, "server_rss_mb": (Double(rss) / 1024 * 10).rounded() / 10,
+                "memory_per_client_kb": ((Double(rss - rss0) / Double(n)) * 10).rounded() / 10, "closed": s.closed,
+                "latency_samples": s.samples, "load_generator_cpu_percent": (myCpu * 10).rounded() / 10,
+            ]
+            r["expected_frames_per_s"] = n * rate
+            results.append(r)
+            say(String(format: "clients %5d  frames/s %7d (of %d)  MB/s %6.2f  p50 %5.1f ms  p99 %5.1f ms  server CPU %5.1f%%  RSS %6.1f MB  %.1f KB/client  load generator CPU %5.1f%%",
+                       n, r["frames_per_s"] as! Int, n * rate, Double(s.bytes) / wall / 1e6, s.p50, s.p99, cpu, Double(rss) / 1024, (Double(rss - rss0) / Double(n)), myCpu))
+        }
+        pool.shutdown()
+        if json {
+            var top = results.last!
+            top["steps"] = results
+            top["plant"] = plant
+            let ok = results.filter { ($0["p99_ms"] as! Double) <= 50 }.map { $0["clients"] as! Int }
+            top["max_clients_p99_under_50ms"] = ok.max() ?? 0
+            let data = try JSONSerialization.data(withJSONObject: top, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    static func sceneId(_ plant: String) -> String {
+        guard let d = FileManager.default.contents(atPath: "\(plant)/scene.json"),
+            let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let id = o["id"] as? String
+        else { return "demo" }
+        return id
+    }
+
+    static func rssKB(_ pid: Int32) -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+        }
+        return 0
+    }
+
+    static func cpuSeconds(_ pid: Int32) -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
+        let f = s[s.index(after: close)...].split(separator: " ")
+        // After the command: state(0) … utime is field 14 overall → index 11 here, stime index 12.
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return ((Double(f[11]) ?? 0) + (Double(f[12]) ?? 0)) / ticks
+    }
+}
+
+/// Counters shared between the client thread and the bench's main thread.
+final class FanoutMetrics: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var keyframes = 0
+    private var frames = 0
+    private var bytes = 0
+    private var latencies: [Double] = []
+    private var closedCount = 0
+
+    private var lastTotal: [ObjectIdentifier: Int] = [:]
+
+    func frame(probe: Bool, timeMs: UInt64, keyframe: Bool, session: ObjectIdentifier, total: Int) {
+        lock.lock()
+        bytes += total - (lastTotal[session] ?? 0)
+        lastTotal[session] = total
+        frames += 1
+        if keyframe { keyframes += 1 }
+        if probe && !keyframe { latencies.append(Date().timeIntervalSince1970 * 1000 - Double(timeMs)) }
+        lock.unlock()
+    }
+
+    func closed(failure: String?) {
+        lock.lock()
+        closedCount += 1
+        lock.unlock()
+    }
+
+    func reset() {
+        lock.lock()
+        frames = 0
+        bytes = 0
+        latencies.removeAll()
+        lock.unlock()
+    }
+
+    struct Snapshot {
+        var frames: Int
+        var bytes: Int
+        var p50: Double
+        var p99: Double
+        var closed: Int
+        var samples: Int
+    }
+
+    func snapshot() -> Snapshot {
+        lock.lock()
+        defer { lock.unlock() }
+        let sorted = latencies.sorted()
+        func pct(_ p: Double) -> Double {
+            sorted.isEmpty ? 0 : (sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 10).rounded() / 10
+        }
+        return Snapshot(frames: frames, bytes: bytes, p50: pct(0.5), p99: pct(0.99), closed: closedCount, samples: sorted.count)
+    }
+}
