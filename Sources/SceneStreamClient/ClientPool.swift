@@ -45,14 +45,15 @@ public final class ClientPool: EventLoopHandler, @unchecked Sendable {
         loop.start(name: "scenestream-clients")
     }
 
-    /// Opens a connection to `ws[s]://host:port/path`. Any thread.
-    public func connect(host: String, port: Int, path: String = "/stream", tls: Bool = false, options: ClientOptions) throws {
+    /// Opens a connection to `ws[s]://host:port/path`. Any thread. `insecure` accepts self-signed and mismatched
+    /// certificates (for tests and labs only).
+    public func connect(host: String, port: Int, path: String = "/stream", tls: Bool = false, insecure: Bool = false, options: ClientOptions) throws {
         let session = try ClientSession(options: options)
         let box = UncheckedSendable(session)
         loop.post { [self] in
             let id = loop.makeClientID()
             connections[id] = Connection(id: id, session: box.value)
-            loop.connect(id, host: host, port: port, path: path, tls: tls, insecure: tls)
+            loop.connect(id, host: host, port: port, path: path, tls: tls, insecure: insecure)
         }
     }
 

@@ -34,6 +34,7 @@ struct WatchCommand: ParsableCommand {
     @Option(help: "Only these layers (comma-separated).") var layers: String?
     @Option(help: "Stop after this many seconds (default: run until interrupted).") var seconds: Double?
     @Flag(help: "Print one JSON summary at the end instead of live lines.") var json = false
+    @Flag(help: "Accept a self-signed or mismatched TLS certificate (labs and tests only).") var insecure = false
 
     func run() throws {
         let target = try StreamURL(url)
@@ -63,7 +64,7 @@ struct WatchCommand: ParsableCommand {
             })
         let interest = InterestSpec(
             sceneId: scene ?? "demo", layers: layers.map { $0.split(separator: ",").map(String.init) } ?? [], rateHz: UInt32(rate))
-        try pool.connect(host: target.host, port: target.port, path: target.path, tls: target.tls,
+        try pool.connect(host: target.host, port: target.port, path: target.path, tls: target.tls, insecure: insecure,
                          options: ClientOptions(name: "scenestream-watch", interest: interest))
         let started = Date()
         while true {
