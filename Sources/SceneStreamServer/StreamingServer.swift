@@ -431,6 +431,8 @@ public final class StreamingServer: EventLoopHandler {
             return HTTPResponse(contentType: "application/json", body: [UInt8](data))
         case "/metrics":
             metrics.uptime.set(Date().timeIntervalSince(startedAt))
+            metrics.controlQueued.set(Double(clients.values.reduce(0) { $0 + $1.control.count }))
+            metrics.unackedFrames.set(Double(clients.values.reduce(0) { $0 + $1.unacked.count }))
             return HTTPResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.registry.emitToBuffer())
         default:
             return .text("not found\n", status: 404)
@@ -450,6 +452,8 @@ final class ServerMetrics: Sendable {
     let clients: Gauge
     let subscribed: Gauge
     let sceneVersion: Gauge
+    let controlQueued: Gauge
+    let unackedFrames: Gauge
     let uptime: Gauge
     let framesSent: Counter
     let keyframesSent: Counter
@@ -467,6 +471,8 @@ final class ServerMetrics: Sendable {
         clients = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "clients", unitName: "", helpText: "Open WebSocket connections"))
         subscribed = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "clients_subscribed", unitName: "", helpText: "Connections streaming a scene"))
         sceneVersion = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "scene_version", unitName: "", helpText: "Current scene version"))
+        controlQueued = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "control_messages_queued", unitName: "", helpText: "Control messages waiting to be sent, all clients"))
+        unackedFrames = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "frames_unacknowledged", unitName: "", helpText: "Frames sent and not yet acknowledged, all clients"))
         uptime = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "uptime", unitName: "seconds", helpText: "Seconds since start"))
         framesSent = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "frames_sent", unitName: "total", helpText: "Keyframes and deltas sent"))
         keyframesSent = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "keyframes_sent", unitName: "total", helpText: "Keyframes sent"))
