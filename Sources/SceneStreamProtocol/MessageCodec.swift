@@ -235,6 +235,9 @@ extension ClientMessage {
         case .refreshToken(let token):
             type = .refreshToken
             w.writeString(token)
+        case .follow(let userId):
+            type = .follow
+            w.writeString(userId)
         }
         return (type, w.bytes)
     }
@@ -310,6 +313,8 @@ extension ClientMessage {
             m = .listSessions(requestId: try r.readVarint("requestId", as: UInt32.self))
         case .refreshToken:
             m = .refreshToken(token: try r.readString("token"))
+        case .follow:
+            m = .follow(userId: try r.readString("userId"))
         default:
             throw ProtocolError(.unknownMessageType(type.rawValue), "client message")
         }

@@ -110,6 +110,8 @@ public enum MessageDescription {
             return ["type": "listSessions", "requestId": Int(requestId)]
         case .refreshToken(let token):
             return ["type": "refreshToken", "token": token]
+        case .follow(let userId):
+            return ["type": "follow", "userId": userId]
         }
     }
 

@@ -172,6 +172,8 @@ public enum ClientMessage: Hashable, Sendable {
     case listSessions(requestId: UInt32)
     /// Replace the bearer token before it expires.
     case refreshToken(token: String)
+    /// Follow another room member's view (their head pose), or stop following (empty).
+    case follow(userId: String)
 }
 
 /// A playback request.

@@ -85,6 +85,7 @@ public enum ProtocolVectors {
             c("client-ping", .ping(nonce: 0xDEAD_BEEF), "ping"),
             c("client-list-sessions", .listSessions(requestId: 10), "list this user's sessions"),
             c("client-refresh-token", .refreshToken(token: "eyJhbGciOi.new.sig"), "replace the bearer token"),
+            c("client-follow", .follow(userId: "ada"), "follow Ada's view"),
             s("server-welcome", .welcome(version: 1, sessionId: "s-91c2", sessionToken: "st_4f2a", serverName: "scenestream", heartbeatMs: 15000, maxMessageBytes: 65536, scenes: ["demo", "reference"]), "answer to hello"),
             s("server-keyframe", .frame(SceneFrame(kind: .keyframe(sceneId: "demo", quantization: Quantization()), version: 42, timeMs: 1_795_000_000_000, nodeSpace: 3, entered: threeNodes)), "three nodes: an anchored root, a robot base, a joint"),
             s("server-delta", .frame(SceneFrame(kind: .delta(base: 42), version: 43, timeMs: 1_795_000_000_033, nodeSpace: 9, removed: [4], entered: [NodeEntry(index: 8, node: WireNode(parent: 1, name: "tool", translation: QVec3(0, 200, 0), asset: "models/gripper.gltf"))], updated: [updateA, updateB, updateC])), "removal, entry and updates with index gaps"),

@@ -36,6 +36,18 @@ public struct ServerConfiguration: Sendable {
     /// PEM certificate and key for TLS.
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// Where annotations (and, later, other durable state) are kept; nil keeps them in memory only.
+    public var dataDirectory: String? = ".scenestream-data"
+    /// The most sessions in one room.
+    public var roomCapacity = 50
+    /// Presence updates applied per second per client (the latest pose wins; the rest is dropped).
+    public var presenceHz = 30
+    /// How long a handoff code stays valid.
+    public var handoffCodeSeconds = 60
+    /// How long a session without devices is kept for resume and pull handoff.
+    public var sessionIdleSeconds = 600
+    /// The URL base put into handoff offers (for QR codes); empty: derived from the port.
+    public var publicURL = ""
     /// History kept for playback.
     public var historyWindowMs: UInt64 = 3_600_000
 
@@ -44,7 +56,8 @@ public struct ServerConfiguration: Sendable {
 
     static let keys: Set<String> = [
         "port", "bind", "assets", "plant", "simulator", "tickHz", "defaultRateHz", "maxRateHz", "retainedVersions",
-        "compressionLevel", "maxClientMessageBytes", "maxMessagesPerSecond", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds",
+        "compressionLevel", "maxClientMessageBytes", "maxMessagesPerSecond", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds", "data", "roomCapacity", "presenceHz", "handoffCodeSeconds",
+        "sessionIdleSeconds", "publicURL",
     ]
 
     /// Reads a configuration file; errors name the file, key and reason.
@@ -97,6 +110,12 @@ public struct ServerConfiguration: Sendable {
         if let v = try int("heartbeatMs", 1000...600_000) { c.heartbeatMs = v }
         if let v = try int("idleSeconds", 2...3600) { c.idleSeconds = v }
         if let v = try int("historyWindowSeconds", 1...(7 * 86400)) { c.historyWindowMs = UInt64(v) * 1000 }
+        if let v = try string("data") { c.dataDirectory = v }
+        if let v = try int("roomCapacity", 1...10_000) { c.roomCapacity = v }
+        if let v = try int("presenceHz", 1...120) { c.presenceHz = v }
+        if let v = try int("handoffCodeSeconds", 5...3600) { c.handoffCodeSeconds = v }
+        if let v = try int("sessionIdleSeconds", 5...86400) { c.sessionIdleSeconds = v }
+        if let v = try string("publicURL") { c.publicURL = v }
         if let tls = root["tls"] {
             guard let t = tls as? [String: Any], let cert = t["certificate"] as? String, let key = t["key"] as? String else {
                 throw fail("tls", "expected {\"certificate\": PATH, \"key\": PATH}")

@@ -23,13 +23,19 @@ public final class StreamingServer: EventLoopHandler {
     /// The port actually listened on.
     public let port: Int
 
-    private var clients: [ConnectionID: Client] = [:]
-    private let encoder: MessageEncoder
+    var clients: [ConnectionID: Client] = [:]
+    let encoder: MessageEncoder
     private let decoder: MessageDecoder
     private var nextTickNs: UInt64 = 0
-    private var tickIndex: UInt64 = 0
+    var tickIndex: UInt64 = 0
     private let tickNs: UInt64
     private let startedAt = Date()
+    var sessions: [String: Session] = [:]
+    var sessionsByToken: [String: Session] = [:]
+    var codes: [String: HandoffCode] = [:]
+    var claimGlobalTokens: Double = 100
+    var claimGlobalRefillMs: UInt64 = 0
+    var annotations: AnnotationStore
     /// Set over HTTP (`POST /api/simulator`) so that tests can freeze the plant and compare states exactly.
     private var simulatorPaused = false
 
@@ -42,13 +48,21 @@ public final class StreamingServer: EventLoopHandler {
         var sessionId = ""
         var subscription: Subscription?
         var control = Deque<[UInt8]>()
-        var unacked = Deque<UInt64>()
+        var unacked = Deque<ClientBaseline>()
+        /// The user's session, after hello.
+        var session: Session?
+        /// Close (1000) once the control queue is empty (after `handedOff`).
+        var closeAfterFlush = false
+        var claimTokens: Double = 10
+        var claimRefillMs: UInt64 = 0
         var lastSendNs: UInt64 = 0
         /// The tick at which the client's next frame is due (fractional: rates need not divide the tick rate).
         var nextDueTick: Double = 0
         var tokens: Double = 0
         var lastRefillNs: UInt64 = 0
         var protocolErrors = 0
+        /// Where a resumed session's first frame starts (taken by the next subscribe).
+        var resumeBase: ClientBaseline?
         /// Incoming-message token bucket.
         var inTokens: Double = 0
         var inRefillNs: UInt64 = 0
@@ -86,6 +100,7 @@ public final class StreamingServer: EventLoopHandler {
         }
         tickNs = UInt64(1e9 / configuration.tickHz)
         metrics = ServerMetrics()
+        annotations = try AnnotationStore(path: configuration.dataDirectory.map { "\($0)/annotations-\(plant.scene.id).json" })
         port = configuration.port == 0 ? try Self.freePort(configuration.bindAddress) : configuration.port
 
         var t = TransportConfiguration(port: port, bindAddress: configuration.bindAddress)
@@ -97,6 +112,7 @@ public final class StreamingServer: EventLoopHandler {
         t.hangupSeconds = configuration.idleSeconds * 2
         t.maxMessageBytes = configuration.maxClientMessageBytes
         loop = try EventLoop(configuration: t, handler: self, logger: logger)
+        restoreAnnotations()
         runtime.commit(timeMs: now)
     }
 
@@ -148,6 +164,8 @@ public final class StreamingServer: EventLoopHandler {
             metrics.ingested.increment(by: Int64(ups.count))
             events = runtime.ingest(ups)
         }
+        applyPresence()
+        if tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { expireSessions(nowMs: nowMs) }
         let before = runtime.graph.version
         runtime.commit(timeMs: nowMs)
         if runtime.graph.version != before {
@@ -164,7 +182,7 @@ public final class StreamingServer: EventLoopHandler {
         loop.schedule(afterMicroseconds: Int64((nextTickNs - nowNs) / 1000))
     }
 
-    private func frameAllowed(_ c: Client, _ nowNs: UInt64) -> Bool {
+    func frameAllowed(_ c: Client, _ nowNs: UInt64) -> Bool {
         guard let s = c.subscription else { return false }
         if c.unacked.count >= configuration.ackWindow { return false }
         // Due by tick count, not wall time, so that the order clients are served in within a tick cannot make
@@ -191,7 +209,7 @@ public final class StreamingServer: EventLoopHandler {
         metrics.alerts.increment(by: Int64(events.count))
     }
 
-    private func enqueue(_ c: Client, _ m: ServerMessage) {
+    func enqueue(_ c: Client, _ m: ServerMessage) {
         // Control messages are few and small; a client that lets 256 pile up is not reading and is dropped.
         if c.control.count >= 256 {
             loop.close(c.id, code: 1008, reason: "not reading")
@@ -217,6 +235,7 @@ public final class StreamingServer: EventLoopHandler {
     }
 
     public func closed(_ c: ConnectionID) {
+        if let cl = clients[c] { detach(cl) }
         clients[c] = nil
         metrics.clients.set(Double(clients.count))
         metrics.subscribed.set(Double(clients.values.filter { $0.subscription != nil }.count))
@@ -233,8 +252,9 @@ public final class StreamingServer: EventLoopHandler {
         let nowNs = DispatchTime.now().uptimeNanoseconds
         if let m = cl.control.popFirst() {
             metrics.bytesSent.increment(by: Int64(m.count))
-            return .send(m, more: !cl.control.isEmpty || (cl.subscription != nil && frameAllowed(cl, nowNs)))
+            return .send(m, more: !cl.control.isEmpty || cl.closeAfterFlush || (cl.subscription != nil && frameAllowed(cl, nowNs)))
         }
+        if cl.closeAfterFlush { return .close(code: 1000, reason: "session handed off") }
         guard var s = cl.subscription, frameAllowed(cl, nowNs) else { return .idle }
         let t0 = DispatchTime.now().uptimeNanoseconds
         let encodedBefore = engine.framesEncoded
@@ -247,7 +267,7 @@ public final class StreamingServer: EventLoopHandler {
         let step = configuration.tickHz / Double(s.rateHz)
         if cl.nextDueTick < Double(tickIndex) - step { cl.nextDueTick = Double(tickIndex) }
         cl.nextDueTick += step
-        cl.unacked.append(f.version)
+        cl.unacked.append(ClientBaseline(version: f.version, filter: s.filter))
         cl.lastSendNs = nowNs
         if s.byteBudget > 0 { cl.tokens -= Double(f.bytes.count) }
         metrics.framesSent.increment()
@@ -304,7 +324,7 @@ public final class StreamingServer: EventLoopHandler {
         return false
     }
 
-    private func protocolError(_ c: Client, _ what: String) {
+    func protocolError(_ c: Client, _ what: String) {
         metrics.protocolErrors.increment()
         c.protocolErrors += 1
         if c.protocolErrors <= 3 {
@@ -314,7 +334,7 @@ public final class StreamingServer: EventLoopHandler {
 
     private func handle(_ m: ClientMessage, from c: Client) -> ReceiveAction {
         switch m {
-        case .hello(let minV, let maxV, let device, let name, _, _, _):
+        case .hello(let minV, let maxV, let device, let name, let token, let resumeToken, let resumeVersion):
             guard !c.hello else {
                 enqueue(c, .error(code: .malformed, requestId: 0, message: "hello was already sent"))
                 return .keep
@@ -326,23 +346,24 @@ public final class StreamingServer: EventLoopHandler {
             c.hello = true
             c.device = device
             c.name = name
-            c.sessionId = "s-" + Self.randomHex(8)
-            enqueue(
-                c,
-                .welcome(
-                    version: ProtocolVersion.current, sessionId: c.sessionId, sessionToken: "st-" + Self.randomHex(16),
-                    serverName: "scenestream", heartbeatMs: UInt32(configuration.heartbeatMs),
-                    maxMessageBytes: UInt32(configuration.maxClientMessageBytes), scenes: [runtime.scene.id]))
+            return hello(c, token: token, resumeToken: resumeToken, resumeVersion: resumeVersion)
         case .subscribe(let requestId, let interest):
             guard interest.sceneId == runtime.scene.id else {
                 enqueue(c, .error(code: .unknownScene, requestId: requestId, message: "no scene '\(interest.sceneId)'"))
+                return .keep
+            }
+            if c.subscription == nil, let session = c.session, !roomHasRoom(for: session) {
+                enqueue(c, .error(code: .roomFull, requestId: requestId, message: "room is full (\(configuration.roomCapacity) sessions)"))
                 return .keep
             }
             let rate = interest.rateHz == 0 ? configuration.defaultRateHz : min(Int(interest.rateHz), configuration.maxRateHz)
             let first = c.subscription == nil
             c.subscription = Subscription(
                 sceneId: interest.sceneId, filter: InterestFilter(interest), rateHz: max(1, rate),
-                byteBudget: Int(interest.byteBudget), sent: c.subscription?.sent)
+                byteBudget: Int(interest.byteBudget), sent: c.subscription?.sent ?? c.resumeBase)
+            c.resumeBase = nil
+            c.session?.interest = interest
+            if first { joined(c) }
             c.tokens = Double(interest.byteBudget)
             c.lastRefillNs = DispatchTime.now().uptimeNanoseconds
             c.lastSendNs = 0
@@ -353,18 +374,35 @@ public final class StreamingServer: EventLoopHandler {
             }
             loop.requestWrite(c.id)
         case .ack(let version):
-            while let first = c.unacked.first, first <= version { c.unacked.removeFirst() }
+            while let first = c.unacked.first, first.version <= version {
+                c.unacked.removeFirst()
+                c.session?.acked = first
+            }
         case .ping(let nonce):
             enqueue(c, .pong(nonce: nonce, serverTimeMs: Self.wallMs()))
         case .refreshToken:
             break
-        case .presence, .select, .annotate, .handoffOffer, .handoffClaim, .playback, .listSessions:
-            enqueue(c, .error(code: .internalError, requestId: 0, message: "\(Self.kind(m)) is not supported by this server yet"))
+        case .presence(let head, let left, let right, let pointer, _):
+            presence(c, PresenceUpdate(head: head, left: left, right: right, pointer: pointer))
+        case .select(let nodes):
+            select(c, nodes)
+        case .annotate(let requestId, let node, let offset, let text, let remove):
+            annotate(c, requestId: requestId, node: node, offset: offset, text: text, remove: remove)
+        case .handoffOffer(let requestId, let keep):
+            offer(c, requestId: requestId, keepOldDevice: keep)
+        case .handoffClaim(let requestId, let code, let sessionId):
+            claim(c, requestId: requestId, code: code, sessionId: sessionId)
+        case .listSessions(let requestId):
+            listSessions(c, requestId: requestId)
+        case .follow(let userId):
+            follow(c, userId: userId)
+        case .playback:
+            enqueue(c, .error(code: .playbackUnavailable, requestId: 0, message: "playback is not available on this server yet"))
         }
         return .keep
     }
 
-    private func broadcastActive(to c: Client) {
+    func broadcastActive(to c: Client) {
         guard let s = c.subscription else { return }
         let members = engine.membership(s.filter)
         let records = runtime.alerts.active.values.sorted { $0.id < $1.id }.map { e in
@@ -462,6 +500,9 @@ final class ServerMetrics: Sendable {
     let protocolErrors: Counter
     let refused: Counter
     let rateLimited: Counter
+    let resumes: Counter
+    let handoffs: Counter
+    let refusals: Counter
     let ingested: Counter
     let nodeChanges: Counter
     let alerts: Counter
@@ -481,6 +522,9 @@ final class ServerMetrics: Sendable {
         protocolErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "protocol_errors", unitName: "total", helpText: "Client messages that broke the spec"))
         refused = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "upgrades_refused", unitName: "total", helpText: "WebSocket upgrades refused"))
         rateLimited = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "rate_limited_messages", unitName: "total", helpText: "Client messages dropped by the rate limit"))
+        resumes = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "session_resumes", unitName: "total", helpText: "Sessions resumed by a reconnecting client"))
+        handoffs = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "handoffs", unitName: "total", helpText: "Sessions moved to another device"))
+        refusals = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "refusals", unitName: "total", helpText: "Requests refused (codes, roles, limits)"))
         ingested = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_updates", unitName: "total", helpText: "Twin property updates ingested"))
         nodeChanges = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "node_changes", unitName: "total", helpText: "Scene node changes committed"))
         alerts = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "alerts", unitName: "total", helpText: "Alerts raised or cleared"))

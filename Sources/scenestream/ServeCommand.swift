@@ -17,6 +17,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Assets folder (models, plants, web viewer).") var assets: String?
     @Option(help: "Scene commits per second.") var tickHz: Int?
     @Flag(help: "Run without the built-in simulator.") var noSimulator = false
+    @Option(help: "Folder for durable state (annotations).") var data: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
     func run() throws {
@@ -33,6 +34,7 @@ struct ServeCommand: ParsableCommand {
         if let assets { c.assetsDirectory = assets }
         if let tickHz { c.tickHz = Double(tickHz) }
         if noSimulator { c.simulator = false }
+        if let data { c.dataDirectory = data }
         guard (0...65535).contains(c.port) else { throw ValidationError("--port must be 0…65535") }
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)

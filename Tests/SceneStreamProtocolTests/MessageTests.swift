@@ -24,7 +24,7 @@ import Testing
         let types = Set(ProtocolVectors.all.map { v in v.client.map { $0.encodedBody().0 } ?? v.server!.encodedBody().0 })
         for t in [
             MessageType.hello, .subscribe, .ack, .presence, .select, .annotate, .handoffOffer, .handoffClaim, .playback, .ping,
-            .listSessions, .refreshToken, .welcome, .keyframe, .delta, .alerts, .sessionState, .handoff, .error, .pong,
+            .listSessions, .refreshToken, .follow, .welcome, .keyframe, .delta, .alerts, .sessionState, .handoff, .error, .pong,
         ] {
             #expect(types.contains(t), "no vector for \(t)")
         }

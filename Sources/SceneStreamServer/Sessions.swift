@@ -1,0 +1,173 @@
+import Foundation
+import SceneStreamCore
+import SceneStreamProtocol
+import SceneStreamTransport
+
+/// Who a connection speaks for. In the open demo mode the hello token may be `demo:USER[:ROLE]`; an empty token
+/// is a guest. (Signed tokens come with authentication.)
+struct Identity: Hashable {
+    var userId: String
+    var displayName: String
+    var role: Role
+
+    static func fromDemoToken(_ token: String) -> Identity? {
+        if token.isEmpty {
+            let id = "guest-" + StreamingServer.randomHex(3)
+            return Identity(userId: id, displayName: id, role: .participant)
+        }
+        let parts = token.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, parts[0] == "demo", !parts[1].isEmpty, parts[1].count <= 64,
+            parts[1].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." })
+        else { return nil }
+        var role = Role.participant
+        if parts.count >= 3 {
+            switch parts[2] {
+            case "host": role = .host
+            case "participant", "": role = .participant
+            case "viewer": role = .viewer
+            default: return nil
+            }
+        }
+        return Identity(userId: parts[1], displayName: parts.count >= 4 && !parts[3].isEmpty ? parts[3] : parts[1], role: role)
+    }
+}
+
+/// A user's session: survives devices coming and going (handoff, resume).
+final class Session {
+    let id: String
+    let token: String
+    let identity: Identity
+    let color: UInt32
+    /// The device that streams the session now.
+    var primary: ConnectionID?
+    /// Devices that stay attached after a handoff that kept them.
+    var companions: Set<ConnectionID> = []
+    var device: DeviceKind
+    var interest: InterestSpec?
+    /// Frames the primary was sent and not yet acknowledged, and the last acknowledged one: where a resume starts.
+    var acked: ClientBaseline?
+    /// Frames sent to a device that dropped, not acknowledged by it.
+    var pendingUnacked: [ClientBaseline] = []
+    var viewpoint: Pose?
+    var selection: [UInt32] = []
+    var playback = PlaybackState.live
+    var followUserId = ""
+    var pendingPresence: PresenceUpdate?
+    var presenceAnchor: String?
+    var lastSeenMs: UInt64
+    var detachedAtMs: UInt64?
+
+    init(id: String, token: String, identity: Identity, device: DeviceKind, nowMs: UInt64) {
+        self.id = id
+        self.token = token
+        self.identity = identity
+        self.device = device
+        lastSeenMs = nowMs
+        let palette: [UInt32] = [0x3A7BD5FF, 0xEB3B2FFF, 0x27AE60FF, 0xF2994AFF, 0x9B51E0FF, 0x2D9CDBFF, 0xF2C94CFF, 0x6FCF97FF]
+        color = palette[Int(truncatingIfNeeded: fnvHash(identity.userId) % UInt64(palette.count))]
+    }
+}
+
+struct PresenceUpdate {
+    var head: Pose?
+    var left: Pose?
+    var right: Pose?
+    var pointer: Pose?
+}
+
+/// A one-time handoff code.
+struct HandoffCode {
+    let sessionId: String
+    let userId: String
+    let expiresMs: UInt64
+    let keepOldDevice: Bool
+    var used = false
+}
+
+/// An annotation pinned to a node, kept across restarts.
+struct Annotation: Codable, Hashable {
+    var id: String
+    var sceneId: String
+    var nodeId: String
+    /// Offset from the node's origin in millimetres.
+    var offset: [Int32]
+    var text: String
+    var author: String
+    var timeMs: UInt64
+}
+
+/// Annotations on disk: one JSON file, replaced atomically on every change.
+struct AnnotationStore {
+    let path: String?
+    private(set) var items: [Annotation] = []
+
+    init(path: String?) throws {
+        self.path = path
+        guard let path, FileManager.default.fileExists(atPath: path) else { return }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, location: "", reason: "cannot read the annotations file")
+        }
+        do {
+            items = try JSONDecoder().decode([Annotation].self, from: data)
+        } catch {
+            throw ConfigError(file: path, location: "", reason: "not a valid annotations file (\(error))")
+        }
+    }
+
+    mutating func add(_ a: Annotation) throws {
+        items.append(a)
+        try save()
+    }
+
+    mutating func remove(_ id: String) throws -> Annotation? {
+        guard let k = items.firstIndex(where: { $0.id == id }) else { return nil }
+        let a = items.remove(at: k)
+        try save()
+        return a
+    }
+
+    func save() throws {
+        guard let path else { return }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try enc.encode(items)
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let tmp = path + ".tmp"
+        guard FileManager.default.createFile(atPath: tmp, contents: data) else {
+            throw ConfigError(file: tmp, location: "", reason: "cannot write")
+        }
+        // fsync the file before the rename so that a crash leaves either the old or the new file.
+        if let h = FileHandle(forUpdatingAtPath: tmp) {
+            try? h.synchronize()
+            try? h.close()
+        }
+        if rename(tmp, path) != 0 { throw ConfigError(file: path, location: "", reason: "rename failed (errno \(errno))") }
+    }
+}
+
+func fnvHash(_ s: String) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in s.utf8 {
+        h ^= UInt64(b)
+        h = h &* 0x100_0000_01b3
+    }
+    return h
+}
+
+/// Handoff codes: 8 characters from a 32-letter alphabet without look-alikes (40 bits), shown as XXXX-XXXX.
+enum HandoffCodes {
+    static let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+    static func make() -> String {
+        var g = SystemRandomNumberGenerator()
+        let chars = (0..<8).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &g)] }
+        return String(chars[0..<4]) + "-" + String(chars[4..<8])
+    }
+
+    /// Accepts lower case, missing dash and spaces.
+    static func normalize(_ s: String) -> String {
+        let c = s.uppercased().filter { $0 != "-" && $0 != " " }
+        guard c.count == 8 else { return s.uppercased() }
+        return String(c.prefix(4)) + "-" + String(c.suffix(4))
+    }
+}

@@ -1,0 +1,425 @@
+import Foundation
+import SceneStreamCore
+import SceneStreamProtocol
+import SceneStreamTransport
+
+/// Sessions, rooms, presence, selection, annotations, handoff and resume. Service thread only, like the rest.
+extension StreamingServer {
+    // MARK: hello and resume
+
+    func hello(_ c: Client, token: String, resumeToken: String, resumeVersion: UInt64) -> ReceiveAction {
+        let nowMs = Self.wallMs()
+        guard let identity = Identity.fromDemoToken(token) else {
+            enqueue(c, .error(code: .unauthenticated, requestId: 0, message: "token not accepted (this server takes demo:USER[:ROLE])"))
+            c.closeAfterFlush = true
+            return .keep
+        }
+        var session: Session
+        if !resumeToken.isEmpty, let s = sessionsByToken[resumeToken], s.identity.userId == identity.userId || token.isEmpty {
+            session = s
+            // A device that was still attached (a half-dead connection) is replaced.
+            if let old = s.primary, old != c.id, let oc = clients[old] {
+                oc.session = nil
+                loop.close(old, code: 1000, reason: "session resumed elsewhere")
+            }
+            // Resume from what the client says it applied, if the server still knows that version and filter.
+            let inFlight = s.pendingUnacked + (s.primary.flatMap { clients[$0] }.map { Array($0.unacked) } ?? [])
+            if let acked = s.acked, acked.version == resumeVersion {
+                c.resumeBase = acked
+            } else if let b = inFlight.first(where: { $0.version == resumeVersion }) {
+                c.resumeBase = b
+            }
+            s.pendingUnacked = []
+            metrics.resumes.increment()
+            logger.info("session resumed", metadata: ["session": "\(s.id)", "from": "\(resumeVersion)", "delta": "\(c.resumeBase != nil)"])
+        } else {
+            session = Session(
+                id: "s-" + Self.randomHex(6), token: "st-" + Self.randomHex(16), identity: identity, device: c.device, nowMs: nowMs)
+            sessions[session.id] = session
+            sessionsByToken[session.token] = session
+        }
+        session.primary = c.id
+        session.device = c.device
+        session.detachedAtMs = nil
+        session.lastSeenMs = nowMs
+        c.session = session
+        c.sessionId = session.id
+        enqueue(
+            c,
+            .welcome(
+                version: ProtocolVersion.current, sessionId: session.id, sessionToken: session.token, serverName: "scenestream",
+                heartbeatMs: UInt32(configuration.heartbeatMs), maxMessageBytes: UInt32(configuration.maxClientMessageBytes),
+                scenes: [runtime.scene.id]))
+        return .keep
+    }
+
+    /// A connection went away: the session keeps its place (for resume and pull handoff) until it expires.
+    func detach(_ c: Client) {
+        guard let s = c.session else { return }
+        c.session = nil
+        s.companions.remove(c.id)
+        if s.primary == c.id {
+            s.primary = nil
+            // Remember what the dropped device had acknowledged and was sent.
+            if let last = c.unacked.last, s.acked == nil || s.acked!.version < last.version { s.pendingUnacked = Array(c.unacked) }
+            s.detachedAtMs = Self.wallMs()
+            removePresence(s)
+            broadcastRoom()
+        }
+    }
+
+    func roomHasRoom(for s: Session) -> Bool {
+        let inRoom = Set(clients.values.compactMap { $0.subscription != nil ? $0.session?.id : nil })
+        return inRoom.contains(s.id) || inRoom.count < configuration.roomCapacity
+    }
+
+    /// The client subscribed for the first time: it is a room member now.
+    func joined(_ c: Client) {
+        broadcastRoom()
+    }
+
+    /// Room members: every session with a subscribed primary device.
+    func members() -> [(Session, Client)] {
+        var out: [(Session, Client)] = []
+        for s in sessions.values.sorted(by: { $0.id < $1.id }) {
+            guard let p = s.primary, let c = clients[p], c.subscription != nil else { continue }
+            out.append((s, c))
+        }
+        return out
+    }
+
+    func sessionState(for s: Session, members list: [(Session, Client)]) -> SessionState {
+        SessionState(
+            sessionId: s.id, userId: s.identity.userId, role: s.identity.role, roomId: runtime.scene.id,
+            members: list.map {
+                Member(userId: $0.0.identity.userId, displayName: $0.0.identity.displayName, device: $0.0.device, role: $0.0.identity.role, color: $0.0.color)
+            },
+            selection: s.selection, followUserId: s.followUserId, playback: s.playback, viewpoint: s.viewpoint)
+    }
+
+    /// Sends every member (and companion devices) the room's state.
+    func broadcastRoom() {
+        let list = members()
+        for (s, c) in list {
+            enqueue(c, .sessionState(sessionState(for: s, members: list)))
+            for comp in s.companions { if let cc = clients[comp] { enqueue(cc, .sessionState(sessionState(for: s, members: list))) } }
+        }
+    }
+
+    // MARK: presence
+
+    func presence(_ c: Client, _ p: PresenceUpdate) {
+        guard let s = c.session, c.subscription != nil else {
+            enqueue(c, .error(code: .notSubscribed, requestId: 0, message: "presence before subscribe"))
+            return
+        }
+        // The latest pose wins; it is applied at the next tick (at most presenceHz per client, see applyPresence).
+        s.pendingPresence = p
+        if let head = p.head { s.viewpoint = head }
+    }
+
+    static let presencePrefix = "~presence."
+
+    func applyPresence() {
+        let every = max(1, Int((configuration.tickHz / Double(configuration.presenceHz)).rounded()))
+        guard tickIndex % UInt64(every) == 0 else { return }
+        for s in sessions.values {
+            guard let p = s.pendingPresence else { continue }
+            s.pendingPresence = nil
+            guard let anchor = (p.head ?? p.pointer ?? p.left ?? p.right)?.anchor,
+                runtime.scene.anchors.contains(where: { $0.id == anchor })
+            else { continue }
+            if let old = s.presenceAnchor, old != anchor { removePresence(s) }
+            s.presenceAnchor = anchor
+            let g = runtime.graph
+            let root = Self.presencePrefix + anchor
+            if g.index(of: root) == nil { _ = try? g.add(NodeSpec(id: root, anchor: anchor, layer: "presence")) }
+            let group = "\(root)/\(s.identity.userId)"
+            if g.index(of: group) == nil {
+                _ = try? g.add(NodeSpec(id: group, color: s.color, label: s.identity.displayName))
+            }
+            let parts: [(String, Pose?, String)] = [
+                ("head", p.head, "models/avatar-head.gltf"), ("left", p.left, "models/avatar-hand.gltf"),
+                ("right", p.right, "models/avatar-hand.gltf"), ("pointer", p.pointer, "models/avatar-pointer.gltf"),
+            ]
+            let q = g.quantization
+            for (name, pose, asset) in parts {
+                let id = "\(group)/\(name)"
+                var index = g.index(of: id)
+                if index == nil, pose != nil {
+                    index = try? g.add(NodeSpec(id: id, color: s.color, asset: asset))
+                }
+                guard let i = index else { continue }
+                g.update(i) { n in
+                    if let pose {
+                        let m = Pose.quantization.metres(pose.position)
+                        n.translation = q.position(m.0, m.1, m.2)
+                        n.rotation = q.rotation(Pose.quantization.quaternion(pose.rotation))
+                        n.visible = true
+                    } else {
+                        n.visible = false
+                    }
+                }
+            }
+        }
+    }
+
+    func removePresence(_ s: Session) {
+        if let anchor = s.presenceAnchor, let i = runtime.graph.index(of: "\(Self.presencePrefix)\(anchor)/\(s.identity.userId)") {
+            runtime.graph.remove(i)
+        }
+        s.presenceAnchor = nil
+        for target in s.selection { removeMarker(s, target) }
+    }
+
+    // MARK: selection
+
+    func markerId(_ s: Session, _ target: UInt32) -> String? {
+        runtime.graph.id(of: target).map { "\($0)/~sel-\(s.identity.userId)" }
+    }
+
+    func removeMarker(_ s: Session, _ target: UInt32) {
+        if let id = markerId(s, target), let i = runtime.graph.index(of: id) { runtime.graph.remove(i) }
+    }
+
+    func select(_ c: Client, _ nodes: [UInt32]) {
+        guard let s = c.session, let sub = c.subscription else {
+            enqueue(c, .error(code: .notSubscribed, requestId: 0, message: "select before subscribe"))
+            return
+        }
+        let visible = engine.membership(sub.filter)
+        var chosen: [UInt32] = []
+        for n in nodes.prefix(64) {
+            guard visible.contains(Int(n)), let id = runtime.graph.id(of: n), !id.contains("/~") else {
+                enqueue(c, .error(code: .unknownNode, requestId: 0, message: "node \(n) is not in your view"))
+                return
+            }
+            if !chosen.contains(n) { chosen.append(n) }
+        }
+        for old in s.selection where !chosen.contains(old) { removeMarker(s, old) }
+        for n in chosen where !s.selection.contains(n) {
+            if let id = markerId(s, n), runtime.graph.index(of: id) == nil {
+                _ = try? runtime.graph.add(NodeSpec(id: id, color: s.color, asset: "models/selection-ring.gltf", layer: "presence"))
+            }
+        }
+        s.selection = chosen
+        broadcastRoom()
+    }
+
+    // MARK: annotations
+
+    static func noteId(_ a: Annotation) -> String { "\(a.nodeId)/~note-\(a.id)" }
+
+    func addNoteNode(_ a: Annotation) {
+        guard runtime.graph.index(of: a.nodeId) != nil else { return }
+        let off = a.offset.count == 3 ? a.offset : [0, 0, 0]
+        _ = try? runtime.graph.add(
+            NodeSpec(
+                id: Self.noteId(a), translation: (Double(off[0]) / 1000, Double(off[1]) / 1000, Double(off[2]) / 1000),
+                color: 0xF2C94CFF, label: a.text, asset: "models/note-pin.gltf", layer: "annotations"))
+    }
+
+    func restoreAnnotations() {
+        for a in annotations.items where a.sceneId == runtime.scene.id { addNoteNode(a) }
+    }
+
+    func annotate(_ c: Client, requestId: UInt32, node: UInt32, offset: QVec3, text: String, remove: String) {
+        guard let s = c.session, let sub = c.subscription else {
+            enqueue(c, .error(code: .notSubscribed, requestId: requestId, message: "annotate before subscribe"))
+            return
+        }
+        guard s.identity.role != .viewer else {
+            metrics.refusals.increment()
+            enqueue(c, .error(code: .forbidden, requestId: requestId, message: "viewers cannot annotate"))
+            return
+        }
+        if !remove.isEmpty {
+            guard let a = annotations.items.first(where: { $0.id == remove }) else {
+                enqueue(c, .error(code: .unknownNode, requestId: requestId, message: "no annotation \(remove)"))
+                return
+            }
+            guard a.author == s.identity.userId || s.identity.role == .host else {
+                enqueue(c, .error(code: .forbidden, requestId: requestId, message: "only the author or a host removes an annotation"))
+                return
+            }
+            do {
+                _ = try annotations.remove(remove)
+            } catch {
+                logger.error("could not save annotations: \(error)")
+                enqueue(c, .error(code: .internalError, requestId: requestId, message: "could not save"))
+                return
+            }
+            if let i = runtime.graph.index(of: Self.noteId(a)) { runtime.graph.remove(i) }
+            return
+        }
+        guard engine.membership(sub.filter).contains(Int(node)), let target = runtime.graph.id(of: node), !target.contains("/~") else {
+            enqueue(c, .error(code: .unknownNode, requestId: requestId, message: "node \(node) is not in your view"))
+            return
+        }
+        let trimmed = String(text.prefix(500))
+        guard !trimmed.isEmpty else {
+            enqueue(c, .error(code: .malformed, requestId: requestId, message: "empty annotation"))
+            return
+        }
+        let a = Annotation(
+            id: "a-" + Self.randomHex(4), sceneId: runtime.scene.id, nodeId: target, offset: [offset.x, offset.y, offset.z],
+            text: trimmed, author: s.identity.userId, timeMs: Self.wallMs())
+        do {
+            try annotations.add(a)
+        } catch {
+            logger.error("could not save annotations: \(error)")
+            enqueue(c, .error(code: .internalError, requestId: requestId, message: "could not save"))
+            return
+        }
+        addNoteNode(a)
+    }
+
+    // MARK: handoff
+
+    func offer(_ c: Client, requestId: UInt32, keepOldDevice: Bool) {
+        guard let s = c.session else { return }
+        let now = Self.wallMs()
+        var code = HandoffCodes.make()
+        while codes[code] != nil { code = HandoffCodes.make() }
+        let expires = now + UInt64(configuration.handoffCodeSeconds) * 1000
+        codes[code] = HandoffCode(sessionId: s.id, userId: s.identity.userId, expiresMs: expires, keepOldDevice: keepOldDevice)
+        let base = configuration.publicURL.isEmpty ? "\(configuration.tlsCertificate == nil ? "http" : "https")://127.0.0.1:\(port)" : configuration.publicURL
+        enqueue(c, .handoff(.offer(requestId: requestId, code: code, url: "\(base)/?claim=\(code)", expiresMs: expires)))
+    }
+
+    /// Claims are rate-limited per connection (10 a minute) and for the whole server (100 a minute): with 2^40
+    /// codes, guessing a live code in its 60 s life succeeds with probability below 100 / 2^40 ≈ 1e-10.
+    func claimAllowed(_ c: Client) -> Bool {
+        let now = Self.wallMs()
+        c.claimTokens = min(10, c.claimTokens + Double(now &- c.claimRefillMs) / 60_000 * 10)
+        c.claimRefillMs = now
+        claimGlobalTokens = min(100, claimGlobalTokens + Double(now &- claimGlobalRefillMs) / 60_000 * 100)
+        claimGlobalRefillMs = now
+        guard c.claimTokens >= 1, claimGlobalTokens >= 1 else { return false }
+        c.claimTokens -= 1
+        claimGlobalTokens -= 1
+        return true
+    }
+
+    func claim(_ c: Client, requestId: UInt32, code rawCode: String, sessionId: String) {
+        guard let me = c.session else { return }
+        guard claimAllowed(c) else {
+            metrics.refusals.increment()
+            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "too many handoff claims; wait a minute"))
+            return
+        }
+        let now = Self.wallMs()
+        var target: Session?
+        var keepOld = false
+        if !rawCode.isEmpty {
+            let code = HandoffCodes.normalize(rawCode)
+            guard var h = codes[code], h.userId == me.identity.userId, let s = sessions[h.sessionId] else {
+                metrics.refusals.increment()
+                enqueue(c, .error(code: .handoffCodeInvalid, requestId: requestId, message: "no such handoff code for you"))
+                return
+            }
+            guard !h.used else {
+                metrics.refusals.increment()
+                enqueue(c, .error(code: .handoffCodeUsed, requestId: requestId, message: "this code was already used"))
+                return
+            }
+            guard h.expiresMs > now else {
+                metrics.refusals.increment()
+                enqueue(c, .error(code: .handoffCodeExpired, requestId: requestId, message: "this code has expired"))
+                return
+            }
+            h.used = true
+            codes[code] = h
+            target = s
+            keepOld = h.keepOldDevice
+        } else {
+            guard let s = sessions[sessionId], s.identity.userId == me.identity.userId, s.id != me.id else {
+                metrics.refusals.increment()
+                enqueue(c, .error(code: .handoffCodeInvalid, requestId: requestId, message: "no such session of yours"))
+                return
+            }
+            target = s
+        }
+        guard let s = target else { return }
+        takeOver(s, by: c, requestId: requestId, keepOld: keepOld)
+    }
+
+    /// Moves session `s` to connection `c`: the old device is told, the new one gets the view state and a keyframe
+    /// of the same interest; room members see a device switch, not a leave and a join.
+    func takeOver(_ s: Session, by c: Client, requestId: UInt32, keepOld: Bool) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let fromDevice = s.device
+        if let mine = c.session, mine !== s {
+            // The claiming device's own, fresh session goes away.
+            removePresence(mine)
+            sessions[mine.id] = nil
+            sessionsByToken[mine.token] = nil
+        }
+        let old = s.primary.flatMap { clients[$0] }
+        s.primary = c.id
+        s.device = c.device
+        s.detachedAtMs = nil
+        c.session = s
+        c.sessionId = s.id
+        enqueue(c, .handoff(.claimed(requestId: requestId, sessionId: s.id, from: fromDevice)))
+        if let interest = s.interest {
+            let rate = interest.rateHz == 0 ? configuration.defaultRateHz : min(Int(interest.rateHz), configuration.maxRateHz)
+            c.subscription = Subscription(
+                sceneId: interest.sceneId, filter: InterestFilter(interest), rateHz: max(1, rate), byteBudget: Int(interest.byteBudget),
+                sent: nil)
+            c.nextDueTick = 0
+            c.unacked.removeAll()
+        }
+        if let old, old !== c {
+            enqueue(old, .handoff(.handedOff(to: c.device, detached: !keepOld)))
+            if keepOld {
+                // The old device stays attached as a companion and keeps streaming its own interest.
+                s.companions.insert(old.id)
+            } else {
+                old.session = nil
+                old.subscription = nil
+                old.closeAfterFlush = true
+            }
+        }
+        metrics.handoffs.increment()
+        broadcastRoom()
+        loop.requestWrite(c.id)
+        logger.info(
+            "handoff", metadata: ["session": "\(s.id)", "to": "\(c.device)", "from": "\(fromDevice)",
+                                  "us": "\((DispatchTime.now().uptimeNanoseconds - started) / 1000)"])
+    }
+
+    func listSessions(_ c: Client, requestId: UInt32) {
+        guard let me = c.session else { return }
+        let list = sessions.values.filter { $0.identity.userId == me.identity.userId && $0.id != me.id }.sorted { $0.lastSeenMs > $1.lastSeenMs }
+            .map { SessionSummary(sessionId: $0.id, device: $0.device, sceneId: $0.interest?.sceneId ?? runtime.scene.id, lastSeenMs: $0.lastSeenMs) }
+        enqueue(c, .handoff(.sessions(requestId: requestId, list)))
+    }
+
+    func follow(_ c: Client, userId: String) {
+        guard let s = c.session else { return }
+        guard userId.isEmpty || members().contains(where: { $0.0.identity.userId == userId }) else {
+            enqueue(c, .error(code: .unknownNode, requestId: 0, message: "\(userId) is not in the room"))
+            return
+        }
+        s.followUserId = userId
+        broadcastRoom()
+    }
+
+    // MARK: housekeeping
+
+    func expireSessions(nowMs: UInt64) {
+        codes = codes.filter { $0.value.expiresMs + 60_000 > nowMs }
+        let idleMs = UInt64(configuration.sessionIdleSeconds) * 1000
+        for s in sessions.values where s.primary == nil && s.companions.isEmpty {
+            if let d = s.detachedAtMs, nowMs > d + idleMs {
+                removePresence(s)
+                sessions[s.id] = nil
+                sessionsByToken[s.token] = nil
+            } else if s.detachedAtMs == nil {
+                s.detachedAtMs = nowMs
+            }
+        }
+        for s in sessions.values where s.primary != nil { s.lastSeenMs = nowMs }
+    }
+}
