@@ -113,7 +113,7 @@ public struct ServerConfiguration: Sendable {
         if let v = try string("data") { c.dataDirectory = v }
         if let v = try int("roomCapacity", 1...10_000) { c.roomCapacity = v }
         if let v = try int("presenceHz", 1...120) { c.presenceHz = v }
-        if let v = try int("handoffCodeSeconds", 5...3600) { c.handoffCodeSeconds = v }
+        if let v = try int("handoffCodeSeconds", 1...3600) { c.handoffCodeSeconds = v }
         if let v = try int("sessionIdleSeconds", 5...86400) { c.sessionIdleSeconds = v }
         if let v = try string("publicURL") { c.publicURL = v }
         if let tls = root["tls"] {

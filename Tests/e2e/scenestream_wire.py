@@ -7,7 +7,7 @@ import zlib
 MSG = {
     "hello": 0x01, "subscribe": 0x02, "ack": 0x03, "presence": 0x04, "select": 0x05, "annotate": 0x06,
     "handoffOffer": 0x07, "handoffClaim": 0x08, "playback": 0x09, "ping": 0x0A, "listSessions": 0x0B,
-    "refreshToken": 0x0C, "welcome": 0x81, "keyframe": 0x82, "delta": 0x83, "alerts": 0x84,
+    "refreshToken": 0x0C, "follow": 0x0D, "welcome": 0x81, "keyframe": 0x82, "delta": 0x83, "alerts": 0x84,
     "sessionState": 0x85, "handoff": 0x86, "error": 0x87, "pong": 0x88,
 }
 NAMES = {v: k for k, v in MSG.items()}
@@ -247,11 +247,41 @@ def decode_server(msg):
             a["severity"], a["state"], a["timeMs"], a["message"] = r.u8(), r.u8(), r.varint(), r.string()
             alerts.append(a)
         m = {"type": name, "alerts": alerts}
+    elif name == "sessionState":
+        m = {"type": name, "sessionId": r.string(), "userId": r.string(), "role": r.u8(), "roomId": r.string()}
+        m["members"] = [{"userId": r.string(), "displayName": r.string(), "device": r.u8(), "role": r.u8(), "color": r.u32be()}
+                        for _ in range(r.count())]
+        m["selection"] = [r.varint() for _ in range(r.count())]
+        m["followUserId"] = r.string()
+        m["playback"] = {"mode": r.u8(), "cursorMs": r.varint(), "speedMilli": r.varint()}
+        m["viewpoint"] = read_pose(r) if r.boolean() else None
+    elif name == "handoff":
+        kind = r.u8()
+        if kind == 0:
+            m = {"type": name, "kind": "offer", "requestId": r.varint(), "code": r.string(), "url": r.string(), "expiresMs": r.varint()}
+        elif kind == 1:
+            m = {"type": name, "kind": "handedOff", "to": r.u8(), "detached": r.boolean()}
+        elif kind == 2:
+            m = {"type": name, "kind": "claimed", "requestId": r.varint(), "sessionId": r.string(), "from": r.u8()}
+        elif kind == 3:
+            m = {"type": name, "kind": "sessions", "requestId": r.varint(), "sessions": [
+                {"sessionId": r.string(), "device": r.u8(), "sceneId": r.string(), "lastSeenMs": r.varint()} for _ in range(r.count())]}
+        else:
+            raise WireError("invalidValue")
     else:
         # Other messages are not needed by these tests; they are still well-formed envelopes.
         return {"type": name or "unknown", "raw": body}
     r.end()
     return m
+
+
+def read_pose(r):
+    anchor = r.string()
+    pos = r.vec3()
+    rot = r.rotation()
+    if rot["delta"]:
+        raise WireError("invalidValue")
+    return {"anchor": anchor, "position": pos, "rotation": [rot["largest"]] + rot["abc"]}
 
 
 class W:
@@ -305,6 +335,59 @@ def subscribe(scene, request_id=1, rate=0, layers=(), zones=(), budget=0, region
         w.string(z)
     w.varint(rate).varint(budget)
     return envelope("subscribe", w.b)
+
+
+def write_pose(w, anchor, pos, largest=3, abc=(0, 0, 0)):
+    w.string(anchor)
+    for v in pos:
+        w.zigzag(v)
+    a = abc[0]
+    za = (a << 1) ^ (a >> 63) if a < 0 else a << 1
+    w.varint((za << 3) | (largest << 1))
+    w.zigzag(abc[1]).zigzag(abc[2])
+
+
+def presence(anchor, head=None, pointer=None, target=None):
+    w = W()
+    mask = (1 if head else 0) | (8 if pointer else 0)
+    w.u8(mask)
+    if head:
+        write_pose(w, anchor, head)
+    if pointer:
+        write_pose(w, anchor, pointer)
+    w.varint(0 if target is None else target + 1)
+    return envelope("presence", w.b)
+
+
+def select(nodes):
+    w = W().varint(len(nodes))
+    for n in nodes:
+        w.varint(n)
+    return envelope("select", w.b)
+
+
+def annotate(request_id, node, offset, text, remove=""):
+    w = W().varint(request_id).varint(node)
+    for v in offset:
+        w.zigzag(v)
+    w.string(text).string(remove)
+    return envelope("annotate", w.b)
+
+
+def handoff_offer(request_id, keep_old=False):
+    return envelope("handoffOffer", W().varint(request_id).u8(1 if keep_old else 0).b)
+
+
+def handoff_claim(request_id, code="", session_id=""):
+    return envelope("handoffClaim", W().varint(request_id).string(code).string(session_id).b)
+
+
+def list_sessions(request_id):
+    return envelope("listSessions", W().varint(request_id).b)
+
+
+def follow(user_id):
+    return envelope("follow", W().string(user_id).b)
 
 
 def ack(version):
