@@ -47,8 +47,11 @@ public final class ClientPool: EventLoopHandler, @unchecked Sendable {
 
     /// Opens a connection to `ws[s]://host:port/path`. Any thread. `insecure` accepts self-signed and mismatched
     /// certificates (for tests and labs only).
-    public func connect(host: String, port: Int, path: String = "/stream", tls: Bool = false, insecure: Bool = false, options: ClientOptions) throws {
-        let session = try ClientSession(options: options)
+    public func connect(
+        host: String, port: Int, path: String = "/stream", tls: Bool = false, insecure: Bool = false, options: ClientOptions,
+        replica: Replica = Replica()
+    ) throws {
+        let session = try ClientSession(options: options, replica: replica)
         let box = UncheckedSendable(session)
         loop.post { [self] in
             let id = loop.makeClientID()
@@ -61,6 +64,11 @@ public final class ClientPool: EventLoopHandler, @unchecked Sendable {
     public func send(_ c: Connection, _ m: ClientMessage) {
         c.outbox.append(c.session.encode(m))
         loop.requestWrite(c.id)
+    }
+
+    /// Drops a connection (service thread), as a network failure would: close code 1001.
+    public func disconnect(_ c: Connection) {
+        loop.close(c.id, code: 1001, reason: "going away")
     }
 
     /// Runs `work` on the service thread.

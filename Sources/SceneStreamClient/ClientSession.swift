@@ -10,6 +10,8 @@ public struct ClientOptions: Sendable {
     public var interest: InterestSpec
     /// Keep a full replica (false: count and acknowledge frames without decoding them, for load generators).
     public var keepReplica: Bool
+    /// Subscribe as soon as the server welcomes the client (false for a device that will claim a session).
+    public var subscribeOnWelcome = true
     /// Without a replica: acknowledge every this many frames.
     public var ackEvery = 1
     /// Resume an earlier session: its token and the last version applied.
@@ -58,9 +60,10 @@ public final class ClientSession {
     private let encoder: MessageEncoder
     private let decoder: MessageDecoder
 
-    /// Creates a session.
-    public init(options: ClientOptions) throws {
+    /// Creates a session; `replica` is the copy a resuming client kept from its last connection.
+    public init(options: ClientOptions, replica: Replica = Replica()) throws {
         self.options = options
+        self.replica = replica
         encoder = try MessageEncoder()
         decoder = try MessageDecoder(limits: DecodeLimits(maxMessageBytes: 64 << 20, maxInflatedBytes: 256 << 20))
     }
@@ -93,7 +96,8 @@ public final class ClientSession {
         case .welcome(_, let sid, let token, _, _, _, let scenes):
             sessionId = sid
             sessionToken = token
-            return ([encoder.encode(ClientMessage.subscribe(requestId: 1, interest: options.interest))], [.welcome(sessionId: sid, sessionToken: token, scenes: scenes)])
+            let subscribe = options.subscribeOnWelcome ? [encoder.encode(ClientMessage.subscribe(requestId: 1, interest: options.interest))] : []
+            return (subscribe, [.welcome(sessionId: sid, sessionToken: token, scenes: scenes)])
         case .frame(let f):
             var change: Replica.Change?
             if options.keepReplica { change = try replica.apply(f) }
@@ -103,6 +107,12 @@ public final class ClientSession {
             return ([encoder.encode(ClientMessage.ack(version: f.version))], [.frame(version: f.version, timeMs: f.timeMs, keyframe: f.isKeyframe, change: change)])
         case .alerts(let a):
             return ([], [.alerts(a)])
+        case .handoff(let notice):
+            if case .claimed(_, let sid, let token, _) = notice {
+                sessionId = sid
+                sessionToken = token
+            }
+            return ([], [.other(m)])
         case .error(let code, let requestId, let message):
             return ([], [.serverError(code: code, requestId: requestId, message: message)])
         case .pong(let nonce, let t):

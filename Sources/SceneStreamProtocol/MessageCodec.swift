@@ -392,10 +392,11 @@ extension ServerMessage {
                 w.writeU8(1)
                 w.writeU8(to.rawValue)
                 w.writeU8(detached ? 1 : 0)
-            case .claimed(let requestId, let sessionId, let from):
+            case .claimed(let requestId, let sessionId, let token, let from):
                 w.writeU8(2)
                 w.writeVarint(requestId)
                 w.writeString(sessionId)
+                w.writeString(token)
                 w.writeU8(from.rawValue)
             case .sessions(let requestId, let list):
                 w.writeU8(3)
@@ -487,7 +488,7 @@ extension ServerMessage {
                 m = .handoff(
                     .claimed(
                         requestId: try r.readVarint("requestId", as: UInt32.self), sessionId: try r.readString("sessionId"),
-                        from: try r.readEnum("from", DeviceKind.self)))
+                        sessionToken: try r.readString("sessionToken"), from: try r.readEnum("from", DeviceKind.self)))
             case 3:
                 let requestId = try r.readVarint("requestId", as: UInt32.self)
                 var list: [SessionSummary] = []

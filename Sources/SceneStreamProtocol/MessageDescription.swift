@@ -52,8 +52,8 @@ public enum MessageDescription {
                 return ["type": "handoff", "kind": "offer", "requestId": Int(requestId), "code": code, "url": url, "expiresMs": String(expires)]
             case .handedOff(let to, let detached):
                 return ["type": "handoff", "kind": "handedOff", "to": "\(to)", "detached": detached]
-            case .claimed(let requestId, let sessionId, let from):
-                return ["type": "handoff", "kind": "claimed", "requestId": Int(requestId), "sessionId": sessionId, "from": "\(from)"]
+            case .claimed(let requestId, let sessionId, let token, let from):
+                return ["type": "handoff", "kind": "claimed", "requestId": Int(requestId), "sessionId": sessionId, "sessionToken": token, "from": "\(from)"]
             case .sessions(let requestId, let list):
                 return [
                     "type": "handoff", "kind": "sessions", "requestId": Int(requestId),

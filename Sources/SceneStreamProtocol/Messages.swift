@@ -190,8 +190,8 @@ public enum HandoffNotice: Hashable, Sendable {
     case offer(requestId: UInt32, code: String, url: String, expiresMs: UInt64)
     /// The session moved to another device; this one detached unless it stays as a companion.
     case handedOff(to: DeviceKind, detached: Bool)
-    /// This device now holds the session (sent before its keyframe).
-    case claimed(requestId: UInt32, sessionId: String, from: DeviceKind)
+    /// This device now holds the session (sent before its keyframe), with the token that resumes it.
+    case claimed(requestId: UInt32, sessionId: String, sessionToken: String, from: DeviceKind)
     /// The user's sessions on other devices.
     case sessions(requestId: UInt32, [SessionSummary])
 }

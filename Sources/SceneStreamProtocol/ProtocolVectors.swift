@@ -95,7 +95,7 @@ public enum ProtocolVectors {
             s("server-session-state", .sessionState(SessionState(sessionId: "s-91c2", userId: "ada", role: .host, roomId: "demo-room", members: [Member(userId: "ada", displayName: "Ada", device: .headset, role: .host, color: 0x3A7BD5FF), Member(userId: "lin", displayName: "Lin", device: .mobile, role: .viewer, color: 0xEB3B2FFF)], selection: [17], followUserId: "", playback: PlaybackState(mode: .paused, cursorMs: 1_795_000_000_000, speedMilli: 2000), viewpoint: pose)), "a room of two, paused playback, a viewpoint"),
             s("server-handoff-offer", .handoff(.offer(requestId: 7, code: "K7Q-4XM", url: "http://127.0.0.1:8080/?claim=K7Q-4XM", expiresMs: 1_795_000_060_000)), "a code to show as text and QR"),
             s("server-handoff-handed-off", .handoff(.handedOff(to: .desktop, detached: true)), "the old device is told"),
-            s("server-handoff-claimed", .handoff(.claimed(requestId: 8, sessionId: "s-91c2", from: .mobile)), "the new device holds the session"),
+            s("server-handoff-claimed", .handoff(.claimed(requestId: 8, sessionId: "s-91c2", sessionToken: "st_77e0", from: .mobile)), "the new device holds the session"),
             s("server-handoff-sessions", .handoff(.sessions(requestId: 10, [SessionSummary(sessionId: "s-91c2", device: .mobile, sceneId: "demo", lastSeenMs: 1_795_000_000_000)])), "this user's sessions"),
             s("server-error", .error(code: .unknownScene, requestId: 1, message: "no scene 'demo2'"), "subscribe to an unknown scene"),
             s("server-pong", .pong(nonce: 0xDEAD_BEEF, serverTimeMs: 1_795_000_000_000), "answer to ping"),

@@ -361,7 +361,7 @@ extension StreamingServer {
         s.detachedAtMs = nil
         c.session = s
         c.sessionId = s.id
-        enqueue(c, .handoff(.claimed(requestId: requestId, sessionId: s.id, from: fromDevice)))
+        enqueue(c, .handoff(.claimed(requestId: requestId, sessionId: s.id, sessionToken: s.token, from: fromDevice)))
         if let interest = s.interest {
             let rate = interest.rateHz == 0 ? configuration.defaultRateHz : min(Int(interest.rateHz), configuration.maxRateHz)
             c.subscription = Subscription(

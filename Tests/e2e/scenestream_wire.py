@@ -262,7 +262,7 @@ def decode_server(msg):
         elif kind == 1:
             m = {"type": name, "kind": "handedOff", "to": r.u8(), "detached": r.boolean()}
         elif kind == 2:
-            m = {"type": name, "kind": "claimed", "requestId": r.varint(), "sessionId": r.string(), "from": r.u8()}
+            m = {"type": name, "kind": "claimed", "requestId": r.varint(), "sessionId": r.string(), "sessionToken": r.string(), "from": r.u8()}
         elif kind == 3:
             m = {"type": name, "kind": "sessions", "requestId": r.varint(), "sessions": [
                 {"sessionId": r.string(), "device": r.u8(), "sceneId": r.string(), "lastSeenMs": r.varint()} for _ in range(r.count())]}

@@ -95,6 +95,7 @@ def test_handoff_mid_stream(tmp_path):
             await desk.wait(lambda: desk.find("handoff", kind="claimed"), what="claimed")
             claimed = desk.find("handoff", kind="claimed")
             assert claimed["sessionId"] == session_id and claimed["from"] == MOBILE
+            assert claimed["sessionToken"] == phone.welcome["sessionToken"]
             # The new device starts from a keyframe of the same interest and carries on with deltas.
             await desk.wait(lambda: len(desk.frames) > 10, what="desktop streaming")
             assert desk.frames[0][0] == "keyframe" and all(f[0] == "delta" for f in desk.frames[1:])
