@@ -86,7 +86,6 @@ struct HandoffBenchCommand: ParsableCommand {
         var holder = "device-0"
         try pool.connect(host: "127.0.0.1", port: port, options: options(holder, subscribe: true))
         try wait("first keyframe") { seen.with { $0.keyframeAt[holder] != nil } }
-        let keyframeBytes = seen.with { $0.firstFrameBytes[holder] ?? 0 }
         var latencies: [Double] = []
         for round in 1...handoffs {
             let h = holder
@@ -106,6 +105,8 @@ struct HandoffBenchCommand: ParsableCommand {
             holder = next
             if !json && round % 20 == 0 { print("handoffs: \(round)/\(handoffs)") }
         }
+        // A keyframe of the same interest, as the last claimer got it (with the claimed and sessionState messages).
+        let keyframeBytes = seen.with { $0.firstFrameBytes[holder] ?? 0 }
         // Resume: drop the holder and reconnect with its token and version at once.
         let h = holder
         try wait("frames after the last handoff") { seen.with { $0.frames[h, default: 0] > 10 } }

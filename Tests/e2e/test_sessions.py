@@ -134,6 +134,29 @@ def test_handoff_mid_stream(tmp_path):
         assert server.stop() == 0
 
 
+def test_pull_handoff(tmp_path):
+    server = server_with(tmp_path)
+    try:
+        async def run():
+            phone = await Device(server.url, "demo:ada", MOBILE, "ada-phone").open()
+            await phone.wait(lambda: len(phone.frames) > 3)
+            desk = await Device(server.url, "demo:ada", DESKTOP, "ada-desktop").open(subscribe=False)
+            await desk.send(sw.list_sessions(1))
+            await desk.wait(lambda: desk.find("handoff", kind="sessions"))
+            listed = desk.find("handoff", kind="sessions")["sessions"]
+            assert [(x["sessionId"], x["device"]) for x in listed] == [(phone.welcome["sessionId"], MOBILE)]
+            await desk.send(sw.handoff_claim(2, session_id=listed[0]["sessionId"]))
+            await desk.wait(lambda: len(desk.frames) > 3, what="frames after pull")
+            assert desk.find("handoff", kind="claimed")["sessionId"] == phone.welcome["sessionId"]
+            await phone.wait(lambda: phone.closed is not None)
+            assert phone.find("handoff", kind="handedOff")["to"] == DESKTOP
+            await desk.close()
+
+        asyncio.run(run())
+    finally:
+        assert server.stop() == 0
+
+
 def test_refusals(tmp_path):
     server = server_with(tmp_path, handoffCodeSeconds=1)
     try:
