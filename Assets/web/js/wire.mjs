@@ -1,0 +1,340 @@
+// SceneStream wire protocol v1 for browsers and node: decode server messages, encode client messages, apply frames
+// to a replica. Written from Protocol/SPEC.md. No dependencies; inflate uses DecompressionStream("deflate-raw").
+
+export const MSG = {
+  hello: 0x01, subscribe: 0x02, ack: 0x03, presence: 0x04, select: 0x05, annotate: 0x06, handoffOffer: 0x07,
+  handoffClaim: 0x08, playback: 0x09, ping: 0x0a, listSessions: 0x0b, refreshToken: 0x0c, follow: 0x0d,
+  welcome: 0x81, keyframe: 0x82, delta: 0x83, alerts: 0x84, sessionState: 0x85, handoff: 0x86, error: 0x87, pong: 0x88,
+};
+const NAMES = Object.fromEntries(Object.entries(MSG).map(([k, v]) => [v, k]));
+export const FIELDS = ['structure', 'anchor', 'translation', 'rotation', 'scale', 'color', 'visible', 'label', 'asset', 'layer', 'zone'];
+export const DEVICE = { unknown: 0, headset: 1, desktop: 2, mobile: 3 };
+
+export class WireError extends Error {
+  constructor(kind, where) { super(where ? `${kind} in ${where}` : kind); this.kind = kind; }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const enc = new TextEncoder();
+
+class Reader {
+  constructor(bytes) { this.b = bytes; this.i = 0; }
+  get remaining() { return this.b.length - this.i; }
+  u8(f) { if (this.i >= this.b.length) throw new WireError('truncated', f); return this.b[this.i++]; }
+  varint(f) {
+    let out = 0, mul = 1;
+    for (let n = 0; n < 10; n++) {
+      const byte = this.u8(f);
+      out += (byte & 0x7f) * mul;
+      if ((byte & 0x80) === 0) {
+        if (n === 9 && byte > 1) throw new WireError('malformedVarint', f);
+        return out;
+      }
+      mul *= 128;
+    }
+    throw new WireError('malformedVarint', f);
+  }
+  zigzag(f) { const v = this.varint(f); return v % 2 === 1 ? -(v + 1) / 2 : v / 2; }
+  string(f) {
+    const n = this.varint(f);
+    if (n > this.remaining) throw new WireError('truncated', f);
+    const s = this.b.subarray(this.i, this.i + n);
+    this.i += n;
+    try { return utf8.decode(s); } catch { throw new WireError('invalidValue', f); }
+  }
+  count(f, min = 1) { const n = this.varint(f); if (n > this.remaining / min) throw new WireError('truncated', f); return n; }
+  u32be(f) {
+    if (this.remaining < 4) throw new WireError('truncated', f);
+    const b = this.b, i = this.i; this.i += 4;
+    return ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3];
+  }
+  bool(f) { const v = this.u8(f); if (v > 1) throw new WireError('invalidValue', f); return v === 1; }
+  vec3(f) { return [this.zigzag(f), this.zigzag(f), this.zigzag(f)]; }
+  rotation(f) {
+    const first = this.varint(f), b = this.zigzag(f), c = this.zigzag(f);
+    const unz = (v) => (v % 2 === 1 ? -(v + 1) / 2 : v / 2);
+    if (first % 2 === 1) return { delta: true, abc: [unz(Math.floor(first / 2)), b, c] };
+    return { delta: false, largest: Math.floor(first / 2) % 4, abc: [unz(Math.floor(first / 8)), b, c] };
+  }
+  end() { if (this.remaining) throw new WireError('trailingBytes'); }
+}
+
+async function inflateRaw(bytes, limit = 16 << 20) {
+  const ds = new DecompressionStream('deflate-raw');
+  const writer = ds.writable.getWriter();
+  writer.write(bytes).catch(() => {});
+  writer.close().catch(() => {});
+  const reader = ds.readable.getReader();
+  const chunks = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > limit) throw new WireError('tooLarge');
+      chunks.push(value);
+    }
+  } catch (e) {
+    if (e instanceof WireError) throw e;
+    throw new WireError('compression');
+  }
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) { out.set(c, o); o += c.length; }
+  return out;
+}
+
+export function defaultNode() {
+  return { parent: null, name: '', anchor: '', translation: [0, 0, 0], rotation: [3, 0, 0, 0], scale: [1000, 1000, 1000],
+    color: 0, visible: true, label: '', asset: '', layer: '', zone: '' };
+}
+
+function decodeFrame(r, keyframe) {
+  const f = { type: keyframe ? 'keyframe' : 'delta', version: r.varint('version') };
+  if (keyframe) {
+    f.sceneId = r.string('sceneId');
+    f.positionUnitsPerMetre = r.varint('positionUnitsPerMetre');
+    f.rotationBits = r.u8('rotationBits');
+  } else {
+    const back = r.varint('baseDistance');
+    if (back > f.version) throw new WireError('invalidValue', 'baseDistance');
+    f.base = f.version - back;
+  }
+  f.timeMs = r.varint('timeMs');
+  const space = (f.nodeSpace = r.varint('nodeSpace'));
+  const strings = [];
+  for (let n = r.count('strings'); n > 0; n--) strings.push(r.string('strings'));
+  const sref = (fld) => { const i = r.varint(fld); if (i >= strings.length) throw new WireError('invalidValue', fld); return strings[i]; };
+  const gaps = (n, fld) => {
+    const out = []; let prev = -1;
+    for (let k = 0; k < n; k++) { const i = prev + 1 + r.varint(fld); if (i >= space) throw new WireError('invalidValue', fld); out.push(i); prev = i; }
+    return out;
+  };
+  f.removed = keyframe ? [] : gaps(r.count('removed'), 'removed');
+  const n = r.count('entered');
+  const idx = gaps(n, 'entered.index');
+  const masks = []; for (let k = 0; k < n; k++) masks.push(r.varint('entered.mask'));
+  const nodes = idx.map(() => defaultNode());
+  FIELDS.forEach((name, bit) => {
+    for (let k = 0; k < n; k++) {
+      if (!(masks[k] & (1 << bit))) continue;
+      const node = nodes[k];
+      if (name === 'structure') {
+        const p = r.varint('parent');
+        if (p) { const v = p - 1; node.parent = idx[k] - (v % 2 === 1 ? -(v + 1) / 2 : v / 2); }
+        node.name = sref('name');
+      } else if (name === 'translation') node.translation = r.vec3(name);
+      else if (name === 'scale') node.scale = r.vec3(name).map((v) => v + 1000);
+      else if (name === 'rotation') {
+        const rot = r.rotation(name);
+        if (rot.delta) throw new WireError('invalidValue', 'entered.rotation');
+        node.rotation = [rot.largest, ...rot.abc];
+      } else if (name === 'color') node.color = r.u32be(name);
+      else if (name === 'visible') node.visible = r.bool(name);
+      else node[name] = sref(name);
+    }
+  });
+  f.entered = idx.map((i, k) => [i, nodes[k]]);
+  f.updated = [];
+  if (!keyframe) {
+    const m = r.count('updated');
+    let uidx = [];
+    if (m > 0) {
+      const mode = r.u8('indexMode');
+      if (mode === 0) uidx = gaps(m, 'updated.index');
+      else if (mode === 1) {
+        const len = Math.ceil(space / 8);
+        if (r.remaining < len) throw new WireError('truncated', 'bitmask');
+        for (let k = 0; k < space; k++) if (r.b[r.i + (k >> 3)] & (1 << (k & 7))) uidx.push(k);
+        r.i += len;
+        if (uidx.length !== m) throw new WireError('invalidValue', 'bitmask');
+      } else throw new WireError('invalidValue', 'indexMode');
+    }
+    const umasks = uidx.map(() => r.varint('updated.mask'));
+    const ups = uidx.map(() => ({}));
+    FIELDS.forEach((name, bit) => {
+      for (let k = 0; k < m; k++) {
+        if (!(umasks[k] & (1 << bit))) continue;
+        if (name === 'structure') throw new WireError('invalidValue', 'updated.structure');
+        if (name === 'translation' || name === 'scale') ups[k][name] = r.vec3(name);
+        else if (name === 'rotation') ups[k][name] = r.rotation(name);
+        else if (name === 'color') ups[k][name] = r.u32be(name);
+        else if (name === 'visible') ups[k][name] = r.bool(name);
+        else ups[k][name] = sref(name);
+      }
+    });
+    f.updated = uidx.map((i, k) => [i, ups[k]]);
+  }
+  r.end();
+  return f;
+}
+
+function readPose(r) {
+  const anchor = r.string('anchor'), position = r.vec3('position'), rot = r.rotation('rotation');
+  if (rot.delta) throw new WireError('invalidValue', 'pose');
+  return { anchor, position, rotation: [rot.largest, ...rot.abc] };
+}
+
+/** Decodes one server message (envelope included). Rejects with WireError on bad input. */
+export async function decodeServer(bytes) {
+  if (bytes.length < 2) throw new WireError('truncated', 'envelope');
+  const t = bytes[0], flags = bytes[1];
+  if (flags & ~1) throw new WireError('reservedFlags');
+  let body = bytes.subarray(2);
+  if (flags & 1) body = await inflateRaw(body);
+  const r = new Reader(body);
+  const type = NAMES[t];
+  let m;
+  switch (type) {
+    case 'keyframe': case 'delta': return decodeFrame(r, type === 'keyframe');
+    case 'welcome':
+      m = { type, version: r.varint(), sessionId: r.string(), sessionToken: r.string(), serverName: r.string(),
+        heartbeatMs: r.varint(), maxMessageBytes: r.varint(), scenes: [] };
+      for (let n = r.count(); n > 0; n--) m.scenes.push(r.string());
+      break;
+    case 'alerts':
+      m = { type, alerts: [] };
+      for (let n = r.count('alerts', 5); n > 0; n--) {
+        const a = { id: r.string() }; const node = r.varint();
+        a.node = node ? node - 1 : null; a.severity = r.u8(); a.state = r.u8(); a.timeMs = r.varint(); a.message = r.string();
+        m.alerts.push(a);
+      }
+      break;
+    case 'sessionState':
+      m = { type, sessionId: r.string(), userId: r.string(), role: r.u8(), roomId: r.string(), members: [] };
+      for (let n = r.count('members', 8); n > 0; n--) {
+        m.members.push({ userId: r.string(), displayName: r.string(), device: r.u8(), role: r.u8(), color: r.u32be() });
+      }
+      m.selection = []; for (let n = r.count(); n > 0; n--) m.selection.push(r.varint());
+      m.followUserId = r.string();
+      m.playback = { mode: r.u8(), cursorMs: r.varint(), speedMilli: r.varint() };
+      m.viewpoint = r.bool() ? readPose(r) : null;
+      break;
+    case 'handoff': {
+      const kind = r.u8();
+      if (kind === 0) m = { type, kind: 'offer', requestId: r.varint(), code: r.string(), url: r.string(), expiresMs: r.varint() };
+      else if (kind === 1) m = { type, kind: 'handedOff', to: r.u8(), detached: r.bool() };
+      else if (kind === 2) m = { type, kind: 'claimed', requestId: r.varint(), sessionId: r.string(), sessionToken: r.string(), from: r.u8() };
+      else if (kind === 3) {
+        m = { type, kind: 'sessions', requestId: r.varint(), sessions: [] };
+        for (let n = r.count('sessions', 4); n > 0; n--) m.sessions.push({ sessionId: r.string(), device: r.u8(), sceneId: r.string(), lastSeenMs: r.varint() });
+      } else throw new WireError('invalidValue', 'handoff.kind');
+      break;
+    }
+    case 'error': m = { type, code: r.varint(), requestId: r.varint(), message: r.string() }; break;
+    case 'pong': m = { type, nonce: r.varint(), serverTimeMs: r.varint() }; break;
+    default: throw new WireError('unknownMessageType');
+  }
+  r.end();
+  return m;
+}
+
+class Writer {
+  constructor() { this.b = []; }
+  u8(v) { this.b.push(v & 0xff); return this; }
+  varint(v) { while (v >= 128) { this.b.push((v % 128) | 128); v = Math.floor(v / 128); } this.b.push(v); return this; }
+  zigzag(v) { return this.varint(v < 0 ? -2 * v - 1 : 2 * v); }
+  string(s) { const e = enc.encode(s); this.varint(e.length); for (const x of e) this.b.push(x); return this; }
+  pose(p) {
+    this.string(p.anchor); p.position.forEach((v) => this.zigzag(v));
+    const [L, a, b, c] = p.rotation;
+    const za = a < 0 ? -2 * a - 1 : 2 * a;
+    this.varint(za * 8 + L * 2); this.zigzag(b); this.zigzag(c);
+    return this;
+  }
+  done(type) { return new Uint8Array([MSG[type], 0, ...this.b]); }
+}
+
+export const encode = {
+  hello: ({ device = DEVICE.desktop, name = 'web-viewer', token = '', resumeToken = '', resumeVersion = 0, minVersion = 1, maxVersion = 1 } = {}) =>
+    new Writer().varint(minVersion).varint(maxVersion).u8(device).string(name).string(token).string(resumeToken).varint(resumeVersion).done('hello'),
+  subscribe: ({ requestId = 1, sceneId, layers = [], zones = [], rateHz = 0, byteBudget = 0 }) => {
+    const w = new Writer().varint(requestId).string(sceneId).u8(0).varint(layers.length);
+    layers.forEach((l) => w.string(l)); w.varint(zones.length); zones.forEach((z) => w.string(z));
+    return w.varint(rateHz).varint(byteBudget).done('subscribe');
+  },
+  ack: (version) => new Writer().varint(version).done('ack'),
+  presence: ({ head = null, pointer = null, target = null }) => {
+    const w = new Writer().u8((head ? 1 : 0) | (pointer ? 8 : 0));
+    if (head) w.pose(head);
+    if (pointer) w.pose(pointer);
+    return w.varint(target == null ? 0 : target + 1).done('presence');
+  },
+  select: (nodes) => { const w = new Writer().varint(nodes.length); nodes.forEach((n) => w.varint(n)); return w.done('select'); },
+  annotate: ({ requestId, node, offset = [0, 0, 0], text = '', remove = '' }) => {
+    const w = new Writer().varint(requestId).varint(node); offset.forEach((v) => w.zigzag(v));
+    return w.string(text).string(remove).done('annotate');
+  },
+  handoffOffer: (requestId, keepOldDevice = false) => new Writer().varint(requestId).u8(keepOldDevice ? 1 : 0).done('handoffOffer'),
+  handoffClaim: (requestId, code = '', sessionId = '') => new Writer().varint(requestId).string(code).string(sessionId).done('handoffClaim'),
+  playback: (op, timeMs = 0, speedMilli = 1000) => new Writer().u8(op).varint(timeMs).varint(speedMilli).done('playback'),
+  ping: (nonce) => new Writer().varint(nonce).done('ping'),
+  listSessions: (requestId) => new Writer().varint(requestId).done('listSessions'),
+  follow: (userId) => new Writer().string(userId).done('follow'),
+};
+
+/** A client's copy of the scene, built from keyframes and deltas (SPEC §6.7). A bad frame leaves it unchanged. */
+export class Replica {
+  constructor() { this.version = null; this.nodes = new Map(); this.sceneId = ''; this.unitsPerMetre = 1000; this.rotationBits = 12; this.timeMs = 0; }
+
+  apply(f) {
+    if (f.type === 'keyframe') {
+      const fresh = new Map(f.entered);
+      for (const [i, n] of fresh) if (n.parent != null && !fresh.has(n.parent)) throw new WireError('unknownNode', `parent of ${i}`);
+      this.nodes = fresh; this.sceneId = f.sceneId; this.unitsPerMetre = f.positionUnitsPerMetre; this.rotationBits = f.rotationBits;
+      this.version = f.version; this.timeMs = f.timeMs;
+      return { keyframe: true, removed: [], entered: f.entered.map(([i]) => i), updated: [] };
+    }
+    if (this.version !== f.base) throw new WireError('baseMismatch', `replica ${this.version}, delta base ${f.base}`);
+    for (const i of f.removed) if (!this.nodes.has(i)) throw new WireError('unknownNode', `removed ${i}`);
+    const removed = new Set(f.removed), entered = new Set(f.entered.map(([i]) => i));
+    for (const [i, n] of f.entered) {
+      if (this.nodes.has(i) && !removed.has(i)) throw new WireError('invalidValue', `entered ${i} twice`);
+      if (n.parent != null && !entered.has(n.parent) && (!this.nodes.has(n.parent) || removed.has(n.parent))) throw new WireError('unknownNode', `parent of ${i}`);
+    }
+    for (const [i] of f.updated) if (!this.nodes.has(i) || removed.has(i)) throw new WireError('unknownNode', `updated ${i}`);
+    for (const i of f.removed) this.nodes.delete(i);
+    for (const [i, n] of f.entered) this.nodes.set(i, n);
+    for (const [i, u] of f.updated) {
+      const n = this.nodes.get(i);
+      for (const [k, v] of Object.entries(u)) {
+        if (k === 'translation' || k === 'scale') n[k] = n[k].map((a, j) => ((a + v[j] + 2 ** 31) % 2 ** 32 + 2 ** 32) % 2 ** 32 - 2 ** 31);
+        else if (k === 'rotation') n.rotation = v.delta ? [n.rotation[0], n.rotation[1] + v.abc[0], n.rotation[2] + v.abc[1], n.rotation[3] + v.abc[2]] : [v.largest, ...v.abc];
+        else n[k] = v;
+      }
+    }
+    this.version = f.version; this.timeMs = f.timeMs;
+    return { keyframe: false, removed: f.removed, entered: [...entered], updated: f.updated.map(([i]) => i) };
+  }
+
+  path(i) {
+    const parts = [];
+    let n = this.nodes.get(i), guard = 0;
+    while (n && guard++ < 1024) { parts.push(n.name); n = n.parent == null ? null : this.nodes.get(n.parent); }
+    return parts.reverse().join('/');
+  }
+}
+
+/** The unit quaternion [x, y, z, w] a smallest-three rotation [L, a, b, c] stands for. */
+export function quaternion(rot, bits) {
+  const M = 2 ** (bits - 1) - 1, k = 1 / (M * Math.SQRT2);
+  const [L, a0, b0, c0] = rot;
+  const a = a0 * k, b = b0 * k, c = c0 * k;
+  const d = Math.sqrt(Math.max(0, 1 - a * a - b * b - c * c));
+  switch (L & 3) {
+    case 0: return [d, a, b, c];
+    case 1: return [a, d, b, c];
+    case 2: return [a, b, d, c];
+    default: return [a, b, c, d];
+  }
+}
+
+/** Smallest-three at `bits` for a unit quaternion [x, y, z, w]. */
+export function smallestThree(q, bits) {
+  let L = 3;
+  for (let i = 0; i < 4; i++) if (Math.abs(q[i]) > Math.abs(q[L]) + 1e-12) L = i;
+  const s = q[L] < 0 ? -1 : 1, M = 2 ** (bits - 1) - 1;
+  const rest = [0, 1, 2, 3].filter((i) => i !== L).map((i) => Math.max(-M, Math.min(M, Math.round(s * q[i] * Math.SQRT2 * M))));
+  return [L, ...rest];
+}
