@@ -16,6 +16,9 @@ fi
 swift test --skip-build 2>&1 | tee "$log"
 grep -qE "Test run with [0-9]+ tests? .* passed" "$log"
 
+# The browser's decoder against every protocol vector (node's built-in test runner; no npm needed).
+node --test Tests/web/
+
 # End-to-end against the built binary with an independent client (Python websockets + a decoder written from
 # Protocol/SPEC.md).
 SCENESTREAM_BIN="$(pwd)/.build/debug/scenestream" python3 -m pytest -q -p no:cacheprovider Tests/e2e

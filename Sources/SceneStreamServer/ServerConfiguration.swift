@@ -48,6 +48,10 @@ public struct ServerConfiguration: Sendable {
     public var sessionIdleSeconds = 600
     /// The URL base put into handoff offers (for QR codes); empty: derived from the port.
     public var publicURL = ""
+    /// Browser libraries served to the viewer: URL path → folder (Debian's packages by default).
+    public var vendorDirectories: [(String, String)] = [
+        ("/vendor/three", "/usr/share/javascript/three"), ("/vendor/qrcode", "/usr/share/javascript/qrcode-generator"),
+    ]
     /// History kept for playback.
     public var historyWindowMs: UInt64 = 3_600_000
 

@@ -369,6 +369,7 @@ extension StreamingServer {
                 sent: nil)
             c.nextDueTick = 0
             c.unacked.removeAll()
+            if !runtime.alerts.active.isEmpty { broadcastActive(to: c) }
         }
         if let old, old !== c {
             enqueue(old, .handoff(.handedOff(to: c.device, detached: !keepOld)))

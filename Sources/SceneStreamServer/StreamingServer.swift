@@ -104,7 +104,12 @@ public final class StreamingServer: EventLoopHandler {
         port = configuration.port == 0 ? try Self.freePort(configuration.bindAddress) : configuration.port
 
         var t = TransportConfiguration(port: port, bindAddress: configuration.bindAddress)
-        t.fileMounts = [("/assets", configuration.assetsDirectory), ("/", "\(configuration.assetsDirectory)/web")]
+        // Browser libraries come from Debian's packages (libjs-three, node-qrcode-generator): nothing from a CDN.
+        var mounts = [("/assets", configuration.assetsDirectory), ("/", "\(configuration.assetsDirectory)/web")]
+        for (path, dir) in configuration.vendorDirectories where FileManager.default.fileExists(atPath: dir) {
+            mounts.append((path, dir))
+        }
+        t.fileMounts = mounts
         t.callbackPaths = ["/healthz", "/metrics", "/api"]
         t.tlsCertificate = configuration.tlsCertificate
         t.tlsKey = configuration.tlsKey
