@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(
             name: "SceneStreamE2ETests",
             dependencies: [
-                "SceneStreamClient", "SceneStreamProtocol", "SceneStreamReplica",
+                "SceneStreamClient", "SceneStreamProtocol", "SceneStreamReplica", "SceneStreamTransport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

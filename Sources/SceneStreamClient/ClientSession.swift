@@ -77,6 +77,15 @@ public final class ClientSession {
                 resumeVersion: options.resumeVersion))
     }
 
+    /// The hello for a reconnect: resumes this session at the replica's version (a delta if the server still has it).
+    public func resumeHello() -> [UInt8] {
+        encoder.encode(
+            ClientMessage.hello(
+                minVersion: ProtocolVersion.current, maxVersion: ProtocolVersion.current, device: options.device,
+                clientName: options.name, token: options.token, resumeToken: sessionToken,
+                resumeVersion: sessionToken.isEmpty ? 0 : (replica.version ?? 0)))
+    }
+
     /// Encodes a message to send.
     public func encode(_ m: ClientMessage) -> [UInt8] { encoder.encode(m) }
 
