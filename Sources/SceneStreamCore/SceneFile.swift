@@ -121,16 +121,36 @@ public final class SceneRuntime {
     /// Returns alerts raised or cleared.
     public func ingest(_ updates: [PropertyUpdate]) -> [AlertEvent] {
         var events: [AlertEvent] = []
-        for u in updates where twins.apply(u) {
+        // History stays in time order (playback finds ranges by binary search).
+        let ordered = updates.count > 1 ? updates.sorted { $0.timestampMs < $1.timestampMs } : updates
+        for u in ordered where twins.apply(u) {
             bindings.apply(u, store: twins, graph: graph)
             events.append(contentsOf: alerts.evaluate(u))
         }
         return events
     }
 
-    /// Commits the scene graph's pending changes as a version at `timeMs`.
+    /// Commits the scene graph's pending changes as a version at `timeMs`, and checkpoints the twin state now and
+    /// then for playback.
     @discardableResult
-    public func commit(timeMs: UInt64) -> UInt64 { graph.commit(timeMs: timeMs) }
+    public func commit(timeMs: UInt64) -> UInt64 {
+        let v = graph.commit(timeMs: timeMs)
+        twins.history.checkpoint(at: timeMs, state: twins.snapshot())
+        return v
+    }
+
+    /// A new runtime showing the scene as it was at `timeMs`, rebuilt from the nearest checkpoint and the history
+    /// after it; nil when `timeMs` is outside the retained history.
+    public func rebuilt(at timeMs: UInt64) throws(SceneGraphError) -> SceneRuntime? {
+        let h = twins.history
+        guard let cp = h.checkpoint(atOrBefore: timeMs) else { return nil }
+        let r = try SceneRuntime(scene: scene, bindings: bindings.set, rules: RuleSet(), history: TwinHistory(capacity: 1, windowMs: 0),
+                                 retainedVersions: graph.retainedVersions)
+        _ = r.ingest(cp.state.filter { $0.timestampMs <= timeMs })
+        _ = r.ingest(h.updates(from: cp.timeMs + 1, to: timeMs + 1))
+        r.graph.commit(timeMs: timeMs)
+        return r
+    }
 }
 
 @available(*, unavailable)

@@ -94,9 +94,40 @@ public struct TwinHistory: Sendable {
         }
     }
 
-    /// Updates with `from <= timestamp < to`, in order.
+    /// Updates with `from <= timestamp < to`, in order. Entries are kept in time order (ingest sorts each batch),
+    /// so both ends are found by binary search.
     public func updates(from: UInt64, to: UInt64) -> [PropertyUpdate] {
-        entries.filter { $0.timestampMs >= from && $0.timestampMs < to }
+        let lo = firstIndex(atOrAfter: from), hi = firstIndex(atOrAfter: to)
+        guard lo < hi else { return [] }
+        return Array(entries[lo..<hi])
+    }
+
+    func firstIndex(atOrAfter t: UInt64) -> Int {
+        var lo = 0, hi = entries.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if entries[mid].timestampMs < t { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// Twin state snapshots taken every `checkpointIntervalMs`, so a seek replays at most one interval.
+    public private(set) var checkpoints = Deque<(timeMs: UInt64, state: [PropertyUpdate])>()
+    /// How often ``checkpoint(at:store:)`` keeps a snapshot.
+    public var checkpointIntervalMs: UInt64 = 10_000
+
+    /// Keeps a snapshot of every property's current value if the last one is older than the interval.
+    public mutating func checkpoint(at timeMs: UInt64, state: @autoclosure () -> [PropertyUpdate]) {
+        if let last = checkpoints.last, timeMs < last.timeMs + checkpointIntervalMs { return }
+        checkpoints.append((timeMs, state()))
+        let oldest = entries.first?.timestampMs ?? timeMs
+        // Keep one checkpoint at or before the oldest update so every retained moment can be rebuilt.
+        while checkpoints.count > 1, checkpoints[1].timeMs <= oldest { checkpoints.removeFirst() }
+    }
+
+    /// The latest checkpoint at or before `t`.
+    public func checkpoint(atOrBefore t: UInt64) -> (timeMs: UInt64, state: [PropertyUpdate])? {
+        checkpoints.last { $0.timeMs <= t }
     }
 
     /// The time of the oldest retained update.
@@ -113,7 +144,7 @@ public final class TwinStore {
 
     private var twins: [String: Twin] = [:]
     /// Recent updates, for playback.
-    public private(set) var history: TwinHistory
+    public var history: TwinHistory
     /// Updates rejected because they were older than the value held.
     public private(set) var outOfOrder = 0
 
@@ -153,6 +184,17 @@ public final class TwinStore {
 
     /// The current numeric value of a property.
     public func number(_ twin: String, _ property: String) -> Double? { twins[twin]?.properties[property]?.value.number }
+
+    /// Every property's current state, as updates (for checkpoints).
+    public func snapshot() -> [PropertyUpdate] {
+        var out: [PropertyUpdate] = []
+        for (id, twin) in twins {
+            for (p, st) in twin.properties {
+                out.append(PropertyUpdate(twin: id, property: p, value: st.value, timestampMs: st.timestampMs, quality: st.quality))
+            }
+        }
+        return out.sorted { $0.timestampMs < $1.timestampMs }
+    }
 
     /// Every property of a twin.
     public func properties(of twin: String) -> [String: PropertyState] { twins[twin]?.properties ?? [:] }

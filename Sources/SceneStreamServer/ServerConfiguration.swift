@@ -52,6 +52,8 @@ public struct ServerConfiguration: Sendable {
     public var vendorDirectories: [(String, String)] = [
         ("/vendor/three", "/usr/share/javascript/three"), ("/vendor/qrcode", "/usr/share/javascript/qrcode-generator"),
     ]
+    /// The most property updates kept in memory for playback.
+    public var historyCapacity = 2_000_000
     /// History kept for playback.
     public var historyWindowMs: UInt64 = 3_600_000
 
@@ -61,7 +63,7 @@ public struct ServerConfiguration: Sendable {
     static let keys: Set<String> = [
         "port", "bind", "assets", "plant", "simulator", "tickHz", "defaultRateHz", "maxRateHz", "retainedVersions",
         "compressionLevel", "maxClientMessageBytes", "maxMessagesPerSecond", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds", "data", "roomCapacity", "presenceHz", "handoffCodeSeconds",
-        "sessionIdleSeconds", "publicURL",
+        "sessionIdleSeconds", "publicURL", "historyCapacity",
     ]
 
     /// Reads a configuration file; errors name the file, key and reason.
@@ -120,6 +122,7 @@ public struct ServerConfiguration: Sendable {
         if let v = try int("handoffCodeSeconds", 1...3600) { c.handoffCodeSeconds = v }
         if let v = try int("sessionIdleSeconds", 5...86400) { c.sessionIdleSeconds = v }
         if let v = try string("publicURL") { c.publicURL = v }
+        if let v = try int("historyCapacity", 1000...100_000_000) { c.historyCapacity = v }
         if let tls = root["tls"] {
             guard let t = tls as? [String: Any], let cert = t["certificate"] as? String, let key = t["key"] as? String else {
                 throw fail("tls", "expected {\"certificate\": PATH, \"key\": PATH}")

@@ -61,6 +61,8 @@ public final class StreamingServer: EventLoopHandler {
         var tokens: Double = 0
         var lastRefillNs: UInt64 = 0
         var protocolErrors = 0
+        /// Set while the client watches the past.
+        var playback: Playback?
         /// Where a resumed session's first frame starts (taken by the next subscribe).
         var resumeBase: ClientBaseline?
         /// Incoming-message token bucket.
@@ -87,7 +89,7 @@ public final class StreamingServer: EventLoopHandler {
         self.logger = logger
         runtime = try SceneRuntime(
             scene: plant.scene, bindings: plant.bindings, rules: plant.rules,
-            history: TwinHistory(capacity: 2_000_000, windowMs: configuration.historyWindowMs),
+            history: TwinHistory(capacity: configuration.historyCapacity, windowMs: configuration.historyWindowMs),
             retainedVersions: configuration.retainedVersions)
         engine = try DeltaEngine(graph: runtime.graph, compressionLevel: configuration.compressionLevel)
         encoder = try MessageEncoder(level: configuration.compressionLevel)
@@ -170,6 +172,7 @@ public final class StreamingServer: EventLoopHandler {
             events = runtime.ingest(ups)
         }
         applyPresence()
+        advancePlayback(nowMs: nowMs)
         if tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { expireSessions(nowMs: nowMs) }
         let before = runtime.graph.version
         runtime.commit(timeMs: nowMs)
@@ -261,6 +264,16 @@ public final class StreamingServer: EventLoopHandler {
         }
         if cl.closeAfterFlush { return .close(code: 1000, reason: "session handed off") }
         guard var s = cl.subscription, frameAllowed(cl, nowNs) else { return .idle }
+        if cl.playback != nil {
+            guard let f = playbackFrame(cl) else { return .idle }
+            let step = configuration.tickHz / Double(s.rateHz)
+            if cl.nextDueTick < Double(tickIndex) - step { cl.nextDueTick = Double(tickIndex) }
+            cl.nextDueTick += step
+            cl.unacked.append(ClientBaseline(version: f.version, filter: s.filter))
+            metrics.framesSent.increment()
+            metrics.bytesSent.increment(by: Int64(f.bytes.count))
+            return .send(f.bytes, more: false)
+        }
         let t0 = DispatchTime.now().uptimeNanoseconds
         let encodedBefore = engine.framesEncoded
         guard let f = engine.encodedFrame(from: s.sent, filter: s.filter) else { return .idle }
@@ -381,7 +394,8 @@ public final class StreamingServer: EventLoopHandler {
         case .ack(let version):
             while let first = c.unacked.first, first.version <= version {
                 c.unacked.removeFirst()
-                c.session?.acked = first
+                // Only live versions are a place to resume from.
+                if c.playback == nil { c.session?.acked = first }
             }
         case .ping(let nonce):
             enqueue(c, .pong(nonce: nonce, serverTimeMs: Self.wallMs()))
@@ -401,8 +415,8 @@ public final class StreamingServer: EventLoopHandler {
             listSessions(c, requestId: requestId)
         case .follow(let userId):
             follow(c, userId: userId)
-        case .playback:
-            enqueue(c, .error(code: .playbackUnavailable, requestId: 0, message: "playback is not available on this server yet"))
+        case .playback(let op, let timeMs, let speed):
+            playback(c, op: op, timeMs: timeMs, speedMilli: speed)
         }
         return .keep
     }
@@ -506,6 +520,7 @@ final class ServerMetrics: Sendable {
     let refused: Counter
     let rateLimited: Counter
     let resumes: Counter
+    let seekSeconds: ValueHistogram
     let handoffs: Counter
     let refusals: Counter
     let ingested: Counter
@@ -527,6 +542,9 @@ final class ServerMetrics: Sendable {
         protocolErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "protocol_errors", unitName: "total", helpText: "Client messages that broke the spec"))
         refused = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "upgrades_refused", unitName: "total", helpText: "WebSocket upgrades refused"))
         rateLimited = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "rate_limited_messages", unitName: "total", helpText: "Client messages dropped by the rate limit"))
+        seekSeconds = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "playback_seek", unitName: "seconds", helpText: "Time to rebuild the scene at a past moment"),
+            buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1])
         resumes = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "session_resumes", unitName: "total", helpText: "Sessions resumed by a reconnecting client"))
         handoffs = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "handoffs", unitName: "total", helpText: "Sessions moved to another device"))
         refusals = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "refusals", unitName: "total", helpText: "Requests refused (codes, roles, limits)"))

@@ -24,6 +24,7 @@ class Device:
         self.replica = sw.Replica()
         self.messages = []
         self.frames = []
+        self.times = []
         self.welcome = None
         self.closed = None
         self.ws = None
@@ -49,6 +50,7 @@ class Device:
                 if m["type"] in ("keyframe", "delta"):
                     self.replica.apply(m)
                     self.frames.append((m["type"], m.get("base"), m["version"]))
+                    self.times.append(m["timeMs"])
                     if self.acks:
                         await self.ws.send(sw.ack(m["version"]))
                 else:

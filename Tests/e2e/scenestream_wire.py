@@ -386,6 +386,11 @@ def list_sessions(request_id):
     return envelope("listSessions", W().varint(request_id).b)
 
 
+def playback(op, time_ms=0, speed_milli=1000):
+    ops = {"seek": 0, "play": 1, "pause": 2, "live": 3}
+    return envelope("playback", W().u8(ops[op]).varint(time_ms).varint(speed_milli).b)
+
+
 def follow(user_id):
     return envelope("follow", W().string(user_id).b)
 

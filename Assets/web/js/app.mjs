@@ -240,6 +240,9 @@ function handle(m) {
       state.sessionId = m.sessionId;
       state.following = m.followUserId;
       state.selection = m.selection;
+      state.playback = m.playback;
+      $('playback-state').textContent = m.playback.mode === 0 ? 'live'
+        : `${m.playback.mode === 2 ? 'playing' : 'paused'} at ${new Date(m.playback.cursorMs).toLocaleTimeString()} ×${m.playback.speedMilli / 1000}`;
       $('room').textContent = `${m.members.length} here`;
       renderMembers(m);
       if (m.viewpoint && !state.viewpointApplied) { state.viewpointApplied = true; applyViewpoint(m.viewpoint); }
@@ -337,8 +340,8 @@ $('annotate').onclick = () => {
   send(encode.annotate({ requestId: requestId++, node: state.selection[0], offset: [0, 500, 0], text }));
   $('note-text').value = '';
 };
-$('scrub').oninput = () => send(encode.playback(0, Date.now() + Number($('scrub').value) * 1000));
-$('play').onclick = () => send(encode.playback(1, Date.now() + Number($('scrub').value) * 1000));
+$('scrub').onchange = () => send(encode.playback(0, Date.now() + Number($('scrub').value) * 1000));
+$('play').onclick = () => send(encode.playback(1, state.playback && state.playback.mode !== 0 ? 0 : Date.now() + Number($('scrub').value) * 1000));
 $('pause').onclick = () => send(encode.playback(2));
 $('live').onclick = () => { $('scrub').value = 0; send(encode.playback(3)); };
 

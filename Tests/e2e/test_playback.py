@@ -1,0 +1,51 @@
+"""Playback through the delta path: seek to a past time gives exactly the scene as it was; play reaches live."""
+import asyncio
+import json
+
+import scenestream_wire as sw
+from conftest import Server
+from device import Device, scene
+
+
+def plant_only(nodes):
+    return {i: n for i, n in nodes.items() if not n["name"].startswith("~")}
+
+
+def test_seek_and_play_back_to_live(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"data": str(tmp_path / "data")}))
+    server = Server("--config", str(cfg))
+    try:
+        async def run():
+            d = await Device(server.url, "demo:ada", 2, "ada").open()
+            await d.wait(lambda: len(d.frames) > 30, what="live frames")
+            snap = scene(server)
+            then = int(snap["timeMs"])
+            recorded = plant_only({e["index"]: e for e in snap["entered"]})
+            await asyncio.sleep(1.5)
+            # Seek: the next frame is a keyframe of the scene at that time, carrying that time.
+            n = len(d.frames)
+            await d.send(sw.playback("seek", then))
+            await d.wait(lambda: any(f[0] == "keyframe" for f in d.frames[n:]), what="playback keyframe")
+            k = n + next(j for j, f in enumerate(d.frames[n:]) if f[0] == "keyframe")
+            assert d.times[k] == then
+            await asyncio.sleep(0.3)  # paused: nothing changes
+            assert d.replica.version == d.frames[k][2]
+            assert plant_only(d.replica.as_description()) == recorded
+            st = [m for m in d.messages if m["type"] == "sessionState"][-1]
+            assert st["playback"]["mode"] == 1 and st["playback"]["cursorMs"] == then
+            # Play at 4x: frames move forward in recorded time, then the client is back live.
+            n = len(d.frames)
+            await d.send(sw.playback("play", 0, 4000))
+            await d.wait(lambda: any(m["type"] == "sessionState" and m["playback"]["mode"] == 0 for m in d.messages[-5:]), timeout=15, what="back to live")
+            played = d.times[n:]
+            assert played == sorted(played)
+            await d.wait(lambda: d.frames[-1][0] == "delta" and d.times[-1] > then + 1500, what="live deltas")
+            # Outside the history: refused.
+            await d.send(sw.playback("seek", 1000))
+            await d.wait(lambda: d.find("error", code=18), what="unavailable")
+            await d.close()
+
+        asyncio.run(run())
+    finally:
+        assert server.stop() == 0
