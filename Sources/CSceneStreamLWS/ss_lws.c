@@ -137,6 +137,9 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             /* A POST: collect the body first (SS_EV_HTTP with flags 1 comes at body completion). */
             ss_free_post(pss);
             if (ss_post_append(pss, uri, (size_t)n + 1) < 0) return -1;
+            char auth[512] = "";
+            int an = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+            if (ss_post_append(pss, auth, (size_t)(an > 0 ? an : 0) + 1) < 0) return -1;
             char cl[32] = "";
             if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 && atol(cl) == 0) {
                 int r = c->fn(c->user, SS_EV_HTTP, 0, wsi, (const uint8_t *)pss->post, pss->post_len, 1);

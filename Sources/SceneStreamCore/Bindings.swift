@@ -294,6 +294,25 @@ public final class BindingEngine {
                 writes += 1
                 continue
             }
+            // A value that is not good (its source went away, or says it is wrong) is shown as such rather than
+            // frozen: colours turn grey and labels say so; positions keep the last known value.
+            if u.quality != .good {
+                let note = u.quality == .stale ? "stale" : "bad"
+                switch b.target {
+                case .color:
+                    graph.update(node) { $0.color = Self.staleColor }
+                    writes += 1
+                case .label:
+                    let last = store.number(u.twin, u.property).map { b.map.map($0, twin: u.twin, property: u.property) }
+                    graph.update(node) { n in
+                        if case .text(let t)? = last { n.label = "\(t) (\(note))" } else if !n.label.hasSuffix("(\(note))") { n.label += " (\(note))" }
+                    }
+                    writes += 1
+                default:
+                    break
+                }
+                continue
+            }
             guard let v = u.value.number else { continue }
             let mv = b.map.map(v, twin: u.twin, property: u.property, quality: u.quality)
             graph.update(node) { n in Self.write(mv, to: b.target, of: &n, q) }
@@ -301,6 +320,9 @@ public final class BindingEngine {
         }
         return writes
     }
+
+    /// The colour of a node whose bound value is stale or bad.
+    public static let staleColor: UInt32 = 0x7F7F7FFF
 
     static func write(_ v: MappedValue, to target: BindingTarget, of n: inout WireNode, _ q: Quantization) {
         switch (target, v) {

@@ -1,6 +1,19 @@
 import Foundation
 import SceneStreamCore
 
+/// Where MQTT ingest connects and how topics map to twins.
+public struct MQTTConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 1883
+    public var clientId = "scenestream"
+    public var qos = 1
+    /// Default: `scenestream/{twin...}/{property}` → twin, property.
+    public var topics: [TopicMapping] = [try! TopicMapping(pattern: "scenestream/{twin...}/{property}", twin: "{twin}", property: "{property}")]
+    /// Alerts are published under this topic (`TOPIC/TWIN`); empty: not published.
+    public var alertsTopic = ""
+    public init() {}
+}
+
 /// Everything the server can be told, with safe defaults. Loaded from a JSON file (`serve --config`), then
 /// overridden by command-line flags.
 public struct ServerConfiguration: Sendable {
@@ -52,6 +65,10 @@ public struct ServerConfiguration: Sendable {
     public var vendorDirectories: [(String, String)] = [
         ("/vendor/three", "/usr/share/javascript/three"), ("/vendor/qrcode", "/usr/share/javascript/qrcode-generator"),
     ]
+    /// MQTT ingest; nil: none.
+    public var mqtt: MQTTConfiguration?
+    /// Bearer token for `POST /api/ingest`; nil: HTTP ingest off.
+    public var ingestToken: String?
     /// The most property updates kept in memory for playback.
     public var historyCapacity = 2_000_000
     /// History kept for playback.
@@ -63,7 +80,7 @@ public struct ServerConfiguration: Sendable {
     static let keys: Set<String> = [
         "port", "bind", "assets", "plant", "simulator", "tickHz", "defaultRateHz", "maxRateHz", "retainedVersions",
         "compressionLevel", "maxClientMessageBytes", "maxMessagesPerSecond", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds", "data", "roomCapacity", "presenceHz", "handoffCodeSeconds",
-        "sessionIdleSeconds", "publicURL", "historyCapacity",
+        "sessionIdleSeconds", "publicURL", "historyCapacity", "mqtt", "ingestToken",
     ]
 
     /// Reads a configuration file; errors name the file, key and reason.
@@ -123,6 +140,35 @@ public struct ServerConfiguration: Sendable {
         if let v = try int("sessionIdleSeconds", 5...86400) { c.sessionIdleSeconds = v }
         if let v = try string("publicURL") { c.publicURL = v }
         if let v = try int("historyCapacity", 1000...100_000_000) { c.historyCapacity = v }
+        if let v = try string("ingestToken") { c.ingestToken = v }
+        if let m = root["mqtt"] {
+            guard let o = m as? [String: Any] else { throw fail("mqtt", "expected an object") }
+            let allowed: Set<String> = ["host", "port", "clientId", "qos", "topics", "alertsTopic"]
+            for k in o.keys where !allowed.contains(k) { throw fail("mqtt.\(k)", "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))") }
+            var mc = MQTTConfiguration()
+            if let h = o["host"] { guard let s = h as? String, !s.isEmpty else { throw fail("mqtt.host", "expected a host name") }; mc.host = s }
+            if let p = o["port"] { guard let n = p as? Int, (1...65535).contains(n) else { throw fail("mqtt.port", "expected 1…65535") }; mc.port = n }
+            if let s = o["clientId"] as? String { mc.clientId = s }
+            if let q = o["qos"] { guard let n = q as? Int, (0...2).contains(n) else { throw fail("mqtt.qos", "expected 0, 1 or 2") }; mc.qos = n }
+            if let a = o["alertsTopic"] { guard let s = a as? String else { throw fail("mqtt.alertsTopic", "expected a topic") }; mc.alertsTopic = s }
+            if let raw = o["topics"] {
+                guard let list = raw as? [[String: Any]], !list.isEmpty else { throw fail("mqtt.topics", "expected a list of {topic, twin, property}") }
+                mc.topics = []
+            }
+            for (k, t) in ((o["topics"] as? [[String: Any]]) ?? []).enumerated() {
+                guard let pattern = t["topic"] as? String, let twin = t["twin"] as? String, let property = t["property"] as? String else {
+                    throw fail("mqtt.topics[\(k)]", "needs topic, twin and property")
+                }
+                let scale = (t["scale"] as? NSNumber)?.doubleValue ?? 1
+                let offset = (t["offset"] as? NSNumber)?.doubleValue ?? 0
+                do {
+                    mc.topics.append(try TopicMapping(pattern: pattern, twin: twin, property: property, scale: scale, offset: offset))
+                } catch {
+                    throw fail("mqtt.topics[\(k)].topic", error.reason)
+                }
+            }
+            c.mqtt = mc
+        }
         if let tls = root["tls"] {
             guard let t = tls as? [String: Any], let cert = t["certificate"] as? String, let key = t["key"] as? String else {
                 throw fail("tls", "expected {\"certificate\": PATH, \"key\": PATH}")

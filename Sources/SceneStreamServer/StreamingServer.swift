@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Prometheus
 import SceneStreamCore
+import SceneStreamMQTT
 import SceneStreamProtocol
 import SceneStreamSimulation
 import SceneStreamTransport
@@ -36,6 +37,11 @@ public final class StreamingServer: EventLoopHandler {
     var claimGlobalTokens: Double = 100
     var claimGlobalRefillMs: UInt64 = 0
     var annotations: AnnotationStore
+    let mqttInbox = IngestInbox()
+    var mqtt: MQTTClient?
+    var mqttTwins: Set<String> = []
+    var httpPending: [PropertyUpdate] = []
+    var storage: Storage?
     /// Set over HTTP (`POST /api/simulator`) so that tests can freeze the plant and compare states exactly.
     private var simulatorPaused = false
 
@@ -120,11 +126,23 @@ public final class StreamingServer: EventLoopHandler {
         t.maxMessageBytes = configuration.maxClientMessageBytes
         loop = try EventLoop(configuration: t, handler: self, logger: logger)
         restoreAnnotations()
+        if let dir = configuration.dataDirectory {
+            let s = try Storage(path: "\(dir)/twins-\(plant.scene.id).sqlite")
+            let since = now > configuration.historyWindowMs ? now - configuration.historyWindowMs : 0
+            let restored = try s.load(since: since)
+            if !restored.isEmpty {
+                _ = runtime.ingest(restored)
+                for u in restored { mqttTwins.insert(u.twin) }
+                logger.info("restored \(restored.count) twin updates from \(s.path)")
+            }
+            storage = s
+        }
         runtime.commit(timeMs: now)
     }
 
     /// Starts serving on the loop's thread.
-    public func start() {
+    public func start() throws {
+        try startMQTT()
         loop.start()
         let server = UncheckedBox(self)
         loop.post {
@@ -138,6 +156,7 @@ public final class StreamingServer: EventLoopHandler {
     public func stop() {
         loop.stop()
         loop.wait()
+        mqtt?.stop()
     }
 
     static func wallMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -165,12 +184,26 @@ public final class StreamingServer: EventLoopHandler {
         let nowNs = DispatchTime.now().uptimeNanoseconds
         let nowMs = Self.wallMs()
         var events: [AlertEvent] = []
+        var batch = drainMQTT(nowMs: nowMs)
+        if !batch.isEmpty {
+            metrics.ingestedMQTT.increment(by: Int64(batch.count))
+            do { try storage?.append(batch) } catch {
+                metrics.storageErrors.increment()
+                logger.error("storage write failed (ingest continues in memory): \(error)")
+            }
+        }
+        batch.append(contentsOf: httpPending)
+        httpPending.removeAll(keepingCapacity: true)
         if var sim = simulator, !simulatorPaused {
             let ups = sim.step(to: nowMs)
             simulator = sim
-            metrics.ingested.increment(by: Int64(ups.count))
-            events = runtime.ingest(ups)
+            batch.append(contentsOf: ups)
         }
+        if !batch.isEmpty {
+            metrics.ingested.increment(by: Int64(batch.count))
+            events = runtime.ingest(batch)
+        }
+        if !events.isEmpty { publishAlerts(events) }
         applyPresence()
         advancePlayback(nowMs: nowMs)
         if tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { expireSessions(nowMs: nowMs) }
@@ -442,9 +475,14 @@ public final class StreamingServer: EventLoopHandler {
 
     // MARK: HTTP
 
-    public func http(path: String, body: [UInt8]?) -> HTTPResponse {
-        let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+    public func http(_ request: HTTPRequest) -> HTTPResponse {
+        let route = request.route
+        let body = request.body
         switch (route, body == nil) {
+        case ("/api/ingest", false):
+            return httpIngest(request)
+        case ("/api/twin", true):
+            return twinJSON(request.query("id") ?? "")
         case ("/api/scene", true):
             return HTTPResponse(contentType: "application/json", body: sceneSnapshotJSON())
         case ("/api/simulator", false):
@@ -521,6 +559,11 @@ final class ServerMetrics: Sendable {
     let rateLimited: Counter
     let resumes: Counter
     let seekSeconds: ValueHistogram
+    let ingestedMQTT: Counter
+    let ingestedHTTP: Counter
+    let ingestRejected: Counter
+    let storageErrors: Counter
+    let mqttConnected: Gauge
     let handoffs: Counter
     let refusals: Counter
     let ingested: Counter
@@ -542,6 +585,11 @@ final class ServerMetrics: Sendable {
         protocolErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "protocol_errors", unitName: "total", helpText: "Client messages that broke the spec"))
         refused = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "upgrades_refused", unitName: "total", helpText: "WebSocket upgrades refused"))
         rateLimited = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "rate_limited_messages", unitName: "total", helpText: "Client messages dropped by the rate limit"))
+        ingestedMQTT = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_mqtt_updates", unitName: "total", helpText: "Property updates from MQTT"))
+        ingestedHTTP = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_http_updates", unitName: "total", helpText: "Property updates from HTTP ingest"))
+        ingestRejected = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_rejected", unitName: "total", helpText: "Ingest messages refused (unknown topic, bad payload, bad auth)"))
+        storageErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "storage_errors", unitName: "total", helpText: "Failed writes to storage"))
+        mqttConnected = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "mqtt_connected", unitName: "", helpText: "1 while the MQTT broker is connected"))
         seekSeconds = registry.makeValueHistogram(
             descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "playback_seek", unitName: "seconds", helpText: "Time to rebuild the scene at a past moment"),
             buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1])

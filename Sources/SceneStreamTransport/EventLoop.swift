@@ -29,6 +29,36 @@ public struct HTTPResponse: Sendable {
     public static func text(_ s: String, status: UInt32 = 200) -> HTTPResponse { HTTPResponse(status: status, body: Array(s.utf8)) }
 }
 
+/// An HTTP request on a callback path: GET (no body) or POST.
+public struct HTTPRequest: Sendable {
+    /// The path, with the query after `?`.
+    public var path: String
+    /// The body of a POST; nil for GET.
+    public var body: [UInt8]?
+    /// The Authorization header of a POST ("" when absent).
+    public var authorization: String
+
+    /// Creates a request.
+    public init(path: String, body: [UInt8]?, authorization: String = "") {
+        self.path = path
+        self.body = body
+        self.authorization = authorization
+    }
+
+    /// The path without the query.
+    public var route: String { path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path }
+
+    /// The value of query parameter `name`.
+    public func query(_ name: String) -> String? {
+        guard let q = path.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
+        for pair in q.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            if kv.first.map(String.init) == name { return kv.count > 1 ? String(kv[1]).removingPercentEncoding ?? String(kv[1]) : "" }
+        }
+        return nil
+    }
+}
+
 /// What to do with a connection after a message arrived.
 public enum ReceiveAction: Sendable {
     case keep
@@ -61,8 +91,8 @@ public protocol EventLoopHandler: AnyObject {
     func writable(_ c: ConnectionID) -> WriteAction
     /// The connection is gone.
     func closed(_ c: ConnectionID)
-    /// An HTTP request on one of the callback paths: GET (body nil) or POST (with its body).
-    func http(path: String, body: [UInt8]?) -> HTTPResponse
+    /// An HTTP request on one of the callback paths.
+    func http(_ request: HTTPRequest) -> HTTPResponse
     /// The timer set with ``EventLoop/schedule(afterMicroseconds:)`` fired.
     func timer()
     /// The loop is stopping: close connections now (they get `closeTimeout` to go).
@@ -74,7 +104,7 @@ extension EventLoopHandler {
     public func opened(_ c: ConnectionID, peer: String) {}
     public func connected(_ c: ConnectionID) {}
     public func connectFailed(_ c: ConnectionID, reason: String) {}
-    public func http(path: String, body: [UInt8]?) -> HTTPResponse { .text("not found\n", status: 404) }
+    public func http(_ request: HTTPRequest) -> HTTPResponse { .text("not found\n", status: 404) }
     public func timer() {}
     public func stopping() {}
 }
@@ -363,10 +393,15 @@ public final class EventLoop: @unchecked Sendable {
             if flags & 1 != 0 {
                 let cut = raw.firstIndex(of: 0) ?? raw.count
                 let path = String(decoding: raw[..<cut], as: UTF8.self)
-                let body = cut < raw.count ? Array(raw[(cut + 1)...]) : []
-                r = flags & 2 != 0 ? .text("request body too large\n", status: 413) : handler?.http(path: path, body: body) ?? .text("not found\n", status: 404)
+                let rest = cut < raw.count ? Array(raw[(cut + 1)...]) : []
+                let cut2 = rest.firstIndex(of: 0) ?? rest.count
+                let auth = String(decoding: rest[..<cut2], as: UTF8.self)
+                let body = cut2 < rest.count ? Array(rest[(cut2 + 1)...]) : []
+                r = flags & 2 != 0
+                    ? .text("request body too large\n", status: 413)
+                    : handler?.http(HTTPRequest(path: path, body: body, authorization: auth)) ?? .text("not found\n", status: 404)
             } else {
-                r = handler?.http(path: String(decoding: raw, as: UTF8.self), body: nil) ?? .text("not found\n", status: 404)
+                r = handler?.http(HTTPRequest(path: String(decoding: raw, as: UTF8.self), body: nil)) ?? .text("not found\n", status: 404)
             }
             return r.body.withUnsafeBufferPointer { b in
                 ss_http_respond(ctx, wsi, r.status, r.contentType, r.headers.joined(separator: "\n"), b.baseAddress, b.count)

@@ -44,7 +44,7 @@ struct ServeCommand: ParsableCommand {
         let logger = Logger(label: "scenestream")
         let bundle = try PlantBundle.load(directory: c.plantDirectory)
         let server = try StreamingServer(configuration: c, plant: bundle, logger: logger)
-        server.start()
+        try server.start()
         let host = c.bindAddress.flatMap { $0 == "0.0.0.0" ? nil : $0 } ?? "127.0.0.1"
         let scheme = c.tlsCertificate == nil ? "http" : "https"
         let wsScheme = c.tlsCertificate == nil ? "ws" : "wss"

@@ -19,7 +19,7 @@ enum ss_event {
     SS_EV_WRITABLE = 3,      /* the connection can take one message. Return -1 to close. */
     SS_EV_CLOSED = 4,        /* the connection is gone */
     SS_EV_HTTP = 5,          /* a request on a callback mount; data = URI path (with query after '?'); for a POST
-                              * (flags bit0) the path, a NUL, then the body; flags bit1: body over 4 MiB, cut */
+                              * (flags bit0) the path, a NUL, the Authorization header, a NUL, then the body; flags bit1: body over 4 MiB, cut */
     SS_EV_WAKE = 6,          /* lws_cancel_service() was called */
     SS_EV_TIMER = 7,         /* the timer fired */
     SS_EV_CLIENT_OPEN = 8,   /* an outgoing connection is established */

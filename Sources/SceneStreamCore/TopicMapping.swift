@@ -1,0 +1,154 @@
+import Foundation
+
+/// Maps MQTT topics and payloads to twin property updates (`mqtt.topics` in the server configuration).
+///
+/// A pattern is a topic with placeholders: `{name}` matches one level, `{name...}` one or more levels.
+/// `twin` and `property` are templates over those names. Payloads: a number, `true`/`false`, a quoted string, or
+/// JSON `{"value": …, "timestamp": ms, "quality": "good|stale|bad"}`.
+public struct TopicMapping: Sendable, Hashable {
+    enum Segment: Hashable, Sendable {
+        case literal(String)
+        case one(String)
+        case many(String)
+    }
+
+    let segments: [Segment]
+    public let pattern: String
+    public let twin: String
+    public let property: String
+    public let scale: Double
+    public let offset: Double
+
+    /// Parses a mapping; errors say what is wrong with the pattern.
+    public init(pattern: String, twin: String, property: String, scale: Double = 1, offset: Double = 0) throws(ConfigError) {
+        var segs: [Segment] = []
+        for s in pattern.split(separator: "/", omittingEmptySubsequences: false) {
+            if s.hasPrefix("{") && s.hasSuffix("...}") {
+                segs.append(.many(String(s.dropFirst().dropLast(4))))
+            } else if s.hasPrefix("{") && s.hasSuffix("}") {
+                segs.append(.one(String(s.dropFirst().dropLast())))
+            } else if s.contains("+") || s.contains("#") || s.isEmpty {
+                throw ConfigError(file: "mqtt", location: pattern, reason: "use {name} or {name...} instead of MQTT wildcards, and no empty levels")
+            } else {
+                segs.append(.literal(String(s)))
+            }
+        }
+        guard segs.filter({ if case .many = $0 { return true } else { return false } }).count <= 1 else {
+            throw ConfigError(file: "mqtt", location: pattern, reason: "at most one {name...} per pattern")
+        }
+        segments = segs
+        self.pattern = pattern
+        self.twin = twin
+        self.property = property
+        self.scale = scale
+        self.offset = offset
+    }
+
+    /// The MQTT subscription filter that covers this pattern.
+    public var filter: String {
+        var out: [String] = []
+        for s in segments {
+            switch s {
+            case .literal(let l): out.append(l)
+            case .one: out.append("+")
+            case .many:
+                out.append("#")
+                return out.joined(separator: "/")
+            }
+        }
+        return out.joined(separator: "/")
+    }
+
+    /// The captures of `topic`, or nil if it does not match.
+    func match(_ topic: String) -> [String: String]? {
+        let parts = topic.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        var caps: [String: String] = [:]
+        var i = 0
+        for (k, s) in segments.enumerated() {
+            switch s {
+            case .literal(let l):
+                guard i < parts.count, parts[i] == l else { return nil }
+                i += 1
+            case .one(let n):
+                guard i < parts.count, !parts[i].isEmpty else { return nil }
+                caps[n] = parts[i]
+                i += 1
+            case .many(let n):
+                let rest = segments.count - k - 1
+                guard parts.count - i >= rest + 1 else { return nil }
+                let take = parts.count - i - rest
+                caps[n] = parts[i..<(i + take)].joined(separator: "/")
+                i += take
+            }
+        }
+        return i == parts.count ? caps : nil
+    }
+
+    static func fill(_ template: String, _ caps: [String: String]) -> String {
+        var s = template
+        for (k, v) in caps { s = s.replacingOccurrences(of: "{\(k)}", with: v) }
+        return s
+    }
+
+    /// Why a message was not turned into an update.
+    public enum Rejection: Error, Hashable, Sendable {
+        case noMapping
+        case badPayload(String)
+    }
+
+    /// The update a message stands for.
+    public static func update(topic: String, payload: [UInt8], mappings: [TopicMapping], nowMs: UInt64) -> Result<PropertyUpdate, Rejection> {
+        for m in mappings {
+            guard let caps = m.match(topic) else { continue }
+            let twin = fill(m.twin, caps), property = fill(m.property, caps)
+            guard !twin.isEmpty, !property.isEmpty else { return .failure(.badPayload("empty twin or property")) }
+            switch parse(payload, nowMs: nowMs) {
+            case .failure(let e): return .failure(e)
+            case .success(let (parsed, ts, quality)):
+                var value = parsed
+                if case .number(let d) = value { value = .number(d * m.scale + m.offset) }
+                return .success(PropertyUpdate(twin: twin, property: property, value: value, timestampMs: ts, quality: quality))
+            }
+        }
+        return .failure(.noMapping)
+    }
+
+    static func parse(_ payload: [UInt8], nowMs: UInt64) -> Result<(TwinValue, UInt64, Quality), Rejection> {
+        guard payload.count <= 65536 else { return .failure(.badPayload("payload over 64 KiB")) }
+        guard let text = String(validating: payload, as: UTF8.self)?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else {
+            return .failure(.badPayload("empty or not UTF-8"))
+        }
+        if let d = Double(text), d.isFinite { return .success((.number(d), nowMs, .good)) }
+        if text == "true" || text == "false" { return .success((.bool(text == "true"), nowMs, .good)) }
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+            return .failure(.badPayload("not a number, boolean or JSON"))
+        }
+        if let s = obj as? String { return .success((.text(s), nowMs, .good)) }
+        guard let o = obj as? [String: Any], let raw = o["value"] else { return .failure(.badPayload("JSON without \"value\"")) }
+        let value: TwinValue
+        if isJSONBool(raw), let b = raw as? Bool {
+            value = .bool(b)
+        } else if let n = raw as? NSNumber, n.doubleValue.isFinite {
+            value = .number(n.doubleValue)
+        } else if let s = raw as? String {
+            value = .text(s)
+        } else {
+            return .failure(.badPayload("\"value\" is not a number, boolean or string"))
+        }
+        var ts = nowMs
+        if let t = o["timestamp"] {
+            guard let n = t as? NSNumber, n.doubleValue >= 0, n.doubleValue < 1e15 else { return .failure(.badPayload("bad \"timestamp\"")) }
+            ts = UInt64(n.doubleValue)
+        }
+        var quality = Quality.good
+        if let q = o["quality"] {
+            switch q as? String {
+            case "good": quality = .good
+            case "stale": quality = .stale
+            case "bad": quality = .bad
+            default: return .failure(.badPayload("bad \"quality\""))
+            }
+        }
+        return .success((value, ts, quality))
+    }
+}
