@@ -5,11 +5,12 @@ import SceneStreamCore
 /// Durable twin state and history in embedded SQLite (GRDB): every ingested update (MQTT, HTTP) is written in one
 /// transaction per batch, synchronously, before it is acknowledged. On start the latest value of every property
 /// and the history inside the window are read back.
-final class Storage {
+public final class Storage {
     private let db: DatabaseQueue
-    let path: String
+    public let path: String
 
-    init(path: String) throws {
+    /// Opens (or creates) the database at `path`.
+    public init(path: String) throws {
         self.path = path
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var config = Configuration()
@@ -38,7 +39,7 @@ final class Storage {
     }
 
     /// Writes a batch durably (one transaction).
-    func append(_ updates: [PropertyUpdate]) throws {
+    public func append(_ updates: [PropertyUpdate]) throws {
         guard !updates.isEmpty else { return }
         try db.write { db in
             let stmt = try db.makeStatement(sql: "INSERT INTO updates (ts, twin, property, kind, num, text, quality) VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -61,7 +62,7 @@ final class Storage {
     }
 
     /// The latest update of every property, then the history since `since`, in time order.
-    func load(since: UInt64) throws -> [PropertyUpdate] {
+    public func load(since: UInt64) throws -> [PropertyUpdate] {
         try db.read { db in
             func decode(_ row: Row) -> PropertyUpdate {
                 let kind: Int = row["kind"]
@@ -88,7 +89,7 @@ final class Storage {
     }
 
     /// Deletes history older than `before`, keeping the latest value of every property.
-    func prune(before: UInt64) throws {
+    public func prune(before: UInt64) throws {
         try db.write { db in
             try db.execute(
                 sql: """
@@ -98,7 +99,7 @@ final class Storage {
     }
 
     /// Bytes on disk.
-    var sizeBytes: Int {
+    public var sizeBytes: Int {
         (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     }
 }

@@ -10,7 +10,7 @@ struct SceneStreamCommand: ParsableCommand {
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks that print numbers.", subcommands: [CodecBenchCommand.self, FanoutBenchCommand.self, HandoffBenchCommand.self])
+        commandName: "bench", abstract: "Benchmarks that print numbers.", subcommands: [CodecBenchCommand.self, FanoutBenchCommand.self, HandoffBenchCommand.self, PlaybackBenchCommand.self, IngestBenchCommand.self])
 }
 
 import Foundation
