@@ -27,5 +27,6 @@ SCENESTREAM_BIN="$(pwd)/.build/debug/scenestream" python3 -m pytest -q -p no:cac
 swift build -c release --product scenestream
 .build/release/scenestream bench codec --scenario plant --seconds 2 --json >/dev/null
 .build/release/scenestream bench codec --scenario cubes --seconds 2 --json >/dev/null
+.build/release/scenestream bench playback --hours 0.01 --seeks 5 --json >/dev/null
 .build/release/scenestream assets --check >/dev/null
 echo "all tests passed"
