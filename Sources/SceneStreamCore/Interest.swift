@@ -29,7 +29,9 @@ extension SceneGraph {
     /// The nodes `filter` lets through at the current version.
     ///
     /// A node is in when its parent is in (or it is a root), its inherited layer and zone pass, and, with a region,
-    /// either it has no asset or its position in its anchor's frame is inside the region.
+    /// either it has no asset or its position in its anchor's frame is inside the region. With a zone filter, the
+    /// unzoned ancestors of nodes in those zones are in too (as structure, whatever their layer), so that a zone
+    /// deep in the tree keeps its place in the anchor's frame; nothing in another zone is.
     public func membership(_ filter: InterestFilter) -> Bitset {
         let n = nodes.count
         var out = Bitset(count: n)
@@ -41,6 +43,23 @@ extension SceneGraph {
         var rot = region == nil ? [] : [Quaternion](repeating: .identity, count: n)
         var scl = region == nil ? [] : [(Double, Double, Double)](repeating: (1, 1, 1), count: n)
         let q = quantization
+        // With a zone filter: which unzoned nodes have a node of an allowed zone below them.
+        var structural = [Bool]()
+        if !filter.zones.isEmpty {
+            var effZone = [String](repeating: "", count: n)
+            for i in 0..<n {
+                guard let node = nodes[i] else { continue }
+                effZone[i] = node.zone.isEmpty ? (node.parent.map { effZone[Int($0)] } ?? "") : node.zone
+            }
+            structural = [Bool](repeating: false, count: n)
+            var below = [Bool](repeating: false, count: n)
+            for i in stride(from: n - 1, through: 0, by: -1) {
+                guard let node = nodes[i] else { continue }
+                let allowedHere = filter.zones.contains(effZone[i])
+                if let p = node.parent, below[i] || allowedHere { below[Int(p)] = true }
+                structural[i] = effZone[i].isEmpty && below[i]
+            }
+        }
         for i in 0..<n {
             guard let node = nodes[i] else { continue }
             if let p = node.parent {
@@ -67,6 +86,10 @@ extension SceneGraph {
                     rot[i] = q.quaternion(node.rotation)
                     scl[i] = q.scaleFactors(node.scale)
                 }
+            }
+            if !filter.zones.isEmpty && structural[i] {
+                out.insert(i)
+                continue
             }
             if !filter.layers.isEmpty && !filter.layers.contains(layer[i]) { continue }
             if !filter.zones.isEmpty && !filter.zones.contains(zone[i]) { continue }

@@ -65,6 +65,15 @@ public struct ServerConfiguration: Sendable {
     public var vendorDirectories: [(String, String)] = [
         ("/vendor/three", "/usr/share/javascript/three"), ("/vendor/qrcode", "/usr/share/javascript/qrcode-generator"),
     ]
+    /// Bearer-token authentication; nil: the server runs open (demo tokens), and says so.
+    public var auth: AuthConfiguration?
+    /// Browser origins allowed to open a stream (exact `scheme://host[:port]`); empty: any.
+    public var allowedOrigins: [String] = []
+    /// Open connections allowed from one address, and for one user.
+    public var maxConnectionsPerAddress = 200
+    public var maxConnectionsPerUser = 20
+    /// Seconds a client has to finish the HTTP/WebSocket handshake and to send hello.
+    public var handshakeTimeoutSeconds = 10
     /// MQTT ingest; nil: none.
     public var mqtt: MQTTConfiguration?
     /// Bearer token for `POST /api/ingest`; nil: HTTP ingest off.
@@ -80,7 +89,8 @@ public struct ServerConfiguration: Sendable {
     static let keys: Set<String> = [
         "port", "bind", "assets", "plant", "simulator", "tickHz", "defaultRateHz", "maxRateHz", "retainedVersions",
         "compressionLevel", "maxClientMessageBytes", "maxMessagesPerSecond", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds", "data", "roomCapacity", "presenceHz", "handoffCodeSeconds",
-        "sessionIdleSeconds", "publicURL", "historyCapacity", "mqtt", "ingestToken",
+        "sessionIdleSeconds", "publicURL", "historyCapacity", "mqtt", "ingestToken", "auth", "allowedOrigins",
+        "maxConnectionsPerAddress", "maxConnectionsPerUser", "handshakeTimeoutSeconds",
     ]
 
     /// Reads a configuration file; errors name the file, key and reason.
@@ -141,6 +151,27 @@ public struct ServerConfiguration: Sendable {
         if let v = try string("publicURL") { c.publicURL = v }
         if let v = try int("historyCapacity", 1000...100_000_000) { c.historyCapacity = v }
         if let v = try string("ingestToken") { c.ingestToken = v }
+        if let v = try int("maxConnectionsPerAddress", 1...1_000_000) { c.maxConnectionsPerAddress = v }
+        if let v = try int("maxConnectionsPerUser", 1...1_000_000) { c.maxConnectionsPerUser = v }
+        if let v = try int("handshakeTimeoutSeconds", 1...300) { c.handshakeTimeoutSeconds = v }
+        if let o = root["allowedOrigins"] {
+            guard let list = o as? [String] else { throw fail("allowedOrigins", "expected a list of origins like https://viewer.plant.local") }
+            c.allowedOrigins = list
+        }
+        if let a = root["auth"] {
+            guard let o = a as? [String: Any] else { throw fail("auth", "expected an object") }
+            let allowed: Set<String> = ["hs256Secret", "jwksFile", "audience"]
+            for k in o.keys where !allowed.contains(k) { throw fail("auth.\(k)", "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))") }
+            var ac = AuthConfiguration()
+            if let s = o["hs256Secret"] {
+                guard let v = s as? String, v.utf8.count >= 32 else { throw fail("auth.hs256Secret", "expected a secret of at least 32 bytes") }
+                ac.hs256Secret = v
+            }
+            if let s = o["jwksFile"] { guard let v = s as? String else { throw fail("auth.jwksFile", "expected a path") }; ac.jwksFile = v }
+            if let s = o["audience"] { guard let v = s as? String, !v.isEmpty else { throw fail("auth.audience", "expected a string") }; ac.audience = v }
+            guard ac.hs256Secret != nil || ac.jwksFile != nil else { throw fail("auth", "give hs256Secret or jwksFile") }
+            c.auth = ac
+        }
         if let m = root["mqtt"] {
             guard let o = m as? [String: Any] else { throw fail("mqtt", "expected an object") }
             let allowed: Set<String> = ["host", "port", "clientId", "qos", "topics", "alertsTopic"]

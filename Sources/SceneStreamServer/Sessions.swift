@@ -5,10 +5,16 @@ import SceneStreamTransport
 
 /// Who a connection speaks for. In the open demo mode the hello token may be `demo:USER[:ROLE]`; an empty token
 /// is a guest. (Signed tokens come with authentication.)
-struct Identity: Hashable {
+struct Identity: Hashable, Sendable {
     var userId: String
     var displayName: String
     var role: Role
+    /// Zones this identity may see; nil: all.
+    var zones: Set<String>?
+    /// Scenes this identity may see; nil: all.
+    var scenes: Set<String>?
+    /// When the token expires (ms since the epoch); nil: never (open mode).
+    var expiresMs: UInt64?
 
     static func fromDemoToken(_ token: String) -> Identity? {
         if token.isEmpty {
@@ -36,7 +42,7 @@ struct Identity: Hashable {
 final class Session {
     let id: String
     let token: String
-    let identity: Identity
+    var identity: Identity
     let color: UInt32
     /// The device that streams the session now.
     var primary: ConnectionID?

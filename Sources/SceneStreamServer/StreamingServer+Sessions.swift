@@ -8,14 +8,116 @@ extension StreamingServer {
     // MARK: hello and resume
 
     func hello(_ c: Client, token: String, resumeToken: String, resumeVersion: UInt64) -> ReceiveAction {
-        let nowMs = Self.wallMs()
+        if let auth = authenticator {
+            // Verify off the service thread, then carry on there.
+            c.helloPending = true
+            c.hello = false
+            let box = UncheckedBox(c)
+            let me = UncheckedBox(self)
+            let now = Self.wallMs()
+            Task {
+                let result = await auth.verify(token, nowMs: now)
+                me.value.loop.post {
+                    let c = box.value
+                    let s = me.value
+                    guard s.clients[c.id] === c else { return }
+                    c.helloPending = false
+                    switch result {
+                    case .success(let identity):
+                        c.hello = true
+                        _ = s.establish(c, identity: identity, token: token, resumeToken: resumeToken, resumeVersion: resumeVersion)
+                    case .failure(let why):
+                        s.refuseToken(c, why)
+                    }
+                    s.loop.requestWrite(c.id)
+                }
+            }
+            return .keep
+        }
         guard let identity = Identity.fromDemoToken(token) else {
             enqueue(c, .error(code: .unauthenticated, requestId: 0, message: "token not accepted (this server takes demo:USER[:ROLE])"))
             c.closeAfterFlush = true
             return .keep
         }
+        return establish(c, identity: identity, token: token, resumeToken: resumeToken, resumeVersion: resumeVersion)
+    }
+
+    func refuseToken(_ c: Client, _ why: AuthFailure) {
+        metrics.authFailures.increment()
+        let (code, text): (ErrorCode, String)
+        switch why {
+        case .missing: (code, text) = (.unauthenticated, "a bearer token is required")
+        case .invalid: (code, text) = (.unauthenticated, "token not valid (signature or format)")
+        case .expired: (code, text) = (.tokenExpired, "token expired")
+        case .wrongAudience: (code, text) = (.unauthenticated, "token is for another audience")
+        }
+        logger.notice("token refused", metadata: ["conn": "\(c.id)", "peer": "\(c.peer)", "reason": "\(why)"])
+        enqueue(c, .error(code: code, requestId: 0, message: text))
+        c.closeAfterFlush = true
+    }
+
+    /// The interest a client may have: its zones narrowed to the ones its identity allows.
+    func allowedFilter(_ interest: InterestSpec, _ s: Session?) -> InterestFilter {
+        var f = InterestFilter(interest)
+        if let allowed = s?.identity.zones {
+            let z = f.zones.isEmpty ? allowed : f.zones.intersection(allowed)
+            f.zones = z.isEmpty ? ["\u{0}none"] : z
+        }
+        return f
+    }
+
+    func refresh(_ c: Client, token: String) {
+        guard let auth = authenticator, let s = c.session else { return }
+        let box = UncheckedBox(c)
+        let me = UncheckedBox(self)
+        let userId = s.identity.userId
+        let now = Self.wallMs()
+        Task {
+            let result = await auth.verify(token, nowMs: now)
+            me.value.loop.post {
+                let c = box.value
+                guard let s = c.session else { return }
+                switch result {
+                case .success(let id) where id.userId == userId:
+                    s.identity.expiresMs = id.expiresMs
+                case .success:
+                    me.value.refuseToken(c, .invalid("another subject"))
+                case .failure(let why):
+                    me.value.refuseToken(c, why)
+                }
+                me.value.loop.requestWrite(c.id)
+            }
+        }
+    }
+
+    /// Expired tokens close their connections (unless refreshed in time); a connection that never says hello goes.
+    func checkDeadlines(nowMs: UInt64) {
+        let nowNs = DispatchTime.now().uptimeNanoseconds
+        for c in clients.values where !c.closeAfterFlush {
+            if !c.hello && !c.helloPending && nowNs &- c.openedNs > UInt64(configuration.handshakeTimeoutSeconds) * 1_000_000_000 {
+                metrics.limitHits.increment()
+                loop.close(c.id, code: 1008, reason: "no hello")
+            } else if let exp = c.session?.identity.expiresMs, exp <= nowMs {
+                refuseToken(c, .expired)
+                loop.requestWrite(c.id)
+            }
+        }
+    }
+
+    func establish(_ c: Client, identity: Identity, token: String, resumeToken: String, resumeVersion: UInt64) -> ReceiveAction {
+        let nowMs = Self.wallMs()
+        let sameUser = sessions.values.filter { $0.identity.userId == identity.userId && $0.primary != nil }.count
+        if sameUser >= configuration.maxConnectionsPerUser {
+            metrics.limitHits.increment()
+            enqueue(c, .error(code: .rateLimited, requestId: 0, message: "too many connections for \(identity.userId)"))
+            c.closeAfterFlush = true
+            return .keep
+        }
         var session: Session
-        if !resumeToken.isEmpty, let s = sessionsByToken[resumeToken], s.identity.userId == identity.userId || token.isEmpty {
+        if !resumeToken.isEmpty, let s = sessionsByToken[resumeToken],
+            s.identity.userId == identity.userId || (authenticator == nil && token.isEmpty)
+        {
+            if authenticator != nil { s.identity = identity }
             session = s
             // A device that was still attached (a half-dead connection) is replaced.
             if let old = s.primary, old != c.id, let oc = clients[old] {
@@ -365,7 +467,7 @@ extension StreamingServer {
         if let interest = s.interest {
             let rate = interest.rateHz == 0 ? configuration.defaultRateHz : min(Int(interest.rateHz), configuration.maxRateHz)
             c.subscription = Subscription(
-                sceneId: interest.sceneId, filter: InterestFilter(interest), rateHz: max(1, rate), byteBudget: Int(interest.byteBudget),
+                sceneId: interest.sceneId, filter: allowedFilter(interest, s), rateHz: max(1, rate), byteBudget: Int(interest.byteBudget),
                 sent: nil)
             c.nextDueTick = 0
             c.unacked.removeAll()

@@ -42,6 +42,7 @@ public final class StreamingServer: EventLoopHandler {
     var mqttTwins: Set<String> = []
     var httpPending: [PropertyUpdate] = []
     var storage: Storage?
+    var authenticator: Authenticator?
     /// Set over HTTP (`POST /api/simulator`) so that tests can freeze the plant and compare states exactly.
     private var simulatorPaused = false
 
@@ -71,6 +72,10 @@ public final class StreamingServer: EventLoopHandler {
         var playback: Playback?
         /// Where a resumed session's first frame starts (taken by the next subscribe).
         var resumeBase: ClientBaseline?
+        /// When the connection opened (for the hello deadline).
+        var openedNs: UInt64 = DispatchTime.now().uptimeNanoseconds
+        /// A hello whose token is being verified.
+        var helloPending = false
         /// Incoming-message token bucket.
         var inTokens: Double = 0
         var inRefillNs: UInt64 = 0
@@ -125,6 +130,16 @@ public final class StreamingServer: EventLoopHandler {
         t.hangupSeconds = configuration.idleSeconds * 2
         t.maxMessageBytes = configuration.maxClientMessageBytes
         loop = try EventLoop(configuration: t, handler: self, logger: logger)
+        if let auth = configuration.auth {
+            let box = LockedResult()
+            let sem = DispatchSemaphore(value: 0)
+            Task {
+                do { box.set(.success(try await Authenticator(configuration: auth))) } catch { box.set(.failure(error)) }
+                sem.signal()
+            }
+            sem.wait()
+            authenticator = try box.get()
+        }
         restoreAnnotations()
         if let dir = configuration.dataDirectory {
             let s = try Storage(path: "\(dir)/twins-\(plant.scene.id).sqlite")
@@ -204,6 +219,7 @@ public final class StreamingServer: EventLoopHandler {
             events = runtime.ingest(batch)
         }
         if !events.isEmpty { publishAlerts(events) }
+        if tickIndex % UInt64(max(1, configuration.tickHz / 2)) == 0 { checkDeadlines(nowMs: nowMs) }
         applyPresence()
         advancePlayback(nowMs: nowMs)
         if tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { expireSessions(nowMs: nowMs) }
@@ -241,11 +257,14 @@ public final class StreamingServer: EventLoopHandler {
         for c in clients.values {
             guard let s = c.subscription else { continue }
             let members = engine.membership(s.filter)
-            let records = events.map { e in
+            let limited = c.session?.identity.zones != nil
+            let records = events.compactMap { e -> AlertRecord? in
                 let node = e.nodeId.flatMap { runtime.graph.index(of: $0) }.flatMap { members.contains(Int($0)) ? $0 : nil }
+                // A client limited to zones hears only of alerts on nodes it sees: the message names the twin.
+                if limited && node == nil { return nil }
                 return AlertRecord(id: e.id, node: node, severity: e.severity, state: e.state, timeMs: e.timeMs, message: e.message)
             }
-            enqueue(c, .alerts(records))
+            if !records.isEmpty { enqueue(c, .alerts(records)) }
         }
         metrics.alerts.increment(by: Int64(events.count))
     }
@@ -264,12 +283,28 @@ public final class StreamingServer: EventLoopHandler {
 
     public func shouldAccept(subprotocols: String, origin: String) -> Bool {
         let offered = subprotocols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let ok = offered.contains(ProtocolVersion.subprotocol)
+        var ok = offered.contains(ProtocolVersion.subprotocol)
+        // Browsers send Origin; an allow-list keeps other sites' pages from opening streams with a user's cookies
+        // or network position. Non-browser clients send none.
+        if ok, !configuration.allowedOrigins.isEmpty, !origin.isEmpty, !configuration.allowedOrigins.contains(origin) {
+            ok = false
+            metrics.limitHits.increment()
+            logger.notice("upgrade refused: origin not allowed", metadata: ["origin": "\(origin)"])
+        }
         if !ok { metrics.refused.increment() }
         return ok
     }
 
     public func opened(_ c: ConnectionID, peer: String) {
+        if clients.values.filter({ $0.peer == peer }).count >= configuration.maxConnectionsPerAddress {
+            metrics.limitHits.increment()
+            logger.notice("too many connections from one address", metadata: ["peer": "\(peer)"])
+            let cl = Client(id: c, peer: peer)
+            cl.closeAfterFlush = true
+            clients[c] = cl
+            enqueue(cl, .error(code: .rateLimited, requestId: 0, message: "too many connections from \(peer)"))
+            return
+        }
         clients[c] = Client(id: c, peer: peer)
         metrics.clients.set(Double(clients.count))
         logger.debug("connected", metadata: ["conn": "\(c)", "peer": "\(peer)"])
@@ -363,6 +398,10 @@ public final class StreamingServer: EventLoopHandler {
             if case .tooLarge = error.kind { return .close(code: 1009, reason: "message too big") }
             return .close(code: 1007, reason: String(error.description.prefix(120)))
         }
+        if cl.helloPending {
+            protocolError(cl, "message while hello is being verified")
+            return .close(code: 1008, reason: "wait for welcome")
+        }
         guard cl.hello || isHello(m) else {
             protocolError(cl, "message before hello")
             return .close(code: 1008, reason: "hello first")
@@ -399,6 +438,11 @@ public final class StreamingServer: EventLoopHandler {
             c.name = name
             return hello(c, token: token, resumeToken: resumeToken, resumeVersion: resumeVersion)
         case .subscribe(let requestId, let interest):
+            if let allowed = c.session?.identity.scenes, !allowed.contains(interest.sceneId) {
+                metrics.refusals.increment()
+                enqueue(c, .error(code: .forbidden, requestId: requestId, message: "scene '\(interest.sceneId)' is not allowed for you"))
+                return .keep
+            }
             guard interest.sceneId == runtime.scene.id else {
                 enqueue(c, .error(code: .unknownScene, requestId: requestId, message: "no scene '\(interest.sceneId)'"))
                 return .keep
@@ -410,7 +454,7 @@ public final class StreamingServer: EventLoopHandler {
             let rate = interest.rateHz == 0 ? configuration.defaultRateHz : min(Int(interest.rateHz), configuration.maxRateHz)
             let first = c.subscription == nil
             c.subscription = Subscription(
-                sceneId: interest.sceneId, filter: InterestFilter(interest), rateHz: max(1, rate),
+                sceneId: interest.sceneId, filter: allowedFilter(interest, c.session), rateHz: max(1, rate),
                 byteBudget: Int(interest.byteBudget), sent: c.subscription?.sent ?? c.resumeBase)
             c.resumeBase = nil
             c.session?.interest = interest
@@ -432,8 +476,8 @@ public final class StreamingServer: EventLoopHandler {
             }
         case .ping(let nonce):
             enqueue(c, .pong(nonce: nonce, serverTimeMs: Self.wallMs()))
-        case .refreshToken:
-            break
+        case .refreshToken(let token):
+            refresh(c, token: token)
         case .presence(let head, let left, let right, let pointer, _):
             presence(c, PresenceUpdate(head: head, left: left, right: right, pointer: pointer))
         case .select(let nodes):
@@ -457,11 +501,13 @@ public final class StreamingServer: EventLoopHandler {
     func broadcastActive(to c: Client) {
         guard let s = c.subscription else { return }
         let members = engine.membership(s.filter)
-        let records = runtime.alerts.active.values.sorted { $0.id < $1.id }.map { e in
+        let limited = c.session?.identity.zones != nil
+        let records = runtime.alerts.active.values.sorted { $0.id < $1.id }.compactMap { e -> AlertRecord? in
             let node = e.nodeId.flatMap { runtime.graph.index(of: $0) }.flatMap { members.contains(Int($0)) ? $0 : nil }
+            if limited && node == nil { return nil }
             return AlertRecord(id: e.id, node: node, severity: e.severity, state: .raised, timeMs: e.timeMs, message: e.message)
         }
-        enqueue(c, .alerts(records))
+        if !records.isEmpty { enqueue(c, .alerts(records)) }
     }
 
     static func kind(_ m: ClientMessage) -> String {
@@ -535,6 +581,22 @@ public final class StreamingServer: EventLoopHandler {
     }
 }
 
+/// Hands a value from a task to the thread that waits for it.
+final class LockedResult: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Result<Authenticator, any Error>?
+    func set(_ r: Result<Authenticator, any Error>) {
+        lock.lock()
+        value = r
+        lock.unlock()
+    }
+    func get() throws -> Authenticator {
+        lock.lock()
+        defer { lock.unlock() }
+        return try value!.get()
+    }
+}
+
 /// Carries a service-thread-confined object into a closure that runs on that same thread.
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
@@ -566,6 +628,8 @@ final class ServerMetrics: Sendable {
     let mqttConnected: Gauge
     let handoffs: Counter
     let refusals: Counter
+    let limitHits: Counter
+    let authFailures: Counter
     let ingested: Counter
     let nodeChanges: Counter
     let alerts: Counter
@@ -585,6 +649,8 @@ final class ServerMetrics: Sendable {
         protocolErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "protocol_errors", unitName: "total", helpText: "Client messages that broke the spec"))
         refused = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "upgrades_refused", unitName: "total", helpText: "WebSocket upgrades refused"))
         rateLimited = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "rate_limited_messages", unitName: "total", helpText: "Client messages dropped by the rate limit"))
+        limitHits = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "limits_hit", unitName: "total", helpText: "Connections or requests refused by a limit (origin, per address, per user, hello deadline)"))
+        authFailures = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "auth_failures", unitName: "total", helpText: "Tokens refused (missing, invalid, expired, wrong audience)"))
         ingestedMQTT = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_mqtt_updates", unitName: "total", helpText: "Property updates from MQTT"))
         ingestedHTTP = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_http_updates", unitName: "total", helpText: "Property updates from HTTP ingest"))
         ingestRejected = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_rejected", unitName: "total", helpText: "Ingest messages refused (unknown topic, bad payload, bad auth)"))

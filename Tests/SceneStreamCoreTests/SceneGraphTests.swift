@@ -150,3 +150,20 @@ import Testing
         #expect(s.relationships(of: "conveyor-1") == [Relationship(name: "feeds", target: "press-1")])
     }
 }
+
+@Suite struct ZoneFilterTests {
+    @Test func zoneFiltersKeepUnzonedAncestorsOnly() throws {
+        let g = SceneGraph(sceneId: "t")
+        try g.add(NodeSpec(id: "hall", anchor: "h"))  // 0: unzoned structure
+        try g.add(NodeSpec(id: "hall/floor", asset: "f"))  // 1: unzoned, above no zone
+        try g.add(NodeSpec(id: "hall/line1", zone: "L1"))  // 2
+        try g.add(NodeSpec(id: "hall/line1/robot", asset: "r"))  // 3
+        try g.add(NodeSpec(id: "hall/line2", zone: "L2"))  // 4
+        try g.add(NodeSpec(id: "hall/line2/robot", asset: "r"))  // 5
+        g.commit(timeMs: 1)
+        #expect(g.membership(InterestFilter(zones: ["L1"])).members == [0, 2, 3])
+        #expect(g.membership(InterestFilter(zones: ["L2"])).members == [0, 4, 5])
+        #expect(g.membership(InterestFilter(layers: ["x"], zones: ["L1"])).members == [0])
+        #expect(g.membership(InterestFilter(zones: ["nope"])).members == [])
+    }
+}
