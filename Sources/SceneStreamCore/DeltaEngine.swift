@@ -59,6 +59,8 @@ public final class DeltaEngine {
     /// The membership of `filter` at the current version, computed at most once per version (and reused while
     /// nothing that could change it happened).
     public func membership(_ filter: InterestFilter) -> Bitset {
+        // Uncommitted changes belong to no version yet: answer from the live state without caching it.
+        if graph.hasPendingChanges { return graph.membership(filter) }
         let v = graph.version
         if let hit = membershipCache[MembershipKey(filter: filter, version: v)] { return hit }
         var bits: Bitset

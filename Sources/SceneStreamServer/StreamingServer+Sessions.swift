@@ -15,11 +15,14 @@ extension StreamingServer {
             let box = UncheckedBox(c)
             let me = UncheckedBox(self)
             let now = Self.wallMs()
+            let log = logger
             Task {
                 let result = await auth.verify(token, nowMs: now)
+                log.debug("token checked", metadata: ["result": "\(result)"])
                 me.value.loop.post {
                     let c = box.value
                     let s = me.value
+                    s.logger.debug("hello verified", metadata: ["conn": "\(c.id)", "known": "\(s.clients[c.id] === c)"])
                     guard s.clients[c.id] === c else { return }
                     c.helloPending = false
                     switch result {
@@ -482,6 +485,8 @@ extension StreamingServer {
                 old.session = nil
                 old.subscription = nil
                 old.closeAfterFlush = true
+                old.closeReason = "session handed off"
+                old.closeCode = 1000
             }
         }
         metrics.handoffs.increment()

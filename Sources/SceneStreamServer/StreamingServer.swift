@@ -60,6 +60,8 @@ public final class StreamingServer: EventLoopHandler {
         var session: Session?
         /// Close (1000) once the control queue is empty (after `handedOff`).
         var closeAfterFlush = false
+        var closeReason = "policy"
+        var closeCode = 1008
         var claimTokens: Double = 10
         var claimRefillMs: UInt64 = 0
         var lastSendNs: UInt64 = 0
@@ -330,7 +332,7 @@ public final class StreamingServer: EventLoopHandler {
             metrics.bytesSent.increment(by: Int64(m.count))
             return .send(m, more: !cl.control.isEmpty || cl.closeAfterFlush || (cl.subscription != nil && frameAllowed(cl, nowNs)))
         }
-        if cl.closeAfterFlush { return .close(code: 1000, reason: "session handed off") }
+        if cl.closeAfterFlush { return .close(code: cl.closeCode, reason: cl.closeReason) }
         guard var s = cl.subscription, frameAllowed(cl, nowNs) else { return .idle }
         if cl.playback != nil {
             guard let f = playbackFrame(cl) else { return .idle }
@@ -342,6 +344,9 @@ public final class StreamingServer: EventLoopHandler {
             metrics.bytesSent.increment(by: Int64(f.bytes.count))
             return .send(f.bytes, more: false)
         }
+        // Session changes (selection markers, annotations, presence leaving) edit the graph between ticks:
+        // seal them as a version before computing frames from it.
+        if runtime.graph.hasPendingChanges { runtime.commit(timeMs: Self.wallMs()) }
         let t0 = DispatchTime.now().uptimeNanoseconds
         let encodedBefore = engine.framesEncoded
         guard let f = engine.encodedFrame(from: s.sent, filter: s.filter) else { return .idle }
@@ -566,7 +571,7 @@ public final class StreamingServer: EventLoopHandler {
                 "status": "ok", "scene": runtime.scene.id, "version": runtime.graph.version, "nodes": runtime.graph.liveCount,
                 "clients": clients.count, "subscribed": clients.values.filter { $0.subscription != nil }.count,
                 "uptimeSeconds": Int(Date().timeIntervalSince(startedAt)), "simulator": simulator != nil,
-                "authentication": "none: this demo server is open to anyone who can reach it",
+                "authentication": authenticator == nil ? "none: this demo server is open to anyone who can reach it" : "bearer tokens (JWT)",
             ]
             let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
             return HTTPResponse(contentType: "application/json", body: [UInt8](data))

@@ -48,8 +48,10 @@ struct ServeCommand: ParsableCommand {
         let host = c.bindAddress.flatMap { $0 == "0.0.0.0" ? nil : $0 } ?? "127.0.0.1"
         let scheme = c.tlsCertificate == nil ? "http" : "https"
         let wsScheme = c.tlsCertificate == nil ? "ws" : "wss"
-        if c.tlsCertificate == nil {
-            logger.warning("no authentication and no TLS: anyone who can reach port \(server.port) sees this plant (demo mode)")
+        if c.auth == nil {
+            logger.warning("no authentication: anyone who can reach port \(server.port) sees this plant (open demo mode; configure \"auth\" to require tokens)")
+        } else if c.tlsCertificate == nil {
+            logger.warning("tokens travel without TLS: configure \"tls\" outside a lab")
         }
         var out = ""
         func say(_ s: String) { out += s + "\n" }

@@ -95,4 +95,20 @@ import Testing
         // index mode, one gap, one mask, three translation deltas.
         #expect(d.bytes.count <= 20, "\(d.bytes.count) bytes for one small change")
     }
+
+    @Test func membershipOfUncommittedChangesIsNotCached() throws {
+        let (g, e) = try scene()
+        var r = Replica()
+        let k = e.encodedFrame(from: nil, filter: .everything)!
+        try apply(k.bytes, to: &r)
+        // A node added between ticks (a selection marker, an annotation) and looked at before the commit…
+        try g.add(NodeSpec(id: "root/n3/~sel-ada", asset: "ring.gltf"))
+        _ = e.membership(.everything)
+        g.commit(timeMs: 5)
+        // …still reaches the client as an entry.
+        let d = e.encodedFrame(from: ClientBaseline(version: k.version, filter: .everything), filter: .everything)!
+        try apply(d.bytes, to: &r)
+        #expect(r.nodes == view(g, e, .everything))
+        #expect(r.nodes.values.contains { $0.name == "~sel-ada" })
+    }
 }

@@ -22,9 +22,11 @@ def binary():
 
 class Server:
     def __init__(self, *args):
+        import tempfile
+        self.log = tempfile.NamedTemporaryFile(prefix="scenestream-server-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [binary(), "serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "notice", *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.port = None
         deadline = time.time() + 60
         lines = []
@@ -38,7 +40,7 @@ class Server:
                 break
         if self.port is None:
             self.stop()
-            pytest.fail("server did not start: " + "".join(lines) + self.proc.stderr.read())
+            pytest.fail("server did not start: " + "".join(lines) + self.log_tail())
 
     @property
     def url(self):
@@ -59,6 +61,13 @@ class Server:
                 return int(line.split()[1])
         return 0
 
+    def log_tail(self, n=4000):
+        try:
+            with open(self.log.name, errors="replace") as f:
+                return f.read()[-n:]
+        except OSError:
+            return ""
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -67,6 +76,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.returncode not in (0, -9):
+            print("server log:\n" + self.log_tail())
         return self.proc.returncode
 
 
