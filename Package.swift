@@ -100,3 +100,23 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets for every decoder that takes bytes from outside. Built only on request, with the fuzzer
+// instrumenting everything: SCENESTREAM_FUZZ=1 swift build -c release --scratch-path .build-fuzz \
+//   --product fuzz-client-messages -Xswiftc -sanitize=fuzzer   (see Fuzz/README.md)
+if Context.environment["SCENESTREAM_FUZZ"] != nil {
+    let fuzzers: [(String, [String])] = [
+        ("fuzz-client-messages", ["SceneStreamProtocol"]),
+        ("fuzz-server-frames", ["SceneStreamProtocol", "SceneStreamReplica"]),
+        ("fuzz-plant-files", ["SceneStreamCore"]),
+        ("fuzz-mqtt-payloads", ["SceneStreamCore"]),
+    ]
+    for (name, deps) in fuzzers {
+        package.targets.append(
+            .executableTarget(
+                name: name, dependencies: deps.map { .target(name: $0) }, path: "Fuzz/Sources/\(name)",
+                swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer,address"])],
+                linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

@@ -234,10 +234,11 @@ extension SceneFrame {
             var prev: Int64 = -1
             for _ in 0..<count {
                 let gap = try r.readVarint(field)
-                let i = prev + 1 + Int64(clamping: gap)
-                guard gap < UInt64(UInt32.max), i < Int64(nodeSpace) else {
+                // Check the gap before adding: a huge varint must not overflow the sum (found by fuzz-server-frames).
+                guard gap < UInt64(nodeSpace), prev + 1 + Int64(gap) < Int64(nodeSpace) else {
                     throw ProtocolError(.invalidValue, "\(r.context).\(field) (index beyond nodeSpace \(nodeSpace))")
                 }
+                let i = prev + 1 + Int64(gap)
                 out.append(UInt32(i))
                 prev = i
             }
@@ -262,8 +263,8 @@ extension SceneFrame {
         for (k, m) in masks.enumerated() where m.contains(.structure) {
             let p = try r.readVarint("entered.parent")
             if p != 0 {
-                let parent = Int64(enteredIdx[k]) - unzigzag(p - 1)
-                guard parent >= 0, parent < Int64(nodeSpace), parent != Int64(enteredIdx[k]) else {
+                let (parent, overflow) = Int64(enteredIdx[k]).subtractingReportingOverflow(unzigzag(p - 1))
+                guard !overflow, parent >= 0, parent < Int64(nodeSpace), parent != Int64(enteredIdx[k]) else {
                     throw ProtocolError(.invalidValue, "\(r.context).entered.parent")
                 }
                 nodes[k].parent = UInt32(parent)

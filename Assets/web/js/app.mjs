@@ -228,6 +228,8 @@ function handle(m) {
       if (change.keyframe) state.keyframes++;
       state.version = replica.version;
       state.nodes = replica.nodes.size;
+      $('version').textContent = String(state.version);
+      $('nodes').textContent = String(state.nodes);
       send(encode.ack(m.version));
       break;
     }
