@@ -25,34 +25,12 @@ struct FanoutBenchCommand: ParsableCommand {
     func run() throws {
         let steps = clients.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.sorted()
         guard let maxClients = steps.last, maxClients > 0 else { throw ValidationError("--clients needs positive numbers") }
-        let binary = server ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let proc = Process()
-        proc.executableURL = URL(fileURLWithPath: binary)
-        proc.arguments = ["serve", "--port", "0", "--bind", "127.0.0.1", "--plant", plant, "--log-level", "warning"]
-        let out = Pipe()
-        proc.standardOutput = out
-        proc.standardError = FileHandle.nullDevice
-        try proc.run()
-        defer {
-            if proc.isRunning {
-                proc.terminate()
-                proc.waitUntilExit()
-            }
-        }
-        var text = ""
-        var port: Int?
-        while port == nil {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { throw ValidationError("server exited: \(text)") }
-            text += String(decoding: d, as: UTF8.self)
-            if let r = text.range(of: "listening on port "), text[r.upperBound...].contains("\n") {
-                port = Int(text[r.upperBound...].prefix { $0.isNumber })
-            }
-        }
+        let (proc, port) = try BenchServer.start(binary: server, arguments: ["--plant", plant, "--log-level", "warning"])
+        defer { BenchServer.stop(proc) }
         let pid = proc.processIdentifier
         Thread.sleep(forTimeInterval: 2)
         let rss0 = Self.rssKB(pid)
-        say("server pid \(pid) on port \(port!), RSS \(rss0 / 1024) MB before clients; plant \(plant)")
+        say("server pid \(pid) on port \(port), RSS \(rss0 / 1024) MB before clients; plant \(plant)")
 
         let metrics = FanoutMetrics()
         let sceneId = Self.sceneId(plant)
@@ -74,7 +52,7 @@ struct FanoutBenchCommand: ParsableCommand {
                     var o = ClientOptions(
                         name: probe ? "probe" : "load", interest: InterestSpec(sceneId: sceneId, rateHz: UInt32(rate)), keepReplica: probe)
                     o.ackEvery = 4
-                    try pool.connect(host: "127.0.0.1", port: port!, options: o)
+                    try pool.connect(host: "127.0.0.1", port: port, options: o)
                 }
                 opened += batch
                 let target = opened

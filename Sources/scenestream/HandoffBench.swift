@@ -46,10 +46,7 @@ struct HandoffBenchCommand: ParsableCommand {
 
     func run() throws {
         let (proc, port) = try Self.startServer(binary: server, plant: plant)
-        defer {
-            proc.terminate()
-            proc.waitUntilExit()
-        }
+        defer { BenchServer.stop(proc) }
         let scene = FanoutBenchCommand.sceneId(plant)
         let seen = Seen()
         let pool = try ClientPool(
@@ -145,26 +142,10 @@ struct HandoffBenchCommand: ParsableCommand {
     }
 
     static func startServer(binary: String?, plant: String) throws -> (Process, Int) {
-        let bin = binary ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let proc = Process()
-        proc.executableURL = URL(fileURLWithPath: bin)
         let data = NSTemporaryDirectory() + "scenestream-bench-\(getpid())"
-        proc.arguments = ["serve", "--port", "0", "--bind", "127.0.0.1", "--plant", plant, "--log-level", ProcessInfo.processInfo.environment["BENCH_LOG"] ?? "warning", "--data", data]
-        let out = Pipe()
-        proc.standardOutput = out
-        if ProcessInfo.processInfo.environment["BENCH_LOG"] == nil { proc.standardError = FileHandle.nullDevice }
-        try proc.run()
-        var text = ""
-        while true {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { throw ValidationError("server exited: \(text)") }
-            text += String(decoding: d, as: UTF8.self)
-            if let r = text.range(of: "listening on port "), text[r.upperBound...].contains("\n"),
-                let p = Int(text[r.upperBound...].prefix { $0.isNumber })
-            {
-                return (proc, p)
-            }
-        }
+        return try BenchServer.start(
+            binary: binary, arguments: ["--plant", plant, "--log-level", ProcessInfo.processInfo.environment["BENCH_LOG"] ?? "warning", "--data", data],
+            quiet: ProcessInfo.processInfo.environment["BENCH_LOG"] == nil)
     }
 }
 

@@ -31,28 +31,9 @@ struct IngestBenchCommand: ParsableCommand {
         }
         let cfg = "{\"simulator\": false, \"data\": \"\(dir)/data\", \"mqtt\": {\"port\": \(brokerPort), \"qos\": 0}}"
         try cfg.write(toFile: "\(dir)/server.json", atomically: true, encoding: .utf8)
-        let bin = server ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let proc = Process()
-        proc.executableURL = URL(fileURLWithPath: bin)
-        proc.arguments = ["serve", "--config", "\(dir)/server.json", "--port", "0", "--bind", "127.0.0.1", "--plant", plant, "--log-level", "warning"]
-        let out = Pipe()
-        proc.standardOutput = out
-        proc.standardError = FileHandle.nullDevice
-        try proc.run()
-        defer {
-            proc.terminate()
-            proc.waitUntilExit()
-        }
-        var text = ""
-        var port = 0
-        while port == 0 {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { throw ValidationError("server exited: \(text)") }
-            text += String(decoding: d, as: UTF8.self)
-            if let r = text.range(of: "listening on port "), text[r.upperBound...].contains("\n") {
-                port = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
-            }
-        }
+        let (proc, port) = try BenchServer.start(
+            binary: server, arguments: ["--config", "\(dir)/server.json", "--plant", plant, "--log-level", "warning"])
+        defer { BenchServer.stop(proc) }
         func counter() -> Double { Self.metric(port: port, name: "scenestream_ingest_mqtt_updates_total") }
         let until = Date().addingTimeInterval(20)
         while Self.metric(port: port, name: "scenestream_mqtt_connected") != 1 && Date() < until { usleep(50_000) }
