@@ -49,6 +49,7 @@ import Testing
     }
 
     @Test func plantFiles() {
+        #expect(Self.inputs("fuzz-plant-files").count >= 50)
         for b in Self.inputs("fuzz-plant-files") {
             if let s = try? SceneFile.parse(b, file: "fuzz") { _ = try? s.makeGraph() }
             _ = try? BindingSet.parse(b, file: "fuzz")
