@@ -111,10 +111,12 @@ if Context.environment["SCENESTREAM_FUZZ"] != nil {
         ("fuzz-plant-files", ["SceneStreamCore"]),
         ("fuzz-mqtt-payloads", ["SceneStreamCore"]),
     ]
+    package.targets.append(
+        .target(name: "FuzzDriver", path: "Fuzz/Sources/FuzzDriver", swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))
     for (name, deps) in fuzzers {
         package.targets.append(
             .executableTarget(
-                name: name, dependencies: deps.map { .target(name: $0) }, path: "Fuzz/Sources/\(name)",
+                name: name, dependencies: ["FuzzDriver"] + deps.map { .target(name: $0) }, path: "Fuzz/Sources/\(name)",
                 swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer,address"])],
                 linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))
         package.products.append(.executable(name: name, targets: [name]))

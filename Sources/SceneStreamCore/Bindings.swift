@@ -324,15 +324,19 @@ public final class BindingEngine {
     /// The colour of a node whose bound value is stale or bad.
     public static let staleColor: UInt32 = 0x7F7F7FFF
 
+    /// `v` with component `axis` (0 x, 1 y, 2 z) replaced by `d`.
+    static func setting(_ axis: Int, of v: (Double, Double, Double), to d: Double) -> (Double, Double, Double) {
+        switch axis {
+        case 0: return (d, v.1, v.2)
+        case 1: return (v.0, d, v.2)
+        default: return (v.0, v.1, d)
+        }
+    }
+
     static func write(_ v: MappedValue, to target: BindingTarget, of n: inout WireNode, _ q: Quantization) {
         switch (target, v) {
         case (.translation(let axis), .number(let d)):
-            var t = q.metres(n.translation)
-            switch axis {
-            case 0: t.0 = d
-            case 1: t.1 = d
-            default: t.2 = d
-            }
+            let t = setting(axis, of: q.metres(n.translation), to: d)
             n.translation = q.position(t.0, t.1, t.2)
         case (.rotation(let axis), .number(let d)):
             let ax: (Double, Double, Double) = axis == 0 ? (1, 0, 0) : axis == 1 ? (0, 1, 0) : (0, 0, 1)
@@ -340,12 +344,7 @@ public final class BindingEngine {
         case (.uniformScale, .number(let d)):
             n.scale = q.scale(d, d, d)
         case (.scale(let axis), .number(let d)):
-            var s = q.scaleFactors(n.scale)
-            switch axis {
-            case 0: s.0 = d
-            case 1: s.1 = d
-            default: s.2 = d
-            }
+            let s = setting(axis, of: q.scaleFactors(n.scale), to: d)
             n.scale = q.scale(s.0, s.1, s.2)
         case (.color, .color(let c)): n.color = c
         case (.visible, .bool(let b)): n.visible = b

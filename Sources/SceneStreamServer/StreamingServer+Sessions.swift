@@ -468,10 +468,7 @@ extension StreamingServer {
         c.sessionId = s.id
         enqueue(c, .handoff(.claimed(requestId: requestId, sessionId: s.id, sessionToken: s.token, from: fromDevice)))
         if let interest = s.interest {
-            let rate = interest.rateHz == 0 ? configuration.defaultRateHz : min(Int(interest.rateHz), configuration.maxRateHz)
-            c.subscription = Subscription(
-                sceneId: interest.sceneId, filter: allowedFilter(interest, s), rateHz: max(1, rate), byteBudget: Int(interest.byteBudget),
-                sent: nil)
+            c.subscription = subscription(interest, for: s, sent: nil)
             c.nextDueTick = 0
             c.unacked.removeAll()
             if !runtime.alerts.active.isEmpty { broadcastActive(to: c) }

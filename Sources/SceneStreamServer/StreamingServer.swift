@@ -179,7 +179,7 @@ public final class StreamingServer: EventLoopHandler {
     static func wallMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 
     /// A free TCP port on `address` (bind to port 0, read it back, release it).
-    static func freePort(_ address: String?) throws -> Int {
+    public static func freePort(_ address: String?) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TransportError(description: "socket() failed") }
         defer { close(fd) }
@@ -239,6 +239,23 @@ public final class StreamingServer: EventLoopHandler {
         nextTickNs += tickNs
         if nextTickNs < nowNs { nextTickNs = nowNs + tickNs }
         loop.schedule(afterMicroseconds: Int64((nextTickNs - nowNs) / 1000))
+    }
+
+    /// The subscription an interest gives a client: its rate within the server's bounds, its zones within what its
+    /// identity allows.
+    func subscription(_ interest: InterestSpec, for session: Session?, sent: ClientBaseline?) -> Subscription {
+        let rate = interest.rateHz == 0 ? configuration.defaultRateHz : min(Int(interest.rateHz), configuration.maxRateHz)
+        return Subscription(
+            sceneId: interest.sceneId, filter: allowedFilter(interest, session), rateHz: max(1, rate),
+            byteBudget: Int(interest.byteBudget), sent: sent)
+    }
+
+    /// Records a frame sent to `cl`: when its next one is due, and that it awaits an ack.
+    private func noteSent(_ cl: Client, version: UInt64, _ s: Subscription) {
+        let step = configuration.tickHz / Double(s.rateHz)
+        if cl.nextDueTick < Double(tickIndex) - step { cl.nextDueTick = Double(tickIndex) }
+        cl.nextDueTick += step
+        cl.unacked.append(ClientBaseline(version: version, filter: s.filter))
     }
 
     func frameAllowed(_ c: Client, _ nowNs: UInt64) -> Bool {
@@ -336,10 +353,7 @@ public final class StreamingServer: EventLoopHandler {
         guard var s = cl.subscription, frameAllowed(cl, nowNs) else { return .idle }
         if cl.playback != nil {
             guard let f = playbackFrame(cl) else { return .idle }
-            let step = configuration.tickHz / Double(s.rateHz)
-            if cl.nextDueTick < Double(tickIndex) - step { cl.nextDueTick = Double(tickIndex) }
-            cl.nextDueTick += step
-            cl.unacked.append(ClientBaseline(version: f.version, filter: s.filter))
+            noteSent(cl, version: f.version, s)
             metrics.framesSent.increment()
             metrics.bytesSent.increment(by: Int64(f.bytes.count))
             return .send(f.bytes, more: false)
@@ -355,10 +369,7 @@ public final class StreamingServer: EventLoopHandler {
         }
         s.sent = ClientBaseline(version: f.version, filter: s.filter)
         cl.subscription = s
-        let step = configuration.tickHz / Double(s.rateHz)
-        if cl.nextDueTick < Double(tickIndex) - step { cl.nextDueTick = Double(tickIndex) }
-        cl.nextDueTick += step
-        cl.unacked.append(ClientBaseline(version: f.version, filter: s.filter))
+        noteSent(cl, version: f.version, s)
         cl.lastSendNs = nowNs
         if s.byteBudget > 0 { cl.tokens -= Double(f.bytes.count) }
         metrics.framesSent.increment()
@@ -456,11 +467,8 @@ public final class StreamingServer: EventLoopHandler {
                 enqueue(c, .error(code: .roomFull, requestId: requestId, message: "room is full (\(configuration.roomCapacity) sessions)"))
                 return .keep
             }
-            let rate = interest.rateHz == 0 ? configuration.defaultRateHz : min(Int(interest.rateHz), configuration.maxRateHz)
             let first = c.subscription == nil
-            c.subscription = Subscription(
-                sceneId: interest.sceneId, filter: allowedFilter(interest, c.session), rateHz: max(1, rate),
-                byteBudget: Int(interest.byteBudget), sent: c.subscription?.sent ?? c.resumeBase)
+            c.subscription = subscription(interest, for: c.session, sent: c.subscription?.sent ?? c.resumeBase)
             c.resumeBase = nil
             c.session?.interest = interest
             if first { joined(c) }
@@ -640,36 +648,44 @@ final class ServerMetrics: Sendable {
     let alerts: Counter
     let encodeSeconds: ValueHistogram
 
+    private static func counter(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String) -> Counter {
+        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: name, unitName: "total", helpText: help))
+    }
+
+    private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String) -> Gauge {
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: name, unitName: "", helpText: help))
+    }
+
     init() {
-        clients = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "clients", unitName: "", helpText: "Open WebSocket connections"))
-        subscribed = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "clients_subscribed", unitName: "", helpText: "Connections streaming a scene"))
-        sceneVersion = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "scene_version", unitName: "", helpText: "Current scene version"))
-        controlQueued = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "control_messages_queued", unitName: "", helpText: "Control messages waiting to be sent, all clients"))
-        unackedFrames = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "frames_unacknowledged", unitName: "", helpText: "Frames sent and not yet acknowledged, all clients"))
+        clients = Self.gauge(registry, "clients", "Open WebSocket connections")
+        subscribed = Self.gauge(registry, "clients_subscribed", "Connections streaming a scene")
+        sceneVersion = Self.gauge(registry, "scene_version", "Current scene version")
+        controlQueued = Self.gauge(registry, "control_messages_queued", "Control messages waiting to be sent, all clients")
+        unackedFrames = Self.gauge(registry, "frames_unacknowledged", "Frames sent and not yet acknowledged, all clients")
         uptime = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "uptime", unitName: "seconds", helpText: "Seconds since start"))
-        framesSent = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "frames_sent", unitName: "total", helpText: "Keyframes and deltas sent"))
-        keyframesSent = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "keyframes_sent", unitName: "total", helpText: "Keyframes sent"))
-        bytesSent = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "bytes_sent", unitName: "total", helpText: "Message bytes sent"))
-        messagesReceived = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "messages_received", unitName: "total", helpText: "Client messages received"))
-        protocolErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "protocol_errors", unitName: "total", helpText: "Client messages that broke the spec"))
-        refused = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "upgrades_refused", unitName: "total", helpText: "WebSocket upgrades refused"))
-        rateLimited = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "rate_limited_messages", unitName: "total", helpText: "Client messages dropped by the rate limit"))
-        limitHits = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "limits_hit", unitName: "total", helpText: "Connections or requests refused by a limit (origin, per address, per user, hello deadline)"))
-        authFailures = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "auth_failures", unitName: "total", helpText: "Tokens refused (missing, invalid, expired, wrong audience)"))
-        ingestedMQTT = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_mqtt_updates", unitName: "total", helpText: "Property updates from MQTT"))
-        ingestedHTTP = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_http_updates", unitName: "total", helpText: "Property updates from HTTP ingest"))
-        ingestRejected = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_rejected", unitName: "total", helpText: "Ingest messages refused (unknown topic, bad payload, bad auth)"))
-        storageErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "storage_errors", unitName: "total", helpText: "Failed writes to storage"))
-        mqttConnected = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "mqtt_connected", unitName: "", helpText: "1 while the MQTT broker is connected"))
+        framesSent = Self.counter(registry, "frames_sent", "Keyframes and deltas sent")
+        keyframesSent = Self.counter(registry, "keyframes_sent", "Keyframes sent")
+        bytesSent = Self.counter(registry, "bytes_sent", "Message bytes sent")
+        messagesReceived = Self.counter(registry, "messages_received", "Client messages received")
+        protocolErrors = Self.counter(registry, "protocol_errors", "Client messages that broke the spec")
+        refused = Self.counter(registry, "upgrades_refused", "WebSocket upgrades refused")
+        rateLimited = Self.counter(registry, "rate_limited_messages", "Client messages dropped by the rate limit")
+        limitHits = Self.counter(registry, "limits_hit", "Connections or requests refused by a limit (origin, per address, per user, hello deadline)")
+        authFailures = Self.counter(registry, "auth_failures", "Tokens refused (missing, invalid, expired, wrong audience)")
+        ingestedMQTT = Self.counter(registry, "ingest_mqtt_updates", "Property updates from MQTT")
+        ingestedHTTP = Self.counter(registry, "ingest_http_updates", "Property updates from HTTP ingest")
+        ingestRejected = Self.counter(registry, "ingest_rejected", "Ingest messages refused (unknown topic, bad payload, bad auth)")
+        storageErrors = Self.counter(registry, "storage_errors", "Failed writes to storage")
+        mqttConnected = Self.gauge(registry, "mqtt_connected", "1 while the MQTT broker is connected")
         seekSeconds = registry.makeValueHistogram(
             descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "playback_seek", unitName: "seconds", helpText: "Time to rebuild the scene at a past moment"),
             buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1])
-        resumes = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "session_resumes", unitName: "total", helpText: "Sessions resumed by a reconnecting client"))
-        handoffs = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "handoffs", unitName: "total", helpText: "Sessions moved to another device"))
-        refusals = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "refusals", unitName: "total", helpText: "Requests refused (codes, roles, limits)"))
-        ingested = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "ingest_updates", unitName: "total", helpText: "Twin property updates ingested"))
-        nodeChanges = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "node_changes", unitName: "total", helpText: "Scene node changes committed"))
-        alerts = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "alerts", unitName: "total", helpText: "Alerts raised or cleared"))
+        resumes = Self.counter(registry, "session_resumes", "Sessions resumed by a reconnecting client")
+        handoffs = Self.counter(registry, "handoffs", "Sessions moved to another device")
+        refusals = Self.counter(registry, "refusals", "Requests refused (codes, roles, limits)")
+        ingested = Self.counter(registry, "ingest_updates", "Twin property updates ingested")
+        nodeChanges = Self.counter(registry, "node_changes", "Scene node changes committed")
+        alerts = Self.counter(registry, "alerts", "Alerts raised or cleared")
         encodeSeconds = registry.makeValueHistogram(
             descriptor: MetricNameDescriptor(
                 namespace: "scenestream", metricName: "frame_encode", unitName: "seconds",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SceneStreamMQTT
+import SceneStreamServer
 
 struct IngestBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +18,7 @@ struct IngestBenchCommand: ParsableCommand {
         let dir = NSTemporaryDirectory() + "scenestream-ingest-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let brokerPort = try Self.freePort()
+        let brokerPort = try StreamingServer.freePort("127.0.0.1")
         try "listener \(brokerPort) 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n"
             .write(toFile: "\(dir)/mosquitto.conf", atomically: true, encoding: .utf8)
         let broker = Process()
@@ -105,15 +106,4 @@ struct IngestBenchCommand: ParsableCommand {
         return 0
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 }
