@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // zlib, wrapped once: no C pointer leaves SceneStreamDeflate.
@@ -59,11 +60,18 @@ let package = Package(
         .target(
             name: "SceneStreamMQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
+        // Sparkplug B host application: births, aliases, sequence numbers, deaths → twin updates. Pure, no I/O.
+        // The protobuf code is generated once (scripts/generate-protobuf.sh) and committed.
+        .target(
+            name: "SceneStreamSparkplug",
+            dependencies: ["SceneStreamCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["sparkplug_b.proto"],
+            swiftSettings: strict),
         // The server: ingest, commits, per-client streaming, HTTP endpoints, metrics.
         .target(
             name: "SceneStreamServer",
             dependencies: [
-                "SceneStreamCore", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamMQTT",
+                "SceneStreamCore", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamMQTT", "SceneStreamSparkplug",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -74,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "scenestream",
             dependencies: [
-                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport", "SceneStreamClient", "SceneStreamMQTT",
+                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport", "SceneStreamClient", "SceneStreamMQTT", "SceneStreamSparkplug",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -86,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "SceneStreamCoreTests",
             dependencies: [
-                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation",
+                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamSparkplug",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict),

@@ -18,9 +18,21 @@ public struct TopicMapping: Sendable, Hashable {
     public let property: String
     public let scale: Double
     public let offset: Double
+    /// The kind of value the property takes; nil: any.
+    public let kind: ValueKind?
+    /// Numbers outside this range (after scaling) are refused.
+    public let range: ClosedRange<Double>
+
+    /// The kinds of value a mapping can insist on.
+    public enum ValueKind: String, Sendable, Hashable {
+        case number, bool, text
+    }
 
     /// Parses a mapping; errors say what is wrong with the pattern.
-    public init(pattern: String, twin: String, property: String, scale: Double = 1, offset: Double = 0) throws(ConfigError) {
+    public init(
+        pattern: String, twin: String, property: String, scale: Double = 1, offset: Double = 0, kind: ValueKind? = nil,
+        range: ClosedRange<Double> = -Double.infinity...Double.infinity
+    ) throws(ConfigError) {
         var segs: [Segment] = []
         for s in pattern.split(separator: "/", omittingEmptySubsequences: false) {
             if s.hasPrefix("{") && s.hasSuffix("...}") {
@@ -42,6 +54,8 @@ public struct TopicMapping: Sendable, Hashable {
         self.property = property
         self.scale = scale
         self.offset = offset
+        self.kind = kind
+        self.range = range
     }
 
     /// The MQTT subscription filter that covers this pattern.
@@ -91,9 +105,29 @@ public struct TopicMapping: Sendable, Hashable {
     }
 
     /// Why a message was not turned into an update.
-    public enum Rejection: Error, Hashable, Sendable {
+    public enum Rejection: Error, Hashable, Sendable, CustomStringConvertible {
         case noMapping
         case badPayload(String)
+        case wrongType(String)
+        case outOfRange(String)
+
+        /// A stable name for metrics.
+        public var code: String {
+            switch self {
+            case .noMapping: "no_mapping"
+            case .badPayload: "bad_payload"
+            case .wrongType: "wrong_type"
+            case .outOfRange: "out_of_range"
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .noMapping: "no mapping for the topic"
+            case .badPayload(let s), .wrongType(let s): s
+            case .outOfRange(let s): "value \(s)"
+            }
+        }
     }
 
     /// The update a message stands for.
@@ -107,6 +141,13 @@ public struct TopicMapping: Sendable, Hashable {
             case .success(let (parsed, ts, quality)):
                 var value = parsed
                 if case .number(let d) = value { value = .number(d * m.scale + m.offset) }
+                switch (m.kind, value) {
+                case (nil, _), (.number?, .number), (.bool?, .bool), (.text?, .text): break
+                default: return .failure(.wrongType("expected a \(m.kind!.rawValue), got \(value)"))
+                }
+                if case .number(let d) = value, !m.range.contains(d) {
+                    return .failure(.outOfRange("\(d) outside \(m.range.lowerBound)…\(m.range.upperBound)"))
+                }
                 return .success(PropertyUpdate(twin: twin, property: property, value: value, timestampMs: ts, quality: quality))
             }
         }

@@ -147,18 +147,28 @@ public final class TwinStore {
     public var history: TwinHistory
     /// Updates rejected because they were older than the value held.
     public private(set) var outOfOrder = 0
+    /// Updates dropped as exact copies of the value held (redeliveries).
+    public private(set) var duplicates = 0
 
     /// Creates an empty store.
     public init(history: TwinHistory = TwinHistory()) {
         self.history = history
     }
 
-    /// Applies an update. Returns false (and changes nothing) when it is older than the value held.
+    /// Applies an update. Returns false (and changes nothing) when it is older than the value held, or an exact
+    /// copy of it (a QoS 1 redelivery). A good value from the source always replaces a stale or bad mark, even if
+    /// its timestamp is older (the source's clock may lag ours).
     @discardableResult
     public func apply(_ u: PropertyUpdate) -> Bool {
-        if let cur = twins[u.twin]?.properties[u.property], cur.timestampMs > u.timestampMs {
-            outOfOrder += 1
-            return false
+        if let cur = twins[u.twin]?.properties[u.property] {
+            if cur.timestampMs == u.timestampMs, cur.value == u.value, cur.quality == u.quality {
+                duplicates += 1
+                return false
+            }
+            if cur.timestampMs > u.timestampMs, !(cur.quality != .good && u.quality == .good) {
+                outOfOrder += 1
+                return false
+            }
         }
         twins[u.twin, default: Twin()].properties[u.property] = PropertyState(
             value: u.value, timestampMs: u.timestampMs, quality: u.quality)
@@ -166,17 +176,22 @@ public final class TwinStore {
         return true
     }
 
-    /// Marks every property of twins whose id starts with `prefix` with `quality`; returns the updates made.
-    public func mark(twinsWithPrefix prefix: String, quality: Quality, atMs: UInt64) -> [PropertyUpdate] {
-        var out: [PropertyUpdate] = []
-        for (id, twin) in twins where id.hasPrefix(prefix) {
-            for (name, state) in twin.properties where state.quality != quality {
-                let u = PropertyUpdate(twin: id, property: name, value: state.value, timestampMs: max(atMs, state.timestampMs), quality: quality)
-                twins[id]!.properties[name] = PropertyState(value: state.value, timestampMs: u.timestampMs, quality: quality)
-                out.append(u)
-            }
+    /// Whether `u` is an exact copy of the state held (same value, time and quality).
+    public func isDuplicate(_ u: PropertyUpdate) -> Bool {
+        guard let cur = twins[u.twin]?.properties[u.property] else { return false }
+        return cur.timestampMs == u.timestampMs && cur.value == u.value && cur.quality == u.quality
+    }
+
+    /// Updates that mark every property of `twin` with `quality`, keeping the values (nothing changes until they
+    /// are applied). `pending` holds updates not yet applied that come first.
+    public func marks(twin: String, quality: Quality, atMs: UInt64, after pending: [PropertyUpdate] = []) -> [PropertyUpdate] {
+        var props = twins[twin]?.properties ?? [:]
+        for u in pending where u.twin == twin {
+            props[u.property] = PropertyState(value: u.value, timestampMs: u.timestampMs, quality: u.quality)
         }
-        return out
+        return props.filter { $0.value.quality != quality }.sorted { $0.key < $1.key }.map { name, state in
+            PropertyUpdate(twin: twin, property: name, value: state.value, timestampMs: max(atMs, state.timestampMs), quality: quality)
+        }
     }
 
     /// The current state of a property.

@@ -19,17 +19,50 @@ public final class MQTTClient: @unchecked Sendable {
     private let onMessage: MessageHandler
     private let onConnection: ConnectionHandler
     private var started = false
+    private let birth: Message?
+
+    /// A message to publish.
+    public struct Message: Sendable {
+        public var topic: String
+        public var payload: [UInt8]
+        public var qos: Int
+        public var retain: Bool
+        public init(topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = false) {
+            self.topic = topic
+            self.payload = payload
+            self.qos = qos
+            self.retain = retain
+        }
+    }
 
     /// Creates a client (nothing connects until ``start()``).
-    public init(host: String, port: Int, clientId: String, logger: Logger, onMessage: @escaping MessageHandler, onConnection: @escaping ConnectionHandler) throws {
+    /// - Parameters:
+    ///   - cleanSession: false keeps a durable session at the broker (subscriptions and queued QoS 1/2 messages
+    ///     survive our disconnects).
+    ///   - will: published by the broker when the connection is lost without a clean disconnect.
+    ///   - birth: published on every (re)connect, before subscribing (e.g. a Sparkplug host's STATE).
+    public init(
+        host: String, port: Int, clientId: String, cleanSession: Bool = true, will: Message? = nil, birth: Message? = nil, logger: Logger,
+        onMessage: @escaping MessageHandler, onConnection: @escaping ConnectionHandler
+    ) throws {
         mosquitto_lib_init()
         self.host = host
         self.port = port
         self.logger = logger
         self.onMessage = onMessage
         self.onConnection = onConnection
-        guard let m = mosquitto_new(clientId, true, nil) else { throw MQTTError("could not create an MQTT client") }
+        self.birth = birth
+        guard let m = mosquitto_new(clientId, cleanSession, nil) else { throw MQTTError("could not create an MQTT client") }
         mosq = m
+        if let will {
+            let rc = will.payload.withUnsafeBytes { b in
+                mosquitto_will_set(m, will.topic, Int32(b.count), b.baseAddress, Int32(will.qos), will.retain)
+            }
+            guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+                mosquitto_destroy(m)
+                throw MQTTError("could not set the will on \(will.topic) (rc \(rc))")
+            }
+        }
         mosquitto_user_data_set(m, Unmanaged.passUnretained(self).toOpaque())
         mosquitto_reconnect_delay_set(m, 1, 30, true)
         mosquitto_connect_callback_set(m) { _, user, rc in
@@ -66,6 +99,7 @@ public final class MQTTClient: @unchecked Sendable {
         lock.lock()
         let subs = subscriptions
         lock.unlock()
+        if let birth { publish(birth.topic, birth.payload, qos: birth.qos, retain: birth.retain) }
         for (filter, qos) in subs { mosquitto_subscribe(mosq, nil, filter, qos) }
         logger.info("MQTT connected to \(host):\(port), \(subs.count) subscriptions")
         onConnection(true)
@@ -101,10 +135,12 @@ public final class MQTTClient: @unchecked Sendable {
         }
     }
 
-    /// Disconnects and stops the network thread.
-    public func stop() {
+    /// Disconnects and stops the network thread. `farewell` is queued before the DISCONNECT packet (a clean
+    /// disconnect does not trigger the will, so a Sparkplug host says "offline" itself).
+    public func stop(farewell: Message? = nil) {
         guard started, let mosq else { return }
         started = false
+        if let farewell { publish(farewell.topic, farewell.payload, qos: farewell.qos, retain: farewell.retain) }
         mosquitto_disconnect(mosq)
         mosquitto_loop_stop(mosq, false)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import SceneStreamCore
+import SceneStreamSparkplug
 
 /// Where MQTT ingest connects and how topics map to twins.
 public struct MQTTConfiguration: Sendable {
@@ -11,6 +12,11 @@ public struct MQTTConfiguration: Sendable {
     public var topics: [TopicMapping] = [try! TopicMapping(pattern: "scenestream/{twin...}/{property}", twin: "{twin}", property: "{property}")]
     /// Alerts are published under this topic (`TOPIC/TWIN`); empty: not published.
     public var alertsTopic = ""
+    /// false: a durable session — the broker keeps the subscriptions and queues QoS 1/2 messages while SceneStream
+    /// is away, and delivers them when it comes back (needs a fixed `clientId`).
+    public var cleanSession = true
+    /// Sparkplug B host application; nil: off.
+    public var sparkplug: SparkplugConfiguration?
     public init() {}
 }
 
@@ -174,12 +180,32 @@ public struct ServerConfiguration: Sendable {
         }
         if let m = root["mqtt"] {
             guard let o = m as? [String: Any] else { throw fail("mqtt", "expected an object") }
-            let allowed: Set<String> = ["host", "port", "clientId", "qos", "topics", "alertsTopic"]
+            let allowed: Set<String> = ["host", "port", "clientId", "qos", "topics", "alertsTopic", "cleanSession", "sparkplug"]
             for k in o.keys where !allowed.contains(k) { throw fail("mqtt.\(k)", "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))") }
             var mc = MQTTConfiguration()
             if let h = o["host"] { guard let s = h as? String, !s.isEmpty else { throw fail("mqtt.host", "expected a host name") }; mc.host = s }
             if let p = o["port"] { guard let n = p as? Int, (1...65535).contains(n) else { throw fail("mqtt.port", "expected 1…65535") }; mc.port = n }
-            if let s = o["clientId"] as? String { mc.clientId = s }
+            if let s = o["clientId"] { guard let v = s as? String, !v.isEmpty else { throw fail("mqtt.clientId", "expected a string") }; mc.clientId = v }
+            if let b = o["cleanSession"] { guard let v = b as? Bool else { throw fail("mqtt.cleanSession", "expected true or false") }; mc.cleanSession = v }
+            if let sp = o["sparkplug"] {
+                guard let so = sp as? [String: Any] else { throw fail("mqtt.sparkplug", "expected an object") }
+                let keys: Set<String> = ["hostId", "groups", "twinPrefix", "rebirthIntervalMs"]
+                for k in so.keys where !keys.contains(k) { throw fail("mqtt.sparkplug.\(k)", "unknown key (expected one of: \(keys.sorted().joined(separator: ", ")))") }
+                var sc = SparkplugConfiguration()
+                if let h = so["hostId"] {
+                    guard let v = h as? String, !v.isEmpty, !v.contains("/"), !v.contains("+"), !v.contains("#") else { throw fail("mqtt.sparkplug.hostId", "expected a name without / + #") }
+                    sc.hostId = v
+                }
+                if let gs = so["groups"] {
+                    guard let v = gs as? [String], v.allSatisfy({ !$0.isEmpty && !$0.contains("/") && !$0.contains("+") && !$0.contains("#") }) else {
+                        throw fail("mqtt.sparkplug.groups", "expected a list of group ids without / + #")
+                    }
+                    sc.groups = v
+                }
+                if let tp = so["twinPrefix"] { guard let v = tp as? String else { throw fail("mqtt.sparkplug.twinPrefix", "expected a string") }; sc.twinPrefix = v }
+                if let r = so["rebirthIntervalMs"] { guard let v = r as? Int, v >= 0 else { throw fail("mqtt.sparkplug.rebirthIntervalMs", "expected milliseconds ≥ 0") }; sc.rebirthIntervalMs = UInt64(v) }
+                mc.sparkplug = sc
+            }
             if let q = o["qos"] { guard let n = q as? Int, (0...2).contains(n) else { throw fail("mqtt.qos", "expected 0, 1 or 2") }; mc.qos = n }
             if let a = o["alertsTopic"] { guard let s = a as? String else { throw fail("mqtt.alertsTopic", "expected a topic") }; mc.alertsTopic = s }
             if let raw = o["topics"] {
@@ -192,8 +218,17 @@ public struct ServerConfiguration: Sendable {
                 }
                 let scale = (t["scale"] as? NSNumber)?.doubleValue ?? 1
                 let offset = (t["offset"] as? NSNumber)?.doubleValue ?? 0
+                var kind: TopicMapping.ValueKind?
+                if let raw = t["type"] {
+                    guard let v = raw as? String, let k = TopicMapping.ValueKind(rawValue: v) else { throw fail("mqtt.topics[\(k)].type", "expected number, bool or text") }
+                    kind = k
+                }
+                let minV = (t["min"] as? NSNumber)?.doubleValue ?? -.infinity
+                let maxV = (t["max"] as? NSNumber)?.doubleValue ?? .infinity
+                guard minV <= maxV else { throw fail("mqtt.topics[\(k)]", "min above max") }
                 do {
-                    mc.topics.append(try TopicMapping(pattern: pattern, twin: twin, property: property, scale: scale, offset: offset))
+                    mc.topics.append(
+                        try TopicMapping(pattern: pattern, twin: twin, property: property, scale: scale, offset: offset, kind: kind, range: minV...maxV))
                 } catch {
                     throw fail("mqtt.topics[\(k)].topic", error.reason)
                 }

@@ -2,28 +2,51 @@ import Foundation
 import SceneStreamCore
 import SceneStreamMQTT
 import SceneStreamProtocol
+import SceneStreamSparkplug
 import SceneStreamTransport
 
-/// Updates that arrived on the MQTT thread, waiting for the next tick; and what was refused, by reason.
+/// What arrived on the MQTT thread, in order, waiting for the next tick; and what was refused, by reason.
 final class IngestInbox: @unchecked Sendable {
+    enum Item {
+        case update(PropertyUpdate)
+        /// These twins lost their source (a Sparkplug death).
+        case stale([String])
+    }
+
     private let lock = NSLock()
-    private var updates: [PropertyUpdate] = []
-    private var rejected: [String: Int] = [:]
+    private var items: [Item] = []
     private var newlyRejectedTopics: [(String, String)] = []
     private var loggedTopics: Set<String> = []
     private var connectionChanges: [Bool] = []
-    private(set) var received = 0
+    private var outgoing: [MQTTClient.Message] = []
 
     func add(_ u: PropertyUpdate) {
         lock.lock()
-        updates.append(u)
-        received += 1
+        items.append(.update(u))
         lock.unlock()
     }
 
+    func add(_ us: [PropertyUpdate]) {
+        lock.lock()
+        for u in us { items.append(.update(u)) }
+        lock.unlock()
+    }
+
+    func stale(_ twins: [String]) {
+        lock.lock()
+        items.append(.stale(twins))
+        lock.unlock()
+    }
+
+    func send(_ m: MQTTClient.Message) {
+        lock.lock()
+        outgoing.append(m)
+        lock.unlock()
+    }
+
+    /// Notes a refusal; the first one per topic is logged (at most 1000 topics).
     func reject(topic: String, reason: String) {
         lock.lock()
-        rejected[reason, default: 0] += 1
         if loggedTopics.count < 1000, loggedTopics.insert(topic).inserted { newlyRejectedTopics.append((topic, reason)) }
         lock.unlock()
     }
@@ -35,14 +58,29 @@ final class IngestInbox: @unchecked Sendable {
     }
 
     /// Everything since the last drain.
-    func drain() -> (updates: [PropertyUpdate], rejectedTopics: [(String, String)], connection: [Bool]) {
+    func drain() -> (items: [Item], rejectedTopics: [(String, String)], connection: [Bool], outgoing: [MQTTClient.Message]) {
         lock.lock()
         defer { lock.unlock() }
-        let r = (updates, newlyRejectedTopics, connectionChanges)
-        updates.removeAll(keepingCapacity: true)
+        let r = (items, newlyRejectedTopics, connectionChanges, outgoing)
+        items.removeAll(keepingCapacity: true)
         newlyRejectedTopics.removeAll()
         connectionChanges.removeAll()
+        outgoing.removeAll()
         return r
+    }
+}
+
+/// The Sparkplug host state, touched only by the MQTT network thread (the lock makes that explicit).
+final class SparkplugBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var host: SparkplugHost
+
+    init(_ c: SparkplugConfiguration) { host = SparkplugHost(configuration: c) }
+
+    func handle(topic: String, payload: [UInt8], nowMs: UInt64) -> [SparkplugAction] {
+        lock.lock()
+        defer { lock.unlock() }
+        return host.handle(topic: topic, payload: payload, nowMs: nowMs)
     }
 }
 
@@ -54,42 +92,90 @@ extension StreamingServer {
         let ownAlerts = m.alertsTopic.isEmpty ? nil : m.alertsTopic + "/"
         let inbox = mqttInbox
         let metrics = self.metrics
+        let sparkplug = m.sparkplug.map(SparkplugBox.init)
+        var will: MQTTClient.Message?
+        var birth: MQTTClient.Message?
+        if let sc = m.sparkplug {
+            // Sparkplug 3.0 host STATE: retained, QoS 1; the will says offline with the same timestamp.
+            let topic = SparkplugHost(configuration: sc).stateTopic
+            let since = Self.wallMs()
+            birth = MQTTClient.Message(topic: topic, payload: SparkplugHost.statePayload(online: true, timestampMs: since), qos: 1, retain: true)
+            will = MQTTClient.Message(topic: topic, payload: SparkplugHost.statePayload(online: false, timestampMs: since), qos: 1, retain: true)
+            mqttFarewell = will
+        }
         let client = try MQTTClient(
-            host: m.host, port: m.port, clientId: m.clientId, logger: logger,
+            host: m.host, port: m.port, clientId: m.clientId, cleanSession: m.cleanSession, will: will, birth: birth, logger: logger,
             onMessage: { topic, payload in
                 if let ownAlerts, topic.hasPrefix(ownAlerts) { return }  // our own alerts, echoed back
+                if let sparkplug, topic.hasPrefix("spBv1.0/") {
+                    metrics.sparkplugMessages.increment()
+                    for action in sparkplug.handle(topic: topic, payload: payload, nowMs: Self.wallMs()) {
+                        switch action {
+                        case .updates(let us): inbox.add(us)
+                        case .stale(let twins): inbox.stale(twins)
+                        case .publish(let t, let p):
+                            metrics.sparkplugRebirths.increment()
+                            inbox.send(MQTTClient.Message(topic: t, payload: p, qos: 0))
+                        case .rejected(let r):
+                            metrics.refused(source: "sparkplug", reason: r.code)
+                            inbox.reject(topic: topic, reason: r.description)
+                        }
+                    }
+                    return
+                }
                 switch TopicMapping.update(topic: topic, payload: payload, mappings: mappings, nowMs: Self.wallMs()) {
                 case .success(let u): inbox.add(u)
-                case .failure(.noMapping):
-                    metrics.ingestRejected.increment()
-                    inbox.reject(topic: topic, reason: "no mapping for the topic")
-                case .failure(.badPayload(let why)):
-                    metrics.ingestRejected.increment()
-                    inbox.reject(topic: topic, reason: why)
+                case .failure(let r):
+                    metrics.refused(source: "mqtt", reason: r.code)
+                    inbox.reject(topic: topic, reason: r.description)
                 }
             },
             onConnection: { up in inbox.connection(up) })
-        for t in Set(mappings.map(\.filter)) { client.subscribe(t, qos: m.qos) }
+        var filters = Set(mappings.map(\.filter))
+        if let sc = m.sparkplug { filters.formUnion(sc.filters) }
+        for t in filters.sorted() { client.subscribe(t, qos: m.qos) }
         mqtt = client
         try client.start()
     }
 
-    /// Takes what MQTT delivered since the last tick; marks MQTT twins stale while the broker is away.
+    /// Takes what MQTT delivered since the last tick, in order: updates (exact duplicates — a QoS 1 redelivery —
+    /// dropped), Sparkplug deaths as stale marks; marks every MQTT twin stale while the broker is away; sends
+    /// rebirth requests.
     func drainMQTT(nowMs: UInt64) -> [PropertyUpdate] {
-        guard mqtt != nil else { return [] }
-        let (updates, rejected, changes) = mqttInbox.drain()
+        guard let client = mqtt else { return [] }
+        let (items, rejected, changes, outgoing) = mqttInbox.drain()
         for (topic, reason) in rejected {
             logger.notice("MQTT message refused", metadata: ["topic": "\(topic)", "reason": "\(reason)"])
         }
-        var out = updates
-        for u in updates { mqttTwins.insert(u.twin) }
+        for m in outgoing {
+            client.publish(m.topic, m.payload, qos: m.qos, retain: m.retain)
+            logger.info("Sparkplug rebirth requested", metadata: ["topic": "\(m.topic)"])
+        }
+        var out: [PropertyUpdate] = []
+        out.reserveCapacity(items.count)
+        var duplicates = 0
+        for item in items {
+            switch item {
+            case .update(let u):
+                if runtime.twins.isDuplicate(u) {
+                    duplicates += 1
+                    continue
+                }
+                mqttTwins.insert(u.twin)
+                out.append(u)
+            case .stale(let twins):
+                // After this tick's earlier updates, keeping their values.
+                let before = out
+                for t in twins { out.append(contentsOf: runtime.twins.marks(twin: t, quality: .stale, atMs: nowMs, after: before)) }
+            }
+        }
+        if duplicates > 0 { metrics.ingestDuplicates.increment(by: Int64(duplicates)) }
         for up in changes {
             metrics.mqttConnected.set(Double(up ? 1 : 0))
             if !up {
                 // The values are the last known ones; say so instead of showing them as live.
-                for twin in mqttTwins {
-                    out.append(contentsOf: runtime.twins.mark(twinsWithPrefix: twin, quality: .stale, atMs: nowMs).filter { $0.twin == twin })
-                }
+                let before = out
+                for twin in mqttTwins.sorted() { out.append(contentsOf: runtime.twins.marks(twin: twin, quality: .stale, atMs: nowMs, after: before)) }
                 logger.warning("MQTT broker away: \(mqttTwins.count) twins marked stale")
             }
         }
@@ -119,13 +205,13 @@ extension StreamingServer {
             return .text("HTTP ingest is off: set \"ingestToken\" in the configuration\n", status: 403)
         }
         guard r.authorization == "Bearer \(token)" else {
-            metrics.ingestRejected.increment()
+            metrics.refused(source: "http", reason: "unauthorized")
             return .text("missing or wrong bearer token\n", status: 401)
         }
         guard let body = r.body, let obj = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
             let list = obj["updates"] as? [[String: Any]]
         else {
-            metrics.ingestRejected.increment()
+            metrics.refused(source: "http", reason: "bad_payload")
             return .text("expected {\"updates\": [{\"twin\", \"property\", \"value\"}]}\n", status: 400)
         }
         guard list.count <= 100_000 else { return .text("at most 100000 updates per batch\n", status: 413) }
@@ -133,7 +219,7 @@ extension StreamingServer {
         var updates: [PropertyUpdate] = []
         for (k, u) in list.enumerated() {
             guard let twin = u["twin"] as? String, !twin.isEmpty, let property = u["property"] as? String, !property.isEmpty, let raw = u["value"] else {
-                metrics.ingestRejected.increment()
+                metrics.refused(source: "http", reason: "bad_payload")
                 return .text("updates[\(k)]: needs twin, property and value\n", status: 400)
             }
             var payload: [String: Any] = ["value": raw]
@@ -145,7 +231,7 @@ extension StreamingServer {
             {
             case .success(let p): updates.append(p)
             case .failure(let e):
-                metrics.ingestRejected.increment()
+                metrics.refused(source: "http", reason: e.code)
                 return .text("updates[\(k)]: \(e)\n", status: 400)
             }
         }

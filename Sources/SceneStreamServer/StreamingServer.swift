@@ -39,6 +39,8 @@ public final class StreamingServer: EventLoopHandler {
     var annotations: AnnotationStore
     let mqttInbox = IngestInbox()
     var mqtt: MQTTClient?
+    /// Published before a clean disconnect (the Sparkplug host's STATE offline).
+    var mqttFarewell: MQTTClient.Message?
     var mqttTwins: Set<String> = []
     var httpPending: [PropertyUpdate] = []
     var storage: Storage?
@@ -173,7 +175,7 @@ public final class StreamingServer: EventLoopHandler {
     public func stop() {
         loop.stop()
         loop.wait()
-        mqtt?.stop()
+        mqtt?.stop(farewell: mqttFarewell)
     }
 
     static func wallMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -637,6 +639,9 @@ final class ServerMetrics: Sendable {
     let ingestedMQTT: Counter
     let ingestedHTTP: Counter
     let ingestRejected: Counter
+    let ingestDuplicates: Counter
+    let sparkplugMessages: Counter
+    let sparkplugRebirths: Counter
     let storageErrors: Counter
     let mqttConnected: Gauge
     let handoffs: Counter
@@ -650,6 +655,16 @@ final class ServerMetrics: Sendable {
 
     private static func counter(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String) -> Counter {
         registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: name, unitName: "total", helpText: help))
+    }
+
+    /// Counts a refused ingest message by source (mqtt, sparkplug, http) and reason code.
+    func refused(source: String, reason: String) {
+        ingestRejected.increment()
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "scenestream", metricName: "ingest_refused", unitName: "total", helpText: "Ingest messages or metrics refused, by source and reason"),
+            labels: [("source", source), ("reason", reason)]
+        ).increment()
     }
 
     private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String) -> Gauge {
@@ -675,6 +690,9 @@ final class ServerMetrics: Sendable {
         ingestedMQTT = Self.counter(registry, "ingest_mqtt_updates", "Property updates from MQTT")
         ingestedHTTP = Self.counter(registry, "ingest_http_updates", "Property updates from HTTP ingest")
         ingestRejected = Self.counter(registry, "ingest_rejected", "Ingest messages refused (unknown topic, bad payload, bad auth)")
+        ingestDuplicates = Self.counter(registry, "ingest_duplicates", "Updates dropped as exact copies of the value held (QoS 1 redeliveries)")
+        sparkplugMessages = Self.counter(registry, "sparkplug_messages", "Sparkplug B messages received")
+        sparkplugRebirths = Self.counter(registry, "sparkplug_rebirth_requests", "Rebirth requests sent to edge nodes")
         storageErrors = Self.counter(registry, "storage_errors", "Failed writes to storage")
         mqttConnected = Self.gauge(registry, "mqtt_connected", "1 while the MQTT broker is connected")
         seekSeconds = registry.makeValueHistogram(

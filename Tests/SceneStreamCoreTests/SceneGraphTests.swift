@@ -136,11 +136,23 @@ import Testing
         let s = TwinStore()
         s.apply(PropertyUpdate(twin: "edge1/t", property: "p", value: .number(3), timestampMs: 10))
         s.apply(PropertyUpdate(twin: "edge2/t", property: "p", value: .number(4), timestampMs: 10))
-        let marked = s.mark(twinsWithPrefix: "edge1/", quality: .stale, atMs: 50)
-        #expect(marked.count == 1)
+        // A pending (not yet applied) update comes first; nothing changes until the marks are applied.
+        let pending = [PropertyUpdate(twin: "edge1/t", property: "q", value: .bool(true), timestampMs: 20)]
+        let marked = s.marks(twin: "edge1/t", quality: .stale, atMs: 50, after: pending)
+        #expect(marked.map(\.property) == ["p", "q"] && marked.allSatisfy { $0.quality == .stale && $0.timestampMs == 50 })
+        #expect(s.state("edge1/t", "p")?.quality == .good)
+        for u in pending + marked { s.apply(u) }
         #expect(s.state("edge1/t", "p")?.quality == .stale)
         #expect(s.state("edge1/t", "p")?.value == .number(3))
+        #expect(s.state("edge1/t", "q")?.value == .bool(true))
         #expect(s.state("edge2/t", "p")?.quality == .good)
+        // The source comes back with a reading stamped before our mark (its clock lags): it still wins.
+        #expect(s.apply(PropertyUpdate(twin: "edge1/t", property: "p", value: .number(5), timestampMs: 40)))
+        #expect(s.state("edge1/t", "p")?.quality == .good && s.state("edge1/t", "p")?.value == .number(5))
+        // An older good value over a good one is out of order; an exact copy is a duplicate.
+        #expect(!s.apply(PropertyUpdate(twin: "edge1/t", property: "p", value: .number(6), timestampMs: 30)))
+        #expect(!s.apply(PropertyUpdate(twin: "edge1/t", property: "p", value: .number(5), timestampMs: 40)))
+        #expect(s.duplicates == 1 && s.outOfOrder == 1)
     }
 
     @Test func relationships() {

@@ -36,6 +36,23 @@ import Testing
         #expect(throws: TopicMapping.Rejection.self) { try update("scenestream/a/b", "").get() }
     }
 
+    @Test func typesAndRanges() throws {
+        let typed = [
+            try TopicMapping(pattern: "plc/{m}/temp", twin: "{m}", property: "temperature", scale: 0.1, kind: .number, range: -40...200),
+            try TopicMapping(pattern: "plc/{m}/on", twin: "{m}", property: "running", kind: .bool),
+        ]
+        func u(_ t: String, _ p: String) -> Result<PropertyUpdate, TopicMapping.Rejection> {
+            TopicMapping.update(topic: t, payload: Array(p.utf8), mappings: typed, nowMs: 1)
+        }
+        #expect(try u("plc/p1/temp", "1999").get().value == .number(199.9))
+        // The range applies after scaling: 2001 × 0.1 = 200.1 is out.
+        guard case .failure(.outOfRange) = u("plc/p1/temp", "2001") else { Issue.record("expected out of range"); return }
+        guard case .failure(.wrongType) = u("plc/p1/temp", "true") else { Issue.record("expected wrong type"); return }
+        guard case .failure(.wrongType) = u("plc/p1/on", "3") else { Issue.record("expected wrong type"); return }
+        #expect(try u("plc/p1/on", "{\"value\": false}").get().value == .bool(false))
+        #expect(TopicMapping.Rejection.outOfRange("x").code == "out_of_range")
+    }
+
     @Test func badPatterns() {
         #expect(throws: ConfigError.self) { try TopicMapping(pattern: "a/+/b", twin: "x", property: "y") }
         #expect(throws: ConfigError.self) { try TopicMapping(pattern: "a/{x...}/{y...}", twin: "x", property: "y") }
