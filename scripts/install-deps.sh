@@ -15,4 +15,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-python3 -c "import websockets, pytest" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "websockets>=13" "pytest>=7"
+python3 -c "import websockets, pytest, paho.mqtt" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "websockets>=13" "pytest>=7" "paho-mqtt>=2"

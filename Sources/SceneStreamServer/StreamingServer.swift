@@ -220,7 +220,10 @@ public final class StreamingServer: EventLoopHandler {
         }
         if !batch.isEmpty {
             metrics.ingested.increment(by: Int64(batch.count))
+            let duplicates = runtime.twins.duplicates
             events = runtime.ingest(batch)
+            // Copies inside one batch (a redelivery arriving in the same tick) are dropped by the store.
+            if runtime.twins.duplicates > duplicates { metrics.ingestDuplicates.increment(by: Int64(runtime.twins.duplicates - duplicates)) }
         }
         if !events.isEmpty { publishAlerts(events) }
         if tickIndex % UInt64(max(1, configuration.tickHz / 2)) == 0 { checkDeadlines(nowMs: nowMs) }

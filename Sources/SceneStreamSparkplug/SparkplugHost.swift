@@ -323,7 +323,12 @@ public struct SparkplugHost: Sendable {
                 out.append(.rejected(.malformedPayload("a metric with neither name nor alias")))
                 continue
             }
-            switch Self.value(m, datatype: m.hasDatatype ? m.datatype : info.datatype, name: info.name) {
+            // The birth fixed the datatype; a data message may repeat it, not change it.
+            if m.hasDatatype, m.datatype != info.datatype {
+                out.append(.rejected(.wrongType(info.name)))
+                continue
+            }
+            switch Self.value(m, datatype: info.datatype, name: info.name) {
             case .success(let v?):
                 updates.append(PropertyUpdate(twin: info.twin, property: info.property, value: v, timestampMs: Self.time(m, p, nowMs), quality: .good))
             case .success(nil): break

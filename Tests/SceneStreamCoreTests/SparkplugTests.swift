@@ -178,6 +178,10 @@ import Testing
                 PB.metric(alias: 11, PB.field(14, varint: 1))),
             nowMs: 1)
         #expect(rejections(a) == ["wrong_type", "unknown_alias"])
+        // A data message that changes the birth's datatype is refused too.
+        let c = h.handle(
+            topic: "\(g)/DDATA/line-01/press-01", payload: PB.payload(seq: 3, PB.metric(alias: 10, datatype: 12, PB.field(15, bytes: Array("hot".utf8)))), nowMs: 1)
+        #expect(rejections(c) == ["wrong_type"] && updates(c).isEmpty)
         #expect(updates(a).map(\.value) == [.bool(true)])  // the good metric in the same message still counts
         let b = h.handle(
             topic: "\(g)/DBIRTH/line-01/cam", payload: PB.payload(seq: 3, PB.metric(name: "image", alias: 30, datatype: 17, PB.field(16, bytes: [1, 2]))), nowMs: 1)
