@@ -99,6 +99,10 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
+            name: "SceneStreamServerTests",
+            dependencies: ["SceneStreamServer", "SceneStreamCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+        .testTarget(
             name: "SceneStreamE2ETests",
             dependencies: [
                 "SceneStreamClient", "SceneStreamProtocol", "SceneStreamReplica", "SceneStreamTransport",

@@ -147,8 +147,7 @@ public final class StreamingServer: EventLoopHandler {
         restoreAnnotations()
         if let dir = configuration.dataDirectory {
             let s = try Storage(path: "\(dir)/twins-\(plant.scene.id).sqlite")
-            let since = now > configuration.historyWindowMs ? now - configuration.historyWindowMs : 0
-            let restored = try s.load(since: since)
+            let restored = try s.load()
             if !restored.isEmpty {
                 _ = runtime.ingest(restored)
                 for u in restored { mqttTwins.insert(u.twin) }
@@ -176,6 +175,7 @@ public final class StreamingServer: EventLoopHandler {
         loop.stop()
         loop.wait()
         mqtt?.stop(farewell: mqttFarewell)
+        storage?.flush()
     }
 
     static func wallMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -206,9 +206,16 @@ public final class StreamingServer: EventLoopHandler {
         var batch = drainMQTT(nowMs: nowMs)
         if !batch.isEmpty {
             metrics.ingestedMQTT.increment(by: Int64(batch.count))
-            do { try storage?.append(batch) } catch {
+            storage?.appendLater(batch)
+        }
+        if let storage {
+            for error in storage.takeFailures() {
                 metrics.storageErrors.increment()
                 logger.error("storage write failed (ingest continues in memory): \(error)")
+            }
+            // Keep the file bounded by the history window: fold older rows into the latest values once a minute.
+            if tickIndex % UInt64(max(1, configuration.tickHz) * 60) == 0, nowMs > configuration.historyWindowMs {
+                storage.pruneLater(before: nowMs - configuration.historyWindowMs)
             }
         }
         batch.append(contentsOf: httpPending)
