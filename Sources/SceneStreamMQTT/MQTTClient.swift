@@ -73,7 +73,11 @@ public final class MQTTClient: @unchecked Sendable {
         mosquitto_disconnect_callback_set(m) { _, user, rc in
             guard let user else { return }
             let me = Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue()
-            me.logger.warning("MQTT broker connection lost (rc \(rc)); reconnecting")
+            if rc == 0 {
+                me.logger.info("MQTT disconnected")
+            } else {
+                me.logger.warning("MQTT broker connection lost (rc \(rc)); reconnecting")
+            }
             me.onConnection(false)
         }
         mosquitto_message_callback_set(m) { _, user, msg in

@@ -3,16 +3,104 @@ import Foundation
 import Logging
 import SceneStreamMQTT
 import SceneStreamServer
+import SceneStreamSparkplug
 
 struct IngestBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest",
-        abstract: "Publish property updates to a real mosquitto broker and measure how fast the server takes them in.")
+        abstract: "Publish property updates to a real mosquitto broker and measure how fast the server takes them in.",
+        discussion: """
+            Two phases in one run, same broker, same messages: first a subscriber that only counts (the ceiling of \
+            broker + publisher on this machine), then the server (parse, map, dedupe, bind, commit, store).
+            --format plain: one update per message on scenestream/TWIN/PROPERTY. --format sparkplug: NDATA per \
+            edge node (a line's PLC), --metrics-per-message metrics each, aliases from an NBIRTH.
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case plain, sparkplug }
 
     @Option(help: "Updates to publish.") var updates: Int = 300_000
+    @Option(help: "plain or sparkplug.") var format: Format = .plain
+    @Option(help: "Sparkplug: metrics per NDATA message.") var metricsPerMessage: Int = 144
     @Option(help: "Plant folder the server streams.") var plant: String = "Assets/plants/reference"
     @Option(help: "Server binary (default: this one).") var server: String?
     @Flag(help: "Print one JSON object.") var json = false
+
+    /// One robot joint per update across the reference plant: 2 halls × 10 lines × 24 robots × 6 joints.
+    struct Joint {
+        var group: String
+        var node: String
+        var metric: String
+        var topic: String
+    }
+
+    static func joints() -> [Joint] {
+        var out: [Joint] = []
+        for h in ["hall-a", "hall-b"] {
+            for l in 1...10 {
+                let line = "line-" + (l < 10 ? "0\(l)" : "\(l)")
+                for r in 1...24 {
+                    let robot = "robot-" + (r < 10 ? "0\(r)" : "\(r)")
+                    for j in 1...6 { out.append(Joint(group: h, node: line, metric: "\(robot)/j\(j)", topic: "scenestream/\(h)/\(line)/\(robot)/j\(j)")) }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The messages to publish (topic, payload, updates carried), births first.
+    func messages(startMs: UInt64) -> [(String, [UInt8], Int)] {
+        let joints = Self.joints()
+        var out: [(String, [UInt8], Int)] = []
+        switch format {
+        case .plain:
+            for k in 0..<updates {
+                out.append((joints[k % joints.count].topic, Array(String(format: "%.3f", sin(Double(k) * 0.001)).utf8), 1))
+            }
+        case .sparkplug:
+            // Edge nodes = lines; each NBIRTH names its 144 joints with aliases; NDATA carries aliases only.
+            let nodes = Dictionary(grouping: joints.indices, by: { "\(joints[$0].group)/\(joints[$0].node)" })
+            let order = nodes.keys.sorted()
+            var seq: [String: UInt64] = [:]
+            for key in order {
+                var b = SparkplugPayloadBuilder(seq: 0, timestampMs: startMs)
+                b.add(name: "bdSeq", uint64: 0)
+                for (a, i) in nodes[key]!.enumerated() { b.add(name: joints[i].metric, alias: UInt64(a), datatype: .double, value: .number(0)) }
+                out.append(("spBv1.0/\(key.replacingOccurrences(of: "/", with: "/NBIRTH/"))", b.bytes(), nodes[key]!.count))
+                seq[key] = 1
+            }
+            var sent = 0, k = 0, tick: UInt64 = 1
+            while sent < updates - joints.count {
+                let key = order[k % order.count]
+                let idx = nodes[key]!
+                let n = min(metricsPerMessage, idx.count, updates - joints.count - sent)
+                var b = SparkplugPayloadBuilder(seq: seq[key]!, timestampMs: startMs + tick)
+                seq[key] = (seq[key]! + 1) % 256
+                for m in 0..<n { b.add(alias: UInt64((m + k) % idx.count), value: .number(sin(Double(sent + m) * 0.001))) }
+                out.append(("spBv1.0/\(key.replacingOccurrences(of: "/", with: "/NDATA/"))", b.bytes(), n))
+                sent += n
+                k += 1
+                if k % order.count == 0 { tick += 1 }
+            }
+        }
+        return out
+    }
+
+    /// Publishes everything as fast as the client takes it; returns seconds spent publishing.
+    static func publish(_ msgs: [(String, [UInt8], Int)], port: Int) throws -> Double {
+        let connected = DispatchSemaphore(value: 0)
+        let publisher = try MQTTClient(
+            host: "127.0.0.1", port: port, clientId: "bench-pub-\(getpid())", logger: Self.quiet,
+            onMessage: { _, _ in }, onConnection: { up in if up { connected.signal() } })
+        try publisher.start()
+        guard connected.wait(timeout: .now() + 10) == .success else { throw ValidationError("publisher could not connect") }
+        let t0 = Date()
+        for (topic, payload, _) in msgs {
+            while !publisher.publish(topic, payload, qos: 0) { usleep(100) }
+        }
+        let s = Date().timeIntervalSince(t0)
+        publisher.stop()
+        return s
+    }
 
     func run() throws {
         let dir = NSTemporaryDirectory() + "scenestream-ingest-\(getpid())"
@@ -30,7 +118,30 @@ struct IngestBenchCommand: ParsableCommand {
             broker.terminate()
             broker.waitUntilExit()
         }
-        let cfg = "{\"simulator\": false, \"data\": \"\(dir)/data\", \"mqtt\": {\"port\": \(brokerPort), \"qos\": 0}}"
+        let msgs = messages(startMs: UInt64(Date().timeIntervalSince1970 * 1000))
+        let total = msgs.reduce(0) { $0 + $1.2 }
+
+        // Phase 1: the ceiling — a subscriber that only counts what it receives.
+        let counted = Counter()
+        let up = DispatchSemaphore(value: 0)
+        let sink = try MQTTClient(
+            host: "127.0.0.1", port: brokerPort, clientId: "bench-sink-\(getpid())", logger: Self.quiet,
+            onMessage: { _, _ in counted.add(1) }, onConnection: { c in if c { up.signal() } })
+        sink.subscribe(format == .plain ? "scenestream/#" : "spBv1.0/#", qos: 0)
+        try sink.start()
+        guard up.wait(timeout: .now() + 10) == .success else { throw ValidationError("broker did not start") }
+        usleep(200_000)  // the SUBACK: no readiness signal from libmosquitto for it
+        let b0 = Date()
+        _ = try Self.publish(msgs, port: brokerPort)
+        let bDeadline = Date().addingTimeInterval(60)
+        while counted.value < msgs.count && Date() < bDeadline { usleep(5_000) }
+        let baselineSeconds = Date().timeIntervalSince(b0)
+        let baselineMessages = counted.value
+        sink.stop()
+
+        // Phase 2: the server.
+        let sp = format == .sparkplug ? ", \"sparkplug\": {}" : ""
+        let cfg = "{\"simulator\": false, \"data\": \"\(dir)/data\", \"mqtt\": {\"port\": \(brokerPort), \"qos\": 0\(sp)}}"
         try cfg.write(toFile: "\(dir)/server.json", atomically: true, encoding: .utf8)
         let (proc, port) = try BenchServer.start(
             binary: server, arguments: ["--config", "\(dir)/server.json", "--plant", plant, "--log-level", "warning"])
@@ -38,45 +149,52 @@ struct IngestBenchCommand: ParsableCommand {
         func counter() -> Double { Self.metric(port: port, name: "scenestream_ingest_mqtt_updates_total") }
         let until = Date().addingTimeInterval(20)
         while Self.metric(port: port, name: "scenestream_mqtt_connected") != 1 && Date() < until { usleep(50_000) }
-
-        let connected = DispatchSemaphore(value: 0)
-        let publisher = try MQTTClient(host: "127.0.0.1", port: brokerPort, clientId: "bench-\(getpid())", logger: Logger(label: "bench"),
-                                       onMessage: { _, _ in }, onConnection: { up in if up { connected.signal() } })
-        try publisher.start()
-        _ = connected.wait(timeout: .now() + 10)
-        // Robot joint angles across the reference plant: every update moves a node.
-        var topics: [String] = []
-        for h in ["hall-a", "hall-b"] {
-            for l in 1...10 {
-                for r in 1...24 {
-                    for j in 1...6 { topics.append("scenestream/\(h)/line-\(l < 10 ? "0\(l)" : "\(l)")/robot-\(r < 10 ? "0\(r)" : "\(r)")/j\(j)") }
-                }
-            }
-        }
+        usleep(200_000)
         let base = counter()
         let t0 = Date()
-        for k in 0..<updates {
-            let value = String(format: "%.3f", sin(Double(k) * 0.001))
-            while !publisher.publish(topics[k % topics.count], Array(value.utf8), qos: 0) { usleep(100) }
-            if !json && k % 100_000 == 99_999 { print("published \(k + 1)") }
-        }
-        let published = Date().timeIntervalSince(t0)
+        let published = try Self.publish(msgs, port: brokerPort)
         var got = counter() - base
         let deadline = Date().addingTimeInterval(60)
-        while got < Double(updates) && Date() < deadline {
+        while got < Double(total) && Date() < deadline {
             usleep(20_000)
             got = counter() - base
         }
         let elapsed = Date().timeIntervalSince(t0)
-        publisher.stop()
+        let rejected = Self.metric(port: port, name: "scenestream_ingest_rejected_total")
+        let baselineRate = Double(baselineMessages) / Double(max(1, msgs.count)) * Double(total) / baselineSeconds
+        let rate = got / elapsed
         let result: [String: Any] = [
-            "updates": updates, "received": Int(got), "seconds": (elapsed * 1000).rounded() / 1000,
-            "publish_seconds": (published * 1000).rounded() / 1000, "updates_per_s": Int(got / elapsed), "plant": plant,
+            "format": format.rawValue, "updates": total, "messages": msgs.count, "received": Int(got), "rejected": Int(rejected),
+            "seconds": (elapsed * 1000).rounded() / 1000, "publish_seconds": (published * 1000).rounded() / 1000,
+            "updates_per_s": Int(rate), "baseline_updates_per_s": Int(baselineRate),
+            "baseline_messages_received": baselineMessages, "server_vs_baseline": (rate / baselineRate * 1000).rounded() / 1000, "plant": plant,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {
             for k in result.keys.sorted() { print("\(k): \(result[k]!)") }
+        }
+    }
+
+    static let quiet: Logger = {
+        var l = Logger(label: "bench")
+        l.logLevel = .warning
+        return l
+    }()
+
+    /// A thread-safe message counter.
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func add(_ k: Int) {
+            lock.lock()
+            n += k
+            lock.unlock()
+        }
+        var value: Int {
+            lock.lock()
+            defer { lock.unlock() }
+            return n
         }
     }
 
