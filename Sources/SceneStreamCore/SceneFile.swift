@@ -146,8 +146,13 @@ public final class SceneRuntime {
         guard let cp = h.checkpoint(atOrBefore: timeMs) else { return nil }
         let r = try SceneRuntime(scene: scene, bindings: bindings.set, rules: RuleSet(), history: TwinHistory(capacity: 1, windowMs: 0),
                                  retainedVersions: graph.retainedVersions)
-        _ = r.ingest(cp.state.filter { $0.timestampMs <= timeMs })
-        _ = r.ingest(h.updates(from: cp.timeMs + 1, to: timeMs + 1))
+        // Bindings depend only on current values, so the last value of each property after the checkpoint is
+        // enough (rules are off in a rebuilt runtime: alerts of the past are not raised again).
+        let after = h.latestPerProperty(from: cp.timeMs + 1, to: timeMs + 1)
+        var changed: [String: Set<String>] = [:]
+        for u in after { changed[u.twin, default: []].insert(u.property) }
+        _ = r.ingest(cp.state.filter { $0.timestampMs <= timeMs && changed[$0.twin]?.contains($0.property) != true })
+        _ = r.ingest(after)
         r.graph.commit(timeMs: timeMs)
         return r
     }

@@ -102,6 +102,22 @@ public struct TwinHistory: Sendable {
         return Array(entries[lo..<hi])
     }
 
+    /// The last update of each (twin, property) with `from <= timestamp < to`, oldest first: what a replay of the
+    /// range leaves behind, without replaying every step.
+    public func latestPerProperty(from: UInt64, to: UInt64) -> [PropertyUpdate] {
+        let lo = firstIndex(atOrAfter: from), hi = firstIndex(atOrAfter: to)
+        guard lo < hi else { return [] }
+        var seen: [String: Set<String>] = [:]
+        var out: [PropertyUpdate] = []
+        var i = hi
+        while i > lo {
+            i -= 1
+            let u = entries[i]
+            if seen[u.twin, default: []].insert(u.property).inserted { out.append(u) }
+        }
+        return out.reversed()
+    }
+
     func firstIndex(atOrAfter t: UInt64) -> Int {
         var lo = 0, hi = entries.count
         while lo < hi {
