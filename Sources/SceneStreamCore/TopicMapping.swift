@@ -12,7 +12,16 @@ public struct TopicMapping: Sendable, Hashable {
         case many(String)
     }
 
+    /// A template compiled against the pattern's captures.
+    enum Piece: Hashable, Sendable {
+        case text(String)
+        case capture(Int)
+    }
+
     let segments: [Segment]
+    let captureNames: [String]
+    let twinPieces: [Piece]
+    let propertyPieces: [Piece]
     public let pattern: String
     public let twin: String
     public let property: String
@@ -49,6 +58,15 @@ public struct TopicMapping: Sendable, Hashable {
             throw ConfigError(file: "mqtt", location: pattern, reason: "at most one {name...} per pattern")
         }
         segments = segs
+        let names = segs.compactMap { s -> String? in
+            switch s {
+            case .literal: nil
+            case .one(let n), .many(let n): n
+            }
+        }
+        captureNames = names
+        twinPieces = Self.compile(twin, names)
+        propertyPieces = Self.compile(property, names)
         self.pattern = pattern
         self.twin = twin
         self.property = property
@@ -73,34 +91,65 @@ public struct TopicMapping: Sendable, Hashable {
         return out.joined(separator: "/")
     }
 
-    /// The captures of `topic`, or nil if it does not match.
-    func match(_ topic: String) -> [String: String]? {
-        let parts = topic.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        var caps: [String: String] = [:]
+    /// Splits a template into text and references to captures (`{name}` of a name the pattern does not capture
+    /// stays as text).
+    static func compile(_ template: String, _ names: [String]) -> [Piece] {
+        var pieces: [Piece] = []
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            let name = String(rest[rest.index(after: open)..<close])
+            if let k = names.firstIndex(of: name) {
+                if open > rest.startIndex { pieces.append(.text(String(rest[..<open]))) }
+                pieces.append(.capture(k))
+            } else {
+                pieces.append(.text(String(rest[...close])))
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        if !rest.isEmpty { pieces.append(.text(String(rest))) }
+        return pieces
+    }
+
+    /// The captured values of `topic` in capture order, or nil if it does not match.
+    func captures(_ topic: String) -> [Substring]? {
+        let parts = topic.split(separator: "/", omittingEmptySubsequences: false)
+        var caps: [Substring] = []
+        caps.reserveCapacity(captureNames.count)
         var i = 0
         for (k, s) in segments.enumerated() {
             switch s {
             case .literal(let l):
                 guard i < parts.count, parts[i] == l else { return nil }
                 i += 1
-            case .one(let n):
+            case .one:
                 guard i < parts.count, !parts[i].isEmpty else { return nil }
-                caps[n] = parts[i]
+                caps.append(parts[i])
                 i += 1
-            case .many(let n):
+            case .many:
                 let rest = segments.count - k - 1
                 guard parts.count - i >= rest + 1 else { return nil }
                 let take = parts.count - i - rest
-                caps[n] = parts[i..<(i + take)].joined(separator: "/")
+                caps.append(topic[parts[i].startIndex..<parts[i + take - 1].endIndex])
                 i += take
             }
         }
         return i == parts.count ? caps : nil
     }
 
-    static func fill(_ template: String, _ caps: [String: String]) -> String {
-        var s = template
-        for (k, v) in caps { s = s.replacingOccurrences(of: "{\(k)}", with: v) }
+    /// The captures of `topic` by name, or nil if it does not match.
+    func match(_ topic: String) -> [String: String]? {
+        guard let caps = captures(topic) else { return nil }
+        return Dictionary(zip(captureNames, caps.map(String.init)), uniquingKeysWith: { a, _ in a })
+    }
+
+    static func fill(_ pieces: [Piece], _ caps: [Substring]) -> String {
+        var s = ""
+        for p in pieces {
+            switch p {
+            case .text(let t): s += t
+            case .capture(let k): s += caps[k]
+            }
+        }
         return s
     }
 
@@ -133,8 +182,8 @@ public struct TopicMapping: Sendable, Hashable {
     /// The update a message stands for.
     public static func update(topic: String, payload: [UInt8], mappings: [TopicMapping], nowMs: UInt64) -> Result<PropertyUpdate, Rejection> {
         for m in mappings {
-            guard let caps = m.match(topic) else { continue }
-            let twin = fill(m.twin, caps), property = fill(m.property, caps)
+            guard let caps = m.captures(topic) else { continue }
+            let twin = fill(m.twinPieces, caps), property = fill(m.propertyPieces, caps)
             guard !twin.isEmpty, !property.isEmpty else { return .failure(.badPayload("empty twin or property")) }
             switch parse(payload, nowMs: nowMs) {
             case .failure(let e): return .failure(e)
@@ -156,6 +205,16 @@ public struct TopicMapping: Sendable, Hashable {
 
     static func parse(_ payload: [UInt8], nowMs: UInt64) -> Result<(TwinValue, UInt64, Quality), Rejection> {
         guard payload.count <= 65536 else { return .failure(.badPayload("payload over 64 KiB")) }
+        // Fast path for the common case, a bare number: no Foundation, no UTF-8 validation beyond ASCII.
+        var lo = 0, hi = payload.count
+        func space(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+        while lo < hi, space(payload[lo]) { lo += 1 }
+        while hi > lo, space(payload[hi - 1]) { hi -= 1 }
+        if lo < hi, hi - lo <= 40, payload[lo...hi - 1].allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D || $0 == 0x2B || $0 == 0x65 || $0 == 0x45 }),
+            let d = Double(String(decoding: payload[lo..<hi], as: UTF8.self)), d.isFinite
+        {
+            return .success((.number(d), nowMs, .good))
+        }
         guard let text = String(validating: payload, as: UTF8.self)?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else {
             return .failure(.badPayload("empty or not UTF-8"))
         }
