@@ -74,6 +74,85 @@ final class Session {
     }
 }
 
+/// What of a session is kept on disk (`sessions` in the storage database), so that after a restart — or a
+/// `kill -9` — its device can resume it with its session token, and another device of the user can pull it with
+/// the same interest. Connections, unacknowledged frames and presence are not kept: a resumed session starts with a
+/// keyframe.
+struct SessionRecord: Codable, Hashable {
+    struct Box: Codable, Hashable {
+        var anchor: String
+        var min: [Int32]
+        var max: [Int32]
+    }
+
+    struct Interest: Codable, Hashable {
+        var sceneId: String
+        var region: Box?
+        var layers: [String]
+        var zones: [String]
+        var rateHz: UInt32
+        var byteBudget: UInt32
+    }
+
+    var id: String
+    var token: String
+    var userId: String
+    var displayName: String
+    var role: UInt8
+    var zones: [String]?
+    var scenes: [String]?
+    var expiresMs: UInt64?
+    var device: UInt8
+    var interest: Interest?
+    var selection: [String]
+    var followUserId: String
+    var lastSeenMs: UInt64
+    var detachedAtMs: UInt64?
+
+    init(_ s: Session, nodeId: (UInt32) -> String?) {
+        id = s.id
+        token = s.token
+        userId = s.identity.userId
+        displayName = s.identity.displayName
+        role = s.identity.role.rawValue
+        zones = s.identity.zones.map { $0.sorted() }
+        scenes = s.identity.scenes.map { $0.sorted() }
+        expiresMs = s.identity.expiresMs
+        device = s.device.rawValue
+        interest = s.interest.map {
+            Interest(
+                sceneId: $0.sceneId,
+                region: $0.region.map { Box(anchor: $0.anchor, min: [$0.min.x, $0.min.y, $0.min.z], max: [$0.max.x, $0.max.y, $0.max.z]) },
+                layers: $0.layers, zones: $0.zones, rateHz: $0.rateHz, byteBudget: $0.byteBudget)
+        }
+        selection = s.selection.compactMap(nodeId)
+        followUserId = s.followUserId
+        lastSeenMs = s.lastSeenMs
+        detachedAtMs = s.detachedAtMs
+    }
+
+    /// The session again, detached (no device until one resumes or pulls it).
+    func session(nodeIndex: (String) -> UInt32?, nowMs: UInt64) -> Session? {
+        guard let role = Role(rawValue: role) else { return nil }
+        let identity = Identity(
+            userId: userId, displayName: displayName, role: role, zones: zones.map(Set.init), scenes: scenes.map(Set.init), expiresMs: expiresMs)
+        let s = Session(id: id, token: token, identity: identity, device: DeviceKind(rawValue: device) ?? .unknown, nowMs: lastSeenMs)
+        s.interest = interest.map {
+            InterestSpec(
+                sceneId: $0.sceneId,
+                region: $0.region.flatMap { b in
+                    b.min.count == 3 && b.max.count == 3
+                        ? Region(anchor: b.anchor, min: QVec3(b.min[0], b.min[1], b.min[2]), max: QVec3(b.max[0], b.max[1], b.max[2])) : nil
+                },
+                layers: $0.layers, zones: $0.zones, rateHz: $0.rateHz, byteBudget: $0.byteBudget)
+        }
+        s.selection = selection.compactMap(nodeIndex)
+        s.followUserId = followUserId
+        s.detachedAtMs = detachedAtMs ?? nowMs
+        return s
+    }
+}
+
 struct PresenceUpdate {
     var head: Pose?
     var left: Pose?

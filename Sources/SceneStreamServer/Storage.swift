@@ -59,6 +59,9 @@ public final class Storage: @unchecked Sendable {
                     DROP TABLE updates;
                     """)
         }
+        migrator.registerMigration("v3-sessions") { db in
+            try db.execute(sql: "CREATE TABLE sessions (id TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        }
         try migrator.migrate(db)
         keyIds = try db.read { db in
             var m: [Key: Int64] = [:]
@@ -193,6 +196,43 @@ public final class Storage: @unchecked Sendable {
                             JOIN (SELECT key, MAX(id) AS id FROM history WHERE ts < ? GROUP BY key) m ON h.id = m.id;
                         DELETE FROM history WHERE ts < ?;
                         """, arguments: [Int64(before), Int64(before)])
+            }
+        }
+    }
+
+    // MARK: sessions
+
+    /// Saves (or replaces) a session record after the writes queued so far; durable like every write here.
+    public func saveSessionLater(id: String, data: [UInt8]) {
+        queue.async { [self] in
+            do {
+                try db.write { try $0.execute(sql: "INSERT OR REPLACE INTO sessions (id, data) VALUES (?, ?)", arguments: [id, Data(data)]) }
+            } catch {
+                failureLock.lock()
+                failures.append(error)
+                failureLock.unlock()
+            }
+        }
+    }
+
+    /// Deletes a session record.
+    public func deleteSessionLater(id: String) {
+        queue.async { [self] in
+            do {
+                try db.write { try $0.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id]) }
+            } catch {
+                failureLock.lock()
+                failures.append(error)
+                failureLock.unlock()
+            }
+        }
+    }
+
+    /// Every saved session record.
+    public func loadSessions() throws -> [(id: String, data: [UInt8])] {
+        try queue.sync {
+            try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, data FROM sessions").map { ($0["id"], [UInt8]($0["data"] as Data)) }
             }
         }
     }

@@ -147,6 +147,7 @@ extension StreamingServer {
         session.device = c.device
         session.detachedAtMs = nil
         session.lastSeenMs = nowMs
+        persist(session)
         c.session = session
         c.sessionId = session.id
         enqueue(
@@ -168,6 +169,7 @@ extension StreamingServer {
             // Remember what the dropped device had acknowledged and was sent.
             if let last = c.unacked.last, s.acked == nil || s.acked!.version < last.version { s.pendingUnacked = Array(c.unacked) }
             s.detachedAtMs = Self.wallMs()
+            persist(s)
             removePresence(s)
             broadcastRoom()
         }
@@ -308,6 +310,7 @@ extension StreamingServer {
             }
         }
         s.selection = chosen
+        persist(s)
         broadcastRoom()
     }
 
@@ -459,6 +462,7 @@ extension StreamingServer {
             removePresence(mine)
             sessions[mine.id] = nil
             sessionsByToken[mine.token] = nil
+            forget(mine)
         }
         let old = s.primary.flatMap { clients[$0] }
         s.primary = c.id
@@ -466,6 +470,7 @@ extension StreamingServer {
         s.detachedAtMs = nil
         c.session = s
         c.sessionId = s.id
+        persist(s)
         enqueue(c, .handoff(.claimed(requestId: requestId, sessionId: s.id, sessionToken: s.token, from: fromDevice)))
         if let interest = s.interest {
             c.subscription = subscription(interest, for: s, sent: nil)
@@ -508,6 +513,7 @@ extension StreamingServer {
             return
         }
         s.followUserId = userId
+        persist(s)
         broadcastRoom()
     }
 
@@ -521,10 +527,44 @@ extension StreamingServer {
                 removePresence(s)
                 sessions[s.id] = nil
                 sessionsByToken[s.token] = nil
+                forget(s)
             } else if s.detachedAtMs == nil {
                 s.detachedAtMs = nowMs
             }
         }
         for s in sessions.values where s.primary != nil { s.lastSeenMs = nowMs }
+    }
+
+    // MARK: durability
+
+    /// Writes the session's record (identity, token, device, interest, selection, follow) to storage.
+    func persist(_ s: Session) {
+        guard let storage else { return }
+        let record = SessionRecord(s) { runtime.graph.id(of: $0) }
+        guard let data = try? JSONEncoder().encode(record) else { return }
+        storage.saveSessionLater(id: s.id, data: [UInt8](data))
+    }
+
+    /// Removes the session's record.
+    func forget(_ s: Session) {
+        storage?.deleteSessionLater(id: s.id)
+    }
+
+    /// Sessions saved before a restart, detached until a device resumes (token) or pulls (listSessions) them.
+    func restoreSessions(_ rows: [(id: String, data: [UInt8])], nowMs: UInt64) {
+        var restored = 0
+        for (id, data) in rows {
+            guard let record = try? JSONDecoder().decode(SessionRecord.self, from: Data(data)),
+                let s = record.session(nodeIndex: { runtime.graph.index(of: $0) }, nowMs: nowMs)
+            else {
+                logger.warning("session record \(id) is unreadable; dropped")
+                storage?.deleteSessionLater(id: id)
+                continue
+            }
+            sessions[s.id] = s
+            sessionsByToken[s.token] = s
+            restored += 1
+        }
+        if restored > 0 { logger.info("restored \(restored) sessions") }
     }
 }

@@ -154,6 +154,7 @@ public final class StreamingServer: EventLoopHandler {
                 logger.info("restored \(restored.count) twin updates from \(s.path)")
             }
             storage = s
+            restoreSessions(try s.loadSessions(), nowMs: now)
         }
         runtime.commit(timeMs: now)
     }
@@ -483,6 +484,7 @@ public final class StreamingServer: EventLoopHandler {
             c.subscription = subscription(interest, for: c.session, sent: c.subscription?.sent ?? c.resumeBase)
             c.resumeBase = nil
             c.session?.interest = interest
+            if let s = c.session { persist(s) }
             if first { joined(c) }
             c.tokens = Double(interest.byteBudget)
             c.lastRefillNs = DispatchTime.now().uptimeNanoseconds

@@ -248,3 +248,47 @@ def test_resume(tmp_path, inside):
         asyncio.run(run())
     finally:
         assert server.stop() == 0
+
+
+def test_sessions_survive_kill_9(tmp_path):
+    """A session's identity, token and interest are on disk: after kill -9 and a restart, another device of the
+    user pulls it with the same interest (layers), and the first device resumes it with its token."""
+    server = server_with(tmp_path)
+    try:
+        async def run():
+            phone = await Device(server.url, "demo:ada", MOBILE, "ada-phone", layers=("structure", "vehicles")).open()
+            await phone.wait(lambda: phone.index_of("hall-a/agv-01") is not None, what="vehicles in view")
+            assert phone.index_of("hall-a/line-01/press-01") is None  # not on the layer asked for
+            return phone.welcome["sessionId"], phone.welcome["sessionToken"]
+
+        sid, token = asyncio.run(run())
+        server.proc.send_signal(9)
+        server.proc.wait()
+    finally:
+        server.stop()
+    server = server_with(tmp_path)
+    try:
+        async def after():
+            desk = await Device(server.url, "demo:ada", DESKTOP, "ada-desktop").open(subscribe=False)
+            await desk.send(sw.list_sessions(1))
+            await desk.wait(lambda: desk.find("handoff", kind="sessions"))
+            listed = desk.find("handoff", kind="sessions")["sessions"]
+            assert [(x["sessionId"], x["device"]) for x in listed] == [(sid, MOBILE)]
+            await desk.send(sw.handoff_claim(2, session_id=sid))
+            await desk.wait(lambda: desk.find("handoff", kind="claimed"), what="claimed")
+            # The claimed session streams the interest it had before the restart: vehicles, not presses.
+            await desk.wait(lambda: desk.index_of("hall-a/agv-01") is not None, what="restored interest")
+            assert desk.index_of("hall-a/line-01/press-01") is None
+            assert desk.frames[0][0] == "keyframe"
+            # The phone comes back with its old token: same session (it takes it over from the desk).
+            phone = await Device(server.url, "demo:ada", MOBILE, "ada-phone", resume_token=token, resume_version=123,
+                                 layers=("structure", "vehicles")).open()
+            assert phone.welcome["sessionId"] == sid
+            await phone.wait(lambda: len(phone.frames) > 0)
+            assert phone.frames[0][0] == "keyframe"  # versions of the old process mean nothing now
+            await desk.wait(lambda: desk.closed is not None, what="desk replaced")
+            await phone.close()
+
+        asyncio.run(after())
+    finally:
+        assert server.stop() == 0
