@@ -144,15 +144,21 @@ public final class SceneRuntime {
     public func rebuilt(at timeMs: UInt64) throws(SceneGraphError) -> SceneRuntime? {
         let h = twins.history
         guard let cp = h.checkpoint(atOrBefore: timeMs) else { return nil }
-        let r = try SceneRuntime(scene: scene, bindings: bindings.set, rules: RuleSet(), history: TwinHistory(capacity: 1, windowMs: 0),
-                                 retainedVersions: graph.retainedVersions)
         // Bindings depend only on current values, so the last value of each property after the checkpoint is
         // enough (rules are off in a rebuilt runtime: alerts of the past are not raised again).
         let after = h.latestPerProperty(from: cp.timeMs + 1, to: timeMs + 1)
         var changed: [String: Set<String>] = [:]
         for u in after { changed[u.twin, default: []].insert(u.property) }
-        _ = r.ingest(cp.state.filter { $0.timestampMs <= timeMs && changed[$0.twin]?.contains($0.property) != true })
-        _ = r.ingest(after)
+        let base = cp.state.filter { $0.timestampMs <= timeMs && changed[$0.twin]?.contains($0.property) != true }
+        return try rebuilt(state: base + after, at: timeMs)
+    }
+
+    /// A new runtime showing the scene with the twin `state` (each property's value at `timeMs`, e.g. read back
+    /// from disk).
+    public func rebuilt(state: [PropertyUpdate], at timeMs: UInt64) throws(SceneGraphError) -> SceneRuntime {
+        let r = try SceneRuntime(scene: scene, bindings: bindings.set, rules: RuleSet(), history: TwinHistory(capacity: 1, windowMs: 0),
+                                 retainedVersions: graph.retainedVersions)
+        _ = r.ingest(state)
         r.graph.commit(timeMs: timeMs)
         return r
     }

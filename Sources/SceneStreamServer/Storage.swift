@@ -62,6 +62,10 @@ public final class Storage: @unchecked Sendable {
         migrator.registerMigration("v3-sessions") { db in
             try db.execute(sql: "CREATE TABLE sessions (id TEXT PRIMARY KEY, data BLOB NOT NULL)")
         }
+        migrator.registerMigration("v4-checkpoints") { db in
+            // lastRow: the last history row the checkpoint reflects (rows after it were written after it).
+            try db.execute(sql: "CREATE TABLE checkpoints (ts INTEGER PRIMARY KEY, lastRow INTEGER NOT NULL, data BLOB NOT NULL)")
+        }
         try migrator.migrate(db)
         keyIds = try db.read { db in
             var m: [Key: Int64] = [:]
@@ -109,16 +113,17 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// A row of `key, ts, v, f` (in that column order).
     static func decode(_ row: Row, key: Key) -> PropertyUpdate {
-        let f: Int = row["f"]
+        let f: Int = row[3]
         let value: TwinValue
         switch f / 4 {
-        case 1: value = .bool((row["v"] as Int64?) == 1)
-        case 2: value = .text(row["v"] ?? "")
-        default: value = .number(row["v"] ?? 0)
+        case 1: value = .bool((row[2] as Int64?) == 1)
+        case 2: value = .text(row[2] ?? "")
+        default: value = .number(row[2] ?? 0)
         }
         return PropertyUpdate(
-            twin: key.twin, property: key.property, value: value, timestampMs: UInt64(row["ts"] as Int64),
+            twin: key.twin, property: key.property, value: value, timestampMs: UInt64(row[1] as Int64),
             quality: Quality(rawValue: UInt8(f % 4)) ?? .good)
     }
 
@@ -159,11 +164,11 @@ public final class Storage: @unchecked Sendable {
                 for (k, id) in keyIds { keys[id] = k }
                 var out: [PropertyUpdate] = []
                 for row in try Row.fetchAll(db, sql: "SELECT key, ts, v, f FROM latest ORDER BY ts") {
-                    if let k = keys[row["key"]] { out.append(Self.decode(row, key: k)) }
+                    if let k = keys[row[0]] { out.append(Self.decode(row, key: k)) }
                 }
                 let cursor = try Row.fetchCursor(db, sql: "SELECT key, ts, v, f FROM history ORDER BY ts, id")
                 while let row = try cursor.next() {
-                    if let k = keys[row["key"]] { out.append(Self.decode(row, key: k)) }
+                    if let k = keys[row[0]] { out.append(Self.decode(row, key: k)) }
                 }
                 return out
             }
@@ -187,15 +192,151 @@ public final class Storage: @unchecked Sendable {
     }
 
     private func prune(onQueue before: UInt64) throws {
+        try db.write { db in
+            // Keep the last checkpoint at or before the cut, and the rows a seek after it reads: every retained
+            // moment can still be rebuilt exactly.
+            var cut = Int64(before)
+            if let kept = try Int64.fetchOne(db, sql: "SELECT MAX(ts) FROM checkpoints WHERE ts <= ?", arguments: [cut]) {
+                try db.execute(sql: "DELETE FROM checkpoints WHERE ts < ?", arguments: [kept])
+                cut = max(0, kept - Int64(Self.lateArrivalMs))
+            }
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO latest (key, ts, v, f)
+                        SELECT h.key, h.ts, h.v, h.f FROM history h
+                        JOIN (SELECT key, MAX(id) AS id FROM history WHERE ts < ? GROUP BY key) m ON h.id = m.id;
+                    DELETE FROM history WHERE ts < ?;
+                    """, arguments: [cut, cut])
+        }
+    }
+
+    // MARK: checkpoints and seeking on disk
+
+    /// Saves every property's value at `timeMs` (a checkpoint: a seek on disk replays at most one interval after
+    /// one), after the writes queued so far.
+    public func checkpointLater(at timeMs: UInt64, state: [PropertyUpdate]) {
+        queue.async { [self] in
+            do {
+                try db.write { db in
+                    var blob: [UInt8] = []
+                    blob.reserveCapacity(state.count * 16)
+                    let newKey = try db.makeStatement(sql: "INSERT INTO keys (twin, property) VALUES (?, ?)")
+                    for u in state {
+                        let k = Key(twin: u.twin, property: u.property)
+                        let id: Int64
+                        if let known = keyIds[k] {
+                            id = known
+                        } else {
+                            try newKey.execute(arguments: [u.twin, u.property])
+                            id = db.lastInsertedRowID
+                            keyIds[k] = id
+                        }
+                        CheckpointCodec.append(u, key: id, checkpointMs: timeMs, to: &blob)
+                    }
+                    let lastRow = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM history") ?? 0
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO checkpoints (ts, lastRow, data) VALUES (?, ?, ?)", arguments: [Int64(timeMs), lastRow, Data(blob)])
+                }
+            } catch {
+                failureLock.lock()
+                failures.append(error)
+                failureLock.unlock()
+            }
+        }
+    }
+
+    /// How often the server writes a checkpoint: a seek on disk reads one checkpoint and at most this much history.
+    public static let checkpointIntervalMs: UInt64 = 5000
+
+    /// How late (by its own timestamp) an update may reach storage after a checkpoint and still be seen by seeks.
+    static let lateArrivalMs: UInt64 = 1000
+
+    /// The time of the oldest checkpoint: the earliest moment a seek on disk can rebuild.
+    public func oldestCheckpointMs() throws -> UInt64? {
+        try queue.sync { try db.read { try Int64.fetchOne($0, sql: "SELECT MIN(ts) FROM checkpoints").map { UInt64($0) } } }
+    }
+
+    /// Every property's last value at `timeMs` (the checkpoint before it and the rows after that), or nil when the
+    /// disk holds no checkpoint at or before it. Runs on the storage queue, in order with the writes.
+    public func state(at timeMs: UInt64) throws -> [PropertyUpdate]? {
+        try queue.sync { try readState(at: timeMs) }
+    }
+
+    /// On `queue`.
+    private func readState(at timeMs: UInt64) throws -> [PropertyUpdate]? {
         do {
-            try db.write { db in
-                try db.execute(
-                    sql: """
-                        INSERT OR REPLACE INTO latest (key, ts, v, f)
-                            SELECT h.key, h.ts, h.v, h.f FROM history h
-                            JOIN (SELECT key, MAX(id) AS id FROM history WHERE ts < ? GROUP BY key) m ON h.id = m.id;
-                        DELETE FROM history WHERE ts < ?;
-                        """, arguments: [Int64(before), Int64(before)])
+            return try db.read { db -> [PropertyUpdate]? in
+                guard let row = try Row.fetchOne(db, sql: "SELECT ts, data FROM checkpoints WHERE ts <= ? ORDER BY ts DESC LIMIT 1", arguments: [Int64(timeMs)])
+                else { return nil }
+                let cpMs = UInt64(row[0] as Int64)
+                var byKey: [Int64: PropertyUpdate] = [:]
+                var names: [Int64: Key] = [:]
+                for (k, id) in keyIds { names[id] = k }
+                for (id, u) in try CheckpointCodec.decode([UInt8](row[1] as Data), checkpointMs: cpMs, names: names) { byKey[id] = u }
+                // Rows from a little before the checkpoint too: a value stamped before it may have arrived after it.
+                // The newest timestamp wins, so rows the checkpoint already holds change nothing.
+                let from = cpMs > Self.lateArrivalMs ? cpMs - Self.lateArrivalMs : 0
+                let cursor = try Row.fetchCursor(
+                    db, sql: "SELECT key, ts, v, f FROM history WHERE ts > ? AND ts <= ? ORDER BY ts, id", arguments: [Int64(from), Int64(timeMs)])
+                while let r = try cursor.next() {
+                    let id: Int64 = r[0]
+                    guard let k = names[id] else { continue }
+                    let ts = UInt64(r[1] as Int64)
+                    if let held = byKey[id], held.timestampMs > ts { continue }
+                    byKey[id] = Self.decode(r, key: k)
+                }
+                return byKey.values.sorted { $0.timestampMs < $1.timestampMs }
+            }
+        }
+    }
+
+    /// ``state(at:)`` on the storage queue, answered through `done` (on that queue): a seek that does not hold up
+    /// the caller's thread.
+    public func stateLater(at timeMs: UInt64, done: @escaping @Sendable (Result<[PropertyUpdate]?, any Error>) -> Void) {
+        queue.async { [self] in
+            done(Result { try readState(at: timeMs) })
+        }
+    }
+
+    /// Every property's value now: the last checkpoint and every row written after it (whatever its timestamp);
+    /// without a checkpoint, the latest values and every row folded. The newest timestamp of each property wins.
+    public func currentState() throws -> [PropertyUpdate] {
+        let fromCheckpoint = try queue.sync {
+            try db.read { db -> [PropertyUpdate]? in
+                guard let row = try Row.fetchOne(db, sql: "SELECT ts, lastRow, data FROM checkpoints ORDER BY ts DESC LIMIT 1") else { return nil }
+                var names: [Int64: Key] = [:]
+                for (k, id) in keyIds { names[id] = k }
+                var byKey: [Int64: PropertyUpdate] = [:]
+                for (id, u) in try CheckpointCodec.decode([UInt8](row[2] as Data), checkpointMs: UInt64(row[0] as Int64), names: names) { byKey[id] = u }
+                let cursor = try Row.fetchCursor(db, sql: "SELECT key, ts, v, f FROM history WHERE id > ? ORDER BY id", arguments: [row[1] as Int64])
+                while let r = try cursor.next() {
+                    let id: Int64 = r[0]
+                    guard let k = names[id] else { continue }
+                    if let held = byKey[id], held.timestampMs > UInt64(r[1] as Int64) { continue }
+                    byKey[id] = Self.decode(r, key: k)
+                }
+                return byKey.values.sorted { $0.timestampMs < $1.timestampMs }
+            }
+        }
+        if let fromCheckpoint { return fromCheckpoint }
+        var byKey: [String: [String: PropertyUpdate]] = [:]
+        for u in try load() where (byKey[u.twin]?[u.property]?.timestampMs ?? 0) <= u.timestampMs { byKey[u.twin, default: [:]][u.property] = u }
+        return byKey.values.flatMap(\.values).sorted { $0.timestampMs < $1.timestampMs }
+    }
+
+    /// History rows with `from <= ts < to`, in order (playback from disk).
+    public func updates(from: UInt64, to: UInt64) throws -> [PropertyUpdate] {
+        try queue.sync {
+            try db.read { db in
+                var names: [Int64: Key] = [:]
+                for (k, id) in keyIds { names[id] = k }
+                var out: [PropertyUpdate] = []
+                let cursor = try Row.fetchCursor(
+                    db, sql: "SELECT key, ts, v, f FROM history WHERE ts >= ? AND ts < ? ORDER BY ts, id", arguments: [Int64(from), Int64(to)])
+                while let r = try cursor.next() {
+                    if let k = names[r[0]] { out.append(Self.decode(r, key: k)) }
+                }
+                return out
             }
         }
     }
@@ -245,5 +386,91 @@ public final class Storage: @unchecked Sendable {
     /// Rows of history held.
     public func historyRows() throws -> Int {
         try queue.sync { try db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM history") ?? 0 } }
+    }
+}
+
+/// A checkpoint's bytes: per property, key (varint), flags (kind × 4 + quality), age before the checkpoint in ms
+/// (varint), then the value: 8-byte little-endian double, 1 byte for a boolean, or varint length + UTF-8.
+enum CheckpointCodec {
+    static func varint(_ v: UInt64, _ out: inout [UInt8]) {
+        var v = v
+        while v >= 0x80 {
+            out.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    static func append(_ u: PropertyUpdate, key: Int64, checkpointMs: UInt64, to out: inout [UInt8]) {
+        varint(UInt64(key), &out)
+        let q = UInt8(u.quality.rawValue)
+        switch u.value {
+        case .number(let d):
+            out.append(q)
+            varint(checkpointMs &- min(u.timestampMs, checkpointMs), &out)
+            withUnsafeBytes(of: d.bitPattern.littleEndian) { out.append(contentsOf: $0) }
+        case .bool(let b):
+            out.append(4 + q)
+            varint(checkpointMs &- min(u.timestampMs, checkpointMs), &out)
+            out.append(b ? 1 : 0)
+        case .text(let s):
+            out.append(8 + q)
+            varint(checkpointMs &- min(u.timestampMs, checkpointMs), &out)
+            varint(UInt64(s.utf8.count), &out)
+            out.append(contentsOf: s.utf8)
+        }
+    }
+
+    struct Truncated: Error, CustomStringConvertible {
+        var description: String { "checkpoint record truncated" }
+    }
+
+    static func decode(_ b: [UInt8], checkpointMs: UInt64, names n: [Int64: Storage.Key]) throws
+        -> [(Int64, PropertyUpdate)]
+    {
+        var i = 0
+        func next() throws -> UInt64 {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard i < b.count, shift < 64 else { throw Truncated() }
+                let c = b[i]
+                i += 1
+                v |= UInt64(c & 0x7F) << shift
+                if c < 0x80 { return v }
+                shift += 7
+            }
+        }
+        var out: [(Int64, PropertyUpdate)] = []
+        while i < b.count {
+            let key = Int64(try next())
+            guard i < b.count else { throw Truncated() }
+            let f = b[i]
+            i += 1
+            let age = try next()
+            let value: TwinValue
+            switch f / 4 {
+            case 1:
+                guard i < b.count else { throw Truncated() }
+                value = .bool(b[i] == 1)
+                i += 1
+            case 2:
+                let n = Int(try next())
+                guard n <= b.count - i else { throw Truncated() }
+                value = .text(String(decoding: b[i..<(i + n)], as: UTF8.self))
+                i += n
+            default:
+                guard b.count - i >= 8 else { throw Truncated() }
+                var bits: UInt64 = 0
+                for k in 0..<8 { bits |= UInt64(b[i + k]) << (8 * UInt64(k)) }
+                value = .number(Double(bitPattern: bits))
+                i += 8
+            }
+            guard let name = n[key] else { continue }
+            out.append(
+                (key, PropertyUpdate(twin: name.twin, property: name.property, value: value, timestampMs: checkpointMs &- age,
+                                     quality: Quality(rawValue: f % 4) ?? .good)))
+        }
+        return out
     }
 }

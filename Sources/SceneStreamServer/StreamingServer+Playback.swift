@@ -11,8 +11,11 @@ final class Playback {
     var speedMilli: UInt32
     var playing: Bool
     var sent: ClientBaseline?
+    /// Played from the history on disk (older than what memory holds).
+    let fromDisk: Bool
 
-    init(runtime: SceneRuntime, engine: DeltaEngine, cursorMs: UInt64, speedMilli: UInt32, playing: Bool) {
+    init(runtime: SceneRuntime, engine: DeltaEngine, cursorMs: UInt64, speedMilli: UInt32, playing: Bool, fromDisk: Bool = false) {
+        self.fromDisk = fromDisk
         self.runtime = runtime
         self.engine = engine
         self.cursorMs = cursorMs
@@ -47,15 +50,28 @@ extension StreamingServer {
                     return
                 }
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                guard let r = try? runtime.rebuilt(at: target), let engine = try? DeltaEngine(graph: r.graph, compressionLevel: configuration.compressionLevel) else {
-                    let oldest = runtime.twins.history.checkpoints.first?.timeMs ?? now
-                    enqueue(c, .error(code: .playbackUnavailable, requestId: 0, message: "no history at \(target) (kept from \(oldest))"))
+                // Memory can rebuild the moment when it holds a checkpoint before it and every update after that
+                // checkpoint (the history drops its oldest entries first).
+                let h = runtime.twins.history
+                let complete = h.checkpoint(atOrBefore: target).map { cp in h.oldestMs.map { cp.timeMs >= $0 } ?? true } ?? false
+                if complete || storage == nil, let r = try? runtime.rebuilt(at: target) {
+                    startPlayback(c, r, target: target, speed: speed, playing: op == .play, fromDisk: false, startedNs: t0)
+                } else if let storage {
+                    // Older than memory holds: read the state at that moment from disk on the storage queue, then
+                    // come back to the service thread (other clients keep streaming meanwhile).
+                    let server = UncheckedBox(self)
+                    let id = c.id
+                    let playing = op == .play
+                    storage.stateLater(at: target) { result in
+                        server.value.loop.post {
+                            server.value.finishDiskSeek(id, result, target: target, speed: speed, playing: playing, startedNs: t0)
+                        }
+                    }
+                    return
+                } else {
+                    refuseSeek(c, target)
                     return
                 }
-                metrics.seekSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-                c.playback = Playback(runtime: r, engine: engine, cursorMs: target, speedMilli: speed, playing: op == .play)
-                c.unacked.removeAll()
-                c.nextDueTick = 0
             }
             c.playback?.speedMilli = speed
             if op == .play { c.playback?.playing = true }
@@ -65,6 +81,39 @@ extension StreamingServer {
     }
 
     var tickMs: UInt64 { UInt64(1000 / configuration.tickHz) }
+
+    func refuseSeek(_ c: Client, _ target: UInt64) {
+        let now = Self.wallMs()
+        let oldest = (try? storage?.oldestCheckpointMs()) ?? runtime.twins.history.checkpoints.first?.timeMs ?? now
+        enqueue(c, .error(code: .playbackUnavailable, requestId: 0, message: "no history at \(target) (kept from \(oldest))"))
+        loop.requestWrite(c.id)
+    }
+
+    func startPlayback(_ c: Client, _ r: SceneRuntime, target: UInt64, speed: UInt32, playing: Bool, fromDisk: Bool, startedNs: UInt64) {
+        guard let engine = try? DeltaEngine(graph: r.graph, compressionLevel: configuration.compressionLevel) else { return refuseSeek(c, target) }
+        metrics.seekSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - startedNs) / 1e9)
+        c.playback = Playback(runtime: r, engine: engine, cursorMs: target, speedMilli: speed, playing: playing, fromDisk: fromDisk)
+        c.unacked.removeAll()
+        c.nextDueTick = 0
+    }
+
+    /// The disk read of a seek is back (service thread).
+    func finishDiskSeek(_ id: ConnectionID, _ result: Result<[PropertyUpdate]?, any Error>, target: UInt64, speed: UInt32, playing: Bool, startedNs: UInt64) {
+        guard let c = clients[id], c.subscription != nil else { return }
+        switch result {
+        case .success(let state?):
+            guard let r = try? runtime.rebuilt(state: state, at: target) else { return refuseSeek(c, target) }
+            startPlayback(c, r, target: target, speed: speed, playing: playing, fromDisk: true, startedNs: startedNs)
+            publishPlayback(c)
+            loop.requestWrite(c.id)
+        case .success(nil):
+            refuseSeek(c, target)
+        case .failure(let error):
+            metrics.storageErrors.increment()
+            logger.error("seek on disk failed: \(error)")
+            refuseSeek(c, target)
+        }
+    }
 
     func goLive(_ c: Client) {
         guard c.playback != nil else { return }
@@ -95,7 +144,16 @@ extension StreamingServer {
                 goLive(c)
                 continue
             }
-            _ = p.runtime.ingest(runtime.twins.history.updates(from: p.cursorMs + 1, to: next + 1))
+            if p.fromDisk, let storage {
+                // Until the cursor reaches what memory holds, the steps come from disk.
+                if let cp = runtime.twins.history.checkpoints.first?.timeMs, let oldest = runtime.twins.history.oldestMs, cp >= oldest, p.cursorMs >= cp {
+                    _ = p.runtime.ingest(runtime.twins.history.updates(from: p.cursorMs + 1, to: next + 1))
+                } else {
+                    _ = p.runtime.ingest((try? storage.updates(from: p.cursorMs + 1, to: next + 1)) ?? [])
+                }
+            } else {
+                _ = p.runtime.ingest(runtime.twins.history.updates(from: p.cursorMs + 1, to: next + 1))
+            }
             p.cursorMs = next
             p.runtime.graph.commit(timeMs: next)
             if c.session.map({ $0.playback.cursorMs / 1000 != next / 1000 }) ?? false { publishPlayback(c) }

@@ -44,6 +44,7 @@ public final class StreamingServer: EventLoopHandler {
     var mqttTwins: Set<String> = []
     var httpPending: [PropertyUpdate] = []
     var storage: Storage?
+    var lastDiskCheckpointMs: UInt64 = 0
     var authenticator: Authenticator?
     /// Set over HTTP (`POST /api/simulator`) so that tests can freeze the plant and compare states exactly.
     private var simulatorPaused = false
@@ -147,11 +148,12 @@ public final class StreamingServer: EventLoopHandler {
         restoreAnnotations()
         if let dir = configuration.dataDirectory {
             let s = try Storage(path: "\(dir)/twins-\(plant.scene.id).sqlite")
-            let restored = try s.load()
+            // The state now, not the whole history: older moments are seeked on disk.
+            let restored = try s.currentState()
             if !restored.isEmpty {
                 _ = runtime.ingest(restored)
-                for u in restored { mqttTwins.insert(u.twin) }
-                logger.info("restored \(restored.count) twin updates from \(s.path)")
+                if !configuration.simulator { for u in restored { mqttTwins.insert(u.twin) } }
+                logger.info("restored \(restored.count) twin properties from \(s.path)")
             }
             storage = s
             restoreSessions(try s.loadSessions(), nowMs: now)
@@ -205,10 +207,7 @@ public final class StreamingServer: EventLoopHandler {
         let nowMs = Self.wallMs()
         var events: [AlertEvent] = []
         var batch = drainMQTT(nowMs: nowMs)
-        if !batch.isEmpty {
-            metrics.ingestedMQTT.increment(by: Int64(batch.count))
-            storage?.appendLater(batch)
-        }
+        if !batch.isEmpty { metrics.ingestedMQTT.increment(by: Int64(batch.count)) }
         if let storage {
             for error in storage.takeFailures() {
                 metrics.storageErrors.increment()
@@ -219,13 +218,15 @@ public final class StreamingServer: EventLoopHandler {
                 storage.pruneLater(before: nowMs - configuration.historyWindowMs)
             }
         }
-        batch.append(contentsOf: httpPending)
-        httpPending.removeAll(keepingCapacity: true)
         if var sim = simulator, !simulatorPaused {
             let ups = sim.step(to: nowMs)
             simulator = sim
             batch.append(contentsOf: ups)
         }
+        // MQTT and simulator updates go to disk in the background (HTTP batches were written before their answer).
+        storage?.appendLater(batch)
+        batch.append(contentsOf: httpPending)
+        httpPending.removeAll(keepingCapacity: true)
         if !batch.isEmpty {
             metrics.ingested.increment(by: Int64(batch.count))
             let duplicates = runtime.twins.duplicates
@@ -234,6 +235,11 @@ public final class StreamingServer: EventLoopHandler {
             if runtime.twins.duplicates > duplicates { metrics.ingestDuplicates.increment(by: Int64(runtime.twins.duplicates - duplicates)) }
         }
         if !events.isEmpty { publishAlerts(events) }
+        // A checkpoint every few seconds (after this tick's updates) bounds what a seek on disk replays.
+        if let storage, nowMs >= lastDiskCheckpointMs + Storage.checkpointIntervalMs {
+            lastDiskCheckpointMs = nowMs
+            storage.checkpointLater(at: nowMs, state: runtime.twins.snapshot())
+        }
         if tickIndex % UInt64(max(1, configuration.tickHz / 2)) == 0 { checkDeadlines(nowMs: nowMs) }
         applyPresence()
         advancePlayback(nowMs: nowMs)
