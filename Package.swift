@@ -122,6 +122,7 @@ if Context.environment["SCENESTREAM_FUZZ"] != nil {
         ("fuzz-server-frames", ["SceneStreamProtocol", "SceneStreamReplica"]),
         ("fuzz-plant-files", ["SceneStreamCore"]),
         ("fuzz-mqtt-payloads", ["SceneStreamCore"]),
+        ("fuzz-sparkplug-payloads", ["SceneStreamSparkplug"]),
     ]
     package.targets.append(
         .target(name: "FuzzDriver", path: "Fuzz/Sources/FuzzDriver", swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))

@@ -87,11 +87,28 @@ public struct TwinHistory: Sendable {
     /// Records an update and drops what falls out of the bounds.
     public mutating func append(_ u: PropertyUpdate) {
         entries.append(u)
-        while entries.count > capacity { entries.removeFirst() }
+        while entries.count > capacity { dropped(entries.removeFirst()) }
         if let last = entries.last?.timestampMs, last > windowMs {
             let cutoff = last - windowMs
-            while let first = entries.first, first.timestampMs < cutoff { entries.removeFirst() }
+            while let first = entries.first, first.timestampMs < cutoff { dropped(entries.removeFirst()) }
         }
+    }
+
+    /// The newest timestamp among the entries dropped so far (nil: none dropped).
+    public private(set) var newestDroppedMs: UInt64?
+
+    private mutating func dropped(_ u: PropertyUpdate) {
+        newestDroppedMs = max(newestDroppedMs ?? 0, u.timestampMs)
+    }
+
+    /// Whether every update stamped after `t` is still held.
+    public func holdsEverything(after t: UInt64) -> Bool { newestDroppedMs.map { $0 <= t } ?? true }
+
+    /// Whether ``SceneRuntime/rebuilt(at:)`` gives the exact scene at `t`: a checkpoint at or before it and every
+    /// update after that checkpoint still held.
+    public func canRebuild(at t: UInt64) -> Bool {
+        guard let cp = checkpoint(atOrBefore: t) else { return false }
+        return holdsEverything(after: cp.timeMs)
     }
 
     /// Updates with `from <= timestamp < to`, in order. Entries are kept in time order (ingest sorts each batch),

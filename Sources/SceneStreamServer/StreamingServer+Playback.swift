@@ -52,9 +52,7 @@ extension StreamingServer {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 // Memory can rebuild the moment when it holds a checkpoint before it and every update after that
                 // checkpoint (the history drops its oldest entries first).
-                let h = runtime.twins.history
-                let complete = h.checkpoint(atOrBefore: target).map { cp in h.oldestMs.map { cp.timeMs >= $0 } ?? true } ?? false
-                if complete || storage == nil, let r = try? runtime.rebuilt(at: target) {
+                if runtime.twins.history.canRebuild(at: target) || storage == nil, let r = try? runtime.rebuilt(at: target) {
                     startPlayback(c, r, target: target, speed: speed, playing: op == .play, fromDisk: false, startedNs: t0)
                 } else if let storage {
                     // Older than memory holds: read the state at that moment from disk on the storage queue, then
@@ -92,6 +90,7 @@ extension StreamingServer {
     func startPlayback(_ c: Client, _ r: SceneRuntime, target: UInt64, speed: UInt32, playing: Bool, fromDisk: Bool, startedNs: UInt64) {
         guard let engine = try? DeltaEngine(graph: r.graph, compressionLevel: configuration.compressionLevel) else { return refuseSeek(c, target) }
         metrics.seekSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - startedNs) / 1e9)
+        metrics.seek(source: fromDisk ? "disk" : "memory")
         c.playback = Playback(runtime: r, engine: engine, cursorMs: target, speedMilli: speed, playing: playing, fromDisk: fromDisk)
         c.unacked.removeAll()
         c.nextDueTick = 0
@@ -146,7 +145,7 @@ extension StreamingServer {
             }
             if p.fromDisk, let storage {
                 // Until the cursor reaches what memory holds, the steps come from disk.
-                if let cp = runtime.twins.history.checkpoints.first?.timeMs, let oldest = runtime.twins.history.oldestMs, cp >= oldest, p.cursorMs >= cp {
+                if runtime.twins.history.holdsEverything(after: p.cursorMs) {
                     _ = p.runtime.ingest(runtime.twins.history.updates(from: p.cursorMs + 1, to: next + 1))
                 } else {
                     _ = p.runtime.ingest((try? storage.updates(from: p.cursorMs + 1, to: next + 1)) ?? [])

@@ -685,6 +685,14 @@ final class ServerMetrics: Sendable {
         ).increment()
     }
 
+    /// Counts a playback seek by where the past was read from (memory, disk).
+    func seek(source: String) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "playback_seeks", unitName: "total", helpText: "Playback seeks, by where the past was read from"),
+            labels: [("source", source)]
+        ).increment()
+    }
+
     private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String) -> Gauge {
         registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: name, unitName: "", helpText: help))
     }

@@ -419,3 +419,33 @@ public struct SparkplugPayloadBuilder: Sendable {
     /// The encoded payload.
     public func bytes() -> [UInt8] { (try? payload.serializedBytes() as [UInt8]) ?? [] }
 }
+
+/// Feeds a byte string to a host as a sequence of messages (the Sparkplug fuzz target and its corpus replay):
+/// records of [kind byte][length byte][payload]; the kind picks the message type and one of two nodes and devices.
+public enum SparkplugFuzz {
+    static let kinds: [SparkplugTopic.Kind] = [.nbirth, .ndata, .dbirth, .ddata, .ddeath, .ndeath, .state, .ncmd]
+
+    /// Runs the records through a fresh host; returns how many actions it produced.
+    @discardableResult
+    public static func run(_ bytes: [UInt8]) -> Int {
+        var host = SparkplugHost(configuration: { var c = SparkplugConfiguration(); c.rebirthIntervalMs = 0; return c }())
+        var i = 0
+        var actions = 0
+        while i + 2 <= bytes.count {
+            let k = bytes[i]
+            let n = min(Int(bytes[i + 1]), bytes.count - i - 2)
+            let payload = Array(bytes[(i + 2)..<(i + 2 + n)])
+            i += 2 + n
+            let kind = kinds[Int(k) % kinds.count]
+            let node = "n\((k >> 3) & 1)", device = "d\((k >> 4) & 1)"
+            let topic: String
+            switch kind {
+            case .state: topic = "spBv1.0/STATE/\(node)"
+            case .dbirth, .ddata, .ddeath, .dcmd: topic = "spBv1.0/g/\(kind.rawValue)/\(node)/\(device)"
+            default: topic = "spBv1.0/g/\(kind.rawValue)/\(node)"
+            }
+            actions += host.handle(topic: topic, payload: payload, nowMs: UInt64(i)).count
+        }
+        return actions
+    }
+}

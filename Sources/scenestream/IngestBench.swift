@@ -174,6 +174,8 @@ struct IngestBenchCommand: ParsableCommand {
         } else {
             for k in result.keys.sorted() { print("\(k): \(result[k]!)") }
         }
+        // A rate over lost updates would mean nothing.
+        guard Int(got) == total, rejected == 0 else { throw ValidationError("the server took in \(Int(got)) of \(total) updates (\(Int(rejected)) refused)") }
     }
 
     static let quiet: Logger = {

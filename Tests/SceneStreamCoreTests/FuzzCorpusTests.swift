@@ -4,6 +4,7 @@ import SceneStreamReplica
 import Testing
 
 @testable import SceneStreamCore
+import SceneStreamSparkplug
 
 /// Replays the inputs the libFuzzer runs kept (Tests/Fuzz/corpus/TARGET/*) through the same decoders, so that
 /// whatever they found stays fixed.
@@ -65,5 +66,13 @@ import Testing
                 topic: String(decoding: b[..<cut], as: UTF8.self), payload: cut < b.count ? Array(b[(cut + 1)...]) : [],
                 mappings: mappings, nowMs: 1)
         }
+    }
+
+    @Test func sparkplugPayloads() {
+        let inputs = Self.inputs("fuzz-sparkplug-payloads")
+        #expect(inputs.count >= 5)
+        var actions = 0
+        for b in inputs { actions += SparkplugFuzz.run(b) }
+        #expect(actions > 0, "the seeds are real births and data, so the host acted on them")
     }
 }

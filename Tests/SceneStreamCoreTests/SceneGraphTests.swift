@@ -130,6 +130,7 @@ import Testing
         h.append(PropertyUpdate(twin: "t", property: "p", value: .number(0), timestampMs: 5000))
         #expect(h.entries.count == 1)
         #expect(h.updates(from: 0, to: 6000).count == 1)
+        #expect(h.newestDroppedMs == 900 && h.holdsEverything(after: 900) && !h.holdsEverything(after: 899))
     }
 
     @Test func markingStaleKeepsValues() {
