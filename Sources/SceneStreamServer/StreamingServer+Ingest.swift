@@ -103,11 +103,19 @@ extension StreamingServer {
             will = MQTTClient.Message(topic: topic, payload: SparkplugHost.statePayload(online: false, timestampMs: since), qos: 1, retain: true)
             mqttFarewell = will
         }
+        let ownState = birth
         let client = try MQTTClient(
             host: m.host, port: m.port, clientId: m.clientId, cleanSession: m.cleanSession, will: will, birth: birth, logger: logger,
             onMessage: { topic, payload in
                 if let ownAlerts, topic.hasPrefix(ownAlerts) { return }  // our own alerts, echoed back
                 if let sparkplug, topic.hasPrefix("spBv1.0/") {
+                    // Our own STATE said offline while we are connected (a stale will, another instance with our
+                    // host id): say online again, as Sparkplug 3.0 asks of a host.
+                    if let ownState, topic == ownState.topic {
+                        let said = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any]
+                        if said?["online"] as? Bool == false { inbox.send(ownState) }
+                        return
+                    }
                     metrics.sparkplugMessages.increment()
                     for action in sparkplug.handle(topic: topic, payload: payload, nowMs: Self.wallMs()) {
                         switch action {
@@ -132,7 +140,10 @@ extension StreamingServer {
             },
             onConnection: { up in inbox.connection(up) })
         var filters = Set(mappings.map(\.filter))
-        if let sc = m.sparkplug { filters.formUnion(sc.filters) }
+        if let sc = m.sparkplug {
+            filters.formUnion(sc.filters)
+            if let birth { filters.insert(birth.topic) }
+        }
         for t in filters.sorted() { client.subscribe(t, qos: m.qos) }
         mqtt = client
         try client.start()
@@ -149,7 +160,7 @@ extension StreamingServer {
         }
         for m in outgoing {
             client.publish(m.topic, m.payload, qos: m.qos, retain: m.retain)
-            logger.info("Sparkplug rebirth requested", metadata: ["topic": "\(m.topic)"])
+            logger.info("Sparkplug message sent", metadata: ["topic": "\(m.topic)"])
         }
         var out: [PropertyUpdate] = []
         out.reserveCapacity(items.count)

@@ -5,6 +5,7 @@ MQTT session that delivers what was published while SceneStream was down."""
 import asyncio
 import json
 import signal
+import time
 
 import paho.mqtt.client as mqtt
 
@@ -98,6 +99,11 @@ def test_sparkplug_births_data_gaps_and_deaths(tmp_path):
             await d.close()
 
         asyncio.run(run())
+        # Someone says we are offline (a stale will): SceneStream says online again.
+        edge.c.publish("spBv1.0/STATE/scenestream-test", json.dumps({"online": False, "timestamp": 1}), qos=1, retain=True).wait_for_publish(timeout=10)
+        deadline = time.time() + 10
+        while json.loads(sp.retained(broker.port, "spBv1.0/STATE/scenestream-test"))["online"] is not True:
+            assert time.time() < deadline, "STATE not restored to online"
         # kill -9: the broker publishes SceneStream's will, STATE offline (retained).
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
