@@ -83,13 +83,30 @@ public final class Storage: @unchecked Sendable {
     /// Queues a batch to be written in order; failures are kept for ``takeFailures()``.
     public func appendLater(_ updates: [PropertyUpdate]) {
         guard !updates.isEmpty else { return }
+        later { try self.write(updates) }
+    }
+
+    /// Runs `work` on the storage queue after what is queued; a failure is kept for ``takeFailures()``.
+    private func later(_ work: @escaping @Sendable () throws -> Void) {
         queue.async { [self] in
-            do { try write(updates) } catch {
+            do { try work() } catch {
                 failureLock.lock()
                 failures.append(error)
                 failureLock.unlock()
             }
         }
+    }
+
+    /// The id of a (twin, property), added to `keys` if new (on `queue`, inside a write; `added` lists the new
+    /// ones so that a rolled-back transaction can forget them).
+    private func keyId(_ twin: String, _ property: String, _ db: Database, added: inout [Key]) throws -> Int64 {
+        let k = Key(twin: twin, property: property)
+        if let known = keyIds[k] { return known }
+        try db.execute(sql: "INSERT INTO keys (twin, property) VALUES (?, ?)", arguments: [twin, property])
+        let id = db.lastInsertedRowID
+        keyIds[k] = id
+        added.append(k)
+        return id
     }
 
     /// Write failures of ``appendLater(_:)`` since the last call.
@@ -129,29 +146,24 @@ public final class Storage: @unchecked Sendable {
 
     /// On `queue`.
     private func write(_ updates: [PropertyUpdate]) throws {
-        try db.write { db in
-            let newKey = try db.makeStatement(sql: "INSERT INTO keys (twin, property) VALUES (?, ?)")
+        try writeKeepingKeys { db, added in
             let insert = try db.makeStatement(sql: "INSERT INTO history (ts, key, v, f) VALUES (?, ?, ?, ?)")
-            var added: [Key] = []
-            do {
-                for u in updates {
-                    let k = Key(twin: u.twin, property: u.property)
-                    let id: Int64
-                    if let known = keyIds[k] {
-                        id = known
-                    } else {
-                        try newKey.execute(arguments: [u.twin, u.property])
-                        id = db.lastInsertedRowID
-                        keyIds[k] = id
-                        added.append(k)
-                    }
-                    let (v, f) = Self.encode(u)
-                    try insert.execute(arguments: [Int64(u.timestampMs), id, v, f])
-                }
-            } catch {
-                for k in added { keyIds[k] = nil }  // rolled back with the transaction
-                throw error
+            for u in updates {
+                let id = try keyId(u.twin, u.property, db, added: &added)
+                let (v, f) = Self.encode(u)
+                try insert.execute(arguments: [Int64(u.timestampMs), id, v, f])
             }
+        }
+    }
+
+    /// A write transaction that may add keys; if it rolls back, the cached ids of the keys it added are forgotten.
+    private func writeKeepingKeys(_ body: (Database, inout [Key]) throws -> Void) throws {
+        var added: [Key] = []
+        do {
+            try db.write { db in try body(db, &added) }
+        } catch {
+            for k in added { keyIds[k] = nil }
+            throw error
         }
     }
 
@@ -177,13 +189,7 @@ public final class Storage: @unchecked Sendable {
 
     /// Prunes in the background, after the writes queued so far; failures go to ``takeFailures()``.
     public func pruneLater(before: UInt64) {
-        queue.async { [self] in
-            do { try prune(onQueue: before) } catch {
-                failureLock.lock()
-                failures.append(error)
-                failureLock.unlock()
-            }
-        }
+        later { try self.prune(onQueue: before) }
     }
 
     /// Folds history older than `before` into `latest` and deletes it (in order with the writes).
@@ -215,32 +221,14 @@ public final class Storage: @unchecked Sendable {
     /// Saves every property's value at `timeMs` (a checkpoint: a seek on disk replays at most one interval after
     /// one), after the writes queued so far.
     public func checkpointLater(at timeMs: UInt64, state: [PropertyUpdate]) {
-        queue.async { [self] in
-            do {
-                try db.write { db in
-                    var blob: [UInt8] = []
-                    blob.reserveCapacity(state.count * 16)
-                    let newKey = try db.makeStatement(sql: "INSERT INTO keys (twin, property) VALUES (?, ?)")
-                    for u in state {
-                        let k = Key(twin: u.twin, property: u.property)
-                        let id: Int64
-                        if let known = keyIds[k] {
-                            id = known
-                        } else {
-                            try newKey.execute(arguments: [u.twin, u.property])
-                            id = db.lastInsertedRowID
-                            keyIds[k] = id
-                        }
-                        CheckpointCodec.append(u, key: id, checkpointMs: timeMs, to: &blob)
-                    }
-                    let lastRow = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM history") ?? 0
-                    try db.execute(
-                        sql: "INSERT OR REPLACE INTO checkpoints (ts, lastRow, data) VALUES (?, ?, ?)", arguments: [Int64(timeMs), lastRow, Data(blob)])
-                }
-            } catch {
-                failureLock.lock()
-                failures.append(error)
-                failureLock.unlock()
+        later {
+            try self.writeKeepingKeys { db, added in
+                var blob: [UInt8] = []
+                blob.reserveCapacity(state.count * 16)
+                for u in state { CheckpointCodec.append(u, key: try self.keyId(u.twin, u.property, db, added: &added), checkpointMs: timeMs, to: &blob) }
+                let lastRow = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM history") ?? 0
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO checkpoints (ts, lastRow, data) VALUES (?, ?, ?)", arguments: [Int64(timeMs), lastRow, Data(blob)])
             }
         }
     }
@@ -345,28 +333,12 @@ public final class Storage: @unchecked Sendable {
 
     /// Saves (or replaces) a session record after the writes queued so far; durable like every write here.
     public func saveSessionLater(id: String, data: [UInt8]) {
-        queue.async { [self] in
-            do {
-                try db.write { try $0.execute(sql: "INSERT OR REPLACE INTO sessions (id, data) VALUES (?, ?)", arguments: [id, Data(data)]) }
-            } catch {
-                failureLock.lock()
-                failures.append(error)
-                failureLock.unlock()
-            }
-        }
+        later { try self.db.write { try $0.execute(sql: "INSERT OR REPLACE INTO sessions (id, data) VALUES (?, ?)", arguments: [id, Data(data)]) } }
     }
 
     /// Deletes a session record.
     public func deleteSessionLater(id: String) {
-        queue.async { [self] in
-            do {
-                try db.write { try $0.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id]) }
-            } catch {
-                failureLock.lock()
-                failures.append(error)
-                failureLock.unlock()
-            }
-        }
+        later { try self.db.write { try $0.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id]) } }
     }
 
     /// Every saved session record.
