@@ -184,7 +184,7 @@ import Testing
         #expect(rejections(c) == ["wrong_type"] && updates(c).isEmpty)
         #expect(updates(a).map(\.value) == [.bool(true)])  // the good metric in the same message still counts
         let b = h.handle(
-            topic: "\(g)/DBIRTH/line-01/cam", payload: PB.payload(seq: 3, PB.metric(name: "image", alias: 30, datatype: 17, PB.field(16, bytes: [1, 2]))), nowMs: 1)
+            topic: "\(g)/DBIRTH/line-01/cam", payload: PB.payload(seq: 4, PB.metric(name: "image", alias: 30, datatype: 17, PB.field(16, bytes: [1, 2]))), nowMs: 1)
         #expect(rejections(b) == ["unsupported_datatype"])
         // Other hosts' STATE and commands are not data.
         #expect(h.handle(topic: "spBv1.0/STATE/other", payload: Array("{\"online\":true}".utf8), nowMs: 1) == [])
