@@ -142,22 +142,44 @@ public final class SceneRuntime {
     /// A new runtime showing the scene as it was at `timeMs`, rebuilt from the nearest checkpoint and the history
     /// after it; nil when `timeMs` is outside the retained history.
     public func rebuilt(at timeMs: UInt64) throws(SceneGraphError) -> SceneRuntime? {
+        guard let state = pastState(at: timeMs) else { return nil }
+        return try rebuilt(state: state, at: timeMs)
+    }
+
+    /// Every property's value at `timeMs` from the in-memory history: the nearest checkpoint before it and the last
+    /// value of each property after that (bindings depend only on current values, so replaying every step is not
+    /// needed). Nil when no checkpoint is that old.
+    public func pastState(at timeMs: UInt64) -> [PropertyUpdate]? {
         let h = twins.history
         guard let cp = h.checkpoint(atOrBefore: timeMs) else { return nil }
-        // Bindings depend only on current values, so the last value of each property after the checkpoint is
-        // enough (rules are off in a rebuilt runtime: alerts of the past are not raised again).
         let after = h.latestPerProperty(from: cp.timeMs + 1, to: timeMs + 1)
         var changed: [String: Set<String>] = [:]
         for u in after { changed[u.twin, default: []].insert(u.property) }
-        let base = cp.state.filter { $0.timestampMs <= timeMs && changed[$0.twin]?.contains($0.property) != true }
-        return try rebuilt(state: base + after, at: timeMs)
+        return cp.state.filter { $0.timestampMs <= timeMs && changed[$0.twin]?.contains($0.property) != true } + after
     }
 
     /// A new runtime showing the scene with the twin `state` (each property's value at `timeMs`, e.g. read back
     /// from disk).
     public func rebuilt(state: [PropertyUpdate], at timeMs: UInt64) throws(SceneGraphError) -> SceneRuntime {
-        let r = try SceneRuntime(scene: scene, bindings: bindings.set, rules: RuleSet(), history: TwinHistory(capacity: 1, windowMs: 0),
-                                 retainedVersions: graph.retainedVersions)
+        try Self.rebuilt(recipe: recipe, state: state, at: timeMs)
+    }
+
+    /// What a past scene is built from: plain values, so the rebuild can run on another thread.
+    public struct Recipe: Sendable {
+        public let scene: SceneFile
+        public let bindings: BindingSet
+        public let retainedVersions: Int
+    }
+
+    /// This runtime's recipe.
+    public var recipe: Recipe { Recipe(scene: scene, bindings: bindings.set, retainedVersions: graph.retainedVersions) }
+
+    /// A new runtime (rules off: alerts of the past are not raised again) with `state` applied and committed at
+    /// `timeMs`. Touches nothing shared: any thread may call it, and the caller owns the result.
+    public static func rebuilt(recipe: Recipe, state: [PropertyUpdate], at timeMs: UInt64) throws(SceneGraphError) -> SceneRuntime {
+        let r = try SceneRuntime(
+            scene: recipe.scene, bindings: recipe.bindings, rules: RuleSet(), history: TwinHistory(capacity: 1, windowMs: 0),
+            retainedVersions: recipe.retainedVersions)
         _ = r.ingest(state)
         r.graph.commit(timeMs: timeMs)
         return r

@@ -49,27 +49,30 @@ extension StreamingServer {
                     goLive(c)
                     return
                 }
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                // Memory can rebuild the moment when it holds a checkpoint before it and every update after that
-                // checkpoint (the history drops its oldest entries first).
-                if runtime.twins.history.canRebuild(at: target) || storage == nil, let r = try? runtime.rebuilt(at: target) {
-                    startPlayback(c, r, target: target, speed: speed, playing: op == .play, fromDisk: false, startedNs: t0)
+                c.seekSerial &+= 1
+                let job = SeekJob(
+                    client: c.id, serial: c.seekSerial, target: target, speed: speed, playing: op == .play,
+                    startedNs: DispatchTime.now().uptimeNanoseconds, recipe: runtime.recipe, compressionLevel: configuration.compressionLevel)
+                // Memory can rebuild the moment when it holds a checkpoint before it and every update after it.
+                if runtime.twins.history.canRebuild(at: target) || storage == nil, let state = runtime.pastState(at: target) {
+                    rebuildLater(job, state: state, fromDisk: false)
                 } else if let storage {
-                    // Older than memory holds: read the state at that moment from disk on the storage queue, then
-                    // come back to the service thread (other clients keep streaming meanwhile).
+                    // Older than memory holds: read the state at that moment on the storage thread.
                     let server = UncheckedBox(self)
-                    let id = c.id
-                    let playing = op == .play
+                    let loop = self.loop!
                     storage.stateLater(at: target) { result in
-                        server.value.loop.post {
-                            server.value.finishDiskSeek(id, result, target: target, speed: speed, playing: playing, startedNs: t0)
+                        loop.post {
+                            switch result {
+                            case .success(let state?): server.value.rebuildLater(job, state: state, fromDisk: true)
+                            case .success(nil): server.value.seekFailed(job, nil)
+                            case .failure(let error): server.value.seekFailed(job, "\(error)")
+                            }
                         }
                     }
-                    return
                 } else {
                     refuseSeek(c, target)
-                    return
                 }
+                return  // the keyframe of the past follows when the rebuild is back
             }
             c.playback?.speedMilli = speed
             if op == .play { c.playback?.playing = true }
@@ -87,34 +90,58 @@ extension StreamingServer {
         loop.requestWrite(c.id)
     }
 
-    func startPlayback(_ c: Client, _ r: SceneRuntime, target: UInt64, speed: UInt32, playing: Bool, fromDisk: Bool, startedNs: UInt64) {
-        guard let engine = try? DeltaEngine(graph: r.graph, compressionLevel: configuration.compressionLevel) else { return refuseSeek(c, target) }
-        metrics.seekSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - startedNs) / 1e9)
-        metrics.seek(source: fromDisk ? "disk" : "memory")
-        c.playback = Playback(runtime: r, engine: engine, cursorMs: target, speedMilli: speed, playing: playing, fromDisk: fromDisk)
-        c.unacked.removeAll()
-        c.nextDueTick = 0
+    /// What a seek needs off the service thread: plain values only.
+    struct SeekJob: Sendable {
+        let client: ConnectionID
+        let serial: UInt64
+        let target: UInt64
+        let speed: UInt32
+        let playing: Bool
+        let startedNs: UInt64
+        let recipe: SceneRuntime.Recipe
+        let compressionLevel: Int32
     }
 
-    /// The disk read of a seek is back (service thread).
-    func finishDiskSeek(_ id: ConnectionID, _ result: Result<[PropertyUpdate]?, any Error>, target: UInt64, speed: UInt32, playing: Bool, startedNs: UInt64) {
-        guard let c = clients[id], c.subscription != nil else { return }
-        switch result {
-        case .success(let state?):
-            guard let r = try? runtime.rebuilt(state: state, at: target) else { return refuseSeek(c, target) }
-            startPlayback(c, r, target: target, speed: speed, playing: playing, fromDisk: true, startedNs: startedNs)
-            publishPlayback(c)
-            loop.requestWrite(c.id)
-        case .success(nil):
-            refuseSeek(c, target)
-        case .failure(let error):
-            metrics.storageErrors.increment()
-            logger.error("seek on disk failed: \(error)")
-            refuseSeek(c, target)
+    /// Builds the past scene on the rebuild queue (from `job` and `state` only) and hands the new runtime to the
+    /// service thread, which owns it from then on. Service thread.
+    func rebuildLater(_ job: SeekJob, state: [PropertyUpdate], fromDisk: Bool) {
+        let loop = self.loop!
+        let server = UncheckedBox(self)
+        rebuildQueue.async {
+            do {
+                let r = try SceneRuntime.rebuilt(recipe: job.recipe, state: state, at: job.target)
+                let engine = try DeltaEngine(graph: r.graph, compressionLevel: job.compressionLevel)
+                let built = UncheckedBox((r, engine))
+                loop.post { server.value.finishSeek(job, built.value.0, built.value.1, fromDisk: fromDisk) }
+            } catch {
+                loop.post { server.value.seekFailed(job, "\(error)") }
+            }
         }
     }
 
+    /// The rebuilt past is back (service thread): the client plays it, unless it has moved on since.
+    func finishSeek(_ job: SeekJob, _ r: SceneRuntime, _ engine: DeltaEngine, fromDisk: Bool) {
+        guard let c = clients[job.client], c.seekSerial == job.serial, c.subscription != nil else { return }
+        metrics.seekSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - job.startedNs) / 1e9)
+        metrics.seek(source: fromDisk ? "disk" : "memory")
+        c.playback = Playback(runtime: r, engine: engine, cursorMs: job.target, speedMilli: job.speed, playing: job.playing, fromDisk: fromDisk)
+        c.unacked.removeAll()
+        c.nextDueTick = 0
+        publishPlayback(c)
+        loop.requestWrite(c.id)
+    }
+
+    func seekFailed(_ job: SeekJob, _ error: String?) {
+        guard let c = clients[job.client], c.seekSerial == job.serial else { return }
+        if let error {
+            metrics.storageErrors.increment()
+            logger.error("seek failed: \(error)")
+        }
+        refuseSeek(c, job.target)
+    }
+
     func goLive(_ c: Client) {
+        c.seekSerial &+= 1  // a seek still being rebuilt is dropped
         guard c.playback != nil else { return }
         c.playback = nil
         c.subscription?.sent = nil  // a keyframe of the live scene

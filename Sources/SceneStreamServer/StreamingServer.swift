@@ -45,6 +45,8 @@ public final class StreamingServer: EventLoopHandler {
     var httpPending: [PropertyUpdate] = []
     var storage: Storage?
     var lastDiskCheckpointMs: UInt64 = 0
+    /// Past scenes are rebuilt here, off the service thread, so one client's seek does not hold up everyone's frames.
+    let rebuildQueue = DispatchQueue(label: "scenestream.playback-rebuild")
     var authenticator: Authenticator?
     /// Set over HTTP (`POST /api/simulator`) so that tests can freeze the plant and compare states exactly.
     private var simulatorPaused = false
@@ -75,6 +77,8 @@ public final class StreamingServer: EventLoopHandler {
         var protocolErrors = 0
         /// Set while the client watches the past.
         var playback: Playback?
+        /// Bumped by every seek and by going live: a rebuild that comes back for an older one is dropped.
+        var seekSerial: UInt64 = 0
         /// Where a resumed session's first frame starts (taken by the next subscribe).
         var resumeBase: ClientBaseline?
         /// When the connection opened (for the hello deadline).
