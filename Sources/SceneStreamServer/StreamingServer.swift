@@ -44,6 +44,8 @@ public final class StreamingServer: EventLoopHandler {
     var mqttTwins: Set<String> = []
     var httpPending: [PropertyUpdate] = []
     var storage: Storage?
+    /// Held for the life of the process: one server per data folder.
+    private var dataLock: DataFolderLock?
     var lastDiskCheckpointMs: UInt64 = 0
     /// Past scenes are rebuilt here, off the service thread, so one client's seek does not hold up everyone's frames.
     let rebuildQueue = DispatchQueue(label: "scenestream.playback-rebuild")
@@ -122,6 +124,7 @@ public final class StreamingServer: EventLoopHandler {
         }
         tickNs = UInt64(1e9 / configuration.tickHz)
         metrics = ServerMetrics()
+        if let dir = configuration.dataDirectory { dataLock = try DataFolderLock(dir) }
         annotations = try AnnotationStore(path: configuration.dataDirectory.map { "\($0)/annotations-\(plant.scene.id).json" })
         port = configuration.port == 0 ? try Self.freePort(configuration.bindAddress) : configuration.port
 
@@ -635,6 +638,28 @@ final class LockedResult: @unchecked Sendable {
 }
 
 /// Carries a service-thread-confined object into a closure that runs on that same thread.
+/// An exclusive `flock` on `DATA/.lock`: a second server on the same data folder is refused with a clear error
+/// instead of interleaving its writes. The kernel releases it when the process ends, `kill -9` included.
+final class DataFolderLock {
+    private let fd: Int32
+
+    init(_ dir: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw ConfigError(file: dir, location: "data", reason: "cannot create the data folder (\(error))")
+        }
+        fd = open("\(dir)/.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ConfigError(file: dir, location: "data", reason: "cannot open \(dir)/.lock (errno \(errno))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ConfigError(file: dir, location: "data", reason: "in use by another scenestream process (one server per data folder; use --data)")
+        }
+    }
+
+    deinit { close(fd) }
+}
+
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }

@@ -9,7 +9,10 @@ enum BenchServer {
         let bin = binary ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let proc = Process()
         proc.executableURL = URL(fileURLWithPath: bin)
-        proc.arguments = ["serve", "--port", "0", "--bind", "127.0.0.1"] + arguments
+        // Its own data folder unless the benchmark brings a configuration: one server per data folder.
+        let own = arguments.contains("--config") || arguments.contains("--data")
+            ? [] : ["--data", NSTemporaryDirectory() + "scenestream-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"]
+        proc.arguments = ["serve", "--port", "0", "--bind", "127.0.0.1"] + own + arguments
         let out = Pipe()
         proc.standardOutput = out
         if quiet { proc.standardError = FileHandle.nullDevice }
@@ -32,6 +35,10 @@ enum BenchServer {
         if proc.isRunning {
             proc.terminate()
             proc.waitUntilExit()
+        }
+        // The data folder ``start`` made for it.
+        if let args = proc.arguments, let k = args.firstIndex(of: "--data"), k + 1 < args.count, args[k + 1].contains("scenestream-bench-") {
+            try? FileManager.default.removeItem(atPath: args[k + 1])
         }
     }
 }

@@ -43,6 +43,17 @@ struct ServeCommand: ParsableCommand {
         }
         let logger = Logger(label: "scenestream")
         let bundle = try PlantBundle.load(directory: c.plantDirectory)
+        // SIGTERM / SIGINT: close every client with 1001, then exit. Set up before readiness is announced: a
+        // signal sent right after "listening on port" must not be lost.
+        let stop = DispatchSemaphore(value: 0)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        let int = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        term.setEventHandler { stop.signal() }
+        int.setEventHandler { stop.signal() }
+        term.resume()
+        int.resume()
         let server = try StreamingServer(configuration: c, plant: bundle, logger: logger)
         try server.start()
         let host = c.bindAddress.flatMap { $0 == "0.0.0.0" ? nil : $0 } ?? "127.0.0.1"
@@ -62,16 +73,6 @@ struct ServeCommand: ParsableCommand {
         say("listening on port \(server.port)")
         FileHandle.standardOutput.write(Data(out.utf8))
 
-        // SIGTERM / SIGINT: close every client with 1001, then exit.
-        let stop = DispatchSemaphore(value: 0)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-        let int = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        term.setEventHandler { stop.signal() }
-        int.setEventHandler { stop.signal() }
-        term.resume()
-        int.resume()
         stop.wait()
         logger.info("signal received; shutting down")
         server.stop()

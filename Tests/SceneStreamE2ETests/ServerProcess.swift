@@ -25,7 +25,10 @@ final class ServerProcess {
 
     init(_ args: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "warning"] + args
+        // Its own data folder unless the test brings a configuration: one server per data folder.
+        let own = args.contains("--config") || args.contains("--data")
+            ? [] : ["--data", NSTemporaryDirectory() + "scenestream-e2e-\(UUID().uuidString)"]
+        process.arguments = ["serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "warning"] + own + args
         process.currentDirectoryURL = URL(fileURLWithPath: Self.root)
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -55,6 +58,9 @@ final class ServerProcess {
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
+        }
+        if let args = process.arguments, let k = args.firstIndex(of: "--data"), k + 1 < args.count, args[k + 1].contains("scenestream-e2e-") {
+            try? FileManager.default.removeItem(atPath: args[k + 1])
         }
         return process.terminationStatus
     }

@@ -24,8 +24,11 @@ class Server:
     def __init__(self, *args):
         import tempfile
         self.log = tempfile.NamedTemporaryFile(prefix="scenestream-server-", suffix=".log", delete=False)
+        # Its own data folder unless the test brings a configuration: one server per data folder.
+        self.own_data = None if ("--config" in args or "--data" in args) else tempfile.mkdtemp(prefix="scenestream-data-")
+        own = ["--data", self.own_data] if self.own_data else []
         self.proc = subprocess.Popen(
-            [binary(), "serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "notice", *args],
+            [binary(), "serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "notice", *own, *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.port = None
         deadline = time.time() + 60
@@ -78,6 +81,9 @@ class Server:
                 self.proc.wait()
         if self.proc.returncode not in (0, -9):
             print("server log:\n" + self.log_tail())
+        if self.own_data:
+            import shutil
+            shutil.rmtree(self.own_data, ignore_errors=True)
         return self.proc.returncode
 
 
