@@ -25,7 +25,13 @@ class Server:
         import tempfile
         self.log = tempfile.NamedTemporaryFile(prefix="scenestream-server-", suffix=".log", delete=False)
         # Its own data folder unless the test brings a configuration: one server per data folder.
-        self.own_data = None if ("--config" in args or "--data" in args) else tempfile.mkdtemp(prefix="scenestream-data-")
+        brings_data = "--data" in args
+        if "--config" in args:
+            try:
+                brings_data = brings_data or "data" in json.loads(pathlib.Path(args[args.index("--config") + 1]).read_text())
+            except (OSError, ValueError, IndexError):
+                brings_data = True  # a bad config is what the test is about: leave it alone
+        self.own_data = None if brings_data else tempfile.mkdtemp(prefix="scenestream-data-")
         own = ["--data", self.own_data] if self.own_data else []
         self.proc = subprocess.Popen(
             [binary(), "serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "notice", *own, *args],
