@@ -86,7 +86,12 @@ public struct TwinHistory: Sendable {
 
     /// Records an update and drops what falls out of the bounds.
     public mutating func append(_ u: PropertyUpdate) {
-        entries.append(u)
+        if let last = entries.last, last.timestampMs > u.timestampMs {
+            // Sources stamp their own times: keep the entries in time order (ranges are found by binary search).
+            entries.insert(u, at: firstIndex(atOrAfter: u.timestampMs + 1))
+        } else {
+            entries.append(u)
+        }
         while entries.count > capacity { dropped(entries.removeFirst()) }
         if let last = entries.last?.timestampMs, last > windowMs {
             let cutoff = last - windowMs
@@ -99,6 +104,11 @@ public struct TwinHistory: Sendable {
 
     private mutating func dropped(_ u: PropertyUpdate) {
         newestDroppedMs = max(newestDroppedMs ?? 0, u.timestampMs)
+    }
+
+    /// Memory does not know what happened up to `t` (a restart: only the values restored then are held).
+    public mutating func markUnknown(through t: UInt64) {
+        newestDroppedMs = max(newestDroppedMs ?? 0, t)
     }
 
     /// Whether every update stamped after `t` is still held.

@@ -40,7 +40,7 @@ public final class MQTTClient: @unchecked Sendable {
     ///   - cleanSession: false keeps a durable session at the broker (subscriptions and queued QoS 1/2 messages
     ///     survive our disconnects).
     ///   - will: published by the broker when the connection is lost without a clean disconnect.
-    ///   - birth: published on every (re)connect, before subscribing (e.g. a Sparkplug host's STATE).
+    ///   - birth: published on every (re)connect, after subscribing (e.g. a Sparkplug host's STATE).
     public init(
         host: String, port: Int, clientId: String, cleanSession: Bool = true, will: Message? = nil, birth: Message? = nil, logger: Logger,
         onMessage: @escaping MessageHandler, onConnection: @escaping ConnectionHandler
@@ -103,8 +103,9 @@ public final class MQTTClient: @unchecked Sendable {
         lock.lock()
         let subs = subscriptions
         lock.unlock()
-        if let birth { publish(birth.topic, birth.payload, qos: birth.qos, retain: birth.retain) }
         for (filter, qos) in subs { mosquitto_subscribe(mosq, nil, filter, qos) }
+        // After subscribing (Sparkplug 3.0: a host subscribes, then says online — edge nodes answer with births).
+        if let birth { publish(birth.topic, birth.payload, qos: birth.qos, retain: birth.retain) }
         logger.info("MQTT connected to \(host):\(port), \(subs.count) subscriptions")
         onConnection(true)
     }

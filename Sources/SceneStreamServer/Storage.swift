@@ -208,9 +208,9 @@ public final class Storage: @unchecked Sendable {
             }
             try db.execute(
                 sql: """
-                    INSERT OR REPLACE INTO latest (key, ts, v, f)
-                        SELECT h.key, h.ts, h.v, h.f FROM history h
-                        JOIN (SELECT key, MAX(id) AS id FROM history WHERE ts < ? GROUP BY key) m ON h.id = m.id;
+                    INSERT INTO latest (key, ts, v, f)
+                        SELECT key, ts, v, f FROM (SELECT key, ts, v, f, MAX(ts) FROM history WHERE ts < ? GROUP BY key) WHERE true
+                        ON CONFLICT (key) DO UPDATE SET ts = excluded.ts, v = excluded.v, f = excluded.f WHERE excluded.ts >= latest.ts;
                     DELETE FROM history WHERE ts < ?;
                     """, arguments: [cut, cut])
         }

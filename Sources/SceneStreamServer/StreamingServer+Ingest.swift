@@ -165,6 +165,7 @@ extension StreamingServer {
         var out: [PropertyUpdate] = []
         out.reserveCapacity(items.count)
         var duplicates = 0
+        var marked = false
         for item in items {
             switch item {
             case .update(let u):
@@ -178,9 +179,23 @@ extension StreamingServer {
                 // After this tick's earlier updates, keeping their values.
                 let before = out
                 for t in twins { out.append(contentsOf: runtime.twins.marks(twin: t, quality: .stale, atMs: nowMs, after: before)) }
+                marked = true
             }
         }
         if duplicates > 0 { metrics.ingestDuplicates.increment(by: Int64(duplicates)) }
+        // A death then a birth in the same tick (a quick reconnect): the birth's values are stamped by the edge, before
+        // the mark's time, and ingest orders by time — so drop the marks a later update of the same property replaces.
+        if marked {
+            var later: Set<String> = []
+            var kept: [PropertyUpdate] = []
+            for u in out.reversed() {
+                let key = u.twin + "\u{0}" + u.property
+                if u.quality == .stale, later.contains(key) { continue }
+                later.insert(key)
+                kept.append(u)
+            }
+            out = kept.reversed()
+        }
         for up in changes {
             metrics.mqttConnected.set(Double(up ? 1 : 0))
             if !up {

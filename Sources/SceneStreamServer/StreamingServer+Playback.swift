@@ -11,11 +11,7 @@ final class Playback {
     var speedMilli: UInt32
     var playing: Bool
     var sent: ClientBaseline?
-    /// Played from the history on disk (older than what memory holds).
-    let fromDisk: Bool
-
-    init(runtime: SceneRuntime, engine: DeltaEngine, cursorMs: UInt64, speedMilli: UInt32, playing: Bool, fromDisk: Bool = false) {
-        self.fromDisk = fromDisk
+    init(runtime: SceneRuntime, engine: DeltaEngine, cursorMs: UInt64, speedMilli: UInt32, playing: Bool) {
         self.runtime = runtime
         self.engine = engine
         self.cursorMs = cursorMs
@@ -37,10 +33,17 @@ extension StreamingServer {
             goLive(c)
             return
         case .pause:
+            if c.pendingSeek != nil { c.pendingSeek?.playing = false }
             guard let p = c.playback else { return }
             p.playing = false
         case .seek, .play:
             let target = timeMs == 0 ? (c.playback?.cursorMs ?? now) : timeMs
+            if op == .play && timeMs == 0 && c.pendingSeek != nil {
+                // Play pressed while the sought moment is still being rebuilt: it starts playing when it arrives.
+                c.pendingSeek?.playing = true
+                c.pendingSeek?.speed = speed
+                return
+            }
             if op == .play && target + 2 * tickMs >= now && timeMs == 0 && c.playback == nil {
                 return  // "play" while live is live
             }
@@ -50,6 +53,7 @@ extension StreamingServer {
                     return
                 }
                 c.seekSerial &+= 1
+                c.pendingSeek = (playing: op == .play, speed: speed)
                 let job = SeekJob(
                     client: c.id, serial: c.seekSerial, target: target, speed: speed, playing: op == .play,
                     startedNs: DispatchTime.now().uptimeNanoseconds, recipe: runtime.recipe, compressionLevel: configuration.compressionLevel)
@@ -122,9 +126,11 @@ extension StreamingServer {
     /// The rebuilt past is back (service thread): the client plays it, unless it has moved on since.
     func finishSeek(_ job: SeekJob, _ r: SceneRuntime, _ engine: DeltaEngine, fromDisk: Bool) {
         guard let c = clients[job.client], c.seekSerial == job.serial, c.subscription != nil else { return }
+        let wanted = c.pendingSeek ?? (playing: job.playing, speed: job.speed)
+        c.pendingSeek = nil
         metrics.seekSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - job.startedNs) / 1e9)
         metrics.seek(source: fromDisk ? "disk" : "memory")
-        c.playback = Playback(runtime: r, engine: engine, cursorMs: job.target, speedMilli: job.speed, playing: job.playing, fromDisk: fromDisk)
+        c.playback = Playback(runtime: r, engine: engine, cursorMs: job.target, speedMilli: wanted.speed, playing: wanted.playing)
         c.unacked.removeAll()
         c.nextDueTick = 0
         publishPlayback(c)
@@ -133,6 +139,7 @@ extension StreamingServer {
 
     func seekFailed(_ job: SeekJob, _ error: String?) {
         guard let c = clients[job.client], c.seekSerial == job.serial else { return }
+        c.pendingSeek = nil
         if let error {
             metrics.storageErrors.increment()
             logger.error("seek failed: \(error)")
@@ -142,6 +149,7 @@ extension StreamingServer {
 
     func goLive(_ c: Client) {
         c.seekSerial &+= 1  // a seek still being rebuilt is dropped
+        c.pendingSeek = nil
         guard c.playback != nil else { return }
         c.playback = nil
         c.subscription?.sent = nil  // a keyframe of the live scene
@@ -170,15 +178,17 @@ extension StreamingServer {
                 goLive(c)
                 continue
             }
-            if p.fromDisk, let storage {
-                // Until the cursor reaches what memory holds, the steps come from disk.
-                if runtime.twins.history.holdsEverything(after: p.cursorMs) {
-                    _ = p.runtime.ingest(runtime.twins.history.updates(from: p.cursorMs + 1, to: next + 1))
-                } else {
-                    _ = p.runtime.ingest((try? storage.updates(from: p.cursorMs + 1, to: next + 1)) ?? [])
-                }
-            } else {
+            // Each step comes from memory when memory holds that stretch, else from disk (a cursor can fall behind
+            // memory while paused or slow, and one that started on disk reaches memory).
+            if runtime.twins.history.holdsEverything(after: p.cursorMs) || storage == nil {
                 _ = p.runtime.ingest(runtime.twins.history.updates(from: p.cursorMs + 1, to: next + 1))
+            } else if let storage {
+                do {
+                    _ = p.runtime.ingest(try storage.updates(from: p.cursorMs + 1, to: next + 1))
+                } catch {
+                    metrics.storageErrors.increment()
+                    logger.error("playback step from disk failed: \(error)")
+                }
             }
             p.cursorMs = next
             p.runtime.graph.commit(timeMs: next)

@@ -81,6 +81,8 @@ public final class StreamingServer: EventLoopHandler {
         var playback: Playback?
         /// Bumped by every seek and by going live: a rebuild that comes back for an older one is dropped.
         var seekSerial: UInt64 = 0
+        /// Set while a seek is being rebuilt: whether it should play when it arrives, and at what speed.
+        var pendingSeek: (playing: Bool, speed: UInt32)?
         /// Where a resumed session's first frame starts (taken by the next subscribe).
         var resumeBase: ClientBaseline?
         /// When the connection opened (for the hello deadline).
@@ -159,6 +161,8 @@ public final class StreamingServer: EventLoopHandler {
             let restored = try s.currentState()
             if !restored.isEmpty {
                 _ = runtime.ingest(restored)
+                // Memory holds the state now, not how it got there: moments before this start are read from disk.
+                runtime.twins.history.markUnknown(through: now)
                 if !configuration.simulator { for u in restored { mqttTwins.insert(u.twin) } }
                 logger.info("restored \(restored.count) twin properties from \(s.path)")
             }

@@ -202,6 +202,9 @@ public struct SparkplugHost: Sendable {
         // Every other message carries the edge node's sequence number.
         guard p.hasSeq, p.seq <= 255 else { return [.rejected(.malformedPayload("seq missing or above 255"))] }
         if t.kind == .nbirth {
+            // A new session of the node: its devices must be born again; until then their values are stale.
+            let orphaned = node.devices.values.filter(\.born).flatMap(\.twins)
+            if !orphaned.isEmpty { out.append(.stale(twins: Set(orphaned).sorted())) }
             node = Node()
             node.born = true
             node.bdSeq = p.metrics.first { $0.name == "bdSeq" }.map(\.longValue)
@@ -349,7 +352,13 @@ public struct SparkplugHost: Sendable {
         guard let type = SparkplugDatatype(rawValue: datatype) else { return .failure(.unsupportedDatatype(name, datatype)) }
         let v: TwinValue?
         switch (type, m.value) {
-        case (.int8, .intValue(let x)), (.int16, .intValue(let x)), (.int32, .intValue(let x)):
+        // Signed values arrive as two's complement, sign-extended to 32 bits or not (0xFF and 0xFFFFFFFF are both
+        // Int8 −1): truncating to the type's width reads both.
+        case (.int8, .intValue(let x)):
+            v = .number(Double(Int8(truncatingIfNeeded: x)))
+        case (.int16, .intValue(let x)):
+            v = .number(Double(Int16(truncatingIfNeeded: x)))
+        case (.int32, .intValue(let x)):
             v = .number(Double(Int32(bitPattern: x)))
         case (.uint8, .intValue(let x)), (.uint16, .intValue(let x)), (.uint32, .intValue(let x)):
             v = .number(Double(x))

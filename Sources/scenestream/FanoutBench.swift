@@ -16,6 +16,8 @@ struct FanoutBenchCommand: ParsableCommand {
     @Option(help: "Plant folder the server streams.") var plant: String = "Assets/plants/reference"
     @Option(help: "Clients that keep a full replica and measure change→frame latency.") var probes: Int = 20
     @Option(help: "Server binary (default: this one).") var server: String?
+    @Option(help: "After each step, this many load clients also seek into the past every --seek-interval-ms while the probes measure again (0: no such phase).") var seekers: Int = 0
+    @Option(help: "Milliseconds between one seeker's seeks.") var seekIntervalMs: Int = 250
     @Flag(help: "Print one JSON object.") var json = false
 
     func say(_ s: String) {
@@ -25,9 +27,17 @@ struct FanoutBenchCommand: ParsableCommand {
     func run() throws {
         let steps = clients.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.sorted()
         guard let maxClients = steps.last, maxClients > 0 else { throw ValidationError("--clients needs positive numbers") }
-        let (proc, port) = try BenchServer.start(binary: server, arguments: ["--plant", plant, "--log-level", "warning"])
+        // Every client comes from this one address and shares one room: lift the per-address limit and the room
+        // capacity (50 sessions by default), or most clients would be refused and the numbers would mean nothing.
+        let dir = NSTemporaryDirectory() + "scenestream-fanout-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cfg = "{\"roomCapacity\": 10000, \"maxConnectionsPerAddress\": 1000000, \"data\": \"\(dir)/data\"}"
+        try cfg.write(toFile: "\(dir)/config.json", atomically: true, encoding: .utf8)
+        let (proc, port) = try BenchServer.start(binary: server, arguments: ["--config", "\(dir)/config.json", "--plant", plant, "--log-level", "warning"])
         defer { BenchServer.stop(proc) }
         let pid = proc.processIdentifier
+        let startedMs = UInt64(Date().timeIntervalSince1970 * 1000)
         Thread.sleep(forTimeInterval: 2)
         let rss0 = Self.rssKB(pid)
         say("server pid \(pid) on port \(port), RSS \(rss0 / 1024) MB before clients; plant \(plant)")
@@ -59,7 +69,9 @@ struct FanoutBenchCommand: ParsableCommand {
                 let until = Date().addingTimeInterval(30)
                 while metrics.keyframes < target && Date() < until { Thread.sleep(forTimeInterval: 0.05) }
             }
-            if metrics.keyframes < n { say("warning: only \(metrics.keyframes) of \(n) clients got their keyframe") }
+            guard metrics.keyframes >= n else {
+                throw ValidationError("only \(metrics.keyframes) of \(n) clients got their keyframe: the server refused or dropped the rest")
+            }
             Thread.sleep(forTimeInterval: 1)
             let cpu0 = Self.cpuSeconds(pid)
             let myCpu0 = Self.cpuSeconds(getpid())
@@ -78,6 +90,15 @@ struct FanoutBenchCommand: ParsableCommand {
                 "latency_samples": s.samples, "load_generator_cpu_percent": (myCpu * 10).rounded() / 10,
             ]
             r["expected_frames_per_s"] = n * rate
+            if seekers > 0 {
+                // The same step again while some clients scrub the timeline: do the others' frames wait for it?
+                let (sp50, sp99, seeks) = try measureWhileSeeking(pool, metrics: metrics, startedMs: startedMs)
+                r["seekers"] = seekers
+                r["seeks"] = seeks
+                r["p50_ms_while_seeking"] = sp50
+                r["p99_ms_while_seeking"] = sp99
+                say(String(format: "  while %d clients seek every %d ms (%d seeks): p50 %5.1f ms  p99 %5.1f ms", seekers, seekIntervalMs, seeks, sp50, sp99))
+            }
             results.append(r)
             say(String(format: "clients %5d  frames/s %7d (of %d)  MB/s %6.2f  p50 %5.1f ms  p99 %5.1f ms  server CPU %5.1f%%  RSS %6.1f MB  %.1f KB/client  load generator CPU %5.1f%%",
                        n, r["frames_per_s"] as! Int, n * rate, Double(s.bytes) / wall / 1e6, s.p50, s.p99, cpu, Double(rss) / 1024, (Double(rss - rss0) / Double(n)), myCpu))
@@ -92,6 +113,33 @@ struct FanoutBenchCommand: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: top, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
+    }
+
+    /// Measures the probes for `seconds` while `seekers` load clients seek to random past moments; then sends them
+    /// back live. Returns p50, p99 and the number of seeks sent.
+    func measureWhileSeeking(_ pool: ClientPool, metrics: FanoutMetrics, startedMs: UInt64) throws -> (Double, Double, Int) {
+        let k = seekers
+        let done = Date().addingTimeInterval(seconds)
+        var seeks = 0
+        metrics.reset()
+        while Date() < done {
+            let now = UInt64(Date().timeIntervalSince1970 * 1000)
+            guard now > startedMs + 3000 else { break }
+            let target = startedMs + 1000 + UInt64.random(in: 0...(now - startedMs - 2000))
+            pool.post {  // the pool's own thread: connections are touched only there
+                for c in pool.all.filter({ !$0.session.options.keepReplica }).prefix(k) {
+                    pool.send(c, .playback(op: .seek, timeMs: target, speedMilli: 1000))
+                }
+            }
+            seeks += k
+            Thread.sleep(forTimeInterval: Double(seekIntervalMs) / 1000)
+        }
+        let s = metrics.snapshot()
+        pool.post {
+            for c in pool.all.filter({ !$0.session.options.keepReplica }).prefix(k) { pool.send(c, .playback(op: .live, timeMs: 0, speedMilli: 1000)) }
+        }
+        Thread.sleep(forTimeInterval: 1)
+        return (s.p50, s.p99, seeks)
     }
 
     static func sceneId(_ plant: String) -> String {

@@ -131,6 +131,14 @@ import Testing
         #expect(h.entries.count == 1)
         #expect(h.updates(from: 0, to: 6000).count == 1)
         #expect(h.newestDroppedMs == 900 && h.holdsEverything(after: 900) && !h.holdsEverything(after: 899))
+        // A source's late stamp goes in its place in time, so ranges stay right.
+        var o = TwinHistory()
+        for t: UInt64 in [10, 30, 20, 40, 5] { o.append(PropertyUpdate(twin: "t", property: "p", value: .number(Double(t)), timestampMs: t)) }
+        #expect(o.entries.map(\.timestampMs) == [5, 10, 20, 30, 40])
+        #expect(o.updates(from: 15, to: 35).map(\.timestampMs) == [20, 30])
+        // After a restart memory knows nothing before it.
+        o.markUnknown(through: 25)
+        #expect(!o.holdsEverything(after: 20) && o.holdsEverything(after: 25))
     }
 
     @Test func markingStaleKeepsValues() {

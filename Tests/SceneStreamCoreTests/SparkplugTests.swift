@@ -115,6 +115,25 @@ import Testing
         #expect(updates(a).map(\.value) == [.number(-4)])
     }
 
+    @Test func smallSignedIntegersEitherWay() {
+        var h = born()
+        let a = h.handle(
+            topic: "\(g)/DBIRTH/line-01/press-03",
+            payload: PB.payload(
+                seq: 2, PB.metric(name: "a", alias: 40, datatype: 1, PB.field(10, varint: 0xFF)),
+                PB.metric(name: "b", alias: 41, datatype: 1, PB.field(10, varint: 0xFFFF_FFFF)),
+                PB.metric(name: "c", alias: 42, datatype: 2, PB.field(10, varint: 0xFFFE))),
+            nowMs: 1)
+        #expect(updates(a).map(\.value) == [.number(-1), .number(-1), .number(-2)])
+    }
+
+    @Test func aNewNodeBirthMakesItsDevicesStaleUntilTheyAreBornAgain() {
+        var h = born()
+        let a = h.handle(topic: "\(g)/NBIRTH/line-01", payload: PB.payload(seq: 0, PB.metric(name: "bdSeq", datatype: 8, PB.field(11, varint: 4))), nowMs: 1)
+        #expect(a.first == .stale(twins: ["hall-a/line-01/press-01", "hall-a/line-01/press-01/motor"]))
+        #expect(rejections(h.handle(topic: "\(g)/DDATA/line-01/press-01", payload: PB.payload(seq: 1, PB.metric(alias: 10, PB.field(13, double: 1))), nowMs: 1)) == ["data_before_birth"])
+    }
+
     @Test func sequenceGapAsksForRebirthOnceAndStillApplies() {
         var h = born()
         let a = h.handle(topic: "\(g)/DDATA/line-01/press-01", payload: PB.payload(seq: 5, PB.metric(alias: 10, PB.field(13, double: 50))), nowMs: 100)

@@ -100,6 +100,17 @@ import Testing
         }
     }
 
+    @Test func pruneKeepsTheNewestStampNotTheLastWritten() throws {
+        let s = try Storage(path: tempPath())
+        try s.append([
+            PropertyUpdate(twin: "t", property: "v", value: .number(5), timestampMs: 500),
+            PropertyUpdate(twin: "t", property: "v", value: .number(4), timestampMs: 400),  // late, older
+        ])
+        try s.prune(before: 1000)
+        #expect(try s.historyRows() == 0)
+        #expect(try s.currentState().map(\.value) == [.number(5)])
+    }
+
     @Test func upgradesTheFirstSchema() throws {
         let path = tempPath()
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

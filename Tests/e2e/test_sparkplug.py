@@ -93,6 +93,11 @@ def test_sparkplug_births_data_gaps_and_deaths(tmp_path):
             edge.dbirth("press-01", [sp.metric("temperature", alias=1, datatype=sp.DOUBLE, value=64.0)])
             await d.wait(lambda: label(d, TEMP) == "64 °C", what="fresh after a new DBIRTH")
 
+            # A quick reconnect: DDEATH and DBIRTH back to back (often in one tick) leave the device fresh.
+            edge.ddeath("press-01")
+            edge.dbirth("press-01", [sp.metric("temperature", alias=1, datatype=sp.DOUBLE, value=58.0)])
+            await d.wait(lambda: label(d, TEMP) == "58 °C", what="fresh after a death and a birth back to back")
+
             # NDEATH (the node's will, here sent by hand) makes the node's devices stale too.
             edge.ndeath()
             await d.wait(lambda: (label(d, TEMP) or "").endswith("(stale)"), what="stale after NDEATH")
