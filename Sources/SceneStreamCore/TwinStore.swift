@@ -157,7 +157,7 @@ public struct TwinHistory: Sendable {
     /// Twin state snapshots taken every `checkpointIntervalMs`, so a seek replays at most one interval.
     public private(set) var checkpoints = Deque<(timeMs: UInt64, state: [PropertyUpdate])>()
     /// How often ``checkpoint(at:store:)`` keeps a snapshot.
-    public var checkpointIntervalMs: UInt64 = 10_000
+    public var checkpointIntervalMs: UInt64 = 2_000
 
     /// Keeps a snapshot of every property's current value if the last one is older than the interval.
     public mutating func checkpoint(at timeMs: UInt64, state: @autoclosure () -> [PropertyUpdate]) {

@@ -70,7 +70,8 @@ struct FanoutBenchCommand: ParsableCommand {
                 while metrics.keyframes < target && Date() < until { Thread.sleep(forTimeInterval: 0.05) }
             }
             guard metrics.keyframes >= n else {
-                throw ValidationError("only \(metrics.keyframes) of \(n) clients got their keyframe: the server refused or dropped the rest")
+                throw ValidationError(
+                    "only \(metrics.keyframes) of \(n) clients got their keyframe (\(metrics.snapshot().closed) closed: \(metrics.failureSummary))")
             }
             Thread.sleep(forTimeInterval: 1)
             let cpu0 = Self.cpuSeconds(pid)
@@ -190,8 +191,17 @@ final class FanoutMetrics: @unchecked Sendable {
     func closed(failure: String?) {
         lock.lock()
         closedCount += 1
+        if let failure { failures[failure, default: 0] += 1 }
         lock.unlock()
     }
+
+    /// Why connections closed, most common first.
+    var failureSummary: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return failures.sorted { $0.value > $1.value }.prefix(3).map { "\($0.value)× \($0.key)" }.joined(separator: "; ")
+    }
+    private var failures: [String: Int] = [:]
 
     func reset() {
         lock.lock()
