@@ -17,6 +17,8 @@ public final class Storage: @unchecked Sendable {
     private let queue = DispatchQueue(label: "scenestream.storage")
     /// Only touched on `queue`.
     private var keyIds: [Key: Int64] = [:]
+    /// `keyIds` the other way round (on `queue`): rows name keys by id.
+    private var keyNames: [Int64: Key] = [:]
     private var failures: [any Error] = []
     private let failureLock = NSLock()
 
@@ -72,6 +74,7 @@ public final class Storage: @unchecked Sendable {
             for row in try Row.fetchAll(db, sql: "SELECT id, twin, property FROM keys") { m[Key(twin: row["twin"], property: row["property"])] = row["id"] }
             return m
         }
+        for (k, id) in keyIds { keyNames[id] = k }
     }
 
     /// Writes a batch durably (one transaction) and returns once it is committed.
@@ -105,6 +108,7 @@ public final class Storage: @unchecked Sendable {
         try db.execute(sql: "INSERT INTO keys (twin, property) VALUES (?, ?)", arguments: [twin, property])
         let id = db.lastInsertedRowID
         keyIds[k] = id
+        keyNames[id] = k
         added.append(k)
         return id
     }
@@ -162,7 +166,7 @@ public final class Storage: @unchecked Sendable {
         do {
             try db.write { db in try body(db, &added) }
         } catch {
-            for k in added { keyIds[k] = nil }
+            for k in added { keyIds.removeValue(forKey: k).map { keyNames[$0] = nil } }
             throw error
         }
     }
@@ -172,8 +176,7 @@ public final class Storage: @unchecked Sendable {
     public func load() throws -> [PropertyUpdate] {
         try queue.sync {
             try db.read { db in
-                var keys: [Int64: Key] = [:]
-                for (k, id) in keyIds { keys[id] = k }
+                let keys = keyNames
                 var out: [PropertyUpdate] = []
                 for row in try Row.fetchAll(db, sql: "SELECT key, ts, v, f FROM latest ORDER BY ts") {
                     if let k = keys[row[0]] { out.append(Self.decode(row, key: k)) }
@@ -252,30 +255,34 @@ public final class Storage: @unchecked Sendable {
 
     /// On `queue`.
     private func readState(at timeMs: UInt64) throws -> [PropertyUpdate]? {
-        do {
-            return try db.read { db -> [PropertyUpdate]? in
-                guard let row = try Row.fetchOne(db, sql: "SELECT ts, data FROM checkpoints WHERE ts <= ? ORDER BY ts DESC LIMIT 1", arguments: [Int64(timeMs)])
-                else { return nil }
-                let cpMs = UInt64(row[0] as Int64)
-                var byKey: [Int64: PropertyUpdate] = [:]
-                var names: [Int64: Key] = [:]
-                for (k, id) in keyIds { names[id] = k }
-                for (id, u) in try CheckpointCodec.decode([UInt8](row[1] as Data), checkpointMs: cpMs, names: names) { byKey[id] = u }
-                // Rows from a little before the checkpoint too: a value stamped before it may have arrived after it.
-                // The newest timestamp wins, so rows the checkpoint already holds change nothing.
-                let from = cpMs > Self.lateArrivalMs ? cpMs - Self.lateArrivalMs : 0
-                let cursor = try Row.fetchCursor(
-                    db, sql: "SELECT key, ts, v, f FROM history WHERE ts > ? AND ts <= ? ORDER BY ts, id", arguments: [Int64(from), Int64(timeMs)])
-                while let r = try cursor.next() {
-                    let id: Int64 = r[0]
-                    guard let k = names[id] else { continue }
-                    let ts = UInt64(r[1] as Int64)
-                    if let held = byKey[id], held.timestampMs > ts { continue }
-                    byKey[id] = Self.decode(r, key: k)
-                }
-                return byKey.values.sorted { $0.timestampMs < $1.timestampMs }
-            }
+        try db.read { db -> [PropertyUpdate]? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT ts, data FROM checkpoints WHERE ts <= ? ORDER BY ts DESC LIMIT 1", arguments: [Int64(timeMs)])
+            else { return nil }
+            let cpMs = UInt64(row[0] as Int64)
+            // Rows from a little before the checkpoint too: a value stamped before it may have arrived after it.
+            // The newest timestamp wins, so rows the checkpoint already holds change nothing.
+            let from = cpMs > Self.lateArrivalMs ? cpMs - Self.lateArrivalMs : 0
+            return try fold(
+                checkpoint: [UInt8](row[1] as Data), at: cpMs, db,
+                rows: "SELECT key, ts, v, f FROM history WHERE ts > ? AND ts <= ? ORDER BY ts, id", [Int64(from), Int64(timeMs)])
         }
+    }
+
+    /// A checkpoint's values, then `rows` (key, ts, v, f) over them, the newest timestamp of each property winning;
+    /// in time order. On `queue`, inside a read.
+    private func fold(checkpoint: [UInt8], at cpMs: UInt64, _ db: Database, rows sql: String, _ arguments: StatementArguments) throws
+        -> [PropertyUpdate]
+    {
+        var byKey: [Int64: PropertyUpdate] = [:]
+        for (id, u) in try CheckpointCodec.decode(checkpoint, checkpointMs: cpMs, names: keyNames) { byKey[id] = u }
+        let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+        while let r = try cursor.next() {
+            let id: Int64 = r[0]
+            guard let k = keyNames[id] else { continue }
+            if let held = byKey[id], held.timestampMs > UInt64(r[1] as Int64) { continue }
+            byKey[id] = Self.decode(r, key: k)
+        }
+        return byKey.values.sorted { $0.timestampMs < $1.timestampMs }
     }
 
     /// ``state(at:)`` on the storage queue, answered through `done` (on that queue): a seek that does not hold up
@@ -292,18 +299,9 @@ public final class Storage: @unchecked Sendable {
         let fromCheckpoint = try queue.sync {
             try db.read { db -> [PropertyUpdate]? in
                 guard let row = try Row.fetchOne(db, sql: "SELECT ts, lastRow, data FROM checkpoints ORDER BY ts DESC LIMIT 1") else { return nil }
-                var names: [Int64: Key] = [:]
-                for (k, id) in keyIds { names[id] = k }
-                var byKey: [Int64: PropertyUpdate] = [:]
-                for (id, u) in try CheckpointCodec.decode([UInt8](row[2] as Data), checkpointMs: UInt64(row[0] as Int64), names: names) { byKey[id] = u }
-                let cursor = try Row.fetchCursor(db, sql: "SELECT key, ts, v, f FROM history WHERE id > ? ORDER BY id", arguments: [row[1] as Int64])
-                while let r = try cursor.next() {
-                    let id: Int64 = r[0]
-                    guard let k = names[id] else { continue }
-                    if let held = byKey[id], held.timestampMs > UInt64(r[1] as Int64) { continue }
-                    byKey[id] = Self.decode(r, key: k)
-                }
-                return byKey.values.sorted { $0.timestampMs < $1.timestampMs }
+                return try fold(
+                    checkpoint: [UInt8](row[2] as Data), at: UInt64(row[0] as Int64), db,
+                    rows: "SELECT key, ts, v, f FROM history WHERE id > ? ORDER BY id", [row[1] as Int64])
             }
         }
         if let fromCheckpoint { return fromCheckpoint }
@@ -316,8 +314,7 @@ public final class Storage: @unchecked Sendable {
     public func updates(from: UInt64, to: UInt64) throws -> [PropertyUpdate] {
         try queue.sync {
             try db.read { db in
-                var names: [Int64: Key] = [:]
-                for (k, id) in keyIds { names[id] = k }
+                let names = keyNames
                 var out: [PropertyUpdate] = []
                 let cursor = try Row.fetchCursor(
                     db, sql: "SELECT key, ts, v, f FROM history WHERE ts >= ? AND ts < ? ORDER BY ts, id", arguments: [Int64(from), Int64(to)])

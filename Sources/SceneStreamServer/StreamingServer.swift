@@ -704,26 +704,21 @@ final class ServerMetrics: Sendable {
     let alerts: Counter
     let encodeSeconds: ValueHistogram
 
-    private static func counter(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String) -> Counter {
-        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: name, unitName: "total", helpText: help))
+    /// `scenestream_NAME_total`; with labels, the registry hands back the same counter for the same labels.
+    private static func counter(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String, labels: [(String, String)] = []) -> Counter {
+        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: name, unitName: "total", helpText: help), labels: labels)
     }
 
     /// Counts a refused ingest message by source (mqtt, sparkplug, http) and reason code.
     func refused(source: String, reason: String) {
         ingestRejected.increment()
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "scenestream", metricName: "ingest_refused", unitName: "total", helpText: "Ingest messages or metrics refused, by source and reason"),
-            labels: [("source", source), ("reason", reason)]
-        ).increment()
+        Self.counter(registry, "ingest_refused", "Ingest messages or metrics refused, by source and reason", labels: [("source", source), ("reason", reason)])
+            .increment()
     }
 
     /// Counts a playback seek by where the past was read from (memory, disk).
     func seek(source: String) {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "playback_seeks", unitName: "total", helpText: "Playback seeks, by where the past was read from"),
-            labels: [("source", source)]
-        ).increment()
+        Self.counter(registry, "playback_seeks", "Playback seeks, by where the past was read from", labels: [("source", source)]).increment()
     }
 
     private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String) -> Gauge {
