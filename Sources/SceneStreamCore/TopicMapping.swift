@@ -224,7 +224,13 @@ public struct TopicMapping: Sendable, Hashable {
             return .failure(.badPayload("not a number, boolean or JSON"))
         }
         if let s = obj as? String { return .success((.text(s), nowMs, .good)) }
-        guard let o = obj as? [String: Any], let raw = o["value"] else { return .failure(.badPayload("JSON without \"value\"")) }
+        guard let o = obj as? [String: Any] else { return .failure(.badPayload("JSON without \"value\"")) }
+        return parse(object: o, nowMs: nowMs)
+    }
+
+    /// A decoded JSON object `{"value", "timestamp"?, "quality"?}` (MQTT payloads, HTTP ingest entries).
+    public static func parse(object o: [String: Any], nowMs: UInt64) -> Result<(TwinValue, UInt64, Quality), Rejection> {
+        guard let raw = o["value"] else { return .failure(.badPayload("JSON without \"value\"")) }
         let value: TwinValue
         if isJSONBool(raw), let b = raw as? Bool {
             value = .bool(b)

@@ -248,14 +248,13 @@ extension StreamingServer {
                 metrics.refused(source: "http", reason: "bad_payload")
                 return .text("updates[\(k)]: needs twin, property and value\n", status: 400)
             }
-            var payload: [String: Any] = ["value": raw]
-            if let t = u["timestamp"] { payload["timestamp"] = t }
-            if let q = u["quality"] { payload["quality"] = q }
-            guard let data = try? JSONSerialization.data(withJSONObject: payload) else { return .text("updates[\(k)]: bad value\n", status: 400) }
-            switch TopicMapping.update(
-                topic: "x", payload: [UInt8](data), mappings: [try! TopicMapping(pattern: "x", twin: twin, property: property)], nowMs: now)
-            {
-            case .success(let p): updates.append(p)
+            // The entry is already decoded JSON: read value, timestamp and quality the way MQTT payloads are read.
+            var entry: [String: Any] = ["value": raw]
+            entry["timestamp"] = u["timestamp"]
+            entry["quality"] = u["quality"]
+            switch TopicMapping.parse(object: entry, nowMs: now) {
+            case .success(let (value, ts, quality)):
+                updates.append(PropertyUpdate(twin: twin, property: property, value: value, timestampMs: ts, quality: quality))
             case .failure(let e):
                 metrics.refused(source: "http", reason: e.code)
                 return .text("updates[\(k)]: \(e)\n", status: 400)
