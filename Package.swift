@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
@@ -32,8 +33,10 @@ let package = Package(
         .target(name: "CSceneStreamLWS", dependencies: ["CLibWebSockets"]),
         .target(
             name: "SceneStreamTransport",
-            dependencies: ["CSceneStreamLWS", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CSceneStreamLWS", .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
+        // HTTP routes with their access rules, and files served only from inside their folders.
+        .target(name: "SceneStreamHTTP", dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")], swiftSettings: strict),
         // The wire format: messages, quantization, frame codec. Pure, no I/O.
         .target(name: "SceneStreamProtocol", dependencies: ["SceneStreamDeflate"], swiftSettings: strict),
         // A client's copy of the scene, built from keyframes and deltas. Pure, no I/O.
@@ -71,8 +74,9 @@ let package = Package(
         .target(
             name: "SceneStreamServer",
             dependencies: [
-                "SceneStreamCore", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamMQTT", "SceneStreamSparkplug",
+                "SceneStreamCore", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamHTTP", "SceneStreamMQTT", "SceneStreamSparkplug",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,6 +101,10 @@ let package = Package(
                 "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamSparkplug",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "SceneStreamHTTPTests",
+            dependencies: ["SceneStreamHTTP", "SceneStreamTransport", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict),
         .testTarget(
             name: "SceneStreamServerTests",

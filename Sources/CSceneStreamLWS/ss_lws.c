@@ -6,64 +6,67 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#define SS_MAX_MOUNTS 16
 #define SS_PROTOCOL_HTTP_ID 41000
 #define SS_PROTOCOL_WS_ID 41001
 
-#define SS_MAX_POST (4 * 1024 * 1024)
-
 struct ss_pss {
-    uint8_t *http_body; /* pending HTTP response body, LWS_PRE headroom included */
-    size_t http_len;
-    char *post;         /* "path\0body" of a POST being received */
+    uint64_t req;       /* the HTTP request being served (0: none) */
+    /* the queued answer, written when the connection is writable */
+    char *head;         /* status, content type and extra headers: "ctype\0extra\0" */
+    unsigned status;
+    uint8_t *body;      /* LWS_PRE headroom included */
+    size_t body_len;
+    int answered;
+    /* a POST being received: "method\0path\0query\0auth\0ctype\0peer\0body" */
+    char *post;
     size_t post_len;
     size_t post_cap;
     int post_too_big;
+    int post_bad_length;
+    lws_usec_t post_started;
 };
 
 struct ss_ctx {
     struct lws_context *context;
+    struct lws_vhost *vhost;
     ss_event_fn fn;
     void *user;
     struct lws_protocols protocols[3];
-    struct lws_http_mount mounts[SS_MAX_MOUNTS];
-    struct lws_protocol_vhost_options mimes[6];
+    struct lws_http_mount mount;
     lws_retry_bo_t retry;
     lws_sorted_usec_list_t sul;
     uint8_t *scratch;
     size_t scratch_len;
     uint64_t next_conn;
-    char *owned[4 * SS_MAX_MOUNTS + 8];
-    int owned_count;
+    size_t max_body;
+    int body_seconds;
+    char iface[64];
     char subprotocol[64];
+    char cert[512];
+    char key[512];
 };
 
-static const char *ss_keep(ss_ctx *c, const char *s) {
-    if (!s || c->owned_count >= (int)(sizeof(c->owned) / sizeof(c->owned[0]))) return NULL;
-    char *d = strdup(s);
-    c->owned[c->owned_count++] = d;
-    return d;
-}
-
-static void ss_free_http(struct ss_pss *pss) {
-    if (pss && pss->http_body) {
-        free(pss->http_body);
-        pss->http_body = NULL;
-        pss->http_len = 0;
-    }
+static void ss_free_answer(struct ss_pss *pss) {
+    if (!pss) return;
+    free(pss->head);
+    free(pss->body);
+    pss->head = NULL;
+    pss->body = NULL;
+    pss->body_len = 0;
+    pss->answered = 0;
 }
 
 static void ss_free_post(struct ss_pss *pss) {
-    if (pss && pss->post) {
-        free(pss->post);
-        pss->post = NULL;
-        pss->post_len = pss->post_cap = 0;
-        pss->post_too_big = 0;
-    }
+    if (!pss) return;
+    free(pss->post);
+    pss->post = NULL;
+    pss->post_len = pss->post_cap = 0;
+    pss->post_too_big = 0;
+    pss->post_bad_length = 0;
 }
 
-static int ss_post_append(struct ss_pss *pss, const void *data, size_t len) {
-    if (pss->post_len + len > SS_MAX_POST) {
+static int ss_post_append(ss_ctx *c, struct ss_pss *pss, const void *data, size_t len, int is_body) {
+    if (is_body && pss->post_len + len > c->max_body + 4096) {
         pss->post_too_big = 1;
         return 0;
     }
@@ -79,6 +82,25 @@ static int ss_post_append(struct ss_pss *pss, const void *data, size_t len) {
     return 0;
 }
 
+/* Appends header `h` (at most `max` bytes; longer is cut) and a NUL. */
+static int ss_post_header(ss_ctx *c, struct ss_pss *pss, struct lws *wsi, enum lws_token_indexes h, size_t max) {
+    char buf[4096];
+    if (max > sizeof buf) max = sizeof buf;
+    int n = lws_hdr_total_length(wsi, h) > 0 ? lws_hdr_copy(wsi, buf, (int)max, h) : 0;
+    if (n < 0) n = 0;
+    if (ss_post_append(c, pss, buf, (size_t)n, 0) < 0) return -1;
+    return ss_post_append(c, pss, "", 1, 0);
+}
+
+/* Hands the request (headers collected, body if any) to Swift. */
+static int ss_http_deliver(ss_ctx *c, struct lws *wsi, struct ss_pss *pss, int flags) {
+    int r = c->fn(c->user, SS_EV_HTTP, pss->req, wsi, (const uint8_t *)pss->post, pss->post_len, flags);
+    ss_free_post(pss);
+    return r;
+}
+
+static const char *ss_methods[] = {"GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "CONNECT", "HEAD", "GET"};
+
 static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     struct lws_context *lc = lws_get_context(wsi);
     ss_ctx *c = lc ? (ss_ctx *)lws_context_user(lc) : NULL;
@@ -88,12 +110,28 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        char proto[256] = "", origin[256] = "", buf[520];
-        lws_hdr_copy(wsi, proto, sizeof proto, WSI_TOKEN_PROTOCOL);
-        lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
-        int n = snprintf(buf, sizeof buf, "%s\n%s", proto, origin);
+        char proto[256] = "", origin[256] = "", peer[128] = "", version[16] = "", key[64] = "", path[256] = "", buf[1100];
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0) lws_hdr_copy(wsi, proto, sizeof proto, WSI_TOKEN_PROTOCOL);
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_VERSION) > 0) lws_hdr_copy(wsi, version, sizeof version, WSI_TOKEN_VERSION);
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_KEY) > 0 && lws_hdr_total_length(wsi, WSI_TOKEN_KEY) < (int)sizeof key)
+            lws_hdr_copy(wsi, key, sizeof key, WSI_TOKEN_KEY);
+        const char *method = "GET";
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0) {
+            if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) < (int)sizeof path) lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
+            else snprintf(path, sizeof path, "(too long)");
+        } else {
+            method = "OTHER";
+        }
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP1_0) > 0) method = "HTTP/1.0";
+        lws_get_peer_simple(wsi, peer, sizeof peer);
+        int n = snprintf(buf, sizeof buf, "%s\n%s\n%s\n%s\n%s\n%s\n%s", proto, origin, peer, version, key, method, path);
         if (n < 0) return 1;
-        return c->fn(c->user, SS_EV_FILTER, 0, wsi, (const uint8_t *)buf, (size_t)n, 0);
+        int status = c->fn(c->user, SS_EV_FILTER, 0, wsi, (const uint8_t *)buf, (size_t)n, 0);
+        if (status == 0) return 0;
+        /* Refused: say why with an HTTP status before the connection goes. */
+        if (status >= 400 && status < 600) lws_return_http_status(wsi, (unsigned)status, NULL);
+        return 1;
     }
     case LWS_CALLBACK_ESTABLISHED: {
         uint64_t id = ++c->next_conn;
@@ -121,57 +159,104 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         c->fn(c->user, SS_EV_CLIENT_ERROR, conn, wsi, (const uint8_t *)(in ? in : ""), in ? strlen((const char *)in) : 0, 0);
         return 0;
     case LWS_CALLBACK_HTTP: {
-        char uri[1200];
-        int is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
-        int n = lws_hdr_copy(wsi, uri, 1024, is_post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI);
-        if (n <= 0) return lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL) ? -1 : -1;
-        char args[160];
-        int m = lws_hdr_copy(wsi, args, sizeof args, WSI_TOKEN_HTTP_URI_ARGS);
-        if (m > 0 && n + 1 + m < (int)sizeof uri) {
-            uri[n++] = '?';
-            memcpy(uri + n, args, (size_t)m);
-            n += m;
-            uri[n] = 0;
-        }
-        if (is_post && pss) {
-            /* A POST: collect the body first (SS_EV_HTTP with flags 1 comes at body completion). */
-            ss_free_post(pss);
-            if (ss_post_append(pss, uri, (size_t)n + 1) < 0) return -1;
-            char auth[512] = "";
-            int an = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
-            if (ss_post_append(pss, auth, (size_t)(an > 0 ? an : 0) + 1) < 0) return -1;
+        if (!pss) return -1;
+        if (pss->req) c->fn(c->user, SS_EV_HTTP_CLOSED, pss->req, NULL, NULL, 0, 0);
+        ss_free_post(pss);
+        ss_free_answer(pss);
+        pss->req = ++c->next_conn;
+        char *uri = NULL;
+        int ulen = 0;
+        int m = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+        if (m < 0 || m >= (int)(sizeof ss_methods / sizeof ss_methods[0]) || !uri) return -1;
+        const char *method = ss_methods[m];
+        if (ss_post_append(c, pss, method, strlen(method) + 1, 0) < 0) return -1;
+        if (ss_post_append(c, pss, uri, (size_t)ulen, 0) < 0 || ss_post_append(c, pss, "", 1, 0) < 0) return -1;
+        if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_URI_ARGS, 2048) < 0) return -1;
+        if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_AUTHORIZATION, 4096) < 0) return -1;
+        if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, 256) < 0) return -1;
+        char peer[128] = "";
+        lws_get_peer_simple(wsi, peer, sizeof peer);
+        if (ss_post_append(c, pss, peer, strlen(peer) + 1, 0) < 0) return -1;
+        int has_length = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+        if (has_length) {
+            /* One Content-Length, all digits: two (even equal) or anything else is refused. */
             char cl[32] = "";
-            if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 && atol(cl) == 0) {
-                int r = c->fn(c->user, SS_EV_HTTP, 0, wsi, (const uint8_t *)pss->post, pss->post_len, 1);
-                ss_free_post(pss);
-                return r;
-            }
+            int n = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+            int ok = n > 0 && lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 1) <= 0;
+            for (int i = 0; ok && i < n; i++) ok = cl[i] >= '0' && cl[i] <= '9';
+            if (!ok) return ss_http_deliver(c, wsi, pss, 4);
+            if (strtoull(cl, NULL, 10) == 0) return ss_http_deliver(c, wsi, pss, 1);
+        }
+        if (m == LWSHUMETH_POST || m == LWSHUMETH_PUT || m == LWSHUMETH_PATCH) {
+            if (!has_length) return ss_http_deliver(c, wsi, pss, 1);
+            /* The body must arrive within body_seconds, however slowly it trickles. */
+            pss->post_started = lws_now_usecs();
+            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, c->body_seconds);
             return 0;
         }
-        return c->fn(c->user, SS_EV_HTTP, 0, wsi, (const uint8_t *)uri, (size_t)n, 0);
+        return ss_http_deliver(c, wsi, pss, 0);
     }
     case LWS_CALLBACK_HTTP_BODY:
         if (pss && pss->post && len) {
-            if (ss_post_append(pss, in, len) < 0) return -1;
+            if (lws_now_usecs() - pss->post_started > (lws_usec_t)c->body_seconds * 1000000) {
+                ss_free_post(pss);
+                return -1;
+            }
+            if (ss_post_append(c, pss, in, len, 1) < 0) return -1;
         }
         return 0;
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!pss || !pss->post) break;
-        int r = c->fn(c->user, SS_EV_HTTP, 0, wsi, (const uint8_t *)pss->post, pss->post_len, pss->post_too_big ? 3 : 1);
-        ss_free_post(pss);
-        return r;
-    }
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        return ss_http_deliver(c, wsi, pss, pss->post_too_big ? 3 : 1);
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-        if (!pss || !pss->http_body) break;
-        int w = lws_write(wsi, pss->http_body + LWS_PRE, pss->http_len, LWS_WRITE_HTTP_FINAL);
-        ss_free_http(pss);
-        if (w < 0) return -1;
+        if (!pss || !pss->answered) break;
+        uint8_t hb[LWS_PRE + 2048];
+        uint8_t *start = hb + LWS_PRE, *p = start, *end = hb + sizeof hb - 1;
+        const char *ctype = pss->head;
+        const char *extra = pss->head + strlen(pss->head) + 1;
+        if (lws_add_http_common_headers(wsi, pss->status, ctype, (lws_filepos_t)pss->body_len, &p, end)) return -1;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-store", 8, &p, end))
+            return -1;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:", (const unsigned char *)"nosniff", 7, &p, end))
+            return -1;
+        /* extra: "name: value" lines separated by '\n' */
+        while (*extra) {
+            const char *nl = strchr(extra, '\n');
+            size_t ll = nl ? (size_t)(nl - extra) : strlen(extra);
+            const char *colon = memchr(extra, ':', ll);
+            if (colon && (size_t)(colon - extra) + 1 < 128) {
+                char name[128];
+                size_t nlen = (size_t)(colon - extra) + 1;
+                memcpy(name, extra, nlen);
+                name[nlen] = 0;
+                const char *v = colon + 1;
+                while (*v == ' ' && v < extra + ll) v++;
+                if (lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v, (int)(extra + ll - v), &p, end))
+                    return -1;
+            }
+            extra += ll;
+            if (*extra == '\n') extra++;
+        }
+        if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+        if (pss->body_len) {
+            int w = lws_write(wsi, pss->body + LWS_PRE, pss->body_len, LWS_WRITE_HTTP_FINAL);
+            if (w < 0) return -1;
+        }
+        ss_free_answer(pss);
+        uint64_t req = pss->req;
+        pss->req = 0;
+        c->fn(c->user, SS_EV_HTTP_CLOSED, req, NULL, NULL, 0, 0);
         if (lws_http_transaction_completed(wsi)) return -1;
         return 0;
     }
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        ss_free_http(pss);
+        if (pss && pss->req) {
+            c->fn(c->user, SS_EV_HTTP_CLOSED, pss->req, NULL, NULL, 0, 0);
+            pss->req = 0;
+        }
+        ss_free_answer(pss);
         ss_free_post(pss);
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
@@ -216,35 +301,14 @@ ss_ctx *ss_create(const ss_config *cfg, ss_event_fn fn, void *user) {
     c->protocols[1].rx_buffer_size = cfg->rx_chunk ? cfg->rx_chunk : 65536;
     c->protocols[1].id = SS_PROTOCOL_WS_ID;
 
-    static const char *mime_ext[] = {".gltf", ".glb", ".js", ".mjs", ".json", ".wasm"};
-    static const char *mime_type[] = {"model/gltf+json", "model/gltf-binary", "text/javascript", "text/javascript",
-                                      "application/json", "application/wasm"};
-    for (int i = 0; i < 6; i++) {
-        c->mimes[i].name = mime_ext[i];
-        c->mimes[i].value = mime_type[i];
-        c->mimes[i].next = i < 5 ? &c->mimes[i + 1] : NULL;
-    }
-
-    int m = 0;
-    for (int i = 0; cfg->file_mount_points && cfg->file_mount_points[i] && m < SS_MAX_MOUNTS; i++, m++) {
-        struct lws_http_mount *mt = &c->mounts[m];
-        mt->mountpoint = ss_keep(c, cfg->file_mount_points[i]);
-        mt->mountpoint_len = (unsigned char)strlen(cfg->file_mount_points[i]);
-        mt->origin = ss_keep(c, cfg->file_mount_dirs[i]);
-        mt->def = "index.html";
-        mt->origin_protocol = LWSMPRO_FILE;
-        mt->extra_mimetypes = &c->mimes[0];
-        mt->cache_max_age = 0;
-    }
-    for (int i = 0; cfg->callback_mounts && cfg->callback_mounts[i] && m < SS_MAX_MOUNTS; i++, m++) {
-        struct lws_http_mount *mt = &c->mounts[m];
-        mt->mountpoint = ss_keep(c, cfg->callback_mounts[i]);
-        mt->mountpoint_len = (unsigned char)strlen(cfg->callback_mounts[i]);
-        mt->origin = "http";
-        mt->protocol = "http";
-        mt->origin_protocol = LWSMPRO_CALLBACK;
-    }
-    for (int i = 0; i + 1 < m; i++) c->mounts[i].mount_next = &c->mounts[i + 1];
+    /* Every HTTP path is answered by Swift (files too: its router checks access and real paths). */
+    c->mount.mountpoint = "/";
+    c->mount.mountpoint_len = 1;
+    c->mount.origin = "http";
+    c->mount.protocol = "http";
+    c->mount.origin_protocol = LWSMPRO_CALLBACK;
+    c->max_body = cfg->max_body ? cfg->max_body : 4 * 1024 * 1024;
+    c->body_seconds = cfg->body_seconds > 0 ? cfg->body_seconds : 10;
 
     c->retry.secs_since_valid_ping = (uint16_t)(cfg->ping_seconds > 0 ? cfg->ping_seconds : 20);
     c->retry.secs_since_valid_hangup = (uint16_t)(cfg->hangup_seconds > 0 ? cfg->hangup_seconds : 40);
@@ -252,9 +316,15 @@ ss_ctx *ss_create(const ss_config *cfg, ss_event_fn fn, void *user) {
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = cfg->port < 0 ? CONTEXT_PORT_NO_LISTEN : cfg->port;
-    info.iface = cfg->iface;
+    if (cfg->iface) {
+        snprintf(c->iface, sizeof c->iface, "%s", cfg->iface);
+        info.iface = c->iface;
+    }
     info.protocols = c->protocols;
-    info.mounts = m > 0 ? &c->mounts[0] : NULL;
+    info.mounts = cfg->port < 0 ? NULL : &c->mount;
+    /* Request headers are bounded (larger ones are refused by lws). */
+    info.max_http_header_data = 8192;
+    info.timeout_secs = (unsigned int)c->body_seconds;
     info.user = c;
     info.gid = (gid_t)-1;
     info.uid = (uid_t)-1;
@@ -262,8 +332,10 @@ ss_ctx *ss_create(const ss_config *cfg, ss_event_fn fn, void *user) {
     info.retry_and_idle_policy = &c->retry;
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (cfg->tls_cert && cfg->tls_key) {
-        info.ssl_cert_filepath = ss_keep(c, cfg->tls_cert);
-        info.ssl_private_key_filepath = ss_keep(c, cfg->tls_key);
+        snprintf(c->cert, sizeof c->cert, "%s", cfg->tls_cert);
+        snprintf(c->key, sizeof c->key, "%s", cfg->tls_key);
+        info.ssl_cert_filepath = c->cert;
+        info.ssl_private_key_filepath = c->key;
     }
     lws_set_log_level(cfg->log_level, NULL);
     ss_raise_fd_limit();
@@ -272,8 +344,11 @@ ss_ctx *ss_create(const ss_config *cfg, ss_event_fn fn, void *user) {
         ss_destroy(c);
         return NULL;
     }
+    c->vhost = lws_get_vhost_by_name(c->context, "scenestream");
     return c;
 }
+
+int ss_listen_port(ss_ctx *c) { return c->vhost && c->context ? lws_get_vhost_listen_port(c->vhost) : -1; }
 
 int ss_service(ss_ctx *c) { return lws_service(c->context, 0); }
 
@@ -285,7 +360,6 @@ void ss_destroy(ss_ctx *c) {
         lws_sul_cancel(&c->sul);
         lws_context_destroy(c->context);
     }
-    for (int i = 0; i < c->owned_count; i++) free(c->owned[i]);
     free(c->scratch);
     free(c);
 }
@@ -314,37 +388,22 @@ int ss_http_respond(ss_ctx *c, ss_wsi *wsi, unsigned status, const char *content
                     const uint8_t *body, size_t len) {
     (void)c;
     struct ss_pss *pss = (struct ss_pss *)lws_wsi_user(wsi);
-    uint8_t hb[LWS_PRE + 2048];
-    uint8_t *start = hb + LWS_PRE, *p = start, *end = hb + sizeof hb - 1;
-    if (lws_add_http_common_headers(wsi, status, content_type, (lws_filepos_t)len, &p, end)) return 1;
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:", (const unsigned char *)"no-store", 8, &p, end))
-        return 1;
-    if (extra_headers && *extra_headers) {
-        /* "name: value" pairs separated by '\n' */
-        char tmp[512];
-        snprintf(tmp, sizeof tmp, "%s", extra_headers);
-        char *save = NULL;
-        for (char *line = strtok_r(tmp, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            char *colon = strchr(line, ':');
-            if (!colon) continue;
-            char name[128];
-            size_t nl = (size_t)(colon - line) + 1;
-            if (nl >= sizeof name) continue;
-            memcpy(name, line, nl);
-            name[nl] = 0;
-            const char *v = colon + 1;
-            while (*v == ' ') v++;
-            if (lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v, (int)strlen(v), &p, end))
-                return 1;
-        }
+    if (!pss) return -1;
+    ss_free_answer(pss);
+    size_t cl = strlen(content_type), el = extra_headers ? strlen(extra_headers) : 0;
+    pss->head = malloc(cl + el + 2);
+    pss->body = malloc(LWS_PRE + len + 1);
+    if (!pss->head || !pss->body) {
+        ss_free_answer(pss);
+        return -1;
     }
-    if (lws_finalize_write_http_header(wsi, start, &p, end)) return 1;
-    if (len == 0 || !pss) return lws_http_transaction_completed(wsi) ? -1 : 0;
-    ss_free_http(pss);
-    pss->http_body = malloc(LWS_PRE + len);
-    if (!pss->http_body) return -1;
-    memcpy(pss->http_body + LWS_PRE, body, len);
-    pss->http_len = len;
+    memcpy(pss->head, content_type, cl + 1);
+    if (el) memcpy(pss->head + cl + 1, extra_headers, el);
+    pss->head[cl + 1 + el] = 0;
+    if (len) memcpy(pss->body + LWS_PRE, body, len);
+    pss->body_len = len;
+    pss->status = status;
+    pss->answered = 1;
     lws_callback_on_writable(wsi);
     return 0;
 }

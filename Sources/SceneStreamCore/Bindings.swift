@@ -276,6 +276,15 @@ public final class BindingEngine {
         return out
     }
 
+    /// The nodes any binding writes for `twin` (whatever the property).
+    public func nodes(boundTo twin: String, graph: SceneGraph) -> [UInt32] {
+        var out: [UInt32] = []
+        for b in set.bindings where b.twins.matches(twin) {
+            if let n = graph.index(of: b.node.replacingOccurrences(of: "{twin}", with: twin)), !out.contains(n) { out.append(n) }
+        }
+        return out
+    }
+
     /// Applies the bindings an update triggers. Returns the number of node writes.
     @discardableResult
     public func apply(_ u: PropertyUpdate, store: TwinStore, graph: SceneGraph) -> Int {

@@ -271,3 +271,21 @@ public final class TwinStore {
 
 @available(*, unavailable)
 extension TwinStore: Sendable {}
+
+/// What a twin id and a property name may be, from any source (MQTT, Sparkplug, HTTP): at most 256 and 128 bytes
+/// of UTF-8 with no control characters (NUL included). Pure.
+public enum TwinKeyRules {
+    public static let maxTwinBytes = 256
+    public static let maxPropertyBytes = 128
+
+    /// Why `twin`/`property` are not acceptable, or nil.
+    public static func problem(twin: String, property: String) -> String? {
+        if twin.isEmpty { return "empty twin id" }
+        if property.isEmpty { return "empty property name" }
+        if twin.utf8.count > maxTwinBytes { return "twin id longer than \(maxTwinBytes) bytes" }
+        if property.utf8.count > maxPropertyBytes { return "property name longer than \(maxPropertyBytes) bytes" }
+        if twin.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return "control character in twin id" }
+        if property.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return "control character in property name" }
+        return nil
+    }
+}

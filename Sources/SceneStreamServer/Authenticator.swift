@@ -3,11 +3,14 @@ import JWTKit
 import SceneStreamCore
 import SceneStreamProtocol
 
-/// The claims SceneStream reads from a bearer token.
-struct AuthClaims: JWTPayload {
-    var sub: SubjectClaim
-    var exp: ExpirationClaim
-    var aud: AudienceClaim
+/// The claims SceneStream reads from a bearer token, as numbers and strings: their meaning is checked by
+/// ``TokenRules`` (with checked arithmetic), not by the decoder.
+struct AuthClaims: JWTPayload, Equatable {
+    var sub: String?
+    var exp: Double?
+    var nbf: Double?
+    var iat: Double?
+    var aud: AudienceClaim?
     var name: String?
     /// viewer, operator or admin.
     var role: String?
@@ -16,17 +19,87 @@ struct AuthClaims: JWTPayload {
     /// Scenes the holder may see; absent: all.
     var scenes: [String]?
 
-    /// Signature and structure are checked by jwt-kit before this; expiry and audience are checked by the caller so
-    /// that each failure gets its own error code.
+    /// Signature and structure are checked by jwt-kit before this; the claims by `TokenRules`, so that each failure
+    /// gets its own error.
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
 /// Why a token was refused.
-enum AuthFailure: Error, Equatable {
+enum AuthFailure: Error, Equatable, CustomStringConvertible {
     case missing
     case invalid(String)
     case expired
+    case notYetValid
     case wrongAudience
+
+    var description: String {
+        switch self {
+        case .missing: return "missing"
+        case .invalid(let why): return "invalid (\(why))"
+        case .expired: return "expired"
+        case .notYetValid: return "not valid yet (nbf in the future)"
+        case .wrongAudience: return "wrong audience"
+        }
+    }
+}
+
+/// What a token's claims must be. Pure: the caller passes the time.
+enum TokenRules {
+    static let maxSubjectBytes = 256
+    static let maxNameBytes = 256
+    static let maxListCount = 256
+    static let maxListItemBytes = 256
+    /// Seconds since the epoch beyond this (the year 2286) are refused rather than converted.
+    static let maxSeconds = 9_999_999_999.0
+
+    /// Seconds since the epoch → milliseconds, or nil if not a finite number in 0…maxSeconds.
+    static func milliseconds(_ seconds: Double) -> UInt64? {
+        guard seconds.isFinite, seconds >= 0, seconds <= maxSeconds else { return nil }
+        return UInt64((seconds * 1000).rounded(.down))
+    }
+
+    static func cleanText(_ s: String, max: Int) -> Bool {
+        !s.isEmpty && s.utf8.count <= max && !s.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+    }
+
+    /// The identity the claims stand for at `nowMs`, or why they are refused.
+    static func identity(_ c: AuthClaims, audience: String, nowMs: UInt64) -> Result<Identity, AuthFailure> {
+        guard let sub = c.sub, cleanText(sub, max: maxSubjectBytes) else {
+            return .failure(.invalid("sub must be 1…\(maxSubjectBytes) bytes without control characters"))
+        }
+        guard let aud = c.aud, aud.value.contains(audience) else { return .failure(.wrongAudience) }
+        guard let exp = c.exp else { return .failure(.invalid("exp is required")) }
+        guard let expires = milliseconds(exp) else { return .failure(.invalid("exp out of range")) }
+        if let iat = c.iat, milliseconds(iat) == nil { return .failure(.invalid("iat out of range")) }
+        var notBefore: UInt64?
+        if let nbf = c.nbf {
+            guard let ms = milliseconds(nbf) else { return .failure(.invalid("nbf out of range")) }
+            notBefore = ms
+        }
+        guard expires > nowMs else { return .failure(.expired) }
+        if let notBefore, notBefore > nowMs { return .failure(.notYetValid) }
+        let role: Role
+        switch c.role ?? "operator" {
+        case "admin": role = .host
+        case "operator": role = .participant
+        case "viewer": role = .viewer
+        default: return .failure(.invalid("unknown role (expected admin, operator or viewer)"))
+        }
+        if let name = c.name, !cleanText(name, max: maxNameBytes) {
+            return .failure(.invalid("name must be 1…\(maxNameBytes) bytes without control characters"))
+        }
+        for (key, list) in [("zones", c.zones), ("scenes", c.scenes)] {
+            guard let list else { continue }
+            guard list.count <= maxListCount, list.allSatisfy({ cleanText($0, max: maxListItemBytes) }) else {
+                return .failure(.invalid("\(key): at most \(maxListCount) names of 1…\(maxListItemBytes) bytes"))
+            }
+        }
+        var id = Identity(userId: sub, displayName: c.name ?? sub, role: role)
+        id.zones = c.zones.map(Set.init)
+        id.scenes = c.scenes.map(Set.init)
+        id.expiresMs = expires
+        return .success(id)
+    }
 }
 
 /// Verifies bearer tokens with jwt-kit: HS256 with a shared secret (on-prem) and RS256/ES256 keys from a JWKS file
@@ -56,26 +129,14 @@ final class Authenticator: Sendable {
     /// The identity a token stands for, or why it is refused.
     func verify(_ token: String, nowMs: UInt64) async -> Result<Identity, AuthFailure> {
         guard !token.isEmpty else { return .failure(.missing) }
+        guard token.utf8.count <= 16 * 1024 else { return .failure(.invalid("token longer than 16 KiB")) }
         let claims: AuthClaims
         do {
             claims = try await keys.verify(token, as: AuthClaims.self)
         } catch {
             return .failure(.invalid("\(error)".prefix(120).description))
         }
-        guard claims.aud.value.contains(audience) else { return .failure(.wrongAudience) }
-        let expires = UInt64(max(0, claims.exp.value.timeIntervalSince1970) * 1000)
-        guard expires > nowMs else { return .failure(.expired) }
-        let role: Role
-        switch claims.role ?? "operator" {
-        case "admin": role = .host
-        case "viewer": role = .viewer
-        default: role = .participant
-        }
-        var id = Identity(userId: claims.sub.value, displayName: claims.name ?? claims.sub.value, role: role)
-        id.zones = claims.zones.map(Set.init)
-        id.scenes = claims.scenes.map(Set.init)
-        id.expiresMs = expires
-        return .success(id)
+        return TokenRules.identity(claims, audience: audience, nowMs: nowMs)
     }
 }
 

@@ -15,6 +15,8 @@ public struct MQTTConfiguration: Sendable {
     /// false: a durable session — the broker keeps the subscriptions and queues QoS 1/2 messages while SceneStream
     /// is away, and delivers them when it comes back (needs a fixed `clientId`).
     public var cleanSession = true
+    /// Largest MQTT payload taken (plain or Sparkplug); larger ones are refused unread.
+    public var maxPayloadBytes = 256 * 1024
     /// Sparkplug B host application; nil: off.
     public var sparkplug: SparkplugConfiguration?
     public init() {}
@@ -80,6 +82,20 @@ public struct ServerConfiguration: Sendable {
     public var maxConnectionsPerUser = 20
     /// Seconds a client has to finish the HTTP/WebSocket handshake and to send hello.
     public var handshakeTimeoutSeconds = 10
+    /// New WebSocket connections per second from one address (a token bucket with `connectionBurstPerAddress`).
+    public var connectionsPerSecondPerAddress = 20
+    public var connectionBurstPerAddress = 40
+    /// `GET /metrics` takes this bearer token (or an admin JWT); nil with `auth`: admins only; nil without: open.
+    public var metricsToken: String?
+    /// Largest HTTP request body, and the seconds it must arrive in.
+    public var maxHTTPBodyBytes = 4 << 20
+    public var httpBodySeconds = 10
+    /// Annotations: at most this many per user and per scene, added at most `annotationsPerSecond` per user.
+    public var maxAnnotationsPerUser = 200
+    public var maxAnnotationsPerScene = 2000
+    public var annotationsPerSecond = 5
+    /// Twin updates applied per tick at most (MQTT and Sparkplug); the rest wait for the next tick.
+    public var maxUpdatesPerTick = 25_000
     /// MQTT ingest; nil: none.
     public var mqtt: MQTTConfiguration?
     /// Bearer token for `POST /api/ingest`; nil: HTTP ingest off.
@@ -96,7 +112,9 @@ public struct ServerConfiguration: Sendable {
         "port", "bind", "assets", "plant", "simulator", "tickHz", "defaultRateHz", "maxRateHz", "retainedVersions",
         "compressionLevel", "maxClientMessageBytes", "maxMessagesPerSecond", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds", "data", "roomCapacity", "presenceHz", "handoffCodeSeconds",
         "sessionIdleSeconds", "publicURL", "historyCapacity", "mqtt", "ingestToken", "auth", "allowedOrigins",
-        "maxConnectionsPerAddress", "maxConnectionsPerUser", "handshakeTimeoutSeconds",
+        "maxConnectionsPerAddress", "maxConnectionsPerUser", "handshakeTimeoutSeconds", "connectionsPerSecondPerAddress",
+        "connectionBurstPerAddress", "metricsToken", "maxHTTPBodyBytes", "httpBodySeconds", "maxAnnotationsPerUser",
+        "maxAnnotationsPerScene", "annotationsPerSecond", "maxUpdatesPerTick",
     ]
 
     /// Reads a configuration file; errors name the file, key and reason.
@@ -160,6 +178,18 @@ public struct ServerConfiguration: Sendable {
         if let v = try int("maxConnectionsPerAddress", 1...1_000_000) { c.maxConnectionsPerAddress = v }
         if let v = try int("maxConnectionsPerUser", 1...1_000_000) { c.maxConnectionsPerUser = v }
         if let v = try int("handshakeTimeoutSeconds", 1...300) { c.handshakeTimeoutSeconds = v }
+        if let v = try int("connectionsPerSecondPerAddress", 1...100_000) { c.connectionsPerSecondPerAddress = v }
+        if let v = try int("connectionBurstPerAddress", 1...100_000) { c.connectionBurstPerAddress = v }
+        if let v = try string("metricsToken") {
+            guard v.utf8.count >= 16 else { throw fail("metricsToken", "expected at least 16 characters") }
+            c.metricsToken = v
+        }
+        if let v = try int("maxHTTPBodyBytes", 1024...(64 << 20)) { c.maxHTTPBodyBytes = v }
+        if let v = try int("httpBodySeconds", 1...600) { c.httpBodySeconds = v }
+        if let v = try int("maxAnnotationsPerUser", 0...1_000_000) { c.maxAnnotationsPerUser = v }
+        if let v = try int("maxAnnotationsPerScene", 0...1_000_000) { c.maxAnnotationsPerScene = v }
+        if let v = try int("annotationsPerSecond", 1...10_000) { c.annotationsPerSecond = v }
+        if let v = try int("maxUpdatesPerTick", 100...10_000_000) { c.maxUpdatesPerTick = v }
         if let o = root["allowedOrigins"] {
             guard let list = o as? [String] else { throw fail("allowedOrigins", "expected a list of origins like https://viewer.plant.local") }
             c.allowedOrigins = list
@@ -180,12 +210,16 @@ public struct ServerConfiguration: Sendable {
         }
         if let m = root["mqtt"] {
             guard let o = m as? [String: Any] else { throw fail("mqtt", "expected an object") }
-            let allowed: Set<String> = ["host", "port", "clientId", "qos", "topics", "alertsTopic", "cleanSession", "sparkplug"]
+            let allowed: Set<String> = ["host", "port", "clientId", "qos", "topics", "alertsTopic", "cleanSession", "sparkplug", "maxPayloadBytes"]
             for k in o.keys where !allowed.contains(k) { throw fail("mqtt.\(k)", "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))") }
             var mc = MQTTConfiguration()
             if let h = o["host"] { guard let s = h as? String, !s.isEmpty else { throw fail("mqtt.host", "expected a host name") }; mc.host = s }
             if let p = o["port"] { guard let n = p as? Int, (1...65535).contains(n) else { throw fail("mqtt.port", "expected 1…65535") }; mc.port = n }
             if let s = o["clientId"] { guard let v = s as? String, !v.isEmpty else { throw fail("mqtt.clientId", "expected a string") }; mc.clientId = v }
+            if let p = o["maxPayloadBytes"] {
+                guard let n = p as? Int, (64...(16 << 20)).contains(n) else { throw fail("mqtt.maxPayloadBytes", "expected 64…16777216") }
+                mc.maxPayloadBytes = n
+            }
             if let b = o["cleanSession"] { guard let v = b as? Bool else { throw fail("mqtt.cleanSession", "expected true or false") }; mc.cleanSession = v }
             if let sp = o["sparkplug"] {
                 guard let so = sp as? [String: Any] else { throw fail("mqtt.sparkplug", "expected an object") }

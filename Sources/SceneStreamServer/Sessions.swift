@@ -181,10 +181,12 @@ struct Annotation: Codable, Hashable {
     var timeMs: UInt64
 }
 
-/// Annotations on disk: one JSON file, replaced atomically on every change.
+/// Annotations in memory, with counts per author; written to one JSON file by an ``AnnotationWriter`` off the
+/// service thread.
 struct AnnotationStore {
     let path: String?
     private(set) var items: [Annotation] = []
+    private(set) var countByAuthor: [String: Int] = [:]
 
     init(path: String?) throws {
         self.path = path
@@ -197,22 +199,77 @@ struct AnnotationStore {
         } catch {
             throw ConfigError(file: path, location: "", reason: "not a valid annotations file (\(error))")
         }
+        for a in items { countByAuthor[a.author, default: 0] += 1 }
     }
 
-    mutating func add(_ a: Annotation) throws {
+    mutating func add(_ a: Annotation) {
         items.append(a)
-        try save()
+        countByAuthor[a.author, default: 0] += 1
     }
 
-    mutating func remove(_ id: String) throws -> Annotation? {
+    mutating func remove(_ id: String) -> Annotation? {
         guard let k = items.firstIndex(where: { $0.id == id }) else { return nil }
         let a = items.remove(at: k)
-        try save()
+        countByAuthor[a.author, default: 1] -= 1
         return a
     }
+}
 
-    func save() throws {
-        guard let path else { return }
+/// Writes the annotations file on its own queue: the newest list wins, one write at a time (a burst of changes
+/// costs one or two writes, not one each), fsynced before the atomic rename.
+final class AnnotationWriter: @unchecked Sendable {
+    private let path: String
+    private let queue = DispatchQueue(label: "scenestream.annotations")
+    private let lock = NSLock()
+    private var latest: [Annotation]?
+    private var scheduled = false
+    private var failures: [String] = []
+
+    init(path: String) { self.path = path }
+
+    /// Saves `items` soon (replacing any list not yet written).
+    func save(_ items: [Annotation]) {
+        lock.lock()
+        latest = items
+        let start = !scheduled
+        scheduled = true
+        lock.unlock()
+        if start { queue.async { self.drain() } }
+    }
+
+    /// Waits for pending writes.
+    func flush() { queue.sync {} }
+
+    /// Write errors since the last call.
+    func takeFailures() -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        let f = failures
+        failures = []
+        return f
+    }
+
+    private func drain() {
+        while true {
+            lock.lock()
+            guard let items = latest else {
+                scheduled = false
+                lock.unlock()
+                return
+            }
+            latest = nil
+            lock.unlock()
+            do {
+                try Self.write(items, to: path)
+            } catch {
+                lock.lock()
+                failures.append("\(error)")
+                lock.unlock()
+            }
+        }
+    }
+
+    static func write(_ items: [Annotation], to path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(items)

@@ -310,10 +310,26 @@ public final class Storage: @unchecked Sendable {
         return byKey.values.flatMap(\.values).sorted { $0.timestampMs < $1.timestampMs }
     }
 
+    /// ``updates(from:to:)`` on the storage queue, in order with the writes; `done` runs there.
+    public func updatesLater(from: UInt64, to: UInt64, done: @escaping @Sendable (Result<[PropertyUpdate], any Error>) -> Void) {
+        queue.async { [self] in done(Result { try readUpdates(from: from, to: to) }) }
+    }
+
+    /// ``oldestCheckpointMs()`` on the storage queue; `done` runs there.
+    public func oldestCheckpointLater(done: @escaping @Sendable (UInt64?) -> Void) {
+        queue.async { [self] in
+            done(try? db.read { try Int64.fetchOne($0, sql: "SELECT MIN(ts) FROM checkpoints").map { UInt64($0) } })
+        }
+    }
+
     /// History rows with `from <= ts < to`, in order (playback from disk).
     public func updates(from: UInt64, to: UInt64) throws -> [PropertyUpdate] {
-        try queue.sync {
-            try db.read { db in
+        try queue.sync { try readUpdates(from: from, to: to) }
+    }
+
+    /// On `queue`.
+    private func readUpdates(from: UInt64, to: UInt64) throws -> [PropertyUpdate] {
+        try db.read { db in
                 let names = keyNames
                 var out: [PropertyUpdate] = []
                 let cursor = try Row.fetchCursor(
@@ -322,7 +338,6 @@ public final class Storage: @unchecked Sendable {
                     if let k = names[r[0]] { out.append(Self.decode(r, key: k)) }
                 }
                 return out
-            }
         }
     }
 

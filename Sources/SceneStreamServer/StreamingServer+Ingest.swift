@@ -32,6 +32,13 @@ final class IngestInbox: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Items waiting.
+    var backlog: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return items.count
+    }
+
     func stale(_ twins: [String]) {
         lock.lock()
         items.append(.stale(twins))
@@ -57,12 +64,19 @@ final class IngestInbox: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Everything since the last drain.
-    func drain() -> (items: [Item], rejectedTopics: [(String, String)], connection: [Bool], outgoing: [MQTTClient.Message]) {
+    /// What arrived since the last drain, at most `maxItems` of the items (the rest stay, in order, for the next).
+    func drain(maxItems: Int = .max) -> (items: [Item], rejectedTopics: [(String, String)], connection: [Bool], outgoing: [MQTTClient.Message]) {
         lock.lock()
         defer { lock.unlock() }
-        let r = (items, newlyRejectedTopics, connectionChanges, outgoing)
-        items.removeAll(keepingCapacity: true)
+        let taken: [Item]
+        if items.count > maxItems {
+            taken = Array(items.prefix(maxItems))
+            items.removeFirst(maxItems)
+        } else {
+            taken = items
+            items.removeAll(keepingCapacity: true)
+        }
+        let r = (taken, newlyRejectedTopics, connectionChanges, outgoing)
         newlyRejectedTopics.removeAll()
         connectionChanges.removeAll()
         outgoing.removeAll()
@@ -104,10 +118,17 @@ extension StreamingServer {
             mqttFarewell = will
         }
         let ownState = birth
+        let maxPayload = m.maxPayloadBytes
         let client = try MQTTClient(
             host: m.host, port: m.port, clientId: m.clientId, cleanSession: m.cleanSession, will: will, birth: birth, logger: logger,
             onMessage: { topic, payload in
                 if let ownAlerts, topic.hasPrefix(ownAlerts) { return }  // our own alerts, echoed back
+                // One cap for plain and Sparkplug payloads: a huge message is refused before it is decoded.
+                guard payload.count <= maxPayload else {
+                    metrics.refused(source: topic.hasPrefix("spBv1.0/") ? "sparkplug" : "mqtt", reason: "too_large")
+                    inbox.reject(topic: topic, reason: "payload of \(payload.count) bytes is over the \(maxPayload)-byte limit (mqtt.maxPayloadBytes)")
+                    return
+                }
                 if let sparkplug, topic.hasPrefix("spBv1.0/") {
                     // Our own STATE said offline while we are connected (a stale will, another instance with our
                     // host id): say online again, as Sparkplug 3.0 asks of a host.
@@ -154,7 +175,8 @@ extension StreamingServer {
     /// rebirth requests.
     func drainMQTT(nowMs: UInt64) -> [PropertyUpdate] {
         guard let client = mqtt else { return [] }
-        let (items, rejected, changes, outgoing) = mqttInbox.drain()
+        // Bounded work per tick: a burst (one huge Sparkplug message, a broker replaying a backlog) is spread over ticks.
+        let (items, rejected, changes, outgoing) = mqttInbox.drain(maxItems: configuration.maxUpdatesPerTick)
         for (topic, reason) in rejected {
             logger.notice("MQTT message refused", metadata: ["topic": "\(topic)", "reason": "\(reason)"])
         }
@@ -225,68 +247,78 @@ extension StreamingServer {
     // MARK: HTTP ingest
 
     /// `POST /api/ingest` with `Authorization: Bearer TOKEN` and `{"updates": [{"twin", "property", "value",
-    /// "timestamp"?, "quality"?}]}`. Answered 200 only once the batch is durable (written to storage).
-    func httpIngest(_ r: HTTPRequest) -> HTTPResponse {
+    /// "timestamp"?, "quality"?}]}`. Answered 200 only once the batch is durable (written to storage). The body is
+    /// parsed and written on a worker; the service thread only takes the parsed batch for the next tick.
+    func httpIngest(_ r: HTTPServerRequest) {
         guard let token = configuration.ingestToken, !token.isEmpty else {
-            return .text("HTTP ingest is off: set \"ingestToken\" in the configuration\n", status: 403)
+            return answer(r, .text("HTTP ingest is off: set \"ingestToken\" in the configuration\n", status: .forbidden), route: .ingest)
         }
-        guard r.authorization == "Bearer \(token)" else {
+        guard Self.constantTimeEqual(r.bearerToken, token) else {
             metrics.refused(source: "http", reason: "unauthorized")
-            return .text("missing or wrong bearer token\n", status: 401)
+            return answer(r, Self.unauthorized("missing or wrong bearer token"), route: .ingest)
         }
-        guard let body = r.body, let obj = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-            let list = obj["updates"] as? [[String: Any]]
-        else {
-            metrics.refused(source: "http", reason: "bad_payload")
-            return .text("expected {\"updates\": [{\"twin\", \"property\", \"value\"}]}\n", status: 400)
+        let body = r.body ?? []
+        let (storage, metrics, logger, id) = (self.storage, self.metrics, self.logger, r.id)
+        let me = LoopBound(self, loop: loop)
+        let loop = self.loop!
+        httpWork.async {
+            let parsed = Self.parseIngest(body, nowMs: Self.wallMs())
+            guard case .success(let updates) = parsed else {
+                if case .failure(let e) = parsed {
+                    metrics.refused(source: "http", reason: e.code)
+                    Self.answerLater(loop, metrics, id, .ingest, .text("\(e.message)\n", status: e.code == "too_many" ? .contentTooLarge : .badRequest))
+                }
+                return
+            }
+            do {
+                try storage?.append(updates)
+            } catch {
+                logger.error("storage write failed: \(error)")
+                metrics.storageErrors.increment()
+                Self.answerLater(loop, metrics, id, .ingest, .text("could not store the batch (\(error)); nothing was applied\n", status: .serviceUnavailable))
+                return
+            }
+            loop.post {
+                let s = me.value
+                s.httpPending.append(contentsOf: updates)
+                s.metrics.ingestedHTTP.increment(by: Int64(updates.count))
+                s.answer(r, .json(Array("{\"accepted\":\(updates.count),\"durable\":\(storage != nil)}".utf8)), route: .ingest)
+            }
         }
-        guard list.count <= 100_000 else { return .text("at most 100000 updates per batch\n", status: 413) }
-        let now = Self.wallMs()
+    }
+
+    /// Why an ingest body was refused: a metrics code and a message naming the entry.
+    struct IngestRefusal: Error, Equatable {
+        var code: String
+        var message: String
+    }
+
+    /// Parses an HTTP ingest body. Pure.
+    static func parseIngest(_ body: [UInt8], nowMs: UInt64) -> Result<[PropertyUpdate], IngestRefusal> {
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any], let list = obj["updates"] as? [[String: Any]] else {
+            return .failure(IngestRefusal(code: "bad_payload", message: "expected {\"updates\": [{\"twin\", \"property\", \"value\"}]}"))
+        }
+        guard list.count <= 100_000 else { return .failure(IngestRefusal(code: "too_many", message: "at most 100000 updates per batch")) }
         var updates: [PropertyUpdate] = []
+        updates.reserveCapacity(list.count)
         for (k, u) in list.enumerated() {
-            guard let twin = u["twin"] as? String, !twin.isEmpty, let property = u["property"] as? String, !property.isEmpty, let raw = u["value"] else {
-                metrics.refused(source: "http", reason: "bad_payload")
-                return .text("updates[\(k)]: needs twin, property and value\n", status: 400)
+            guard let twin = u["twin"] as? String, let property = u["property"] as? String, let raw = u["value"] else {
+                return .failure(IngestRefusal(code: "bad_payload", message: "updates[\(k)]: needs twin, property and value"))
+            }
+            if let why = TwinKeyRules.problem(twin: twin, property: property) {
+                return .failure(IngestRefusal(code: "bad_key", message: "updates[\(k)]: \(why)"))
             }
             // The entry is already decoded JSON: read value, timestamp and quality the way MQTT payloads are read.
             var entry: [String: Any] = ["value": raw]
             entry["timestamp"] = u["timestamp"]
             entry["quality"] = u["quality"]
-            switch TopicMapping.parse(object: entry, nowMs: now) {
+            switch TopicMapping.parse(object: entry, nowMs: nowMs) {
             case .success(let (value, ts, quality)):
                 updates.append(PropertyUpdate(twin: twin, property: property, value: value, timestampMs: ts, quality: quality))
             case .failure(let e):
-                metrics.refused(source: "http", reason: e.code)
-                return .text("updates[\(k)]: \(e)\n", status: 400)
+                return .failure(IngestRefusal(code: e.code, message: "updates[\(k)]: \(e)"))
             }
         }
-        do {
-            try storage?.append(updates)
-        } catch {
-            logger.error("storage write failed: \(error)")
-            metrics.storageErrors.increment()
-            return .text("could not store the batch (\(error)); nothing was applied\n", status: 503)
-        }
-        httpPending.append(contentsOf: updates)
-        metrics.ingestedHTTP.increment(by: Int64(updates.count))
-        return HTTPResponse(contentType: "application/json", body: Array("{\"accepted\":\(updates.count),\"durable\":\(storage != nil)}".utf8))
-    }
-
-    /// `GET /api/twin?id=TWIN`: the twin's properties now.
-    func twinJSON(_ id: String) -> HTTPResponse {
-        let props = runtime.twins.properties(of: id)
-        guard !props.isEmpty else { return .text("no twin \(id)\n", status: 404) }
-        var out: [String: Any] = [:]
-        for (k, v) in props {
-            let value: Any
-            switch v.value {
-            case .number(let d): value = d
-            case .bool(let b): value = b
-            case .text(let s): value = s
-            }
-            out[k] = ["value": value, "timestamp": v.timestampMs, "quality": "\(v.quality)"]
-        }
-        let data = (try? JSONSerialization.data(withJSONObject: ["twin": id, "properties": out], options: [.sortedKeys])) ?? Data()
-        return HTTPResponse(contentType: "application/json", body: [UInt8](data))
+        return .success(updates)
     }
 }

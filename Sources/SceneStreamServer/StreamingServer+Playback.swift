@@ -11,6 +11,10 @@ final class Playback {
     var speedMilli: UInt32
     var playing: Bool
     var sent: ClientBaseline?
+    /// Play steps from disk: updates read ahead on the storage queue, up to (excluding) `bufferedToMs`.
+    var diskBuffer: [PropertyUpdate] = []
+    var bufferedToMs: UInt64?
+    var reading = false
     init(runtime: SceneRuntime, engine: DeltaEngine, cursorMs: UInt64, speedMilli: UInt32, playing: Bool) {
         self.runtime = runtime
         self.engine = engine
@@ -88,10 +92,18 @@ extension StreamingServer {
     var tickMs: UInt64 { UInt64(1000 / configuration.tickHz) }
 
     func refuseSeek(_ c: Client, _ target: UInt64) {
-        let now = Self.wallMs()
-        let oldest = (try? storage?.oldestCheckpointMs()) ?? runtime.twins.history.checkpoints.first?.timeMs ?? now
+        let memory = runtime.twins.history.checkpoints.first?.timeMs ?? Self.wallMs()
+        guard let storage else { return sayNoHistory(c.id, target, oldest: memory) }
+        // Where disk history starts is read on the storage queue, not here.
+        let me = LoopBound(self, loop: loop)
+        let loop = self.loop!
+        let id = c.id
+        storage.oldestCheckpointLater { oldest in loop.post { me.value.sayNoHistory(id, target, oldest: oldest ?? memory) } }
+    }
+
+    func sayNoHistory(_ id: ConnectionID, _ target: UInt64, oldest: UInt64) {
+        guard let c = clients[id] else { return }
         enqueue(c, .error(code: .playbackUnavailable, requestId: 0, message: "no history at \(target) (kept from \(oldest))"))
-        loop.requestWrite(c.id)
     }
 
     /// What a seek needs off the service thread: plain values only.
@@ -181,18 +193,51 @@ extension StreamingServer {
             // Each step comes from memory when memory holds that stretch, else from disk (a cursor can fall behind
             // memory while paused or slow, and one that started on disk reaches memory).
             if runtime.twins.history.holdsEverything(after: p.cursorMs) || storage == nil {
+                p.diskBuffer = []
+                p.bufferedToMs = nil
                 _ = p.runtime.ingest(runtime.twins.history.updates(from: p.cursorMs + 1, to: next + 1))
-            } else if let storage {
-                do {
-                    _ = p.runtime.ingest(try storage.updates(from: p.cursorMs + 1, to: next + 1))
-                } catch {
-                    metrics.storageErrors.increment()
-                    logger.error("playback step from disk failed: \(error)")
-                }
+            } else {
+                // From disk: steps take what was read ahead on the storage queue; the cursor waits (the client
+                // sees a pause, everyone else nothing) until the stretch it needs has arrived.
+                readAhead(c, p, through: next + 1)
+                guard let end = p.bufferedToMs, end >= next + 1 else { continue }
+                let cut = p.diskBuffer.firstIndex { $0.timestampMs > next } ?? p.diskBuffer.count
+                _ = p.runtime.ingest(p.diskBuffer.filter { $0.timestampMs > p.cursorMs && $0.timestampMs <= next })
+                p.diskBuffer.removeFirst(cut)
             }
             p.cursorMs = next
             p.runtime.graph.commit(timeMs: next)
             if c.session.map({ $0.playback.cursorMs / 1000 != next / 1000 }) ?? false { publishPlayback(c) }
+        }
+    }
+
+    /// Asks the storage queue for about two seconds of play (at the client's speed) past what is buffered, when less
+    /// than a second's worth is left. Service thread.
+    func readAhead(_ c: Client, _ p: Playback, through needed: UInt64) {
+        guard let storage, !p.reading else { return }
+        let perSecond = UInt64(max(1, p.speedMilli))  // ms of history per second of play
+        let from = p.bufferedToMs ?? (p.cursorMs + 1)
+        guard from < needed + perSecond else { return }
+        let to = max(needed, from) + 2 * perSecond
+        p.reading = true
+        let me = LoopBound(self, loop: loop)
+        let loop = self.loop!
+        let (id, serial) = (c.id, c.seekSerial)
+        storage.updatesLater(from: from, to: to) { result in
+            let ups = UncheckedBox(result)
+            loop.post {
+                let s = me.value
+                guard let c = s.clients[id], c.seekSerial == serial, let p = c.playback else { return }
+                p.reading = false
+                switch ups.value {
+                case .success(let list):
+                    p.diskBuffer.append(contentsOf: list)
+                    p.bufferedToMs = to
+                case .failure(let error):
+                    s.metrics.storageErrors.increment()
+                    s.logger.error("playback read from disk failed: \(error)")
+                }
+            }
         }
     }
 

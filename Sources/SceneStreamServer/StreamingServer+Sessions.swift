@@ -50,8 +50,9 @@ extension StreamingServer {
         let (code, text): (ErrorCode, String)
         switch why {
         case .missing: (code, text) = (.unauthenticated, "a bearer token is required")
-        case .invalid: (code, text) = (.unauthenticated, "token not valid (signature or format)")
+        case .invalid(let why): (code, text) = (.unauthenticated, "token not valid: \(why.prefix(100))")
         case .expired: (code, text) = (.tokenExpired, "token expired")
+        case .notYetValid: (code, text) = (.unauthenticated, "token not valid yet (nbf)")
         case .wrongAudience: (code, text) = (.unauthenticated, "token is for another audience")
         }
         logger.notice("token refused", metadata: ["conn": "\(c.id)", "peer": "\(c.peer)", "reason": "\(why)"])
@@ -171,7 +172,7 @@ extension StreamingServer {
             s.detachedAtMs = Self.wallMs()
             persist(s)
             removePresence(s)
-            broadcastRoom()
+            roomDirty = true
         }
     }
 
@@ -182,7 +183,7 @@ extension StreamingServer {
 
     /// The client subscribed for the first time: it is a room member now.
     func joined(_ c: Client) {
-        broadcastRoom()
+        roomDirty = true
     }
 
     /// Room members: every session with a subscribed primary device.
@@ -204,7 +205,8 @@ extension StreamingServer {
             selection: s.selection, followUserId: s.followUserId, playback: s.playback, viewpoint: s.viewpoint)
     }
 
-    /// Sends every member (and companion devices) the room's state.
+    /// Sends every member (and companion devices) the room's state. Called once per tick when membership,
+    /// selections or follows changed (`roomDirty`), however many changes there were.
     func broadcastRoom() {
         let list = members()
         for (s, c) in list {
@@ -311,7 +313,7 @@ extension StreamingServer {
         }
         s.selection = chosen
         persist(s)
-        broadcastRoom()
+        roomDirty = true
     }
 
     // MARK: annotations
@@ -350,13 +352,8 @@ extension StreamingServer {
                 enqueue(c, .error(code: .forbidden, requestId: requestId, message: "only the author or a host removes an annotation"))
                 return
             }
-            do {
-                _ = try annotations.remove(remove)
-            } catch {
-                logger.error("could not save annotations: \(error)")
-                enqueue(c, .error(code: .internalError, requestId: requestId, message: "could not save"))
-                return
-            }
+            _ = annotations.remove(remove)
+            annotationWriter?.save(annotations.items)
             if let i = runtime.graph.index(of: Self.noteId(a)) { runtime.graph.remove(i) }
             return
         }
@@ -369,16 +366,34 @@ extension StreamingServer {
             enqueue(c, .error(code: .malformed, requestId: requestId, message: "empty annotation"))
             return
         }
+        // Limits: a rate per user, and caps per user and per scene (each refusal answers its request).
+        let nowNs = DispatchTime.now().uptimeNanoseconds
+        let user = s.identity.userId
+        if annotationRate.count > 10_000 { annotationRate = annotationRate.filter { !$0.value.isFull(nowNs: nowNs) } }
+        let rate = Double(configuration.annotationsPerSecond)
+        var bucket = annotationRate[user] ?? TokenBucket(capacity: rate * 4, perSecond: rate, nowNs: nowNs)
+        let allowed = bucket.take(nowNs: nowNs)
+        annotationRate[user] = bucket
+        guard allowed else {
+            metrics.limitHits.increment()
+            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "more than \(configuration.annotationsPerSecond) annotations/s; this one was not added"))
+            return
+        }
+        guard annotations.countByAuthor[user, default: 0] < configuration.maxAnnotationsPerUser else {
+            metrics.limitHits.increment()
+            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "you have \(configuration.maxAnnotationsPerUser) annotations, the most one user may have; remove some first"))
+            return
+        }
+        guard annotations.items.count < configuration.maxAnnotationsPerScene else {
+            metrics.limitHits.increment()
+            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "this scene has \(configuration.maxAnnotationsPerScene) annotations, the most it may have"))
+            return
+        }
         let a = Annotation(
             id: "a-" + Self.randomHex(4), sceneId: runtime.scene.id, nodeId: target, offset: [offset.x, offset.y, offset.z],
             text: trimmed, author: s.identity.userId, timeMs: Self.wallMs())
-        do {
-            try annotations.add(a)
-        } catch {
-            logger.error("could not save annotations: \(error)")
-            enqueue(c, .error(code: .internalError, requestId: requestId, message: "could not save"))
-            return
-        }
+        annotations.add(a)
+        annotationWriter?.save(annotations.items)
         addNoteNode(a)
     }
 
@@ -398,14 +413,10 @@ extension StreamingServer {
     /// Claims are rate-limited per connection (10 a minute) and for the whole server (100 a minute): with 2^40
     /// codes, guessing a live code in its 60 s life succeeds with probability below 100 / 2^40 ≈ 1e-10.
     func claimAllowed(_ c: Client) -> Bool {
-        let now = Self.wallMs()
-        c.claimTokens = min(10, c.claimTokens + Double(now &- c.claimRefillMs) / 60_000 * 10)
-        c.claimRefillMs = now
-        claimGlobalTokens = min(100, claimGlobalTokens + Double(now &- claimGlobalRefillMs) / 60_000 * 100)
-        claimGlobalRefillMs = now
-        guard c.claimTokens >= 1, claimGlobalTokens >= 1 else { return false }
-        c.claimTokens -= 1
-        claimGlobalTokens -= 1
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard c.claimRate.has(nowNs: now), claimRateGlobal.has(nowNs: now) else { return false }
+        _ = c.claimRate.take(nowNs: now)
+        _ = claimRateGlobal.take(nowNs: now)
         return true
     }
 
@@ -473,7 +484,7 @@ extension StreamingServer {
         persist(s)
         enqueue(c, .handoff(.claimed(requestId: requestId, sessionId: s.id, sessionToken: s.token, from: fromDevice)))
         if let interest = s.interest {
-            c.subscription = subscription(interest, for: s, sent: nil)
+            setSubscription(c, subscription(interest, for: s, sent: nil))
             c.nextDueTick = 0
             c.unacked.removeAll()
             if !runtime.alerts.active.isEmpty { broadcastActive(to: c) }
@@ -485,14 +496,14 @@ extension StreamingServer {
                 s.companions.insert(old.id)
             } else {
                 old.session = nil
-                old.subscription = nil
+                setSubscription(old, nil)
                 old.closeAfterFlush = true
                 old.closeReason = "session handed off"
                 old.closeCode = 1000
             }
         }
         metrics.handoffs.increment()
-        broadcastRoom()
+        roomDirty = true
         loop.requestWrite(c.id)
         logger.info(
             "handoff", metadata: ["session": "\(s.id)", "to": "\(c.device)", "from": "\(fromDevice)",
@@ -514,7 +525,7 @@ extension StreamingServer {
         }
         s.followUserId = userId
         persist(s)
-        broadcastRoom()
+        roomDirty = true
     }
 
     // MARK: housekeeping

@@ -2,7 +2,9 @@ import DequeModule
 import Foundation
 import Logging
 import Prometheus
+import HTTPTypes
 import SceneStreamCore
+import SceneStreamHTTP
 import SceneStreamMQTT
 import SceneStreamProtocol
 import SceneStreamSimulation
@@ -17,12 +19,12 @@ public final class StreamingServer: EventLoopHandler {
     let runtime: SceneRuntime
     let engine: DeltaEngine
     var simulator: PlantSimulator?
-    private let twinsJSON: [UInt8]
+    let twinsJSON: [UInt8]
     let logger: Logger
     let metrics: ServerMetrics
     private(set) var loop: EventLoop!
-    /// The port actually listened on.
-    public let port: Int
+    /// The port actually listened on (the kernel's pick when the configuration says 0).
+    public private(set) var port = 0
 
     var clients: [ConnectionID: Client] = [:]
     let encoder: MessageEncoder
@@ -30,13 +32,17 @@ public final class StreamingServer: EventLoopHandler {
     private var nextTickNs: UInt64 = 0
     var tickIndex: UInt64 = 0
     private let tickNs: UInt64
-    private let startedAt = Date()
+    let startedAt = Date()
     var sessions: [String: Session] = [:]
     var sessionsByToken: [String: Session] = [:]
     var codes: [String: HandoffCode] = [:]
-    var claimGlobalTokens: Double = 100
-    var claimGlobalRefillMs: UInt64 = 0
+    /// Handoff claims, all connections together: 100 a minute.
+    var claimRateGlobal = TokenBucket(capacity: 100, perSecond: 100.0 / 60, nowNs: DispatchTime.now().uptimeNanoseconds)
     var annotations: AnnotationStore
+    /// Writes annotations to disk off the service thread (nil without a data folder).
+    let annotationWriter: AnnotationWriter?
+    /// Annotations per user and second.
+    var annotationRate: [String: TokenBucket] = [:]
     let mqttInbox = IngestInbox()
     var mqtt: MQTTClient?
     /// Published before a clean disconnect (the Sparkplug host's STATE offline).
@@ -51,15 +57,32 @@ public final class StreamingServer: EventLoopHandler {
     let rebuildQueue = DispatchQueue(label: "scenestream.playback-rebuild")
     var authenticator: Authenticator?
     /// Set over HTTP (`POST /api/simulator`) so that tests can freeze the plant and compare states exactly.
-    private var simulatorPaused = false
+    var simulatorPaused = false
+    /// The HTTP route table and the folders files are served from.
+    let router: HTTPRouter<APIRoute>
+    let files: StaticFiles
+    /// HTTP work that must not hold up frames (JSON of the scene, file reads, ingest parsing and its durable write).
+    let httpWork = DispatchQueue(label: "scenestream.http-work", attributes: .concurrent)
+    /// `GET /api/scene` answers being built, by view: later requests for the same view wait for that one.
+    var sceneBuilds: [InterestFilter: [HTTPRequestID]] = [:]
+    /// Connections with a subscription (kept as clients come and go, not counted per event).
+    var subscribedCount = 0
+    /// Connections by peer address, and new connections' rate per address.
+    var connectionsByPeer: [String: Int] = [:]
+    var connectRate: [String: TokenBucket] = [:]
+    /// Set when room membership changed; members hear of it once per tick.
+    var roomDirty = false
 
     final class Client {
         let id: ConnectionID
         let peer: String
+        /// Counted in `connectionsByPeer` (a connection refused over the per-address limit is not).
+        var counted = false
         var hello = false
         var device = DeviceKind.unknown
         var name = ""
         var sessionId = ""
+        /// Set through `setSubscription` (which keeps the count of subscribed clients).
         var subscription: Subscription?
         var control = Deque<[UInt8]>()
         var unacked = Deque<ClientBaseline>()
@@ -69,13 +92,13 @@ public final class StreamingServer: EventLoopHandler {
         var closeAfterFlush = false
         var closeReason = "policy"
         var closeCode = 1008
-        var claimTokens: Double = 10
-        var claimRefillMs: UInt64 = 0
+        /// Handoff claims: 10 a minute per connection.
+        var claimRate: TokenBucket
         var lastSendNs: UInt64 = 0
         /// The tick at which the client's next frame is due (fractional: rates need not divide the tick rate).
         var nextDueTick: Double = 0
-        var tokens: Double = 0
-        var lastRefillNs: UInt64 = 0
+        /// The subscription's byte budget per second, if it set one.
+        var byteBudget: TokenBucket?
         var protocolErrors = 0
         /// Set while the client watches the past.
         var playback: Playback?
@@ -86,16 +109,17 @@ public final class StreamingServer: EventLoopHandler {
         /// Where a resumed session's first frame starts (taken by the next subscribe).
         var resumeBase: ClientBaseline?
         /// When the connection opened (for the hello deadline).
-        var openedNs: UInt64 = DispatchTime.now().uptimeNanoseconds
+        let openedNs: UInt64
         /// A hello whose token is being verified.
         var helloPending = false
-        /// Incoming-message token bucket.
-        var inTokens: Double = 0
-        var inRefillNs: UInt64 = 0
-        var lastRateErrorNs: UInt64 = 0
-        init(id: ConnectionID, peer: String) {
+        /// Incoming messages.
+        var inRate: TokenBucket
+        init(id: ConnectionID, peer: String, openedNs: UInt64, inRate: TokenBucket) {
             self.id = id
             self.peer = peer
+            self.openedNs = openedNs
+            self.inRate = inRate
+            claimRate = TokenBucket(capacity: 10, perSecond: 10.0 / 60, nowNs: openedNs)
         }
     }
 
@@ -128,22 +152,20 @@ public final class StreamingServer: EventLoopHandler {
         metrics = ServerMetrics()
         if let dir = configuration.dataDirectory { dataLock = try DataFolderLock(dir) }
         annotations = try AnnotationStore(path: configuration.dataDirectory.map { "\($0)/annotations-\(plant.scene.id).json" })
-        port = configuration.port == 0 ? try Self.freePort(configuration.bindAddress) : configuration.port
+        annotationWriter = annotations.path.map(AnnotationWriter.init)
+        router = Self.makeRouter(authenticated: configuration.auth != nil)
+        files = Self.makeFiles(configuration)
 
-        var t = TransportConfiguration(port: port, bindAddress: configuration.bindAddress)
-        // Browser libraries come from Debian's packages (libjs-three, node-qrcode-generator): nothing from a CDN.
-        var mounts = [("/assets", configuration.assetsDirectory), ("/", "\(configuration.assetsDirectory)/web")]
-        for (path, dir) in configuration.vendorDirectories where FileManager.default.fileExists(atPath: dir) {
-            mounts.append((path, dir))
-        }
-        t.fileMounts = mounts
-        t.callbackPaths = ["/healthz", "/metrics", "/api"]
+        var t = TransportConfiguration(port: configuration.port, bindAddress: configuration.bindAddress)
+        t.maxBodyBytes = configuration.maxHTTPBodyBytes
+        t.bodySeconds = configuration.httpBodySeconds
         t.tlsCertificate = configuration.tlsCertificate
         t.tlsKey = configuration.tlsKey
         t.pingSeconds = configuration.idleSeconds
         t.hangupSeconds = configuration.idleSeconds * 2
         t.maxMessageBytes = configuration.maxClientMessageBytes
         loop = try EventLoop(configuration: t, handler: self, logger: logger)
+        port = loop.port ?? configuration.port
         if let auth = configuration.auth {
             let box = LockedResult()
             let sem = DispatchSemaphore(value: 0)
@@ -190,25 +212,10 @@ public final class StreamingServer: EventLoopHandler {
         loop.wait()
         mqtt?.stop(farewell: mqttFarewell)
         storage?.flush()
+        annotationWriter?.flush()
     }
 
     static func wallMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
-
-    /// A free TCP port on `address` (bind to port 0, read it back, release it).
-    public static func freePort(_ address: String?) throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TransportError(description: "socket() failed") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr(address ?? "127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard ok == 0 else { throw TransportError(description: "could not find a free port") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 
     // MARK: tick
 
@@ -220,6 +227,10 @@ public final class StreamingServer: EventLoopHandler {
         var batch = drainMQTT(nowMs: nowMs)
         if !batch.isEmpty { metrics.ingestedMQTT.increment(by: Int64(batch.count)) }
         if let storage {
+            for error in annotationWriter?.takeFailures() ?? [] {
+                metrics.storageErrors.increment()
+                logger.error("annotations write failed (they stay in memory): \(error)")
+            }
             for error in storage.takeFailures() {
                 metrics.storageErrors.increment()
                 logger.error("storage write failed (ingest continues in memory): \(error)")
@@ -253,6 +264,10 @@ public final class StreamingServer: EventLoopHandler {
         }
         if tickIndex % UInt64(max(1, configuration.tickHz / 2)) == 0 { checkDeadlines(nowMs: nowMs) }
         applyPresence()
+        if roomDirty {
+            roomDirty = false
+            broadcastRoom()
+        }
         advancePlayback(nowMs: nowMs)
         if tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { expireSessions(nowMs: nowMs) }
         let before = runtime.graph.version
@@ -280,6 +295,15 @@ public final class StreamingServer: EventLoopHandler {
             byteBudget: Int(interest.byteBudget), sent: sent)
     }
 
+    /// Sets or clears a client's subscription, keeping the count of subscribed clients.
+    func setSubscription(_ c: Client, _ s: Subscription?) {
+        if (c.subscription == nil) != (s == nil) {
+            subscribedCount += s == nil ? -1 : 1
+            metrics.subscribed.set(Double(subscribedCount))
+        }
+        c.subscription = s
+    }
+
     /// Records a frame sent to `cl`: when its next one is due, and that it awaits an ack.
     private func noteSent(_ cl: Client, version: UInt64, _ s: Subscription) {
         let step = configuration.tickHz / Double(s.rateHz)
@@ -289,16 +313,12 @@ public final class StreamingServer: EventLoopHandler {
     }
 
     func frameAllowed(_ c: Client, _ nowNs: UInt64) -> Bool {
-        guard let s = c.subscription else { return false }
+        guard c.subscription != nil else { return false }
         if c.unacked.count >= configuration.ackWindow { return false }
         // Due by tick count, not wall time, so that the order clients are served in within a tick cannot make
         // one look early and skip a frame.
         if Double(tickIndex) < c.nextDueTick { return false }
-        if s.byteBudget > 0 {
-            c.tokens = min(Double(s.byteBudget), c.tokens + Double(nowNs &- c.lastRefillNs) / 1e9 * Double(s.byteBudget))
-            c.lastRefillNs = nowNs
-            if c.tokens <= 0 { return false }
-        }
+        if c.byteBudget != nil, !c.byteBudget!.has(Double.leastNonzeroMagnitude, nowNs: nowNs) { return false }
         return true
     }
 
@@ -319,8 +339,9 @@ public final class StreamingServer: EventLoopHandler {
     }
 
     func enqueue(_ c: Client, _ m: ServerMessage) {
-        // Control messages are few and small; a client that lets 256 pile up is not reading and is dropped.
-        if c.control.count >= 256 {
+        // Control messages are few and small. A client is "not reading" when 256 are queued and its socket still
+        // holds unsent bytes — its own lack of progress, not a stall of ours (then the queue may grow to 4096).
+        if c.control.count >= 256, c.control.count >= 4096 || loop.hasUnsentOutput(c.id) {
             loop.close(c.id, code: 1008, reason: "not reading")
             return
         }
@@ -330,40 +351,79 @@ public final class StreamingServer: EventLoopHandler {
 
     // MARK: connections
 
-    public func shouldAccept(subprotocols: String, origin: String) -> Bool {
-        let offered = subprotocols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        var ok = offered.contains(ProtocolVersion.subprotocol)
+    /// A WebSocket upgrade: a well-formed RFC 6455 handshake on `/stream` with our subprotocol, from an allowed
+    /// origin, and not too many new connections from its address (refused with an HTTP status, before any work).
+    public func shouldAccept(_ u: UpgradeRequest) -> Int? {
+        let status = upgradeRefusal(u, nowNs: DispatchTime.now().uptimeNanoseconds)
+        if let status {
+            metrics.refused.increment()
+            if status == 429 || status == 403 { metrics.limitHits.increment() }
+        }
+        return status
+    }
+
+    func upgradeRefusal(_ u: UpgradeRequest, nowNs: UInt64) -> Int? {
+        if let p = u.problem(path: "/stream") {
+            logger.notice("upgrade refused", metadata: ["peer": "\(u.peer)", "status": "\(p.status)", "reason": "\(p.reason)"])
+            return p.status
+        }
+        let offered = u.subprotocols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard offered.contains(ProtocolVersion.subprotocol) else { return 400 }
         // Browsers send Origin; an allow-list keeps other sites' pages from opening streams with a user's cookies
         // or network position. Non-browser clients send none.
-        if ok, !configuration.allowedOrigins.isEmpty, !origin.isEmpty, !configuration.allowedOrigins.contains(origin) {
-            ok = false
-            metrics.limitHits.increment()
-            logger.notice("upgrade refused: origin not allowed", metadata: ["origin": "\(origin)"])
+        if !configuration.allowedOrigins.isEmpty, !u.origin.isEmpty, !configuration.allowedOrigins.contains(u.origin) {
+            logger.notice("upgrade refused: origin not allowed", metadata: ["origin": "\(u.origin)"])
+            return 403
         }
-        if !ok { metrics.refused.increment() }
-        return ok
+        // New connections per address: a token bucket; the handshake is refused before a connection exists.
+        if connectRate.count > 10_000 { connectRate = connectRate.filter { !$0.value.isFull(nowNs: nowNs) } }
+        var bucket = connectRate[u.peer] ?? TokenBucket(capacity: Double(configuration.connectionBurstPerAddress), perSecond: Double(configuration.connectionsPerSecondPerAddress), nowNs: nowNs)
+        let ok = bucket.take(nowNs: nowNs)
+        connectRate[u.peer] = bucket
+        if !ok {
+            if bucket.shouldReport(nowNs: nowNs) {
+                logger.notice("new connections from one address over the limit", metadata: ["peer": "\(u.peer)", "perSecond": "\(configuration.connectionsPerSecondPerAddress)"])
+            }
+            return 429
+        }
+        return nil
     }
 
     public func opened(_ c: ConnectionID, peer: String) {
-        if clients.values.filter({ $0.peer == peer }).count >= configuration.maxConnectionsPerAddress {
+        if connectionsByPeer[peer, default: 0] >= configuration.maxConnectionsPerAddress {
             metrics.limitHits.increment()
             logger.notice("too many connections from one address", metadata: ["peer": "\(peer)"])
-            let cl = Client(id: c, peer: peer)
+            let cl = Client(id: c, peer: peer, openedNs: DispatchTime.now().uptimeNanoseconds, inRate: messageBucket())
             cl.closeAfterFlush = true
             clients[c] = cl
             enqueue(cl, .error(code: .rateLimited, requestId: 0, message: "too many connections from \(peer)"))
             return
         }
-        clients[c] = Client(id: c, peer: peer)
+        connectionsByPeer[peer, default: 0] += 1
+        let cl = Client(id: c, peer: peer, openedNs: DispatchTime.now().uptimeNanoseconds, inRate: messageBucket())
+        cl.counted = true
+        clients[c] = cl
         metrics.clients.set(Double(clients.count))
         logger.debug("connected", metadata: ["conn": "\(c)", "peer": "\(peer)"])
     }
 
+    func messageBucket() -> TokenBucket {
+        let rate = Double(configuration.maxMessagesPerSecond)
+        return TokenBucket(capacity: rate, perSecond: rate, nowNs: DispatchTime.now().uptimeNanoseconds)
+    }
+
+    /// A connection is gone. Constant work per close (counts are kept, room members hear of it once per tick), so
+    /// a thousand closing at once cost about a tick.
     public func closed(_ c: ConnectionID) {
-        if let cl = clients[c] { detach(cl) }
-        clients[c] = nil
+        guard let cl = clients.removeValue(forKey: c) else { return }
+        detach(cl)
+        if cl.subscription != nil { subscribedCount -= 1 }
+        if cl.counted {
+            let n = connectionsByPeer[cl.peer, default: 1] - 1
+            connectionsByPeer[cl.peer] = n > 0 ? n : nil
+        }
         metrics.clients.set(Double(clients.count))
-        metrics.subscribed.set(Double(clients.values.filter { $0.subscription != nil }.count))
+        metrics.subscribed.set(Double(subscribedCount))
         logger.debug("closed", metadata: ["conn": "\(c)"])
     }
 
@@ -401,7 +461,7 @@ public final class StreamingServer: EventLoopHandler {
         cl.subscription = s
         noteSent(cl, version: f.version, s)
         cl.lastSendNs = nowNs
-        if s.byteBudget > 0 { cl.tokens -= Double(f.bytes.count) }
+        cl.byteBudget?.spend(Double(f.bytes.count), nowNs: nowNs)
         metrics.framesSent.increment()
         if f.isKeyframe { metrics.keyframesSent.increment() }
         metrics.bytesSent.increment(by: Int64(f.bytes.count))
@@ -413,20 +473,14 @@ public final class StreamingServer: EventLoopHandler {
         metrics.messagesReceived.increment()
         // Per-connection rate limit: a token bucket; the excess is dropped with one rateLimited error a second.
         let nowNs = DispatchTime.now().uptimeNanoseconds
-        let rate = Double(configuration.maxMessagesPerSecond)
-        if cl.inRefillNs == 0 { cl.inTokens = rate }
-        cl.inTokens = min(rate, cl.inTokens + Double(nowNs &- cl.inRefillNs) / 1e9 * rate)
-        cl.inRefillNs = nowNs
-        guard cl.inTokens >= 1 else {
+        guard cl.inRate.take(nowNs: nowNs) else {
             metrics.rateLimited.increment()
-            if nowNs &- cl.lastRateErrorNs > 1_000_000_000 {
-                cl.lastRateErrorNs = nowNs
+            if cl.inRate.shouldReport(nowNs: nowNs) {
                 logger.notice("rate limit hit", metadata: ["conn": "\(c)", "peer": "\(cl.peer)"])
                 enqueue(cl, .error(code: .rateLimited, requestId: 0, message: "more than \(configuration.maxMessagesPerSecond) messages/s; excess dropped"))
             }
             return .keep
         }
-        cl.inTokens -= 1
         guard binary else {
             protocolError(cl, "text message")
             return .close(code: 1003, reason: "binary messages only")
@@ -498,16 +552,16 @@ public final class StreamingServer: EventLoopHandler {
                 return .keep
             }
             let first = c.subscription == nil
-            c.subscription = subscription(interest, for: c.session, sent: c.subscription?.sent ?? c.resumeBase)
+            setSubscription(c, subscription(interest, for: c.session, sent: c.subscription?.sent ?? c.resumeBase))
             c.resumeBase = nil
             c.session?.interest = interest
             if let s = c.session { persist(s) }
             if first { joined(c) }
-            c.tokens = Double(interest.byteBudget)
-            c.lastRefillNs = DispatchTime.now().uptimeNanoseconds
+            c.byteBudget = interest.byteBudget > 0
+                ? TokenBucket(capacity: Double(interest.byteBudget), perSecond: Double(interest.byteBudget), nowNs: DispatchTime.now().uptimeNanoseconds)
+                : nil
             c.lastSendNs = 0
             c.nextDueTick = 0
-            metrics.subscribed.set(Double(clients.values.filter { $0.subscription != nil }.count))
             if first, !runtime.alerts.active.isEmpty {
                 broadcastActive(to: c)
             }
@@ -563,66 +617,6 @@ public final class StreamingServer: EventLoopHandler {
         return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
     }
 
-    // MARK: HTTP
-
-    public func http(_ request: HTTPRequest) -> HTTPResponse {
-        let route = request.route
-        let body = request.body
-        switch (route, body == nil) {
-        case ("/api/ingest", false):
-            return httpIngest(request)
-        case ("/api/twin", true):
-            return twinJSON(request.query("id") ?? "")
-        case ("/api/scene", true):
-            return HTTPResponse(contentType: "application/json", body: sceneSnapshotJSON())
-        case ("/api/simulator", false):
-            guard let body, let obj = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-                let running = obj["running"] as? Bool
-            else { return .text("expected {\"running\": true|false}\n", status: 400) }
-            if simulatorPaused && running, simulator != nil {
-                // Start the simulation afresh from now rather than replaying everything missed while paused.
-                simulator = try? PlantSimulator(twinsJSON: twinsJSON, file: "twins.json", startMs: Self.wallMs())
-            }
-            simulatorPaused = !running
-            logger.info("simulator \(running ? "resumed" : "paused") over HTTP")
-            return HTTPResponse(contentType: "application/json", body: Array("{\"running\":\(running)}".utf8))
-        case ("/healthz", _), ("/metrics", _):
-            return httpGet(route)
-        default:
-            return .text("not found\n", status: 404)
-        }
-    }
-
-    /// The whole scene at the current version, as the JSON the vectors use for nodes.
-    func sceneSnapshotJSON() -> [UInt8] {
-        let g = runtime.graph
-        let frame = SceneFrame(
-            kind: .keyframe(sceneId: g.sceneId, quantization: g.quantization), version: g.version, timeMs: g.timeMs,
-            nodeSpace: g.nodeSpace, entered: g.liveIndices.map { NodeEntry(index: $0, node: g[$0]!) })
-        let data = (try? JSONSerialization.data(withJSONObject: MessageDescription.describe(.frame(frame)), options: [.sortedKeys])) ?? Data()
-        return [UInt8](data)
-    }
-
-    func httpGet(_ route: String) -> HTTPResponse {
-        switch route {
-        case "/healthz":
-            let body: [String: Any] = [
-                "status": "ok", "scene": runtime.scene.id, "version": runtime.graph.version, "nodes": runtime.graph.liveCount,
-                "clients": clients.count, "subscribed": clients.values.filter { $0.subscription != nil }.count,
-                "uptimeSeconds": Int(Date().timeIntervalSince(startedAt)), "simulator": simulator != nil,
-                "authentication": authenticator == nil ? "none: this demo server is open to anyone who can reach it" : "bearer tokens (JWT)",
-            ]
-            let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
-            return HTTPResponse(contentType: "application/json", body: [UInt8](data))
-        case "/metrics":
-            metrics.uptime.set(Date().timeIntervalSince(startedAt))
-            metrics.controlQueued.set(Double(clients.values.reduce(0) { $0 + $1.control.count }))
-            metrics.unackedFrames.set(Double(clients.values.reduce(0) { $0 + $1.unacked.count }))
-            return HTTPResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.registry.emitToBuffer())
-        default:
-            return .text("not found\n", status: 404)
-        }
-    }
 }
 
 /// Hands a value from a task to the thread that waits for it.
@@ -714,6 +708,11 @@ final class ServerMetrics: Sendable {
         ingestRejected.increment()
         Self.counter(registry, "ingest_refused", "Ingest messages or metrics refused, by source and reason", labels: [("source", source), ("reason", reason)])
             .increment()
+    }
+
+    /// Counts an HTTP answer by route and status.
+    func http(route: String, status: Int) {
+        Self.counter(registry, "http_responses", "HTTP answers, by route and status", labels: [("route", route), ("status", "\(status)")]).increment()
     }
 
     /// Counts a playback seek by where the past was read from (memory, disk).

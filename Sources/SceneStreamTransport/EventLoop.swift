@@ -1,5 +1,6 @@
 import CSceneStreamLWS
 import Foundation
+import HTTPTypes
 import Logging
 
 /// A WebSocket connection handled by an ``EventLoop``.
@@ -9,52 +10,123 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
     public var description: String { raw >= 1 << 40 ? "s\(raw - (1 << 40))" : "c\(raw)" }
 }
 
-/// An HTTP answer to a request on a callback path.
-public struct HTTPResponse: Sendable {
-    public var status: UInt32
-    public var contentType: String
-    public var body: [UInt8]
-    /// Extra headers as "name: value".
-    public var headers: [String]
-
-    /// Creates a response.
-    public init(status: UInt32 = 200, contentType: String = "text/plain; charset=utf-8", body: [UInt8], headers: [String] = []) {
-        self.status = status
-        self.contentType = contentType
-        self.body = body
-        self.headers = headers
-    }
-
-    /// A plain-text response.
-    public static func text(_ s: String, status: UInt32 = 200) -> HTTPResponse { HTTPResponse(status: status, body: Array(s.utf8)) }
+/// One HTTP request in flight; answer it with ``EventLoop/respond(_:_:)``.
+public struct HTTPRequestID: Hashable, Sendable, CustomStringConvertible {
+    public let raw: UInt64
+    public init(raw: UInt64) { self.raw = raw }
+    public var description: String { "h\(raw)" }
 }
 
-/// An HTTP request on a callback path: GET (no body) or POST.
-public struct HTTPRequest: Sendable {
-    /// The path, with the query after `?`.
-    public var path: String
-    /// The body of a POST; nil for GET.
-    public var body: [UInt8]?
-    /// The Authorization header of a POST ("" when absent).
-    public var authorization: String
+/// An HTTP request as the transport read it. Only the headers SceneStream uses are carried: Authorization and
+/// Content-Type.
+public struct HTTPServerRequest: Sendable {
+    /// What the transport found wrong before the handler saw it.
+    public enum Problem: Sendable, Equatable {
+        /// The body was larger than ``TransportConfiguration/maxBodyBytes`` (and was cut).
+        case bodyTooLarge
+        /// Two Content-Length headers, or one that is not a number.
+        case badContentLength
+    }
 
-    /// Creates a request.
-    public init(path: String, body: [UInt8]?, authorization: String = "") {
-        self.path = path
+    public var id: HTTPRequestID
+    /// Method, path (with the query after `?`) and header fields.
+    public var head: HTTPRequest
+    /// The peer's address.
+    public var peer: String
+    /// The body, for methods that carry one.
+    public var body: [UInt8]?
+    public var problem: Problem?
+
+    /// Creates a request (tests build them by hand).
+    public init(id: HTTPRequestID = HTTPRequestID(raw: 0), head: HTTPRequest, peer: String = "", body: [UInt8]? = nil, problem: Problem? = nil) {
+        self.id = id
+        self.head = head
+        self.peer = peer
         self.body = body
-        self.authorization = authorization
+        self.problem = problem
     }
 
     /// The path without the query.
-    public var route: String { path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path }
+    public var route: String {
+        let p = head.path ?? "/"
+        return p.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? p
+    }
 
-    /// The value of query parameter `name`.
+    /// The value of query parameter `name`, percent-decoded.
     public func query(_ name: String) -> String? {
-        guard let q = path.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
+        guard let q = (head.path ?? "").split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
         for pair in q.split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1)
             if kv.first.map(String.init) == name { return kv.count > 1 ? String(kv[1]).removingPercentEncoding ?? String(kv[1]) : "" }
         }
+        return nil
+    }
+
+    /// The bearer token of the Authorization header, or "" when there is none.
+    public var bearerToken: String {
+        guard let v = head.headerFields[.authorization] else { return "" }
+        let prefix = "bearer "
+        guard v.count > prefix.count, v.prefix(prefix.count).lowercased() == prefix else { return "" }
+        return String(v.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces)
+    }
+}
+
+/// An HTTP answer.
+public struct HTTPServerResponse: Sendable {
+    public var status: HTTPResponse.Status
+    public var headerFields: HTTPFields
+    public var body: [UInt8]
+
+    /// Creates a response; the content type is a header field.
+    public init(status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8", body: [UInt8], headerFields: HTTPFields = [:]) {
+        self.status = status
+        self.headerFields = headerFields
+        self.headerFields[.contentType] = contentType
+        self.body = body
+    }
+
+    /// A plain-text response.
+    public static func text(_ s: String, status: HTTPResponse.Status = .ok) -> HTTPServerResponse { HTTPServerResponse(status: status, body: Array(s.utf8)) }
+
+    /// A JSON response.
+    public static func json(_ body: [UInt8], status: HTTPResponse.Status = .ok) -> HTTPServerResponse {
+        HTTPServerResponse(status: status, contentType: "application/json", body: body)
+    }
+}
+
+/// A WebSocket upgrade request, as far as the transport can see it before accepting.
+public struct UpgradeRequest: Sendable, Equatable {
+    public var subprotocols: String
+    public var origin: String
+    public var peer: String
+    /// `Sec-WebSocket-Version`.
+    public var version: String
+    /// `Sec-WebSocket-Key`.
+    public var key: String
+    /// GET, or another method (OTHER), or HTTP/1.0.
+    public var method: String
+    public var path: String
+
+    public init(subprotocols: String, origin: String, peer: String = "", version: String = "13", key: String = "dGhlIHNhbXBsZSBub25jZQ==", method: String = "GET", path: String = "/stream") {
+        self.subprotocols = subprotocols
+        self.origin = origin
+        self.peer = peer
+        self.version = version
+        self.key = key
+        self.method = method
+        self.path = path
+    }
+
+    /// Whether this is a well-formed RFC 6455 opening handshake for `path`: the HTTP status to refuse it with, or
+    /// nil. (426 for a version other than 13, 404 for another path, 400 for the rest.)
+    public func problem(path expected: String) -> (status: Int, reason: String)? {
+        if method == "HTTP/1.0" { return (400, "WebSocket needs HTTP/1.1") }
+        if method != "GET" { return (400, "WebSocket upgrades are GET") }
+        if path != expected && !path.hasPrefix(expected + "?") { return (404, "no WebSocket endpoint at \(path)") }
+        if version != "13" { return (426, "Sec-WebSocket-Version must be 13") }
+        // The key is 16 random bytes in base64: 24 characters ending in "==".
+        let validKey = key.utf8.count == 24 && key.hasSuffix("==") && Data(base64Encoded: key)?.count == 16
+        if !validKey { return (400, "Sec-WebSocket-Key must be 16 bytes in base64") }
         return nil
     }
 }
@@ -77,8 +149,8 @@ public enum WriteAction: Sendable {
 
 /// Receives an ``EventLoop``'s events, always on its service thread.
 public protocol EventLoopHandler: AnyObject {
-    /// A WebSocket upgrade arrives; return false to refuse it (wrong subprotocol, origin not allowed).
-    func shouldAccept(subprotocols: String, origin: String) -> Bool
+    /// A WebSocket upgrade arrives: nil accepts it, an HTTP status (400, 403, 426, 429) refuses it.
+    func shouldAccept(_ upgrade: UpgradeRequest) -> Int?
     /// A client connected to the server.
     func opened(_ c: ConnectionID, peer: String)
     /// An outgoing connection is up.
@@ -91,8 +163,11 @@ public protocol EventLoopHandler: AnyObject {
     func writable(_ c: ConnectionID) -> WriteAction
     /// The connection is gone.
     func closed(_ c: ConnectionID)
-    /// An HTTP request on one of the callback paths.
-    func http(_ request: HTTPRequest) -> HTTPResponse
+    /// An HTTP request (any path). Answer it with ``EventLoop/respond(_:_:)``, now or later; a request whose
+    /// connection closes first is dropped (see ``httpClosed(_:)``).
+    func http(_ request: HTTPServerRequest)
+    /// The connection of an HTTP request closed, answered or not.
+    func httpClosed(_ id: HTTPRequestID)
     /// The timer set with ``EventLoop/schedule(afterMicroseconds:)`` fired.
     func timer()
     /// The loop is stopping: close connections now (they get `closeTimeout` to go).
@@ -100,11 +175,12 @@ public protocol EventLoopHandler: AnyObject {
 }
 
 extension EventLoopHandler {
-    public func shouldAccept(subprotocols: String, origin: String) -> Bool { true }
+    public func shouldAccept(_ upgrade: UpgradeRequest) -> Int? { nil }
     public func opened(_ c: ConnectionID, peer: String) {}
     public func connected(_ c: ConnectionID) {}
     public func connectFailed(_ c: ConnectionID, reason: String) {}
-    public func http(_ request: HTTPRequest) -> HTTPResponse { .text("not found\n", status: 404) }
+    public func http(_ request: HTTPServerRequest) {}
+    public func httpClosed(_ id: HTTPRequestID) {}
     public func timer() {}
     public func stopping() {}
 }
@@ -118,15 +194,15 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
 
 /// Transport settings.
 public struct TransportConfiguration: Sendable {
-    /// TCP port; nil for no listening socket (clients only).
+    /// TCP port (0: the kernel picks one; read it from ``EventLoop/port``); nil for no listening socket (clients only).
     public var port: Int?
     /// Interface or address to bind; nil for all.
     public var bindAddress: String?
     public var subprotocol = "scenestream.v1"
-    /// URL path prefix → directory, served as static files.
-    public var fileMounts: [(path: String, directory: String)] = []
-    /// URL paths answered by ``EventLoopHandler/http(path:)``.
-    public var callbackPaths: [String] = []
+    /// Largest HTTP request body; larger ones reach the handler cut, marked ``HTTPServerRequest/Problem/bodyTooLarge``.
+    public var maxBodyBytes = 4 << 20
+    /// An HTTP request body must arrive within this many seconds, however slowly it trickles.
+    public var bodySeconds = 10
     /// PEM certificate and key for TLS; both or neither.
     public var tlsCertificate: String?
     public var tlsKey: String?
@@ -149,11 +225,16 @@ public struct TransportConfiguration: Sendable {
 }
 
 /// One libwebsockets context and the thread that services it. Every lws object lives on that thread; other threads
-/// reach it only through ``post(_:)`` and ``stop()``. No C pointer leaves this type.
+/// reach it only through ``post(_:)`` and ``stop()`` (or a ``LoopHandle``, which has only those). No C pointer
+/// leaves this type. The service-thread API checks that it is called on the service thread.
 public final class EventLoop: @unchecked Sendable {
     // Service-thread state.
     private var ctx: OpaquePointer?
     private var conns: [UInt64: Conn] = [:]
+    private var httpRequests: [UInt64: OpaquePointer] = [:]
+    private var serviceThread: pthread_t?
+    /// The port listened on (the kernel's choice when the configuration asked for 0); nil without one.
+    public private(set) var port: Int?
     private var nextClientId: UInt64 = 1
     private weak var handler: (any EventLoopHandler)?
     private var stopDeadline: DispatchTime?
@@ -187,10 +268,9 @@ public final class EventLoop: @unchecked Sendable {
             return p
         }
         defer { for p in cStrings { free(p) } }
-        var points: [UnsafePointer<CChar>?] = configuration.fileMounts.map { UnsafePointer(c($0.path)) } + [nil]
-        var dirs: [UnsafePointer<CChar>?] = configuration.fileMounts.map { UnsafePointer(c($0.directory)) } + [nil]
-        var callbacks: [UnsafePointer<CChar>?] = configuration.callbackPaths.map { UnsafePointer(c($0)) } + [nil]
         var cfg = ss_config()
+        cfg.max_body = configuration.maxBodyBytes
+        cfg.body_seconds = Int32(configuration.bodySeconds)
         cfg.port = Int32(configuration.port ?? -1)
         cfg.iface = configuration.bindAddress.map { UnsafePointer(c($0)) } ?? nil
         cfg.subprotocol = UnsafePointer(c(configuration.subprotocol))
@@ -201,20 +281,31 @@ public final class EventLoop: @unchecked Sendable {
         cfg.rx_chunk = configuration.receiveChunkBytes
         cfg.log_level = configuration.lwsLogLevel
         let user = Unmanaged.passUnretained(self).toOpaque()
-        let created: OpaquePointer? = points.withUnsafeMutableBufferPointer { pp in
-            dirs.withUnsafeMutableBufferPointer { dp in
-                callbacks.withUnsafeMutableBufferPointer { cp in
-                    cfg.file_mount_points = UnsafePointer(pp.baseAddress)
-                    cfg.file_mount_dirs = UnsafePointer(dp.baseAddress)
-                    cfg.callback_mounts = UnsafePointer(cp.baseAddress)
-                    return ss_create(&cfg, eventTrampoline, user)
-                }
-            }
-        }
+        let created: OpaquePointer? = ss_create(&cfg, eventTrampoline, user)
         guard let created else {
             throw TransportError(description: "could not start libwebsockets on \(configuration.bindAddress ?? "*"):\(configuration.port.map(String.init) ?? "-") (port in use, bad address or bad TLS files)")
         }
         ctx = created
+        let listening = Int(ss_listen_port(created))
+        port = configuration.port == nil || listening < 0 ? nil : listening
+    }
+
+    /// A handle for other threads: it can only post work and stop the loop, and stays safe after the loop ended.
+    public var handle: LoopHandle { LoopHandle(self) }
+
+    /// Whether the caller runs on the service thread.
+    public var inLoop: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let t = serviceThread else { return false }
+        return pthread_equal(t, pthread_self()) != 0
+    }
+
+    private func assertInLoop(_ what: StaticString = #function) {
+        lock.lock()
+        let ok = serviceThread == nil || finished || pthread_equal(serviceThread!, pthread_self()) != 0
+        lock.unlock()
+        precondition(ok, "EventLoop.\(what) called off the service thread")
     }
 
     deinit {
@@ -232,20 +323,21 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs `work` on the service thread soon. Any thread.
     public func post(_ work: @escaping @Sendable () -> Void) {
+        // The context is read and woken under the lock: the loop marks itself finished under it before destroying.
         lock.lock()
-        let ok = !finished
-        if ok { posted.append(work) }
-        lock.unlock()
-        if ok, let ctx { ss_wake(ctx) }
+        defer { lock.unlock() }
+        guard !finished, let ctx else { return }
+        posted.append(work)
+        ss_wake(ctx)
     }
 
     /// Asks the loop to stop: the handler's `stopping()` runs, connections get up to `closeTimeout` to close,
     /// then the context is destroyed. Any thread; returns at once. ``wait()`` waits for the end.
     public func stop() {
         lock.lock()
+        defer { lock.unlock() }
         let already = stopRequested || finished
         stopRequested = true
-        lock.unlock()
         if !already, let ctx { ss_wake(ctx) }
     }
 
@@ -253,6 +345,13 @@ public final class EventLoop: @unchecked Sendable {
     public func wait() {
         done.wait()
         done.signal()
+    }
+
+    /// Whether the service thread is running (started and not ended).
+    public var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return serviceThread != nil && !finished
     }
 
     /// Whether the loop has ended.
@@ -264,6 +363,9 @@ public final class EventLoop: @unchecked Sendable {
 
     private func runLoop() {
         guard let ctx else { return }
+        lock.lock()
+        serviceThread = pthread_self()
+        lock.unlock()
         while true {
             if ss_service(ctx) < 0 {
                 logger.error("libwebsockets service failed; stopping")
@@ -273,13 +375,12 @@ public final class EventLoop: @unchecked Sendable {
         }
         lock.lock()
         finished = true
-        let leftovers = posted
         posted.removeAll()
-        lock.unlock()
-        _ = leftovers
-        conns.removeAll()
-        ss_destroy(ctx)
         self.ctx = nil
+        lock.unlock()
+        conns.removeAll()
+        httpRequests.removeAll()
+        ss_destroy(ctx)
         done.signal()
     }
 
@@ -287,14 +388,35 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Asks for a writable event on `c`.
     public func requestWrite(_ c: ConnectionID) {
+        assertInLoop()
         if let conn = conns[c.raw] { ss_request_write(conn.wsi) }
+    }
+
+    /// Answers HTTP request `id` (service thread). A request whose connection has gone is ignored.
+    public func respond(_ id: HTTPRequestID, _ r: HTTPServerResponse) {
+        assertInLoop()
+        guard let wsi = httpRequests.removeValue(forKey: id.raw), let ctx else { return }
+        let contentType = r.headerFields[.contentType] ?? "application/octet-stream"
+        let extra = r.headerFields.filter { $0.name != .contentType }.map { "\($0.name.rawName): \($0.value)" }.joined(separator: "\n")
+        let status = UInt32(r.status.code)
+        if r.body.withUnsafeBufferPointer({ ss_http_respond(ctx, wsi, status, contentType, extra, $0.baseAddress, $0.count) }) != 0 {
+            logger.error("could not queue an HTTP answer (out of memory)", metadata: ["request": "\(id)"])
+        }
     }
 
     /// Closes `c` with a close code as soon as it is writable.
     public func close(_ c: ConnectionID, code: Int, reason: String) {
+        assertInLoop()
         guard let conn = conns[c.raw], conn.closing == nil else { return }
         conn.closing = (code, reason)
         ss_request_write(conn.wsi)
+    }
+
+    /// Whether libwebsockets still holds bytes for `c` that the socket has not taken: the peer is not reading.
+    public func hasUnsentOutput(_ c: ConnectionID) -> Bool {
+        assertInLoop()
+        guard let conn = conns[c.raw] else { return false }
+        return ss_pending(conn.wsi) != 0
     }
 
     /// Whether `c` is open.
@@ -329,9 +451,11 @@ public final class EventLoop: @unchecked Sendable {
         switch UInt32(kind) {
         case SS_EV_FILTER.rawValue:
             let text = data.map { String(decoding: UnsafeBufferPointer(start: $0, count: len), as: UTF8.self) } ?? ""
-            let parts = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
-            let ok = handler?.shouldAccept(subprotocols: parts.first.map(String.init) ?? "", origin: parts.count > 1 ? String(parts[1]) : "") ?? false
-            return ok ? 0 : 1
+            let f = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 7 else { return 400 }
+            let u = UpgradeRequest(subprotocols: f[0], origin: f[1], peer: f[2], version: f[3], key: f[4], method: f[5], path: f[6])
+            guard let handler else { return 503 }
+            return Int32(handler.shouldAccept(u) ?? 0)
         case SS_EV_OPEN.rawValue:
             guard let wsi else { return -1 }
             conns[raw] = Conn(wsi: wsi)
@@ -387,25 +511,32 @@ public final class EventLoop: @unchecked Sendable {
             if conns.removeValue(forKey: raw) != nil { handler?.closed(c) }
             return 0
         case SS_EV_HTTP.rawValue:
-            guard let wsi, let ctx else { return -1 }
-            let raw = data.map { Array(UnsafeBufferPointer(start: $0, count: len)) } ?? []
-            var r: HTTPResponse
-            if flags & 1 != 0 {
-                let cut = raw.firstIndex(of: 0) ?? raw.count
-                let path = String(decoding: raw[..<cut], as: UTF8.self)
-                let rest = cut < raw.count ? Array(raw[(cut + 1)...]) : []
-                let cut2 = rest.firstIndex(of: 0) ?? rest.count
-                let auth = String(decoding: rest[..<cut2], as: UTF8.self)
-                let body = cut2 < rest.count ? Array(rest[(cut2 + 1)...]) : []
-                r = flags & 2 != 0
-                    ? .text("request body too large\n", status: 413)
-                    : handler?.http(HTTPRequest(path: path, body: body, authorization: auth)) ?? .text("not found\n", status: 404)
-            } else {
-                r = handler?.http(HTTPRequest(path: String(decoding: raw, as: UTF8.self), body: nil)) ?? .text("not found\n", status: 404)
+            guard let wsi else { return -1 }
+            httpRequests[raw] = wsi
+            let bytes = data.map { UnsafeBufferPointer(start: $0, count: len) } ?? UnsafeBufferPointer(start: nil, count: 0)
+            // method, path, query, authorization, content-type, peer — NUL-terminated — then the body.
+            var fields: [String] = []
+            var at = 0
+            while fields.count < 6, at < bytes.count {
+                let end = bytes[at...].firstIndex(of: 0) ?? bytes.count
+                fields.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<end]), as: UTF8.self))
+                at = end + 1
             }
-            return r.body.withUnsafeBufferPointer { b in
-                ss_http_respond(ctx, wsi, r.status, r.contentType, r.headers.joined(separator: "\n"), b.baseAddress, b.count)
-            }
+            guard fields.count == 6 else { return -1 }
+            let body: [UInt8]? = flags & 1 != 0 ? Array(bytes[min(at, bytes.count)...]) : nil
+            var headers = HTTPFields()
+            if !fields[3].isEmpty { headers[.authorization] = fields[3] }
+            if !fields[4].isEmpty { headers[.contentType] = fields[4] }
+            let method = HTTPRequest.Method(fields[0]) ?? .get
+            let path = fields[2].isEmpty ? fields[1] : "\(fields[1])?\(fields[2])"
+            let problem: HTTPServerRequest.Problem? = flags & 4 != 0 ? .badContentLength : flags & 2 != 0 ? .bodyTooLarge : nil
+            let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: path, headerFields: headers)
+            handler?.http(HTTPServerRequest(id: HTTPRequestID(raw: raw), head: head, peer: fields[5], body: body, problem: problem))
+            return 0
+        case SS_EV_HTTP_CLOSED.rawValue:
+            // Answered requests were removed by `respond`; one still here went unanswered.
+            if httpRequests.removeValue(forKey: raw) != nil { handler?.httpClosed(HTTPRequestID(raw: raw)) }
+            return 0
         case SS_EV_WAKE.rawValue:
             lock.lock()
             let work = posted
@@ -437,4 +568,35 @@ private let eventTrampoline: ss_event_fn = { user, kind, conn, wsi, data, len, f
     guard let user else { return 0 }
     let loop = Unmanaged<EventLoop>.fromOpaque(user).takeUnretainedValue()
     return loop.event(kind, conn, wsi, data, len, flags)
+}
+
+/// What other threads may hold of an ``EventLoop``: post work to it and stop it. Safe after the loop has ended
+/// (posting then does nothing).
+public struct LoopHandle: Sendable {
+    private let loop: EventLoop
+    init(_ loop: EventLoop) { self.loop = loop }
+    /// Runs `work` on the service thread soon.
+    public func post(_ work: @escaping @Sendable () -> Void) { loop.post(work) }
+    /// Asks the loop to stop.
+    public func stop() { loop.stop() }
+}
+
+/// A value that belongs to an ``EventLoop``'s service thread. It may travel through other threads (into a
+/// closure posted back to the loop), but is read only on the service thread: every access checks.
+public struct LoopBound<Value>: @unchecked Sendable {
+    private let _value: Value
+    private let loop: EventLoop
+
+    /// Binds `value` to `loop` (on the service thread).
+    public init(_ value: Value, loop: EventLoop) {
+        precondition(loop.inLoop || !loop.isRunning, "LoopBound created off the service thread")
+        _value = value
+        self.loop = loop
+    }
+
+    /// The value; only on the service thread.
+    public var value: Value {
+        precondition(loop.inLoop || !loop.isRunning, "LoopBound read off the service thread")
+        return _value
+    }
 }

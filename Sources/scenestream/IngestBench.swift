@@ -106,7 +106,7 @@ struct IngestBenchCommand: ParsableCommand {
         let dir = NSTemporaryDirectory() + "scenestream-ingest-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let brokerPort = try StreamingServer.freePort("127.0.0.1")
+        let brokerPort = try freeLoopbackPort()
         try "listener \(brokerPort) 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n"
             .write(toFile: "\(dir)/mosquitto.conf", atomically: true, encoding: .utf8)
         let broker = Process()

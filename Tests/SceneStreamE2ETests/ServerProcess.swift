@@ -72,6 +72,7 @@ final class ServerProcess {
         if let post {
             req.httpMethod = "POST"
             req.httpBody = Data(post)
+            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
         let sem = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: Result<[UInt8], any Error> = .failure(StartError(description: "no answer"))

@@ -55,14 +55,17 @@ class Server:
     def url(self):
         return f"ws://127.0.0.1:{self.port}/stream"
 
-    def http(self, path, body=None):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
+    def http(self, path, body=None, token=None):
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body, headers=headers,
                                      method="POST" if body is not None else "GET")
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.read()
 
-    def json(self, path, body=None):
-        return json.loads(self.http(path, body)[1])
+    def json(self, path, body=None, token=None):
+        return json.loads(self.http(path, body, token)[1])
 
     def rss_kb(self):
         for line in open(f"/proc/{self.proc.pid}/status"):

@@ -1,8 +1,9 @@
 #ifndef SS_LWS_H
 #define SS_LWS_H
 /* SceneStream's thin C layer over libwebsockets: one context with an HTTP protocol and the scenestream.v1
- * WebSocket protocol, static file mounts, callback mounts, a timer and a wake-up. Every lws callback becomes one
- * call of `ss_event_fn`; all lws objects stay on the service thread. Only SceneStreamTransport includes this. */
+ * WebSocket protocol, a timer and a wake-up. Every HTTP request (files included) goes to Swift, which answers it
+ * now or later (`ss_http_respond` by request id). Every lws callback becomes one call of `ss_event_fn`; all lws
+ * objects stay on the service thread. Only SceneStreamTransport includes this. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,13 +19,17 @@ enum ss_event {
     SS_EV_RECEIVE = 2,       /* a fragment; flags: bit0 first, bit1 final, bit2 binary. Return -1 to close. */
     SS_EV_WRITABLE = 3,      /* the connection can take one message. Return -1 to close. */
     SS_EV_CLOSED = 4,        /* the connection is gone */
-    SS_EV_HTTP = 5,          /* a request on a callback mount; data = URI path (with query after '?'); for a POST
-                              * (flags bit0) the path, a NUL, the Authorization header, a NUL, then the body; flags bit1: body over 4 MiB, cut */
+    SS_EV_HTTP = 5,          /* an HTTP request, id in `conn`; data = NUL-terminated fields: method, path, query,
+                              * authorization, content-type, peer, then the body (POST). flags bit0: has a body,
+                              * bit1: body over the limit (cut), bit2: bad Content-Length (conflicting or not a number).
+                              * Answer with ss_http_respond (now or later) or the connection is held until it closes. */
     SS_EV_WAKE = 6,          /* lws_cancel_service() was called */
     SS_EV_TIMER = 7,         /* the timer fired */
     SS_EV_CLIENT_OPEN = 8,   /* an outgoing connection is established */
     SS_EV_CLIENT_ERROR = 9,  /* an outgoing connection failed; data = reason */
-    SS_EV_FILTER = 10,       /* a WebSocket upgrade; data = "subprotocols\norigin". Return nonzero to refuse. */
+    SS_EV_FILTER = 10,       /* a WebSocket upgrade; data = "subprotocols\norigin\npeer\nversion\nkey\nmethod\npath".
+                              * Return 0 to accept, or an HTTP status (400, 403, 426, 429) to refuse with. */
+    SS_EV_HTTP_CLOSED = 11,  /* the connection of HTTP request `conn` closed (an unanswered request is void) */
 };
 
 typedef int (*ss_event_fn)(void *user, int event, uint64_t conn, ss_wsi *wsi, const uint8_t *data, size_t len,
@@ -34,9 +39,8 @@ typedef struct ss_config {
     int port;                       /* -1: no listening socket (clients only) */
     const char *iface;              /* NULL: all interfaces */
     const char *subprotocol;        /* e.g. "scenestream.v1" */
-    const char *const *file_mount_points; /* NULL-terminated, e.g. "/", "/assets" */
-    const char *const *file_mount_dirs;   /* same length: directories served */
-    const char *const *callback_mounts;   /* NULL-terminated paths answered by SS_EV_HTTP */
+    size_t max_body;                /* largest POST body */
+    int body_seconds;               /* a POST body must arrive within this */
     const char *tls_cert;           /* NULL: plain */
     const char *tls_key;
     int ping_seconds;               /* 0: lws default */
@@ -47,6 +51,8 @@ typedef struct ss_config {
 
 /* Creates the context. Returns NULL on failure (the reason is in lws' log). */
 ss_ctx *ss_create(const ss_config *config, ss_event_fn fn, void *user);
+/* The port the server listens on (the one the kernel chose for port 0); -1 without a listening socket. */
+int ss_listen_port(ss_ctx *c);
 /* Runs one service pass; returns < 0 when the context is broken. Service thread only. */
 int ss_service(ss_ctx *c);
 /* Wakes the service thread (any thread). */
@@ -62,7 +68,8 @@ void ss_request_write(ss_wsi *wsi);
 int ss_write(ss_ctx *c, ss_wsi *wsi, const uint8_t *data, size_t len, int binary);
 /* Sets the close code and reason sent when the callback returns -1. */
 void ss_close_reason(ss_wsi *wsi, int code, const char *reason);
-/* Answers an HTTP request started by SS_EV_HTTP (inside that event). Returns the value to return from it. */
+/* Answers the HTTP request on `wsi` (from SS_EV_HTTP; inside that event or later, service thread): the answer is
+ * queued and written when the connection is writable. Returns 0, or -1 when out of memory. */
 int ss_http_respond(ss_ctx *c, ss_wsi *wsi, unsigned status, const char *content_type, const char *extra_headers,
                     const uint8_t *body, size_t len);
 /* Opens an outgoing WebSocket; events for it carry `conn`. Returns 0 on success. Service thread only. */

@@ -1,0 +1,60 @@
+/// A token bucket: `capacity` tokens, refilled at `perSecond`. The one rate limiter of the server (messages per
+/// connection, new connections per address, handoff claims, annotations, byte budgets). Pure: the caller passes
+/// the time (monotonic nanoseconds).
+public struct TokenBucket: Sendable, Equatable {
+    public let capacity: Double
+    public let perSecond: Double
+    /// Tokens now (after the last refill); negative while a byte budget is in debt.
+    public private(set) var tokens: Double
+    private var lastNs: UInt64
+    private var lastReportNs: UInt64?
+
+    /// A full bucket at `nowNs`.
+    public init(capacity: Double, perSecond: Double, nowNs: UInt64) {
+        precondition(capacity > 0 && perSecond >= 0, "a bucket needs a positive capacity and a rate ≥ 0")
+        self.capacity = capacity
+        self.perSecond = perSecond
+        tokens = capacity
+        lastNs = nowNs
+    }
+
+    /// Adds what the time since the last refill earned (a clock that goes back earns nothing).
+    public mutating func refill(nowNs: UInt64) {
+        guard nowNs > lastNs else { return }
+        tokens = min(capacity, tokens + Double(nowNs - lastNs) / 1e9 * perSecond)
+        lastNs = nowNs
+    }
+
+    /// Takes `n` tokens if there are that many; returns whether it did.
+    public mutating func take(_ n: Double = 1, nowNs: UInt64) -> Bool {
+        refill(nowNs: nowNs)
+        guard tokens >= n else { return false }
+        tokens -= n
+        return true
+    }
+
+    /// Whether `n` tokens are there now, without taking them.
+    public mutating func has(_ n: Double = 1, nowNs: UInt64) -> Bool {
+        refill(nowNs: nowNs)
+        return tokens >= n
+    }
+
+    /// Spends `n` even past zero (a frame larger than what is left of a byte budget goes out, and the debt is
+    /// paid back before the next one).
+    public mutating func spend(_ n: Double, nowNs: UInt64) {
+        refill(nowNs: nowNs)
+        tokens -= n
+    }
+
+    /// Whether the bucket is full at `nowNs` (an idle one can be forgotten).
+    public func isFull(nowNs: UInt64) -> Bool {
+        nowNs > lastNs ? tokens + Double(nowNs - lastNs) / 1e9 * perSecond >= capacity : tokens >= capacity
+    }
+
+    /// True at most once a second: whether to tell the caller (or the log) that the limit is being hit.
+    public mutating func shouldReport(nowNs: UInt64) -> Bool {
+        if let last = lastReportNs, nowNs &- last < 1_000_000_000 { return false }
+        lastReportNs = nowNs
+        return true
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import JWTKit
+import Testing
+
+@testable import SceneStreamCore
+@testable import SceneStreamServer
+
+/// What a token's claims must be: checked arithmetic on times, nbf, subject and role rules, bounded claims.
+@Suite struct TokenRulesTests {
+    let nowMs: UInt64 = 1_800_000_000_000
+
+    func claims(sub: String? = "alice", exp: Double? = 1_800_000_600, nbf: Double? = nil, iat: Double? = nil, role: String? = nil, zones: [String]? = nil) -> AuthClaims {
+        AuthClaims(sub: sub, exp: exp, nbf: nbf, iat: iat, aud: AudienceClaim(value: ["scenestream"]), name: nil, role: role, zones: zones, scenes: nil)
+    }
+
+    func check(_ c: AuthClaims) -> Result<Identity, AuthFailure> { TokenRules.identity(c, audience: "scenestream", nowMs: nowMs) }
+
+    @Test func aGoodTokenGivesItsIdentity() throws {
+        let id = try check(claims(role: "viewer", zones: ["hall-a"])).get()
+        #expect(id.userId == "alice" && id.role == .viewer && id.zones == ["hall-a"] && id.expiresMs == 1_800_000_600_000)
+        #expect(try check(claims()).get().role == .participant)
+        #expect(try check(claims(role: "admin")).get().role == .host)
+    }
+
+    @Test func hugeAndOddTimesAreRefusedNotConverted() {
+        for exp in [1.8e16, 1e300, .infinity, -.infinity, .nan, -1] {
+            #expect(check(claims(exp: exp)) == .failure(.invalid("exp out of range")), "exp \(exp)")
+        }
+        #expect(check(claims(nbf: 1e30)) == .failure(.invalid("nbf out of range")))
+        #expect(check(claims(iat: -5)) == .failure(.invalid("iat out of range")))
+        #expect(check(claims(exp: nil)) == .failure(.invalid("exp is required")))
+    }
+
+    @Test func expiryAndNotBefore() {
+        #expect(check(claims(exp: 1_799_999_999)) == .failure(.expired))
+        #expect(check(claims(exp: 1_800_000_000)) == .failure(.expired))
+        #expect(check(claims(nbf: 1_800_000_001)) == .failure(.notYetValid))
+        #expect((try? check(claims(nbf: 1_800_000_000)).get()) != nil)
+    }
+
+    @Test func subjectsRolesAndListsAreBounded() {
+        #expect(check(claims(sub: "")).isFailure)
+        #expect(check(claims(sub: nil)).isFailure)
+        #expect(check(claims(sub: String(repeating: "a", count: 10_000))).isFailure)
+        #expect(check(claims(sub: "a\u{0}b")).isFailure)
+        #expect(check(claims(role: "root")) == .failure(.invalid("unknown role (expected admin, operator or viewer)")))
+        #expect(check(claims(zones: Array(repeating: "z", count: 1000))).isFailure)
+        #expect(check(claims(zones: [""])).isFailure)
+    }
+
+    @Test func theAudienceMustNameUs() {
+        var c = claims()
+        c.aud = AudienceClaim(value: ["other"])
+        #expect(check(c) == .failure(.wrongAudience))
+        c.aud = nil
+        #expect(check(c) == .failure(.wrongAudience))
+    }
+
+    /// The whole path through jwt-kit: a signed "never expires" token (exp ≈ 1.8e16) is refused, not a crash.
+    @Test func aSignedTokenWithAHugeExpiryIsRefused() async throws {
+        var config = AuthConfiguration()
+        config.hs256Secret = String(repeating: "k", count: 32)
+        let auth = try await Authenticator(configuration: config)
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: config.hs256Secret!), digestAlgorithm: .sha256)
+        let token = try await keys.sign(claims(exp: 1.8e16))
+        #expect(await auth.verify(token, nowMs: nowMs) == .failure(.invalid("exp out of range")))
+        let good = try await keys.sign(claims())
+        #expect((try? await auth.verify(good, nowMs: nowMs).get())?.userId == "alice")
+    }
+}
+
+extension Result {
+    var isFailure: Bool {
+        if case .failure = self { return true }
+        return false
+    }
+}
+
+/// HTTP ingest bodies: entries named by index, keys bounded and without control characters.
+@Suite struct IngestParsingTests {
+    func parse(_ json: String) -> Result<[PropertyUpdate], StreamingServer.IngestRefusal> {
+        StreamingServer.parseIngest(Array(json.utf8), nowMs: 1000)
+    }
+
+    @Test func aGoodBatchParses() throws {
+        let ups = try parse(#"{"updates":[{"twin":"a/b","property":"t","value":1.5,"timestamp":900},{"twin":"a/b","property":"on","value":true}]}"#).get()
+        #expect(ups == [
+            PropertyUpdate(twin: "a/b", property: "t", value: .number(1.5), timestampMs: 900),
+            PropertyUpdate(twin: "a/b", property: "on", value: .bool(true), timestampMs: 1000),
+        ])
+    }
+
+    @Test func badKeysAreRefusedWithTheirIndex() {
+        let long = String(repeating: "x", count: 100_000)
+        #expect(parse(#"{"updates":[{"twin":"a","property":"t","value":1},{"twin":"a\u0000b","property":"t","value":1}]}"#)
+            == .failure(.init(code: "bad_key", message: "updates[1]: control character in twin id")))
+        #expect(parse(#"{"updates":[{"twin":"\#(long)","property":"t","value":1}]}"#)
+            == .failure(.init(code: "bad_key", message: "updates[0]: twin id longer than 256 bytes")))
+        #expect(parse(#"{"updates":[{"twin":"a","property":"","value":1}]}"#)
+            == .failure(.init(code: "bad_key", message: "updates[0]: empty property name")))
+        #expect(parse(#"{"nope":1}"#).isFailure)
+    }
+}
+
+/// Configuration errors name the file, the key path and the reason.
+@Suite struct ConfigurationTests {
+    func error(_ json: String) -> String? {
+        do {
+            _ = try ServerConfiguration.load(Array(json.utf8), file: "cfg.json")
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func unknownKeysAndWrongTypesAtAnyDepth() {
+        #expect(error(#"{"metricsTokn": "x"}"#)?.contains("cfg.json: metricsTokn: unknown key") == true)
+        #expect(error(#"{"mqtt": {"prot": 1}}"#)?.contains("cfg.json: mqtt.prot: unknown key") == true)
+        #expect(error(#"{"mqtt": {"sparkplug": {"hostID": "x"}}}"#)?.contains("mqtt.sparkplug.hostID: unknown key") == true)
+        #expect(error(#"{"metricsToken": "short"}"#)?.contains("metricsToken: expected at least 16 characters") == true)
+        #expect(error(#"{"connectionsPerSecondPerAddress": "ten"}"#)?.contains("connectionsPerSecondPerAddress: expected a whole number") == true)
+        #expect(error(#"{"maxAnnotationsPerUser": 5, "annotationsPerSecond": 0}"#)?.contains("annotationsPerSecond: 0 is outside") == true)
+        #expect(error(#"{"metricsToken": "a-metrics-token-123", "maxUpdatesPerTick": 1000}"#) == nil)
+    }
+}
