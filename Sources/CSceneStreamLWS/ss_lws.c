@@ -197,17 +197,19 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         return ss_http_deliver(c, wsi, pss, 0);
     }
     case LWS_CALLBACK_HTTP_BODY:
-        if (pss && pss->post && len) {
+        if (!pss) break;
+        if (pss->post && len) {
             if (lws_now_usecs() - pss->post_started > (lws_usec_t)c->body_seconds * 1000000) {
                 ss_free_post(pss);
                 return -1;
             }
             if (ss_post_append(c, pss, in, len, 1) < 0) return -1;
         }
-        return 0;
+        return 0; /* a body after an early answer (bad Content-Length) is read and dropped */
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (!pss || !pss->post) break;
+        if (!pss) break;
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        if (!pss->post) return 0; /* answered already */
         return ss_http_deliver(c, wsi, pss, pss->post_too_big ? 3 : 1);
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         if (!pss || !pss->answered) break;
