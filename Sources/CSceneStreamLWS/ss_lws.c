@@ -129,8 +129,17 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (n < 0) return 1;
         int status = c->fn(c->user, SS_EV_FILTER, 0, wsi, (const uint8_t *)buf, (size_t)n, 0);
         if (status == 0) return 0;
-        /* Refused: say why with an HTTP status before the connection goes. */
-        if (status >= 400 && status < 600) lws_return_http_status(wsi, (unsigned)status, NULL);
+        /* Refused: say why with an HTTP/1.1 status before the connection goes (lws' own answer here says HTTP/1.0,
+         * which WebSocket clients reject as unreadable). */
+        if (status >= 400 && status < 600) {
+            const char *phrase = status == 400 ? "Bad Request" : status == 403 ? "Forbidden" : status == 404 ? "Not Found"
+                               : status == 426 ? "Upgrade Required" : status == 429 ? "Too Many Requests" : "Service Unavailable";
+            uint8_t out[LWS_PRE + 256];
+            int k = snprintf((char *)out + LWS_PRE, 256,
+                             "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\nconnection: close\r\n%s\r\n%s\n",
+                             status, phrase, strlen(phrase) + 1, status == 426 ? "sec-websocket-version: 13\r\n" : "", phrase);
+            if (k > 0 && k < 256) lws_write(wsi, out + LWS_PRE, (size_t)k, LWS_WRITE_HTTP_HEADERS);
+        }
         return 1;
     }
     case LWS_CALLBACK_ESTABLISHED: {
@@ -432,3 +441,15 @@ int ss_connect(ss_ctx *c, uint64_t conn, const char *host, int port, const char 
 }
 
 size_t ss_pending(ss_wsi *wsi) { return lws_partial_buffered(wsi) ? 1 : 0; }
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int ss_nice_current_thread(int nice) {
+#ifdef SYS_gettid
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+#else
+    (void)nice;
+    return -1;
+#endif
+}

@@ -58,3 +58,27 @@ public struct TokenBucket: Sendable, Equatable {
         return true
     }
 }
+
+/// How many queued twin updates one tick applies: as many as fit in `budgetNs` at the cost per update measured so
+/// far (a moving average), between 500 and `maxUpdates`. A burst — a large Sparkplug birth, a broker replaying its
+/// queue — is spread over ticks instead of stalling one. Pure: the caller measures.
+public struct IngestBudget: Sendable, Equatable {
+    public let budgetNs: UInt64
+    public let maxUpdates: Int
+    /// Nanoseconds per update, averaged.
+    public private(set) var costNs: Double = 2000
+
+    public init(budgetNs: UInt64, maxUpdates: Int) {
+        self.budgetNs = budgetNs
+        self.maxUpdates = max(500, maxUpdates)
+    }
+
+    /// Updates the next tick may take.
+    public var allowance: Int { min(maxUpdates, max(500, Int(Double(budgetNs) / max(costNs, 1)))) }
+
+    /// Records that `updates` took `ns`. Batches under 100 updates say little and are ignored.
+    public mutating func record(updates: Int, ns: UInt64) {
+        guard updates >= 100 else { return }
+        costNs = 0.7 * costNs + 0.3 * Double(ns) / Double(updates)
+    }
+}

@@ -234,7 +234,7 @@ final class AnnotationWriter: @unchecked Sendable {
         let start = !scheduled
         scheduled = true
         lock.unlock()
-        if start { queue.async { self.drain() } }
+        if start { queue.async { BackgroundPriority.lower(); self.drain() } }
     }
 
     /// Waits for pending writes.

@@ -92,6 +92,7 @@ public final class Storage: @unchecked Sendable {
     /// Runs `work` on the storage queue after what is queued; a failure is kept for ``takeFailures()``.
     private func later(_ work: @escaping @Sendable () throws -> Void) {
         queue.async { [self] in
+            BackgroundPriority.lower()
             do { try work() } catch {
                 failureLock.lock()
                 failures.append(error)
@@ -289,6 +290,7 @@ public final class Storage: @unchecked Sendable {
     /// the caller's thread.
     public func stateLater(at timeMs: UInt64, done: @escaping @Sendable (Result<[PropertyUpdate]?, any Error>) -> Void) {
         queue.async { [self] in
+            BackgroundPriority.lower()
             done(Result { try readState(at: timeMs) })
         }
     }
@@ -312,12 +314,13 @@ public final class Storage: @unchecked Sendable {
 
     /// ``updates(from:to:)`` on the storage queue, in order with the writes; `done` runs there.
     public func updatesLater(from: UInt64, to: UInt64, done: @escaping @Sendable (Result<[PropertyUpdate], any Error>) -> Void) {
-        queue.async { [self] in done(Result { try readUpdates(from: from, to: to) }) }
+        queue.async { [self] in BackgroundPriority.lower(); done(Result { try readUpdates(from: from, to: to) }) }
     }
 
     /// ``oldestCheckpointMs()`` on the storage queue; `done` runs there.
     public func oldestCheckpointLater(done: @escaping @Sendable (UInt64?) -> Void) {
         queue.async { [self] in
+            BackgroundPriority.lower()
             done(try? db.read { try Int64.fetchOne($0, sql: "SELECT MIN(ts) FROM checkpoints").map { UInt64($0) } })
         }
     }

@@ -174,6 +174,7 @@ extension StreamingServer {
             let registry = metrics.registry
             let (loop, m, id) = (self.loop!, metrics, r.id)
             httpWork.async {
+                BackgroundPriority.lower()
                 let body = registry.emitToBuffer()
                 Self.answerLater(loop, m, id, name, HTTPServerResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: body))
             }
@@ -189,6 +190,7 @@ extension StreamingServer {
             let files = self.files
             let (loop, m, id, path) = (self.loop!, metrics, r.id, r.route)
             httpWork.async {
+                BackgroundPriority.lower()
                 let resp: HTTPServerResponse
                 switch files.resolve(path) {
                 case .success(let real):
@@ -227,6 +229,10 @@ extension StreamingServer {
     /// frame is taken on the service thread (a copy of the visible nodes) and turned into JSON on a worker; requests
     /// for the same view while one is being built share its answer.
     func sceneJSON(_ r: HTTPServerRequest, filter: InterestFilter) {
+        let nowNs = DispatchTime.now().uptimeNanoseconds
+        if let recent = sceneAnswers[filter], nowNs &- recent.atNs < 250_000_000 {
+            return answer(r, recent.response, route: .scene)
+        }
         if sceneBuilds[filter] != nil {
             sceneBuilds[filter]!.append(r.id)
             return
@@ -236,10 +242,13 @@ extension StreamingServer {
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
         httpWork.async {
+                BackgroundPriority.lower()
             let data = (try? JSONSerialization.data(withJSONObject: MessageDescription.describe(.frame(frame)), options: [.sortedKeys])) ?? Data()
             let resp = HTTPServerResponse.json([UInt8](data))
             loop.post {
                 let s = me.value
+                if s.sceneAnswers.count > 64 { s.sceneAnswers.removeAll() }
+                s.sceneAnswers[filter] = (DispatchTime.now().uptimeNanoseconds, resp)
                 for id in s.sceneBuilds.removeValue(forKey: filter) ?? [] {
                     s.metrics.http(route: "\(APIRoute.scene)", status: 200)
                     loop.respond(id, resp)

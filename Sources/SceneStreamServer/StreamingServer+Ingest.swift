@@ -159,7 +159,10 @@ extension StreamingServer {
                     inbox.reject(topic: topic, reason: r.description)
                 }
             },
-            onConnection: { up in inbox.connection(up) })
+            onConnection: { up in
+                BackgroundPriority.lower()  // on the MQTT network thread
+                inbox.connection(up)
+            })
         var filters = Set(mappings.map(\.filter))
         if let sc = m.sparkplug {
             filters.formUnion(sc.filters)
@@ -176,7 +179,7 @@ extension StreamingServer {
     func drainMQTT(nowMs: UInt64) -> [PropertyUpdate] {
         guard let client = mqtt else { return [] }
         // Bounded work per tick: a burst (one huge Sparkplug message, a broker replaying a backlog) is spread over ticks.
-        let (items, rejected, changes, outgoing) = mqttInbox.drain(maxItems: configuration.maxUpdatesPerTick)
+        let (items, rejected, changes, outgoing) = mqttInbox.drain(maxItems: ingestBudget.allowance)
         for (topic, reason) in rejected {
             logger.notice("MQTT message refused", metadata: ["topic": "\(topic)", "reason": "\(reason)"])
         }
@@ -262,6 +265,7 @@ extension StreamingServer {
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
         httpWork.async {
+            BackgroundPriority.lower()
             let parsed = Self.parseIngest(body, nowMs: Self.wallMs())
             guard case .success(let updates) = parsed else {
                 if case .failure(let e) = parsed {

@@ -124,6 +124,7 @@ extension StreamingServer {
         let loop = self.loop!
         let server = UncheckedBox(self)
         rebuildQueue.async {
+            BackgroundPriority.lower()
             do {
                 let r = try SceneRuntime.rebuilt(recipe: job.recipe, state: state, at: job.target)
                 let engine = try DeltaEngine(graph: r.graph, compressionLevel: job.compressionLevel)

@@ -600,3 +600,9 @@ public struct LoopBound<Value>: @unchecked Sendable {
         return _value
     }
 }
+
+/// Lowers the calling thread below the service threads (nice +5): for work off the service thread, so that under
+/// load the thread that sends frames gets the CPU first.
+public func lowerCurrentThreadPriority() {
+    _ = ss_nice_current_thread(5)
+}

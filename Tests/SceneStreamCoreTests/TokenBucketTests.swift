@@ -43,3 +43,23 @@ import Testing
         #expect(said == [true, false, true])
     }
 }
+
+/// The per-tick ingest allowance follows the measured cost and stays within its bounds.
+@Suite struct IngestBudgetTests {
+    @Test func allowanceFollowsTheCost() {
+        var b = IngestBudget(budgetNs: 10_000_000, maxUpdates: 25_000)
+        #expect(b.allowance == 5000)  // 10 ms at the initial 2 µs per update
+        for _ in 0..<30 { b.record(updates: 10_000, ns: 100_000_000) }  // 10 µs each
+        #expect(b.allowance == 1000)
+        for _ in 0..<60 { b.record(updates: 10_000, ns: 1_000_000) }  // 0.1 µs each
+        #expect(b.allowance == 25_000)
+        for _ in 0..<30 { b.record(updates: 10_000, ns: 10_000_000_000) }  // 1 ms each
+        #expect(b.allowance == 500)
+    }
+
+    @Test func smallBatchesAreIgnored() {
+        var b = IngestBudget(budgetNs: 10_000_000, maxUpdates: 25_000)
+        b.record(updates: 10, ns: 1_000_000_000)
+        #expect(b.allowance == 5000)
+    }
+}

@@ -20,8 +20,15 @@ def binary():
     return b
 
 
+def release_binary():
+    """The release build, for tests that watch timing (the debug build cannot stream the reference plant at 30 Hz);
+    test.sh builds it first and names it in SCENESTREAM_RELEASE_BIN. Falls back to the binary under test."""
+    b = os.environ.get("SCENESTREAM_RELEASE_BIN", "")
+    return b if b and os.path.exists(b) else binary()
+
+
 class Server:
-    def __init__(self, *args):
+    def __init__(self, *args, exe=None):
         import tempfile
         self.log = tempfile.NamedTemporaryFile(prefix="scenestream-server-", suffix=".log", delete=False)
         # Its own data folder unless the test brings a configuration: one server per data folder.
@@ -34,7 +41,7 @@ class Server:
         self.own_data = None if brings_data else tempfile.mkdtemp(prefix="scenestream-data-")
         own = ["--data", self.own_data] if self.own_data else []
         self.proc = subprocess.Popen(
-            [binary(), "serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "notice", *own, *args],
+            [exe or binary(), "serve", "--port", "0", "--bind", "127.0.0.1", "--log-level", "notice", *own, *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.port = None
         deadline = time.time() + 60

@@ -58,12 +58,11 @@ def metric(name=None, alias=None, datatype=None, value=None, timestamp=None, is_
 
 
 def payload(metrics, seq=None, timestamp=None):
-    p = _key(1, 0) + _varint(timestamp if timestamp is not None else int(time.time() * 1000))
-    for m in metrics:
-        p += _len(2, m)
+    parts = [_key(1, 0) + _varint(timestamp if timestamp is not None else int(time.time() * 1000))]
+    parts += [_len(2, m) for m in metrics]
     if seq is not None:
-        p += _key(3, 0) + _varint(seq)
-    return p
+        parts.append(_key(3, 0) + _varint(seq))
+    return b"".join(parts)
 
 
 def decode(data):

@@ -74,6 +74,8 @@ int ss_http_respond(ss_ctx *c, ss_wsi *wsi, unsigned status, const char *content
                     const uint8_t *body, size_t len);
 /* Opens an outgoing WebSocket; events for it carry `conn`. Returns 0 on success. Service thread only. */
 int ss_connect(ss_ctx *c, uint64_t conn, const char *host, int port, const char *path, int tls, int tls_insecure);
+/* Sets the calling thread's nice value (Linux: per thread). Returns 0 or -1. */
+int ss_nice_current_thread(int nice);
 /* Bytes lws still holds for this connection (unsent). */
 size_t ss_pending(ss_wsi *wsi);
 
