@@ -353,6 +353,20 @@ extension ServerMessage {
                 w.writeVarint(a.timeMs)
                 w.writeString(a.message)
             }
+        case .roomMembers(let roomId, let changes):
+            type = .roomMembers
+            w.writeString(roomId)
+            w.writeVarint(changes.count)
+            for c in changes {
+                w.writeString(c.userId)
+                w.writeVarint(c.members.count)
+                for m in c.members {
+                    w.writeString(m.displayName)
+                    w.writeU8(m.device.rawValue)
+                    w.writeU8(m.role.rawValue)
+                    w.writeU32BE(m.color)
+                }
+            }
         case .sessionState(let s):
             type = .sessionState
             w.writeString(s.sessionId)
@@ -451,6 +465,22 @@ extension ServerMessage {
                         timeMs: try r.readVarint("timeMs"), message: try r.readString("message")))
             }
             m = .alerts(alerts)
+        case .roomMembers:
+            let roomId = try r.readString("roomId")
+            var changes: [MemberChange] = []
+            for _ in 0..<(try r.readCount("changes.count", minBytes: 2)) {
+                let userId = try r.readString("change.userId")
+                var members: [Member] = []
+                for _ in 0..<(try r.readCount("change.members.count", minBytes: 7)) {
+                    members.append(
+                        Member(
+                            userId: userId, displayName: try r.readString("member.displayName"),
+                            device: try r.readEnum("member.device", DeviceKind.self), role: try r.readEnum("member.role", Role.self),
+                            color: try r.readU32BE("member.color")))
+                }
+                changes.append(MemberChange(userId: userId, members: members))
+            }
+            m = .roomMembers(roomId: roomId, changes: changes)
         case .sessionState:
             let sessionId = try r.readString("sessionId")
             let userId = try r.readString("userId")

@@ -36,6 +36,18 @@ public enum MessageDescription {
                     ] as [String: Any]
                 },
             ]
+        case .roomMembers(let roomId, let changes):
+            return [
+                "type": "roomMembers", "roomId": roomId,
+                "changes": changes.map { c in
+                    [
+                        "userId": c.userId,
+                        "members": c.members.map {
+                            ["displayName": $0.displayName, "device": "\($0.device)", "role": "\($0.role)", "color": Int($0.color)] as [String: Any]
+                        },
+                    ] as [String: Any]
+                },
+            ]
         case .sessionState(let s):
             return [
                 "type": "sessionState", "sessionId": s.sessionId, "userId": s.userId, "role": "\(s.role)", "roomId": s.roomId,

@@ -213,6 +213,22 @@ public enum ServerMessage: Hashable, Sendable {
     case error(code: ErrorCode, requestId: UInt32, message: String)
     /// Answer to ping.
     case pong(nonce: UInt64, serverTimeMs: UInt64)
+    /// Changes to the room's member list since the last `sessionState` or `roomMembers`: for each user named, the
+    /// members that user has now (none: the user left).
+    case roomMembers(roomId: String, changes: [MemberChange])
+}
+
+/// What one user is in a room now: every member entry (device) of theirs; empty when they left.
+public struct MemberChange: Hashable, Sendable {
+    public var userId: String
+    /// Each entry's `userId` is `userId`.
+    public var members: [Member]
+
+    /// Creates a change.
+    public init(userId: String, members: [Member]) {
+        self.userId = userId
+        self.members = members
+    }
 }
 
 /// The state of a session and its room, sent when it changes.

@@ -172,7 +172,7 @@ extension StreamingServer {
             s.detachedAtMs = Self.wallMs()
             persist(s)
             removePresence(s)
-            roomDirty = true
+            roomChangedUsers.insert(s.identity.userId)
         }
     }
 
@@ -183,7 +183,9 @@ extension StreamingServer {
 
     /// The client subscribed for the first time: it is a room member now.
     func joined(_ c: Client) {
-        roomDirty = true
+        guard let s = c.session else { return }
+        roomChangedUsers.insert(s.identity.userId)
+        stateDirty.insert(s.id)
     }
 
     /// Room members: every session with a subscribed primary device.
@@ -199,20 +201,39 @@ extension StreamingServer {
     func sessionState(for s: Session, members list: [(Session, Client)]) -> SessionState {
         SessionState(
             sessionId: s.id, userId: s.identity.userId, role: s.identity.role, roomId: runtime.scene.id,
-            members: list.map {
-                Member(userId: $0.0.identity.userId, displayName: $0.0.identity.displayName, device: $0.0.device, role: $0.0.identity.role, color: $0.0.color)
-            },
+            members: list.map { member($0.0) },
             selection: s.selection, followUserId: s.followUserId, playback: s.playback, viewpoint: s.viewpoint)
     }
 
-    /// Sends every member (and companion devices) the room's state. Called once per tick when membership,
-    /// selections or follows changed (`roomDirty`), however many changes there were.
-    func broadcastRoom() {
+    /// Tells the room what changed this tick: a session whose own state changed (it joined, selected, follows, took
+    /// over) gets its whole `sessionState`; every other member gets one `roomMembers` with the users whose entries
+    /// changed, encoded once. A join or a leave costs each member a few bytes, so a room of n costs O(n) per change
+    /// rather than O(n²).
+    func syncRoom() {
+        guard !roomChangedUsers.isEmpty || !stateDirty.isEmpty else { return }
         let list = members()
-        for (s, c) in list {
-            enqueue(c, .sessionState(sessionState(for: s, members: list)))
-            for comp in s.companions { if let cc = clients[comp] { enqueue(cc, .sessionState(sessionState(for: s, members: list))) } }
+        var delta: [UInt8]?
+        if !roomChangedUsers.isEmpty {
+            var byUser: [String: [Member]] = [:]
+            for (m, _) in list where roomChangedUsers.contains(m.identity.userId) { byUser[m.identity.userId, default: []].append(member(m)) }
+            let changes = roomChangedUsers.sorted().map { MemberChange(userId: $0, members: byUser[$0] ?? []) }
+            delta = encoder.encode(.roomMembers(roomId: runtime.scene.id, changes: changes))
         }
+        for (s, c) in list {
+            let devices = [c] + s.companions.compactMap { clients[$0] }
+            if stateDirty.contains(s.id) {
+                let state = encoder.encode(.sessionState(sessionState(for: s, members: list)))
+                for d in devices { enqueue(d, encoded: state) }
+            } else if let delta {
+                for d in devices { enqueue(d, encoded: delta) }
+            }
+        }
+        roomChangedUsers.removeAll(keepingCapacity: true)
+        stateDirty.removeAll(keepingCapacity: true)
+    }
+
+    func member(_ s: Session) -> Member {
+        Member(userId: s.identity.userId, displayName: s.identity.displayName, device: s.device, role: s.identity.role, color: s.color)
     }
 
     // MARK: presence
@@ -313,7 +334,7 @@ extension StreamingServer {
         }
         s.selection = chosen
         persist(s)
-        roomDirty = true
+        stateDirty.insert(s.id)
     }
 
     // MARK: annotations
@@ -503,7 +524,9 @@ extension StreamingServer {
             }
         }
         metrics.handoffs.increment()
-        roomDirty = true
+        // Members see a device switch (one change for the user), never a leave and a join.
+        roomChangedUsers.insert(s.identity.userId)
+        stateDirty.insert(s.id)
         loop.requestWrite(c.id)
         logger.info(
             "handoff", metadata: ["session": "\(s.id)", "to": "\(c.device)", "from": "\(fromDevice)",
@@ -525,7 +548,7 @@ extension StreamingServer {
         }
         s.followUserId = userId
         persist(s)
-        roomDirty = true
+        stateDirty.insert(s.id)
     }
 
     // MARK: housekeeping

@@ -70,8 +70,9 @@ public final class StreamingServer: EventLoopHandler {
     /// Connections by peer address, and new connections' rate per address.
     var connectionsByPeer: [String: Int] = [:]
     var connectRate: [String: TokenBucket] = [:]
-    /// Set when room membership changed; members hear of it once per tick.
-    var roomDirty = false
+    /// Users whose room entries changed, and sessions whose own state changed, since the last tick (`syncRoom`).
+    var roomChangedUsers: Set<String> = []
+    var stateDirty: Set<String> = []
     /// How many queued updates a tick takes (about a third of a tick's time, learnt from the cost so far).
     var ingestBudget: IngestBudget
     /// Recent `GET /api/scene` answers by view (reused for 250 ms: a snapshot names its version).
@@ -271,10 +272,7 @@ public final class StreamingServer: EventLoopHandler {
         }
         if tickIndex % UInt64(max(1, configuration.tickHz / 2)) == 0 { checkDeadlines(nowMs: nowMs) }
         applyPresence()
-        if roomDirty {
-            roomDirty = false
-            broadcastRoom()
-        }
+        syncRoom()
         advancePlayback(nowMs: nowMs)
         if tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { expireSessions(nowMs: nowMs) }
         let before = runtime.graph.version
@@ -345,14 +343,17 @@ public final class StreamingServer: EventLoopHandler {
         metrics.alerts.increment(by: Int64(events.count))
     }
 
-    func enqueue(_ c: Client, _ m: ServerMessage) {
+    func enqueue(_ c: Client, _ m: ServerMessage) { enqueue(c, encoded: encoder.encode(m)) }
+
+    /// Queues an encoded control message (one encoding can go to many clients).
+    func enqueue(_ c: Client, encoded bytes: [UInt8]) {
         // Control messages are few and small. A client is "not reading" when 256 are queued and its socket still
         // holds unsent bytes — its own lack of progress, not a stall of ours (then the queue may grow to 4096).
         if c.control.count >= 256, c.control.count >= 4096 || loop.hasUnsentOutput(c.id) {
             loop.close(c.id, code: 1008, reason: "not reading")
             return
         }
-        c.control.append(encoder.encode(m))
+        c.control.append(bytes)
         loop.requestWrite(c.id)
     }
 

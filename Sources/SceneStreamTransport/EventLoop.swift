@@ -601,8 +601,8 @@ public struct LoopBound<Value>: @unchecked Sendable {
     }
 }
 
-/// Lowers the calling thread below the service threads (nice +5): for work off the service thread, so that under
-/// load the thread that sends frames gets the CPU first.
+/// Lowers the calling thread below the service threads (nice +10, about a tenth of a nice-0 thread's share when both
+/// want a core): for work off the service thread, so that under load the thread that sends frames gets the CPU first.
 public func lowerCurrentThreadPriority() {
-    _ = ss_nice_current_thread(5)
+    _ = ss_nice_current_thread(10)
 }

@@ -26,6 +26,8 @@ class Device:
         self.frames = []
         self.times = []
         self.welcome = None
+        self.members = []  # the room as this device knows it
+        self.member_history = []  # the member list after each sessionState / roomMembers
         self.closed = None
         self.ws = None
         self.task = None
@@ -55,6 +57,9 @@ class Device:
                         await self.ws.send(sw.ack(m["version"]))
                 else:
                     self.messages.append(m)
+                    if m["type"] in ("sessionState", "roomMembers"):
+                        self.members = sw.apply_members(self.members, m)
+                        self.member_history.append(self.members)
         except Exception as e:  # closed: recorded
             self.closed = e
         code = self.ws.close_code

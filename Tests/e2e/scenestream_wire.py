@@ -8,7 +8,7 @@ MSG = {
     "hello": 0x01, "subscribe": 0x02, "ack": 0x03, "presence": 0x04, "select": 0x05, "annotate": 0x06,
     "handoffOffer": 0x07, "handoffClaim": 0x08, "playback": 0x09, "ping": 0x0A, "listSessions": 0x0B,
     "refreshToken": 0x0C, "follow": 0x0D, "welcome": 0x81, "keyframe": 0x82, "delta": 0x83, "alerts": 0x84,
-    "sessionState": 0x85, "handoff": 0x86, "error": 0x87, "pong": 0x88,
+    "sessionState": 0x85, "handoff": 0x86, "error": 0x87, "pong": 0x88, "roomMembers": 0x89,
 }
 NAMES = {v: k for k, v in MSG.items()}
 FIELDS = ["structure", "anchor", "translation", "rotation", "scale", "color", "visible", "label", "asset", "layer", "zone"]
@@ -255,6 +255,13 @@ def decode_server(msg):
         m["followUserId"] = r.string()
         m["playback"] = {"mode": r.u8(), "cursorMs": r.varint(), "speedMilli": r.varint()}
         m["viewpoint"] = read_pose(r) if r.boolean() else None
+    elif name == "roomMembers":
+        m = {"type": name, "roomId": r.string(), "changes": []}
+        for _ in range(r.count()):
+            user = r.string()
+            entries = [{"userId": user, "displayName": r.string(), "device": r.u8(), "role": r.u8(), "color": r.u32be()}
+                       for _ in range(r.count())]
+            m["changes"].append({"userId": user, "members": entries})
     elif name == "handoff":
         kind = r.u8()
         if kind == 0:
@@ -450,3 +457,13 @@ class Replica:
                         d[k] = n[k]
             out[i] = d
         return out
+
+
+def apply_members(members, m):
+    """The room's member list after `m`: a sessionState gives it whole, roomMembers replaces the named users'."""
+    if m["type"] == "sessionState":
+        return list(m["members"])
+    if m["type"] == "roomMembers":
+        changed = {c["userId"] for c in m["changes"]}
+        return [x for x in members if x["userId"] not in changed] + [e for c in m["changes"] for e in c["members"]]
+    return members

@@ -29,9 +29,8 @@ def test_room_presence_and_annotations_survive_restart(tmp_path):
             for d in devices:
                 await d.wait(lambda d=d: d.replica.version is not None, what="keyframe")
             # Everyone is in the room: three sessions, two users.
-            await lin.wait(lambda: any(len(m["members"]) == 3 for m in lin.messages if m["type"] == "sessionState"), what="3 members")
-            state = [m for m in lin.messages if m["type"] == "sessionState"][-1]
-            assert sorted((m["userId"], m["device"]) for m in state["members"]) == [("ada", HEADSET), ("ada", DESKTOP), ("lin", MOBILE)]
+            await lin.wait(lambda: len(lin.members) == 3, what="3 members")
+            assert sorted((m["userId"], m["device"]) for m in lin.members) == [("ada", HEADSET), ("ada", DESKTOP), ("lin", MOBILE)]
             # The headset's head pose shows up for the others, as a node in their replicas.
             for _ in range(5):
                 await ada_set.send(sw.presence("hall-a", head=[1500, 1700, 2500]))
@@ -111,8 +110,7 @@ def test_handoff_mid_stream(tmp_path):
             assert phone.closed == 1000
             assert phone.frames[-1][2] <= desk.frames[0][2]
             # Room members saw a device switch, never a leave.
-            states = [m for m in lin.messages if m["type"] == "sessionState"]
-            ada_devices = [[x["device"] for x in m["members"] if x["userId"] == "ada"] for m in states]
+            ada_devices = [[x["device"] for x in members if x["userId"] == "ada"] for members in lin.member_history]
             first = next(k for k, d in enumerate(ada_devices) if d)
             assert all(len(d) == 1 for d in ada_devices[first:]), ada_devices
             assert ada_devices[-1] == [DESKTOP] and MOBILE in ada_devices[first]

@@ -42,6 +42,10 @@ for (const name of names.filter((n) => n.startsWith('server-'))) {
           for (const key of ['label', 'color', 'visible']) if (key in w) assert.equal(u[key], w[key]);
         });
       }
+    } else if (m.type === 'roomMembers') {
+      assert.equal(m.roomId, want.roomId);
+      assert.deepEqual(m.changes.map((c) => [c.userId, c.members.map((x) => [x.userId, x.displayName, x.color])]),
+        want.changes.map((c) => [c.userId, c.members.map((x) => [c.userId, x.displayName, x.color])]));
     } else {
       for (const [k, v] of Object.entries(want)) {
         if (k === 'type' || k === 'codeName') continue;

@@ -237,6 +237,14 @@ function handle(m) {
       for (const a of m.alerts) { if (a.state === 0) state.alerts.set(a.id, a); else state.alerts.delete(a.id); }
       renderAlerts();
       break;
+    case 'roomMembers': {
+      // Only the users named changed: replace their entries, keep everyone else's.
+      const changed = new Set(m.changes.map((c) => c.userId));
+      state.members = state.members.filter((x) => !changed.has(x.userId)).concat(...m.changes.map((c) => c.members));
+      $('room').textContent = `${state.members.length} here`;
+      renderMembers({ members: state.members, followUserId: state.following });
+      break;
+    }
     case 'sessionState':
       state.members = m.members;
       state.sessionId = m.sessionId;

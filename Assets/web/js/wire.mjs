@@ -4,7 +4,7 @@
 export const MSG = {
   hello: 0x01, subscribe: 0x02, ack: 0x03, presence: 0x04, select: 0x05, annotate: 0x06, handoffOffer: 0x07,
   handoffClaim: 0x08, playback: 0x09, ping: 0x0a, listSessions: 0x0b, refreshToken: 0x0c, follow: 0x0d,
-  welcome: 0x81, keyframe: 0x82, delta: 0x83, alerts: 0x84, sessionState: 0x85, handoff: 0x86, error: 0x87, pong: 0x88,
+  welcome: 0x81, keyframe: 0x82, delta: 0x83, alerts: 0x84, sessionState: 0x85, handoff: 0x86, error: 0x87, pong: 0x88, roomMembers: 0x89,
 };
 const NAMES = Object.fromEntries(Object.entries(MSG).map(([k, v]) => [v, k]));
 export const FIELDS = ['structure', 'anchor', 'translation', 'rotation', 'scale', 'color', 'visible', 'label', 'asset', 'layer', 'zone'];
@@ -224,6 +224,16 @@ export async function decodeServer(bytes) {
     }
     case 'error': m = { type, code: r.varint(), requestId: r.varint(), message: r.string() }; break;
     case 'pong': m = { type, nonce: r.varint(), serverTimeMs: r.varint() }; break;
+    case 'roomMembers':
+      m = { type, roomId: r.string(), changes: [] };
+      for (let n = r.count('changes', 2); n > 0; n--) {
+        const userId = r.string(); const members = [];
+        for (let k = r.count('members', 7); k > 0; k--) {
+          members.push({ userId, displayName: r.string(), device: r.u8(), role: r.u8(), color: r.u32be() });
+        }
+        m.changes.push({ userId, members });
+      }
+      break;
     default: throw new WireError('unknownMessageType');
   }
   r.end();
