@@ -32,7 +32,8 @@ struct FanoutBenchCommand: ParsableCommand {
         let dir = NSTemporaryDirectory() + "scenestream-fanout-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let cfg = "{\"roomCapacity\": 10000, \"maxConnectionsPerAddress\": 1000000, \"data\": \"\(dir)/data\"}"
+        // One room, one address: lift the room capacity and the per-address limits (count and rate) for this load.
+        let cfg = "{\"roomCapacity\": 10000, \"maxConnectionsPerAddress\": 1000000, \"connectionsPerSecondPerAddress\": 100000, \"connectionBurstPerAddress\": 100000, \"data\": \"\(dir)/data\"}"
         try cfg.write(toFile: "\(dir)/config.json", atomically: true, encoding: .utf8)
         let (proc, port) = try BenchServer.start(binary: server, arguments: ["--config", "\(dir)/config.json", "--plant", plant, "--log-level", "warning"])
         defer { BenchServer.stop(proc) }
@@ -91,6 +92,13 @@ struct FanoutBenchCommand: ParsableCommand {
                 "latency_samples": s.samples, "load_generator_cpu_percent": (myCpu * 10).rounded() / 10,
             ]
             r["expected_frames_per_s"] = n * rate
+            // Joining a room of k costs O(k) (room changes are deltas): the time from connecting to the keyframe
+            // for the 100th and the n-th member of this step's batch.
+            let times = metrics.keyframeTimes
+            if n >= 100, times.count >= n {
+                r["join_100th_s"] = ((times[99] - times[0]) * 1000).rounded() / 1000
+                r["join_last_s"] = ((times[n - 1] - times[0]) * 1000).rounded() / 1000
+            }
             if seekers > 0 {
                 // The same step again while some clients scrub the timeline: do the others' frames wait for it?
                 let (sp50, sp99, seeks) = try measureWhileSeeking(pool, metrics: metrics, startedMs: startedMs)
@@ -171,6 +179,9 @@ struct FanoutBenchCommand: ParsableCommand {
 final class FanoutMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var keyframes = 0
+    /// When each keyframe arrived (seconds since the bench started), in order: the k-th member's join.
+    private(set) var keyframeTimes: [Double] = []
+    let started = Date()
     private var frames = 0
     private var bytes = 0
     private var latencies: [Double] = []
@@ -183,7 +194,10 @@ final class FanoutMetrics: @unchecked Sendable {
         bytes += total - (lastTotal[session] ?? 0)
         lastTotal[session] = total
         frames += 1
-        if keyframe { keyframes += 1 }
+        if keyframe {
+            keyframes += 1
+            keyframeTimes.append(Date().timeIntervalSince(started))
+        }
         if probe && !keyframe { latencies.append(Date().timeIntervalSince1970 * 1000 - Double(timeMs)) }
         lock.unlock()
     }
