@@ -16,20 +16,10 @@ from websockets.exceptions import ConnectionClosed
 
 import scenestream_wire as sw
 from conftest import ROOT, Server
-from test_security import SECRET, b64, jwt
-
-import hashlib
-import hmac
+from test_security import SECRET, jwt, sign as signed
 
 METRICS_TOKEN = "metrics-token-for-the-scraper"
 INGEST_TOKEN = "ingest-token-0123456789"
-
-
-def signed(payload):
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(payload).encode())
-    sig = b64(hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-    return f"{head}.{body}.{sig}"
 
 
 @pytest.fixture(scope="module")

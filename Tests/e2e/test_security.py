@@ -22,16 +22,21 @@ def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def sign(payload, secret=SECRET):
+    """An HS256 JWT of `payload`, written from RFC 7519 (not from our Swift code)."""
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps(payload).encode())
+    sig = b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{sig}"
+
+
 def jwt(sub, role="operator", zones=None, exp_in=600, aud="scenestream", secret=SECRET, name=None):
     payload = {"sub": sub, "exp": int(time.time()) + exp_in, "aud": aud, "role": role}
     if zones is not None:
         payload["zones"] = zones
     if name:
         payload["name"] = name
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(payload).encode())
-    sig = b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-    return f"{head}.{body}.{sig}"
+    return sign(payload, secret)
 
 
 @pytest.fixture(scope="module")
