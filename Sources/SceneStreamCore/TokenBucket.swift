@@ -60,21 +60,25 @@ public struct TokenBucket: Sendable, Equatable {
 }
 
 /// How many queued twin updates one tick applies: as many as fit in `budgetNs` at the cost per update measured so
-/// far (a moving average), between 500 and `maxUpdates`. A burst — a large Sparkplug birth, a broker replaying its
+/// far (a moving average), between `minUpdates` and `maxUpdates`. A burst — a large Sparkplug birth, a broker replaying its
 /// queue — is spread over ticks instead of stalling one. Pure: the caller measures.
 public struct IngestBudget: Sendable, Equatable {
     public let budgetNs: UInt64
     public let maxUpdates: Int
+    /// Taken per tick however slow updates are: a steady stream (100k updates/s is 3.3k a tick) is never throttled
+    /// below this; only bursts beyond it are spread.
+    public let minUpdates: Int
     /// Nanoseconds per update, averaged.
     public private(set) var costNs: Double = 2000
 
-    public init(budgetNs: UInt64, maxUpdates: Int) {
+    public init(budgetNs: UInt64, maxUpdates: Int, minUpdates: Int = 4000) {
         self.budgetNs = budgetNs
-        self.maxUpdates = max(500, maxUpdates)
+        self.maxUpdates = max(minUpdates, maxUpdates)
+        self.minUpdates = minUpdates
     }
 
     /// Updates the next tick may take.
-    public var allowance: Int { min(maxUpdates, max(500, Int(Double(budgetNs) / max(costNs, 1)))) }
+    public var allowance: Int { min(maxUpdates, max(minUpdates, Int(Double(budgetNs) / max(costNs, 1)))) }
 
     /// Records that `updates` took `ns`. Batches under 100 updates say little and are ignored.
     public mutating func record(updates: Int, ns: UInt64) {

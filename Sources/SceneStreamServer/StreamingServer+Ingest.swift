@@ -159,10 +159,7 @@ extension StreamingServer {
                     inbox.reject(topic: topic, reason: r.description)
                 }
             },
-            onConnection: { up in
-                BackgroundPriority.lower()  // on the MQTT network thread
-                inbox.connection(up)
-            })
+            onConnection: { up in inbox.connection(up) })
         var filters = Set(mappings.map(\.filter))
         if let sc = m.sparkplug {
             filters.formUnion(sc.filters)

@@ -73,7 +73,7 @@ public final class StreamingServer: EventLoopHandler {
     /// Users whose room entries changed, and sessions whose own state changed, since the last tick (`syncRoom`).
     var roomChangedUsers: Set<String> = []
     var stateDirty: Set<String> = []
-    /// How many queued updates a tick takes (about a third of a tick's time, learnt from the cost so far).
+    /// How many queued updates a tick takes (about half a tick's time at the cost so far, at least 4,000).
     var ingestBudget: IngestBudget
     /// Recent `GET /api/scene` answers by view (reused for 250 ms: a snapshot names its version).
     var sceneAnswers: [InterestFilter: (atNs: UInt64, response: HTTPServerResponse)] = [:]
@@ -158,7 +158,9 @@ public final class StreamingServer: EventLoopHandler {
         if let dir = configuration.dataDirectory { dataLock = try DataFolderLock(dir) }
         annotations = try AnnotationStore(path: configuration.dataDirectory.map { "\($0)/annotations-\(plant.scene.id).json" })
         annotationWriter = annotations.path.map(AnnotationWriter.init)
-        ingestBudget = IngestBudget(budgetNs: UInt64(1e9 / configuration.tickHz / 3), maxUpdates: configuration.maxUpdatesPerTick)
+        ingestBudget = IngestBudget(
+            budgetNs: UInt64(1e9 / configuration.tickHz / 2), maxUpdates: configuration.maxUpdatesPerTick,
+            minUpdates: min(4000, configuration.maxUpdatesPerTick))
         router = Self.makeRouter(authenticated: configuration.auth != nil)
         files = Self.makeFiles(configuration)
 

@@ -47,7 +47,7 @@ import Testing
 /// The per-tick ingest allowance follows the measured cost and stays within its bounds.
 @Suite struct IngestBudgetTests {
     @Test func allowanceFollowsTheCost() {
-        var b = IngestBudget(budgetNs: 10_000_000, maxUpdates: 25_000)
+        var b = IngestBudget(budgetNs: 10_000_000, maxUpdates: 25_000, minUpdates: 500)
         #expect(b.allowance == 5000)  // 10 ms at the initial 2 µs per update
         for _ in 0..<30 { b.record(updates: 10_000, ns: 100_000_000) }  // 10 µs each
         #expect(b.allowance == 1000)
@@ -57,8 +57,14 @@ import Testing
         #expect(b.allowance == 500)
     }
 
-    @Test func smallBatchesAreIgnored() {
+    @Test func aSteadyStreamIsNeverThrottledBelowTheFloor() {
         var b = IngestBudget(budgetNs: 10_000_000, maxUpdates: 25_000)
+        for _ in 0..<30 { b.record(updates: 10_000, ns: 10_000_000_000) }
+        #expect(b.allowance == 4000)
+    }
+
+    @Test func smallBatchesAreIgnored() {
+        var b = IngestBudget(budgetNs: 10_000_000, maxUpdates: 25_000, minUpdates: 500)
         b.record(updates: 10, ns: 1_000_000_000)
         #expect(b.allowance == 5000)
     }
