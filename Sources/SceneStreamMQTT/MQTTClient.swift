@@ -18,6 +18,7 @@ public final class MQTTClient: @unchecked Sendable {
     private var subscriptions: [(String, Int32)] = []
     private let onMessage: MessageHandler
     private let onConnection: ConnectionHandler
+    /// Under `lock`: `subscribe` may run on any thread while `start`/`stop` run on another.
     private var started = false
     private let birth: Message?
 
@@ -114,14 +115,17 @@ public final class MQTTClient: @unchecked Sendable {
     public func subscribe(_ filter: String, qos: Int = 1) {
         lock.lock()
         subscriptions.append((filter, Int32(qos)))
+        let now = started
         lock.unlock()
-        if started, let mosq { mosquitto_subscribe(mosq, nil, filter, Int32(qos)) }
+        if now, let mosq { mosquitto_subscribe(mosq, nil, filter, Int32(qos)) }
     }
 
     /// Connects in the background (a broker that is down is retried with backoff).
     public func start() throws {
         guard let mosq else { return }
+        lock.lock()
         started = true
+        lock.unlock()
         let rc = mosquitto_connect_async(mosq, host, Int32(port), 30)
         if rc != MOSQ_ERR_SUCCESS.rawValue {
             logger.warning("MQTT broker \(host):\(port) not reachable yet (rc \(rc)); retrying in the background")
@@ -143,8 +147,11 @@ public final class MQTTClient: @unchecked Sendable {
     /// Disconnects and stops the network thread. `farewell` is queued before the DISCONNECT packet (a clean
     /// disconnect does not trigger the will, so a Sparkplug host says "offline" itself).
     public func stop(farewell: Message? = nil) {
-        guard started, let mosq else { return }
+        lock.lock()
+        let was = started
         started = false
+        lock.unlock()
+        guard was, let mosq else { return }
         if let farewell { publish(farewell.topic, farewell.payload, qos: farewell.qos, retain: farewell.retain) }
         mosquitto_disconnect(mosq)
         mosquitto_loop_stop(mosq, false)
