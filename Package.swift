@@ -70,11 +70,16 @@ let package = Package(
             dependencies: ["SceneStreamCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["sparkplug_b.proto"],
             swiftSettings: strict),
+        // Ingest rules: the queue a tick drains (ordered, budgeted), dedupe and stale marks, HTTP ingest bodies. Pure.
+        .target(name: "SceneStreamIngest", dependencies: ["SceneStreamCore"], swiftSettings: strict),
+        // Connections, sessions, handoff codes, rooms, presence and annotation limits, playback: state machines
+        // that take the time and return what to do. Pure, no I/O.
+        .target(name: "SceneStreamSessions", dependencies: ["SceneStreamProtocol", "SceneStreamCore"], swiftSettings: strict),
         // The server: ingest, commits, per-client streaming, HTTP endpoints, metrics.
         .target(
             name: "SceneStreamServer",
             dependencies: [
-                "SceneStreamCore", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamHTTP", "SceneStreamMQTT", "SceneStreamSparkplug",
+                "SceneStreamCore", "SceneStreamIngest", "SceneStreamSessions", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamHTTP", "SceneStreamMQTT", "SceneStreamSparkplug",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -106,9 +111,11 @@ let package = Package(
             name: "SceneStreamHTTPTests",
             dependencies: ["SceneStreamHTTP", "SceneStreamTransport", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict),
+        .testTarget(name: "SceneStreamSessionsTests", dependencies: ["SceneStreamSessions", "SceneStreamCore", "SceneStreamProtocol"], swiftSettings: strict),
+        .testTarget(name: "SceneStreamIngestTests", dependencies: ["SceneStreamIngest", "SceneStreamCore"], swiftSettings: strict),
         .testTarget(
             name: "SceneStreamServerTests",
-            dependencies: ["SceneStreamServer", "SceneStreamCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["SceneStreamServer", "SceneStreamCore", "SceneStreamIngest", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         .testTarget(
             name: "SceneStreamE2ETests",

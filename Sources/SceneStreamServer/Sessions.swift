@@ -58,7 +58,6 @@ final class Session {
     var selection: [UInt32] = []
     var playback = PlaybackState.live
     var followUserId = ""
-    var pendingPresence: PresenceUpdate?
     var presenceAnchor: String?
     var lastSeenMs: UInt64
     var detachedAtMs: UInt64?
@@ -153,20 +152,11 @@ struct SessionRecord: Codable, Hashable {
     }
 }
 
-struct PresenceUpdate {
+struct PresenceUpdate: Sendable {
     var head: Pose?
     var left: Pose?
     var right: Pose?
     var pointer: Pose?
-}
-
-/// A one-time handoff code.
-struct HandoffCode {
-    let sessionId: String
-    let userId: String
-    let expiresMs: UInt64
-    let keepOldDevice: Bool
-    var used = false
 }
 
 /// An annotation pinned to a node, kept across restarts.
@@ -295,21 +285,4 @@ func fnvHash(_ s: String) -> UInt64 {
         h = h &* 0x100_0000_01b3
     }
     return h
-}
-
-/// Handoff codes: 8 characters from a 32-letter alphabet without look-alikes (40 bits), shown as XXXX-XXXX.
-enum HandoffCodes {
-    static let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
-    static func make() -> String {
-        var g = SystemRandomNumberGenerator()
-        let chars = (0..<8).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &g)] }
-        return String(chars[0..<4]) + "-" + String(chars[4..<8])
-    }
-
-    /// Accepts lower case, missing dash and spaces.
-    static func normalize(_ s: String) -> String {
-        let c = s.uppercased().filter { $0 != "-" && $0 != " " }
-        guard c.count == 8 else { return s.uppercased() }
-        return String(c.prefix(4)) + "-" + String(c.suffix(4))
-    }
 }

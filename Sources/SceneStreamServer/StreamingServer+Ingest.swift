@@ -1,86 +1,45 @@
 import Foundation
 import SceneStreamCore
+import SceneStreamIngest
 import SceneStreamMQTT
 import SceneStreamProtocol
 import SceneStreamSparkplug
 import SceneStreamTransport
 
-/// What arrived on the MQTT thread, in order, waiting for the next tick; and what was refused, by reason.
+/// What arrived on the MQTT thread, in order, waiting for the next tick (an ``IngestQueue``); what was refused;
+/// broker connection changes; messages to send. The MQTT thread adds, the service thread drains, under one lock.
 final class IngestInbox: @unchecked Sendable {
-    enum Item {
-        case update(PropertyUpdate)
-        /// These twins lost their source (a Sparkplug death).
-        case stale([String])
-    }
-
     private let lock = NSLock()
-    private var items: [Item] = []
-    private var newlyRejectedTopics: [(String, String)] = []
-    private var loggedTopics: Set<String> = []
+    private var queue = IngestQueue()
+    private var rejects = RejectLog()
     private var connectionChanges: [Bool] = []
     private var outgoing: [MQTTClient.Message] = []
 
-    func add(_ u: PropertyUpdate) {
+    private func locked<T>(_ body: () -> T) -> T {
         lock.lock()
-        items.append(.update(u))
-        lock.unlock()
+        defer { lock.unlock() }
+        return body()
     }
 
-    func add(_ us: [PropertyUpdate]) {
-        lock.lock()
-        for u in us { items.append(.update(u)) }
-        lock.unlock()
-    }
+    func add(_ u: PropertyUpdate) { locked { queue.append(.update(u)) } }
+    func add(_ us: [PropertyUpdate]) { locked { queue.append(contentsOf: us) } }
+    func stale(_ twins: [String]) { locked { queue.append(.stale(twins)) } }
+    func send(_ m: MQTTClient.Message) { locked { outgoing.append(m) } }
+    func connection(_ up: Bool) { locked { connectionChanges.append(up) } }
+    /// Notes a refusal; the first one per topic is logged (at most 1000 topics).
+    func reject(topic: String, reason: String) { locked { rejects.note(topic: topic, reason: reason) } }
 
     /// Items waiting.
-    var backlog: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return items.count
-    }
-
-    func stale(_ twins: [String]) {
-        lock.lock()
-        items.append(.stale(twins))
-        lock.unlock()
-    }
-
-    func send(_ m: MQTTClient.Message) {
-        lock.lock()
-        outgoing.append(m)
-        lock.unlock()
-    }
-
-    /// Notes a refusal; the first one per topic is logged (at most 1000 topics).
-    func reject(topic: String, reason: String) {
-        lock.lock()
-        if loggedTopics.count < 1000, loggedTopics.insert(topic).inserted { newlyRejectedTopics.append((topic, reason)) }
-        lock.unlock()
-    }
-
-    func connection(_ up: Bool) {
-        lock.lock()
-        connectionChanges.append(up)
-        lock.unlock()
-    }
+    var backlog: Int { locked { queue.backlog } }
 
     /// What arrived since the last drain, at most `maxItems` of the items (the rest stay, in order, for the next).
-    func drain(maxItems: Int = .max) -> (items: [Item], rejectedTopics: [(String, String)], connection: [Bool], outgoing: [MQTTClient.Message]) {
-        lock.lock()
-        defer { lock.unlock() }
-        let taken: [Item]
-        if items.count > maxItems {
-            taken = Array(items.prefix(maxItems))
-            items.removeFirst(maxItems)
-        } else {
-            taken = items
-            items.removeAll(keepingCapacity: true)
+    func drain(maxItems: Int = .max) -> (items: [IngestItem], rejectedTopics: [(topic: String, reason: String)], connection: [Bool], outgoing: [MQTTClient.Message]) {
+        locked {
+            let r = (queue.drain(maxItems: maxItems), rejects.take(), connectionChanges, outgoing)
+            connectionChanges.removeAll()
+            outgoing.removeAll()
+            return r
         }
-        let r = (taken, newlyRejectedTopics, connectionChanges, outgoing)
-        newlyRejectedTopics.removeAll()
-        connectionChanges.removeAll()
-        outgoing.removeAll()
-        return r
     }
 }
 
@@ -184,50 +143,17 @@ extension StreamingServer {
             client.publish(m.topic, m.payload, qos: m.qos, retain: m.retain)
             logger.info("Sparkplug message sent", metadata: ["topic": "\(m.topic)"])
         }
-        var out: [PropertyUpdate] = []
-        out.reserveCapacity(items.count)
-        var duplicates = 0
-        var marked = false
-        for item in items {
-            switch item {
-            case .update(let u):
-                if runtime.twins.isDuplicate(u) {
-                    duplicates += 1
-                    continue
-                }
-                mqttTwins.insert(u.twin)
-                out.append(u)
-            case .stale(let twins):
-                // After this tick's earlier updates, keeping their values.
-                let before = out
-                for t in twins { out.append(contentsOf: runtime.twins.marks(twin: t, quality: .stale, atMs: nowMs, after: before)) }
-                marked = true
-            }
-        }
-        if duplicates > 0 { metrics.ingestDuplicates.increment(by: Int64(duplicates)) }
-        // A death then a birth in the same tick (a quick reconnect): the birth's values are stamped by the edge, before
-        // the mark's time, and ingest orders by time — so drop the marks a later update of the same property replaces.
-        if marked {
-            var later: Set<String> = []
-            var kept: [PropertyUpdate] = []
-            for u in out.reversed() {
-                let key = u.twin + "\u{0}" + u.property
-                if u.quality == .stale, later.contains(key) { continue }
-                later.insert(key)
-                kept.append(u)
-            }
-            out = kept.reversed()
-        }
         for up in changes {
             metrics.mqttConnected.set(Double(up ? 1 : 0))
-            if !up {
-                // The values are the last known ones; say so instead of showing them as live.
-                let before = out
-                for twin in mqttTwins.sorted() { out.append(contentsOf: runtime.twins.marks(twin: twin, quality: .stale, atMs: nowMs, after: before)) }
-                logger.warning("MQTT broker away: \(mqttTwins.count) twins marked stale")
-            }
+            if !up { logger.warning("MQTT broker away: \(mqttTwins.count) twins marked stale") }
         }
-        return out
+        let batch = IngestPipeline.assemble(items, twins: runtime.twins, sourced: &mqttTwins, brokerLost: changes.contains(false), nowMs: nowMs)
+        if batch.duplicates > 0 { metrics.ingestDuplicates.increment(by: Int64(batch.duplicates)) }
+        if batch.badKeys > 0 {
+            metrics.refused(source: "mqtt", reason: "bad_key", count: batch.badKeys)
+            logger.notice("MQTT updates refused: twin id or property name breaks the key rules", metadata: ["count": "\(batch.badKeys)"])
+        }
+        return batch.updates
     }
 
     /// Publishes alerts to the configured topic (events out to the MES / platform).
@@ -263,7 +189,7 @@ extension StreamingServer {
         let loop = self.loop!
         httpWork.async {
             BackgroundPriority.lower()
-            let parsed = Self.parseIngest(body, nowMs: Self.wallMs())
+            let parsed = HTTPIngest.parse(body, nowMs: Self.wallMs())
             guard case .success(let updates) = parsed else {
                 if case .failure(let e) = parsed {
                     metrics.refused(source: "http", reason: e.code)
@@ -286,40 +212,5 @@ extension StreamingServer {
                 s.answer(r, .json(Array("{\"accepted\":\(updates.count),\"durable\":\(storage != nil)}".utf8)), route: .ingest)
             }
         }
-    }
-
-    /// Why an ingest body was refused: a metrics code and a message naming the entry.
-    struct IngestRefusal: Error, Equatable {
-        var code: String
-        var message: String
-    }
-
-    /// Parses an HTTP ingest body. Pure.
-    static func parseIngest(_ body: [UInt8], nowMs: UInt64) -> Result<[PropertyUpdate], IngestRefusal> {
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any], let list = obj["updates"] as? [[String: Any]] else {
-            return .failure(IngestRefusal(code: "bad_payload", message: "expected {\"updates\": [{\"twin\", \"property\", \"value\"}]}"))
-        }
-        guard list.count <= 100_000 else { return .failure(IngestRefusal(code: "too_many", message: "at most 100000 updates per batch")) }
-        var updates: [PropertyUpdate] = []
-        updates.reserveCapacity(list.count)
-        for (k, u) in list.enumerated() {
-            guard let twin = u["twin"] as? String, let property = u["property"] as? String, let raw = u["value"] else {
-                return .failure(IngestRefusal(code: "bad_payload", message: "updates[\(k)]: needs twin, property and value"))
-            }
-            if let why = TwinKeyRules.problem(twin: twin, property: property) {
-                return .failure(IngestRefusal(code: "bad_key", message: "updates[\(k)]: \(why)"))
-            }
-            // The entry is already decoded JSON: read value, timestamp and quality the way MQTT payloads are read.
-            var entry: [String: Any] = ["value": raw]
-            entry["timestamp"] = u["timestamp"]
-            entry["quality"] = u["quality"]
-            switch TopicMapping.parse(object: entry, nowMs: nowMs) {
-            case .success(let (value, ts, quality)):
-                updates.append(PropertyUpdate(twin: twin, property: property, value: value, timestampMs: ts, quality: quality))
-            case .failure(let e):
-                return .failure(IngestRefusal(code: e.code, message: "updates[\(k)]: \(e)"))
-            }
-        }
-        return .success(updates)
     }
 }

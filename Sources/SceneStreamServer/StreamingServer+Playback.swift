@@ -1,92 +1,73 @@
 import Foundation
 import SceneStreamCore
 import SceneStreamProtocol
+import SceneStreamSessions
 import SceneStreamTransport
 
 /// A client's view of the past: its own runtime rebuilt from the history, streamed through the same delta path.
+/// Where its cursor is and whether it plays is the client's ``PlaybackController``; this holds the scene.
 final class Playback {
     var runtime: SceneRuntime
     var engine: DeltaEngine
-    var cursorMs: UInt64
-    var speedMilli: UInt32
-    var playing: Bool
     var sent: ClientBaseline?
     /// Play steps from disk: updates read ahead on the storage queue, up to (excluding) `bufferedToMs`.
     var diskBuffer: [PropertyUpdate] = []
     var bufferedToMs: UInt64?
     var reading = false
-    init(runtime: SceneRuntime, engine: DeltaEngine, cursorMs: UInt64, speedMilli: UInt32, playing: Bool) {
+    init(runtime: SceneRuntime, engine: DeltaEngine) {
         self.runtime = runtime
         self.engine = engine
-        self.cursorMs = cursorMs
-        self.speedMilli = speedMilli
-        self.playing = playing
     }
 }
 
 extension StreamingServer {
+    /// A playback command: the controller decides, this carries it out.
     func playback(_ c: Client, op: PlaybackOp, timeMs: UInt64, speedMilli: UInt32) {
         guard c.subscription != nil else {
             enqueue(c, .error(code: .notSubscribed, requestId: 0, message: "playback before subscribe"))
             return
         }
-        let now = Self.wallMs()
-        let speed = min(max(speedMilli, 50), 32_000)
-        switch op {
-        case .live:
-            goLive(c)
+        perform(c.playbackControl.command(op, timeMs: timeMs, speedMilli: speedMilli, nowMs: Self.wallMs()), for: c)
+    }
+
+    /// Carries out what the playback controller said.
+    func perform(_ action: PlaybackController.Action, for c: Client) {
+        switch action {
+        case .none:
             return
-        case .pause:
-            if c.pendingSeek != nil { c.pendingSeek?.playing = false }
-            guard let p = c.playback else { return }
-            p.playing = false
-        case .seek, .play:
-            let target = timeMs == 0 ? (c.playback?.cursorMs ?? now) : timeMs
-            if op == .play && timeMs == 0 && c.pendingSeek != nil {
-                // Play pressed while the sought moment is still being rebuilt: it starts playing when it arrives.
-                c.pendingSeek?.playing = true
-                c.pendingSeek?.speed = speed
-                return
-            }
-            if op == .play && target + 2 * tickMs >= now && timeMs == 0 && c.playback == nil {
-                return  // "play" while live is live
-            }
-            if c.playback == nil || op == .seek || timeMs != 0 {
-                guard target < now else {
-                    goLive(c)
-                    return
-                }
-                c.seekSerial &+= 1
-                c.pendingSeek = (playing: op == .play, speed: speed)
-                let job = SeekJob(
-                    client: c.id, serial: c.seekSerial, target: target, speed: speed, playing: op == .play,
-                    startedNs: DispatchTime.now().uptimeNanoseconds, recipe: runtime.recipe, compressionLevel: configuration.compressionLevel)
-                // Memory can rebuild the moment when it holds a checkpoint before it and every update after it.
-                if runtime.twins.history.canRebuild(at: target) || storage == nil, let state = runtime.pastState(at: target) {
-                    rebuildLater(job, state: state, fromDisk: false)
-                } else if let storage {
-                    // Older than memory holds: read the state at that moment on the storage thread.
-                    let server = UncheckedBox(self)
-                    let loop = self.loop!
-                    storage.stateLater(at: target) { result in
-                        loop.post {
-                            switch result {
-                            case .success(let state?): server.value.rebuildLater(job, state: state, fromDisk: true)
-                            case .success(nil): server.value.seekFailed(job, nil)
-                            case .failure(let error): server.value.seekFailed(job, "\(error)")
-                            }
+        case .publish:
+            publishPlayback(c)
+            loop.requestWrite(c.id)
+        case .wentLive:
+            wentLive(c)
+        case .refuse(let target):
+            refuseSeek(c, target)
+        case .rebuild(let seek):
+            let target = seek.targetMs
+            let job = SeekJob(
+                client: c.id, serial: seek.serial, target: target,
+                startedNs: DispatchTime.now().uptimeNanoseconds, recipe: runtime.recipe, compressionLevel: configuration.compressionLevel)
+            // Memory can rebuild the moment when it holds a checkpoint before it and every update after it.
+            if runtime.twins.history.canRebuild(at: target) || storage == nil, let state = runtime.pastState(at: target) {
+                rebuildLater(job, state: state, fromDisk: false)
+            } else if let storage {
+                // Older than memory holds: read the state at that moment on the storage thread.
+                let server = LoopBound(self, loop: loop)
+                let loop = self.loop!
+                storage.stateLater(at: target) { result in
+                    let r = UncheckedSendable(result)
+                    loop.post {
+                        switch r.value {
+                        case .success(let state?): server.value.rebuildLater(job, state: state, fromDisk: true)
+                        case .success(nil): server.value.seekFailed(job, nil)
+                        case .failure(let error): server.value.seekFailed(job, "\(error)")
                         }
                     }
-                } else {
-                    refuseSeek(c, target)
                 }
-                return  // the keyframe of the past follows when the rebuild is back
+            } else {
+                perform(c.playbackControl.rebuildFailed(serial: seek.serial), for: c)
             }
-            c.playback?.speedMilli = speed
-            if op == .play { c.playback?.playing = true }
         }
-        publishPlayback(c)
-        loop.requestWrite(c.id)
     }
 
     var tickMs: UInt64 { UInt64(1000 / configuration.tickHz) }
@@ -111,8 +92,6 @@ extension StreamingServer {
         let client: ConnectionID
         let serial: UInt64
         let target: UInt64
-        let speed: UInt32
-        let playing: Bool
         let startedNs: UInt64
         let recipe: SceneRuntime.Recipe
         let compressionLevel: Int32
@@ -122,13 +101,15 @@ extension StreamingServer {
     /// service thread, which owns it from then on. Service thread.
     func rebuildLater(_ job: SeekJob, state: [PropertyUpdate], fromDisk: Bool) {
         let loop = self.loop!
-        let server = UncheckedBox(self)
+        let server = LoopBound(self, loop: loop)
+        let state = UncheckedSendable(state)
         rebuildQueue.async {
             BackgroundPriority.lower()
             do {
-                let r = try SceneRuntime.rebuilt(recipe: job.recipe, state: state, at: job.target)
+                let r = try SceneRuntime.rebuilt(recipe: job.recipe, state: state.value, at: job.target)
                 let engine = try DeltaEngine(graph: r.graph, compressionLevel: job.compressionLevel)
-                let built = UncheckedBox((r, engine))
+                // Built here, owned by the service thread from the moment it is posted (nothing here keeps it).
+                let built = UncheckedSendable((r, engine))
                 loop.post { server.value.finishSeek(job, built.value.0, built.value.1, fromDisk: fromDisk) }
             } catch {
                 loop.post { server.value.seekFailed(job, "\(error)") }
@@ -138,12 +119,10 @@ extension StreamingServer {
 
     /// The rebuilt past is back (service thread): the client plays it, unless it has moved on since.
     func finishSeek(_ job: SeekJob, _ r: SceneRuntime, _ engine: DeltaEngine, fromDisk: Bool) {
-        guard let c = clients[job.client], c.seekSerial == job.serial, c.subscription != nil else { return }
-        let wanted = c.pendingSeek ?? (playing: job.playing, speed: job.speed)
-        c.pendingSeek = nil
+        guard let c = clients[job.client], c.subscription != nil, c.playbackControl.rebuilt(serial: job.serial) else { return }
         metrics.seekSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - job.startedNs) / 1e9)
         metrics.seek(source: fromDisk ? "disk" : "memory")
-        c.playback = Playback(runtime: r, engine: engine, cursorMs: job.target, speedMilli: wanted.speed, playing: wanted.playing)
+        c.playback = Playback(runtime: r, engine: engine)
         c.unacked.removeAll()
         c.nextDueTick = 0
         publishPlayback(c)
@@ -151,19 +130,17 @@ extension StreamingServer {
     }
 
     func seekFailed(_ job: SeekJob, _ error: String?) {
-        guard let c = clients[job.client], c.seekSerial == job.serial else { return }
-        c.pendingSeek = nil
-        if let error {
+        guard let c = clients[job.client] else { return }
+        let action = c.playbackControl.rebuildFailed(serial: job.serial)
+        if let error, action != .none {
             metrics.storageErrors.increment()
             logger.error("seek failed: \(error)")
         }
-        refuseSeek(c, job.target)
+        perform(action, for: c)
     }
 
-    func goLive(_ c: Client) {
-        c.seekSerial &+= 1  // a seek still being rebuilt is dropped
-        c.pendingSeek = nil
-        guard c.playback != nil else { return }
+    /// The controller went live: drop the past scene, send a keyframe of the live one, tell the client.
+    func wentLive(_ c: Client) {
         c.playback = nil
         c.subscription?.sent = nil  // a keyframe of the live scene
         c.unacked.removeAll()
@@ -174,61 +151,55 @@ extension StreamingServer {
 
     func publishPlayback(_ c: Client) {
         guard let s = c.session else { return }
-        if let p = c.playback {
-            s.playback = PlaybackState(mode: p.playing ? .playing : .paused, cursorMs: p.cursorMs, speedMilli: p.speedMilli)
-        } else {
-            s.playback = .live
-        }
+        s.playback = c.playbackControl.state
         enqueue(c, .sessionState(sessionState(for: s, members: members())))
     }
 
     /// Advances every playing client's cursor by one tick at its speed; back to live when it catches up.
     func advancePlayback(nowMs: UInt64) {
         for c in clients.values {
-            guard let p = c.playback, p.playing else { continue }
-            let next = p.cursorMs + tickMs * UInt64(p.speedMilli) / 1000
-            if next + tickMs >= nowMs {
-                goLive(c)
+            guard let p = c.playback, let step = c.playbackControl.tick(nowMs: nowMs) else { continue }
+            guard case .advance(let from, let next) = step else {
+                wentLive(c)
                 continue
             }
             // Each step comes from memory when memory holds that stretch, else from disk (a cursor can fall behind
             // memory while paused or slow, and one that started on disk reaches memory).
-            if runtime.twins.history.holdsEverything(after: p.cursorMs) || storage == nil {
+            if runtime.twins.history.holdsEverything(after: from) || storage == nil {
                 p.diskBuffer = []
                 p.bufferedToMs = nil
-                _ = p.runtime.ingest(runtime.twins.history.updates(from: p.cursorMs + 1, to: next + 1))
+                _ = p.runtime.ingest(runtime.twins.history.updates(from: from + 1, to: next + 1))
             } else {
                 // From disk: steps take what was read ahead on the storage queue; the cursor waits (the client
                 // sees a pause, everyone else nothing) until the stretch it needs has arrived.
-                readAhead(c, p, through: next + 1)
+                readAhead(c, p, cursorMs: from, through: next + 1)
                 guard let end = p.bufferedToMs, end >= next + 1 else { continue }
                 let cut = p.diskBuffer.firstIndex { $0.timestampMs > next } ?? p.diskBuffer.count
-                _ = p.runtime.ingest(p.diskBuffer.filter { $0.timestampMs > p.cursorMs && $0.timestampMs <= next })
+                _ = p.runtime.ingest(p.diskBuffer.filter { $0.timestampMs > from && $0.timestampMs <= next })
                 p.diskBuffer.removeFirst(cut)
             }
-            p.cursorMs = next
             p.runtime.graph.commit(timeMs: next)
-            if c.session.map({ $0.playback.cursorMs / 1000 != next / 1000 }) ?? false { publishPlayback(c) }
+            if c.playbackControl.stepped(to: next) { publishPlayback(c) }
         }
     }
 
     /// Asks the storage queue for about two seconds of play (at the client's speed) past what is buffered, when less
     /// than a second's worth is left. Service thread.
-    func readAhead(_ c: Client, _ p: Playback, through needed: UInt64) {
+    func readAhead(_ c: Client, _ p: Playback, cursorMs: UInt64, through needed: UInt64) {
         guard let storage, !p.reading else { return }
-        let perSecond = UInt64(max(1, p.speedMilli))  // ms of history per second of play
-        let from = p.bufferedToMs ?? (p.cursorMs + 1)
+        let perSecond = UInt64(max(1, c.playbackControl.watching?.speedMilli ?? 1000))  // ms of history per second of play
+        let from = p.bufferedToMs ?? (cursorMs + 1)
         guard from < needed + perSecond else { return }
         let to = max(needed, from) + 2 * perSecond
         p.reading = true
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
-        let (id, serial) = (c.id, c.seekSerial)
+        let (id, serial) = (c.id, c.playbackControl.serial)
         storage.updatesLater(from: from, to: to) { result in
-            let ups = UncheckedBox(result)
+            let ups = UncheckedSendable(result)
             loop.post {
                 let s = me.value
-                guard let c = s.clients[id], c.seekSerial == serial, let p = c.playback else { return }
+                guard let c = s.clients[id], c.playbackControl.serial == serial, let p = c.playback else { return }
                 p.reading = false
                 switch ups.value {
                 case .success(let list):

@@ -1,6 +1,7 @@
 import Foundation
 import SceneStreamCore
 import SceneStreamProtocol
+import SceneStreamSessions
 import SceneStreamTransport
 
 /// Sessions, rooms, presence, selection, annotations, handoff and resume. Service thread only, like the rest.
@@ -9,25 +10,23 @@ extension StreamingServer {
 
     func hello(_ c: Client, token: String, resumeToken: String, resumeVersion: UInt64) -> ReceiveAction {
         if let auth = authenticator {
-            // Verify off the service thread, then carry on there.
-            c.helloPending = true
-            c.hello = false
-            let box = UncheckedBox(c)
-            let me = UncheckedBox(self)
+            // Verify off the service thread (the machine is verifying), then carry on there.
+            let box = LoopBound(c, loop: loop)
+            let me = LoopBound(self, loop: loop)
+            let loop = self.loop!
             let now = Self.wallMs()
             let log = logger
             Task {
                 let result = await auth.verify(token, nowMs: now)
                 log.debug("token checked", metadata: ["result": "\(result)"])
-                me.value.loop.post {
+                loop.post {
                     let c = box.value
                     let s = me.value
                     s.logger.debug("hello verified", metadata: ["conn": "\(c.id)", "known": "\(s.clients[c.id] === c)"])
                     guard s.clients[c.id] === c else { return }
-                    c.helloPending = false
                     switch result {
                     case .success(let identity):
-                        c.hello = true
+                        c.machine.verified(expiresMs: identity.expiresMs)
                         _ = s.establish(c, identity: identity, token: token, resumeToken: resumeToken, resumeVersion: resumeVersion)
                     case .failure(let why):
                         s.refuseToken(c, why)
@@ -39,6 +38,7 @@ extension StreamingServer {
         }
         guard let identity = Identity.fromDemoToken(token) else {
             enqueue(c, .error(code: .unauthenticated, requestId: 0, message: "token not accepted (this server takes demo:USER[:ROLE])"))
+            c.machine.refused()
             c.closeAfterFlush = true
             return .keep
         }
@@ -57,6 +57,7 @@ extension StreamingServer {
         }
         logger.notice("token refused", metadata: ["conn": "\(c.id)", "peer": "\(c.peer)", "reason": "\(why)"])
         enqueue(c, .error(code: code, requestId: 0, message: text))
+        c.machine.refused()
         c.closeAfterFlush = true
     }
 
@@ -72,18 +73,20 @@ extension StreamingServer {
 
     func refresh(_ c: Client, token: String) {
         guard let auth = authenticator, let s = c.session else { return }
-        let box = UncheckedBox(c)
-        let me = UncheckedBox(self)
+        let box = LoopBound(c, loop: loop)
+        let me = LoopBound(self, loop: loop)
+        let loop = self.loop!
         let userId = s.identity.userId
         let now = Self.wallMs()
         Task {
             let result = await auth.verify(token, nowMs: now)
-            me.value.loop.post {
+            loop.post {
                 let c = box.value
                 guard let s = c.session else { return }
                 switch result {
                 case .success(let id) where id.userId == userId:
                     s.identity.expiresMs = id.expiresMs
+                    c.machine.refreshed(expiresMs: id.expiresMs)
                 case .success:
                     me.value.refuseToken(c, .invalid("another subject"))
                 case .failure(let why):
@@ -97,13 +100,17 @@ extension StreamingServer {
     /// Expired tokens close their connections (unless refreshed in time); a connection that never says hello goes.
     func checkDeadlines(nowMs: UInt64) {
         let nowNs = DispatchTime.now().uptimeNanoseconds
+        let handshakeNs = UInt64(configuration.handshakeTimeoutSeconds) * 1_000_000_000
         for c in clients.values where !c.closeAfterFlush {
-            if !c.hello && !c.helloPending && nowNs &- c.openedNs > UInt64(configuration.handshakeTimeoutSeconds) * 1_000_000_000 {
+            switch c.machine.deadline(nowNs: nowNs, nowMs: nowMs, handshakeNs: handshakeNs) {
+            case .noHello?:
                 metrics.limitHits.increment()
                 loop.close(c.id, code: 1008, reason: "no hello")
-            } else if let exp = c.session?.identity.expiresMs, exp <= nowMs {
+            case .tokenExpired?:
                 refuseToken(c, .expired)
                 loop.requestWrite(c.id)
+            case nil:
+                break
             }
         }
     }
@@ -130,11 +137,7 @@ extension StreamingServer {
             }
             // Resume from what the client says it applied, if the server still knows that version and filter.
             let inFlight = s.pendingUnacked + (s.primary.flatMap { clients[$0] }.map { Array($0.unacked) } ?? [])
-            if let acked = s.acked, acked.version == resumeVersion {
-                c.resumeBase = acked
-            } else if let b = inFlight.first(where: { $0.version == resumeVersion }) {
-                c.resumeBase = b
-            }
+            c.resumeBase = ResumePoint.choose(acked: s.acked, inFlight: inFlight, resumeVersion: resumeVersion)
             s.pendingUnacked = []
             metrics.resumes.increment()
             logger.info("session resumed", metadata: ["session": "\(s.id)", "from": "\(resumeVersion)", "delta": "\(c.resumeBase != nil)"])
@@ -148,6 +151,7 @@ extension StreamingServer {
         session.device = c.device
         session.detachedAtMs = nil
         session.lastSeenMs = nowMs
+        updateMembership(session)
         persist(session)
         c.session = session
         c.sessionId = session.id
@@ -172,30 +176,23 @@ extension StreamingServer {
             s.detachedAtMs = Self.wallMs()
             persist(s)
             removePresence(s)
-            roomChangedUsers.insert(s.identity.userId)
+            updateMembership(s)
         }
     }
 
-    func roomHasRoom(for s: Session) -> Bool {
-        let inRoom = Set(clients.values.compactMap { $0.subscription != nil ? $0.session?.id : nil })
-        return inRoom.contains(s.id) || inRoom.count < configuration.roomCapacity
+    /// Puts session `s` in the room or takes it out: a member is a session whose primary device is subscribed.
+    /// Called wherever a primary or a subscription changes; the roster turns it into per-user changes.
+    func updateMembership(_ s: Session) {
+        let live = sessions[s.id] === s && s.primary.flatMap { clients[$0] }?.subscription != nil
+        room.set(s.id, live ? member(s) : nil)
     }
 
-    /// The client subscribed for the first time: it is a room member now.
-    func joined(_ c: Client) {
-        guard let s = c.session else { return }
-        roomChangedUsers.insert(s.identity.userId)
-        stateDirty.insert(s.id)
-    }
-
-    /// Room members: every session with a subscribed primary device.
+    /// Room members, in a stable order, with their primary devices.
     func members() -> [(Session, Client)] {
-        var out: [(Session, Client)] = []
-        for s in sessions.values.sorted(by: { $0.id < $1.id }) {
-            guard let p = s.primary, let c = clients[p], c.subscription != nil else { continue }
-            out.append((s, c))
+        room.sessionIds().compactMap { id in
+            guard let s = sessions[id], let p = s.primary, let c = clients[p] else { return nil }
+            return (s, c)
         }
-        return out
     }
 
     func sessionState(for s: Session, members list: [(Session, Client)]) -> SessionState {
@@ -210,26 +207,20 @@ extension StreamingServer {
     /// changed, encoded once. A join or a leave costs each member a few bytes, so a room of n costs O(n) per change
     /// rather than O(n²).
     func syncRoom() {
-        guard !roomChangedUsers.isEmpty || !stateDirty.isEmpty else { return }
+        let changes = room.takeChanges()
+        guard !changes.isEmpty else { return }
         let list = members()
-        var delta: [UInt8]?
-        if !roomChangedUsers.isEmpty {
-            var byUser: [String: [Member]] = [:]
-            for (m, _) in list where roomChangedUsers.contains(m.identity.userId) { byUser[m.identity.userId, default: []].append(member(m)) }
-            let changes = roomChangedUsers.sorted().map { MemberChange(userId: $0, members: byUser[$0] ?? []) }
-            delta = encoder.encode(.roomMembers(roomId: runtime.scene.id, changes: changes))
-        }
+        let delta = changes.delta.isEmpty ? nil : encoder.encode(.roomMembers(roomId: runtime.scene.id, changes: changes.delta))
+        guard delta != nil || !changes.fullState.isEmpty else { return }
         for (s, c) in list {
             let devices = [c] + s.companions.compactMap { clients[$0] }
-            if stateDirty.contains(s.id) {
+            if changes.fullState.contains(s.id) {
                 let state = encoder.encode(.sessionState(sessionState(for: s, members: list)))
                 for d in devices { enqueue(d, encoded: state) }
             } else if let delta {
                 for d in devices { enqueue(d, encoded: delta) }
             }
         }
-        roomChangedUsers.removeAll(keepingCapacity: true)
-        stateDirty.removeAll(keepingCapacity: true)
     }
 
     func member(_ s: Session) -> Member {
@@ -244,19 +235,15 @@ extension StreamingServer {
             return
         }
         // The latest pose wins; it is applied at the next tick (at most presenceHz per client, see applyPresence).
-        s.pendingPresence = p
+        presenceRelay.submit(s.id, p)
         if let head = p.head { s.viewpoint = head }
     }
 
     static let presencePrefix = "~presence."
 
     func applyPresence() {
-        let every = max(1, Int((configuration.tickHz / Double(configuration.presenceHz)).rounded()))
-        guard tickIndex % UInt64(every) == 0 else { return }
-        for s in sessions.values {
-            guard let p = s.pendingPresence else { continue }
-            s.pendingPresence = nil
-            guard let anchor = (p.head ?? p.pointer ?? p.left ?? p.right)?.anchor,
+        for (id, p) in presenceRelay.release(tick: tickIndex) {
+            guard let s = sessions[id], let anchor = (p.head ?? p.pointer ?? p.left ?? p.right)?.anchor,
                 runtime.scene.anchors.contains(where: { $0.id == anchor })
             else { continue }
             if let old = s.presenceAnchor, old != anchor { removePresence(s) }
@@ -334,7 +321,7 @@ extension StreamingServer {
         }
         s.selection = chosen
         persist(s)
-        stateDirty.insert(s.id)
+        room.stateChanged(s.id)
     }
 
     // MARK: annotations
@@ -388,26 +375,13 @@ extension StreamingServer {
             return
         }
         // Limits: a rate per user, and caps per user and per scene (each refusal answers its request).
-        let nowNs = DispatchTime.now().uptimeNanoseconds
         let user = s.identity.userId
-        if annotationRate.count > 10_000 { annotationRate = annotationRate.filter { !$0.value.isFull(nowNs: nowNs) } }
-        let rate = Double(configuration.annotationsPerSecond)
-        var bucket = annotationRate[user] ?? TokenBucket(capacity: rate * 4, perSecond: rate, nowNs: nowNs)
-        let allowed = bucket.take(nowNs: nowNs)
-        annotationRate[user] = bucket
-        guard allowed else {
+        if let refusal = annotationLimits.admit(
+            user: user, userCount: annotations.countByAuthor[user, default: 0], sceneCount: annotations.items.count,
+            nowNs: DispatchTime.now().uptimeNanoseconds)
+        {
             metrics.limitHits.increment()
-            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "more than \(configuration.annotationsPerSecond) annotations/s; this one was not added"))
-            return
-        }
-        guard annotations.countByAuthor[user, default: 0] < configuration.maxAnnotationsPerUser else {
-            metrics.limitHits.increment()
-            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "you have \(configuration.maxAnnotationsPerUser) annotations, the most one user may have; remove some first"))
-            return
-        }
-        guard annotations.items.count < configuration.maxAnnotationsPerScene else {
-            metrics.limitHits.increment()
-            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "this scene has \(configuration.maxAnnotationsPerScene) annotations, the most it may have"))
+            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: refusal.description))
             return
         }
         let a = Annotation(
@@ -423,22 +397,21 @@ extension StreamingServer {
     func offer(_ c: Client, requestId: UInt32, keepOldDevice: Bool) {
         guard let s = c.session else { return }
         let now = Self.wallMs()
-        var code = HandoffCodes.make()
-        while codes[code] != nil { code = HandoffCodes.make() }
-        let expires = now + UInt64(configuration.handoffCodeSeconds) * 1000
-        codes[code] = HandoffCode(sessionId: s.id, userId: s.identity.userId, expiresMs: expires, keepOldDevice: keepOldDevice)
+        var random = SystemRandomNumberGenerator()
+        var code = HandoffBook.make(using: &random)
+        var offered = handoffs.offer(code: code, sessionId: s.id, userId: s.identity.userId, keepOldDevice: keepOldDevice, nowMs: now)
+        while offered == nil {
+            code = HandoffBook.make(using: &random)
+            offered = handoffs.offer(code: code, sessionId: s.id, userId: s.identity.userId, keepOldDevice: keepOldDevice, nowMs: now)
+        }
+        let expires = offered!
         let base = configuration.publicURL.isEmpty ? "\(configuration.tlsCertificate == nil ? "http" : "https")://127.0.0.1:\(port)" : configuration.publicURL
         enqueue(c, .handoff(.offer(requestId: requestId, code: code, url: "\(base)/?claim=\(code)", expiresMs: expires)))
     }
 
-    /// Claims are rate-limited per connection (10 a minute) and for the whole server (100 a minute): with 2^40
-    /// codes, guessing a live code in its 60 s life succeeds with probability below 100 / 2^40 ≈ 1e-10.
+    /// Claims are rate-limited per connection and for the whole server (``ClaimLimiter``).
     func claimAllowed(_ c: Client) -> Bool {
-        let now = DispatchTime.now().uptimeNanoseconds
-        guard c.claimRate.has(nowNs: now), claimRateGlobal.has(nowNs: now) else { return false }
-        _ = c.claimRate.take(nowNs: now)
-        _ = claimRateGlobal.take(nowNs: now)
-        return true
+        claims.allow(&c.claimRate, nowNs: DispatchTime.now().uptimeNanoseconds)
     }
 
     func claim(_ c: Client, requestId: UInt32, code rawCode: String, sessionId: String) {
@@ -452,26 +425,20 @@ extension StreamingServer {
         var target: Session?
         var keepOld = false
         if !rawCode.isEmpty {
-            let code = HandoffCodes.normalize(rawCode)
-            guard var h = codes[code], h.userId == me.identity.userId, let s = sessions[h.sessionId] else {
+            switch handoffs.claim(rawCode, userId: me.identity.userId, nowMs: now, sessionExists: { sessions[$0] != nil }) {
+            case .success(let h):
+                target = sessions[h.sessionId]
+                keepOld = h.keepOldDevice
+            case .failure(let why):
                 metrics.refusals.increment()
-                enqueue(c, .error(code: .handoffCodeInvalid, requestId: requestId, message: "no such handoff code for you"))
+                let code: ErrorCode = switch why {
+                case .unknown: .handoffCodeInvalid
+                case .used: .handoffCodeUsed
+                case .expired: .handoffCodeExpired
+                }
+                enqueue(c, .error(code: code, requestId: requestId, message: why.description))
                 return
             }
-            guard !h.used else {
-                metrics.refusals.increment()
-                enqueue(c, .error(code: .handoffCodeUsed, requestId: requestId, message: "this code was already used"))
-                return
-            }
-            guard h.expiresMs > now else {
-                metrics.refusals.increment()
-                enqueue(c, .error(code: .handoffCodeExpired, requestId: requestId, message: "this code has expired"))
-                return
-            }
-            h.used = true
-            codes[code] = h
-            target = s
-            keepOld = h.keepOldDevice
         } else {
             guard let s = sessions[sessionId], s.identity.userId == me.identity.userId, s.id != me.id else {
                 metrics.refusals.increment()
@@ -494,6 +461,8 @@ extension StreamingServer {
             removePresence(mine)
             sessions[mine.id] = nil
             sessionsByToken[mine.token] = nil
+            presenceRelay.drop(mine.id)
+            room.set(mine.id, nil)
             forget(mine)
         }
         let old = s.primary.flatMap { clients[$0] }
@@ -525,8 +494,8 @@ extension StreamingServer {
         }
         metrics.handoffs.increment()
         // Members see a device switch (one change for the user), never a leave and a join.
-        roomChangedUsers.insert(s.identity.userId)
-        stateDirty.insert(s.id)
+        updateMembership(s)
+        room.stateChanged(s.id)
         loop.requestWrite(c.id)
         logger.info(
             "handoff", metadata: ["session": "\(s.id)", "to": "\(c.device)", "from": "\(fromDevice)",
@@ -542,25 +511,27 @@ extension StreamingServer {
 
     func follow(_ c: Client, userId: String) {
         guard let s = c.session else { return }
-        guard userId.isEmpty || members().contains(where: { $0.0.identity.userId == userId }) else {
+        guard userId.isEmpty || room.contains(user: userId) else {
             enqueue(c, .error(code: .unknownNode, requestId: 0, message: "\(userId) is not in the room"))
             return
         }
         s.followUserId = userId
         persist(s)
-        stateDirty.insert(s.id)
+        room.stateChanged(s.id)
     }
 
     // MARK: housekeeping
 
     func expireSessions(nowMs: UInt64) {
-        codes = codes.filter { $0.value.expiresMs + 60_000 > nowMs }
+        handoffs.expire(nowMs: nowMs)
         let idleMs = UInt64(configuration.sessionIdleSeconds) * 1000
         for s in sessions.values where s.primary == nil && s.companions.isEmpty {
             if let d = s.detachedAtMs, nowMs > d + idleMs {
                 removePresence(s)
                 sessions[s.id] = nil
                 sessionsByToken[s.token] = nil
+                presenceRelay.drop(s.id)
+                room.set(s.id, nil)
                 forget(s)
             } else if s.detachedAtMs == nil {
                 s.detachedAtMs = nowMs

@@ -7,6 +7,7 @@ import SceneStreamCore
 import SceneStreamHTTP
 import SceneStreamMQTT
 import SceneStreamProtocol
+import SceneStreamSessions
 import SceneStreamSimulation
 import SceneStreamTransport
 
@@ -35,14 +36,17 @@ public final class StreamingServer: EventLoopHandler {
     let startedAt = Date()
     var sessions: [String: Session] = [:]
     var sessionsByToken: [String: Session] = [:]
-    var codes: [String: HandoffCode] = [:]
-    /// Handoff claims, all connections together: 100 a minute.
-    var claimRateGlobal = TokenBucket(capacity: 100, perSecond: 100.0 / 60, nowNs: DispatchTime.now().uptimeNanoseconds)
+    /// Handoff codes offered and not yet forgotten.
+    var handoffs: HandoffBook
+    /// Handoff claims, all connections together: 100 a minute (and 10 per connection).
+    var claims = ClaimLimiter(nowNs: DispatchTime.now().uptimeNanoseconds)
     var annotations: AnnotationStore
     /// Writes annotations to disk off the service thread (nil without a data folder).
     let annotationWriter: AnnotationWriter?
-    /// Annotations per user and second.
-    var annotationRate: [String: TokenBucket] = [:]
+    /// Annotations per user and second, and caps per user and scene.
+    var annotationLimits: AnnotationLimits
+    /// Presence poses waiting for the next presence tick (latest per session).
+    var presenceRelay: PresenceRelay<PresenceUpdate>
     let mqttInbox = IngestInbox()
     var mqtt: MQTTClient?
     /// Published before a clean disconnect (the Sparkplug host's STATE offline).
@@ -70,9 +74,8 @@ public final class StreamingServer: EventLoopHandler {
     /// Connections by peer address, and new connections' rate per address.
     var connectionsByPeer: [String: Int] = [:]
     var connectRate: [String: TokenBucket] = [:]
-    /// Users whose room entries changed, and sessions whose own state changed, since the last tick (`syncRoom`).
-    var roomChangedUsers: Set<String> = []
-    var stateDirty: Set<String> = []
+    /// The room: sessions whose device is subscribed, and what changed since the last tick (`syncRoom`).
+    var room: RoomRoster
     /// How many queued updates a tick takes (about half a tick's time at the cost so far, at least 4,000).
     var ingestBudget: IngestBudget
     /// Recent `GET /api/scene` answers by view (reused for 250 ms: a snapshot names its version).
@@ -83,7 +86,8 @@ public final class StreamingServer: EventLoopHandler {
         let peer: String
         /// Counted in `connectionsByPeer` (a connection refused over the per-address limit is not).
         var counted = false
-        var hello = false
+        /// Awaiting hello → verifying → established → closing.
+        var machine: ConnectionMachine
         var device = DeviceKind.unknown
         var name = ""
         var sessionId = ""
@@ -105,26 +109,21 @@ public final class StreamingServer: EventLoopHandler {
         /// The subscription's byte budget per second, if it set one.
         var byteBudget: TokenBucket?
         var protocolErrors = 0
-        /// Set while the client watches the past.
+        /// Set while the client watches the past: its rebuilt runtime.
         var playback: Playback?
-        /// Bumped by every seek and by going live: a rebuild that comes back for an older one is dropped.
-        var seekSerial: UInt64 = 0
-        /// Set while a seek is being rebuilt: whether it should play when it arrives, and at what speed.
-        var pendingSeek: (playing: Bool, speed: UInt32)?
+        /// Live, seeking or watching the past: the cursor, speed, and which rebuild counts.
+        var playbackControl: PlaybackController
         /// Where a resumed session's first frame starts (taken by the next subscribe).
         var resumeBase: ClientBaseline?
-        /// When the connection opened (for the hello deadline).
-        let openedNs: UInt64
-        /// A hello whose token is being verified.
-        var helloPending = false
         /// Incoming messages.
         var inRate: TokenBucket
-        init(id: ConnectionID, peer: String, openedNs: UInt64, inRate: TokenBucket) {
+        init(id: ConnectionID, peer: String, openedNs: UInt64, inRate: TokenBucket, tickMs: UInt64) {
             self.id = id
             self.peer = peer
-            self.openedNs = openedNs
             self.inRate = inRate
-            claimRate = TokenBucket(capacity: 10, perSecond: 10.0 / 60, nowNs: openedNs)
+            machine = ConnectionMachine(openedNs: openedNs)
+            playbackControl = PlaybackController(tickMs: tickMs)
+            claimRate = ClaimLimiter.connectionBucket(nowNs: openedNs)
         }
     }
 
@@ -158,6 +157,12 @@ public final class StreamingServer: EventLoopHandler {
         if let dir = configuration.dataDirectory { dataLock = try DataFolderLock(dir) }
         annotations = try AnnotationStore(path: configuration.dataDirectory.map { "\($0)/annotations-\(plant.scene.id).json" })
         annotationWriter = annotations.path.map(AnnotationWriter.init)
+        annotationLimits = AnnotationLimits(
+            perSecond: configuration.annotationsPerSecond, maxPerUser: configuration.maxAnnotationsPerUser,
+            maxPerScene: configuration.maxAnnotationsPerScene)
+        presenceRelay = PresenceRelay(everyTicks: Int((configuration.tickHz / Double(configuration.presenceHz)).rounded()))
+        room = RoomRoster(capacity: configuration.roomCapacity)
+        handoffs = HandoffBook(lifetimeMs: UInt64(configuration.handoffCodeSeconds) * 1000)
         ingestBudget = IngestBudget(
             budgetNs: UInt64(1e9 / configuration.tickHz / 2), maxUpdates: configuration.maxUpdatesPerTick,
             minUpdates: min(4000, configuration.maxUpdatesPerTick))
@@ -205,8 +210,8 @@ public final class StreamingServer: EventLoopHandler {
     /// Starts serving on the loop's thread.
     public func start() throws {
         try startMQTT()
+        let server = LoopBound(self, loop: loop)  // bound before the loop runs; read on its thread
         loop.start()
-        let server = UncheckedBox(self)
         loop.post {
             let s = server.value
             s.nextTickNs = DispatchTime.now().uptimeNanoseconds + s.tickNs
@@ -302,13 +307,16 @@ public final class StreamingServer: EventLoopHandler {
             byteBudget: Int(interest.byteBudget), sent: sent)
     }
 
-    /// Sets or clears a client's subscription, keeping the count of subscribed clients.
+    /// Sets or clears a client's subscription, keeping the count of subscribed clients and the room (a session
+    /// whose device subscribes joins it).
     func setSubscription(_ c: Client, _ s: Subscription?) {
-        if (c.subscription == nil) != (s == nil) {
+        let changed = (c.subscription == nil) != (s == nil)
+        if changed {
             subscribedCount += s == nil ? -1 : 1
             metrics.subscribed.set(Double(subscribedCount))
         }
         c.subscription = s
+        if changed, let session = c.session { updateMembership(session) }
     }
 
     /// Records a frame sent to `cl`: when its next one is due, and that it awaits an ack.
@@ -401,14 +409,14 @@ public final class StreamingServer: EventLoopHandler {
         if connectionsByPeer[peer, default: 0] >= configuration.maxConnectionsPerAddress {
             metrics.limitHits.increment()
             logger.notice("too many connections from one address", metadata: ["peer": "\(peer)"])
-            let cl = Client(id: c, peer: peer, openedNs: DispatchTime.now().uptimeNanoseconds, inRate: messageBucket())
+            let cl = Client(id: c, peer: peer, openedNs: DispatchTime.now().uptimeNanoseconds, inRate: messageBucket(), tickMs: tickMs)
             cl.closeAfterFlush = true
             clients[c] = cl
             enqueue(cl, .error(code: .rateLimited, requestId: 0, message: "too many connections from \(peer)"))
             return
         }
         connectionsByPeer[peer, default: 0] += 1
-        let cl = Client(id: c, peer: peer, openedNs: DispatchTime.now().uptimeNanoseconds, inRate: messageBucket())
+        let cl = Client(id: c, peer: peer, openedNs: DispatchTime.now().uptimeNanoseconds, inRate: messageBucket(), tickMs: tickMs)
         cl.counted = true
         clients[c] = cl
         metrics.clients.set(Double(clients.count))
@@ -506,13 +514,12 @@ public final class StreamingServer: EventLoopHandler {
             if case .tooLarge = error.kind { return .close(code: 1009, reason: "message too big") }
             return .close(code: 1007, reason: String(error.description.prefix(120)))
         }
-        if cl.helloPending {
-            protocolError(cl, "message while hello is being verified")
-            return .close(code: 1008, reason: "wait for welcome")
-        }
-        guard cl.hello || isHello(m) else {
-            protocolError(cl, "message before hello")
-            return .close(code: 1008, reason: "hello first")
+        switch cl.machine.admit(isHello: isHello(m)) {
+        case .pass: break
+        case .drop: return .keep
+        case .close(let code, let reason):
+            protocolError(cl, "\(Self.kind(m)) refused: \(reason)")
+            return .close(code: code, reason: reason)
         }
         return handle(m, from: cl)
     }
@@ -533,18 +540,18 @@ public final class StreamingServer: EventLoopHandler {
     private func handle(_ m: ClientMessage, from c: Client) -> ReceiveAction {
         switch m {
         case .hello(let minV, let maxV, let device, let name, let token, let resumeToken, let resumeVersion):
-            guard !c.hello else {
+            switch c.machine.hello(minVersion: minV, maxVersion: maxV, current: ProtocolVersion.current, authRequired: authenticator != nil) {
+            case .alreadyEstablished:
                 enqueue(c, .error(code: .malformed, requestId: 0, message: "hello was already sent"))
                 return .keep
-            }
-            guard minV <= ProtocolVersion.current, maxV >= ProtocolVersion.current else {
+            case .close(let code, let reason):
                 protocolError(c, "no common version in \(minV)…\(maxV)")
-                return .close(code: 1002, reason: "unsupported protocol version")
+                return .close(code: code, reason: reason)
+            case .verify, .establish:
+                c.device = device
+                c.name = name
+                return hello(c, token: token, resumeToken: resumeToken, resumeVersion: resumeVersion)
             }
-            c.hello = true
-            c.device = device
-            c.name = name
-            return hello(c, token: token, resumeToken: resumeToken, resumeVersion: resumeVersion)
         case .subscribe(let requestId, let interest):
             if let allowed = c.session?.identity.scenes, !allowed.contains(interest.sceneId) {
                 metrics.refusals.increment()
@@ -555,7 +562,7 @@ public final class StreamingServer: EventLoopHandler {
                 enqueue(c, .error(code: .unknownScene, requestId: requestId, message: "no scene '\(interest.sceneId)'"))
                 return .keep
             }
-            if c.subscription == nil, let session = c.session, !roomHasRoom(for: session) {
+            if c.subscription == nil, let session = c.session, !room.hasRoom(for: session.id) {
                 enqueue(c, .error(code: .roomFull, requestId: requestId, message: "room is full (\(configuration.roomCapacity) sessions)"))
                 return .keep
             }
@@ -564,7 +571,6 @@ public final class StreamingServer: EventLoopHandler {
             c.resumeBase = nil
             c.session?.interest = interest
             if let s = c.session { persist(s) }
-            if first { joined(c) }
             c.byteBudget = interest.byteBudget > 0
                 ? TokenBucket(capacity: Double(interest.byteBudget), perSecond: Double(interest.byteBudget), nowNs: DispatchTime.now().uptimeNanoseconds)
                 : nil
@@ -666,7 +672,9 @@ final class DataFolderLock {
     deinit { close(fd) }
 }
 
-struct UncheckedBox<T>: @unchecked Sendable {
+/// A value handed from one thread to another that keeps no reference to it (a rebuilt runtime, a storage read):
+/// ownership moves with the value, so the check the compiler cannot make is made by construction.
+struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }
@@ -712,10 +720,10 @@ final class ServerMetrics: Sendable {
     }
 
     /// Counts a refused ingest message by source (mqtt, sparkplug, http) and reason code.
-    func refused(source: String, reason: String) {
-        ingestRejected.increment()
+    func refused(source: String, reason: String, count: Int = 1) {
+        ingestRejected.increment(by: Int64(count))
         Self.counter(registry, "ingest_refused", "Ingest messages or metrics refused, by source and reason", labels: [("source", source), ("reason", reason)])
-            .increment()
+            .increment(by: Int64(count))
     }
 
     /// Counts an HTTP answer by route and status.

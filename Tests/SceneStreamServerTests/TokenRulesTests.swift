@@ -3,6 +3,7 @@ import JWTKit
 import Testing
 
 @testable import SceneStreamCore
+import SceneStreamIngest
 @testable import SceneStreamServer
 
 /// What a token's claims must be: checked arithmetic on times, nbf, subject and role rules, bounded claims.
@@ -79,8 +80,8 @@ extension Result {
 
 /// HTTP ingest bodies: entries named by index, keys bounded and without control characters.
 @Suite struct IngestParsingTests {
-    func parse(_ json: String) -> Result<[PropertyUpdate], StreamingServer.IngestRefusal> {
-        StreamingServer.parseIngest(Array(json.utf8), nowMs: 1000)
+    func parse(_ json: String) -> Result<[PropertyUpdate], IngestRefusal> {
+        HTTPIngest.parse(Array(json.utf8), nowMs: 1000)
     }
 
     @Test func aGoodBatchParses() throws {

@@ -1,0 +1,85 @@
+import Testing
+
+@testable import SceneStreamSessions
+
+/// Hello rules and token deadlines, with the time passed in (no clock, no sockets).
+@Suite struct ConnectionMachineTests {
+    let second: UInt64 = 1_000_000_000
+
+    @Test func onlyHelloBeforeTheSession() {
+        let m = ConnectionMachine(openedNs: 0)
+        #expect(m.admit(isHello: false) == .close(code: 1008, reason: "hello first"))
+        #expect(m.admit(isHello: true) == .pass)
+    }
+
+    @Test func openModeEstablishesAtOnce() {
+        var m = ConnectionMachine(openedNs: 0)
+        #expect(m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: false) == .establish)
+        #expect(m.isEstablished && m.admit(isHello: false) == .pass)
+        // A second hello is an error, not a new session.
+        #expect(m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: false) == .alreadyEstablished)
+    }
+
+    @Test func noCommonVersionCloses1002() {
+        var m = ConnectionMachine(openedNs: 0)
+        #expect(m.hello(minVersion: 2, maxVersion: 3, current: 1, authRequired: false) == .close(code: 1002, reason: "unsupported protocol version"))
+        #expect(m.state == .closing)
+        #expect(m.admit(isHello: false) == .drop)
+    }
+
+    @Test func nothingIsReadWhileTheTokenIsChecked() {
+        var m = ConnectionMachine(openedNs: 0)
+        #expect(m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: true) == .verify)
+        #expect(m.admit(isHello: false) == .close(code: 1008, reason: "wait for welcome"))
+        #expect(m.admit(isHello: true) == .close(code: 1008, reason: "wait for welcome"))
+        m.verified(expiresMs: 5_000)
+        #expect(m.state == .established(expiresMs: 5_000))
+    }
+
+    @Test func refusedTokenClosesAndDropsLaterMessages() {
+        var m = ConnectionMachine(openedNs: 0)
+        _ = m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: true)
+        m.refused()
+        m.verified(expiresMs: 1)  // a late verification cannot revive it
+        #expect(m.state == .closing && m.admit(isHello: false) == .drop)
+    }
+
+    @Test func noHelloWithinTheHandshakeTime() {
+        var m = ConnectionMachine(openedNs: 10 * second)
+        #expect(m.deadline(nowNs: 14 * second, nowMs: 0, handshakeNs: 5 * second) == nil)
+        #expect(m.deadline(nowNs: 15 * second + 1, nowMs: 0, handshakeNs: 5 * second) == .noHello)
+        // Reported once.
+        #expect(m.deadline(nowNs: 20 * second, nowMs: 0, handshakeNs: 5 * second) == nil)
+    }
+
+    @Test func verifyingIsNotAMissingHello() {
+        var m = ConnectionMachine(openedNs: 0)
+        _ = m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: true)
+        #expect(m.deadline(nowNs: 60 * second, nowMs: 0, handshakeNs: 5 * second) == nil)
+    }
+
+    @Test func tokenExpiresWithoutRefresh() {
+        var m = ConnectionMachine(openedNs: 0)
+        _ = m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: true)
+        m.verified(expiresMs: 10_000)
+        #expect(m.deadline(nowNs: 0, nowMs: 9_999, handshakeNs: second) == nil)
+        #expect(m.deadline(nowNs: 0, nowMs: 10_000, handshakeNs: second) == .tokenExpired)
+        #expect(m.state == .closing)
+    }
+
+    @Test func refreshMovesTheExpiry() {
+        var m = ConnectionMachine(openedNs: 0)
+        _ = m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: true)
+        m.verified(expiresMs: 10_000)
+        m.refreshed(expiresMs: 70_000)
+        #expect(m.deadline(nowNs: 0, nowMs: 10_000, handshakeNs: second) == nil)
+        #expect(m.deadline(nowNs: 0, nowMs: 69_999, handshakeNs: second) == nil)
+        #expect(m.deadline(nowNs: 0, nowMs: 70_000, handshakeNs: second) == .tokenExpired)
+    }
+
+    @Test func openModeNeverExpires() {
+        var m = ConnectionMachine(openedNs: 0)
+        _ = m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: false)
+        #expect(m.deadline(nowNs: .max, nowMs: .max, handshakeNs: second) == nil)
+    }
+}
