@@ -108,173 +108,302 @@ public struct ServerConfiguration: Sendable {
     /// The defaults: the embedded demo plant with its simulator.
     public init() {}
 
-    static let keys: Set<String> = [
-        "port", "bind", "assets", "plant", "simulator", "tickHz", "defaultRateHz", "maxRateHz", "retainedVersions",
-        "compressionLevel", "maxClientMessageBytes", "maxMessagesPerSecond", "ackWindow", "heartbeatMs", "idleSeconds", "tls", "historyWindowSeconds", "data", "roomCapacity", "presenceHz", "handoffCodeSeconds",
-        "sessionIdleSeconds", "publicURL", "historyCapacity", "mqtt", "ingestToken", "auth", "allowedOrigins",
-        "maxConnectionsPerAddress", "maxConnectionsPerUser", "handshakeTimeoutSeconds", "connectionsPerSecondPerAddress",
-        "connectionBurstPerAddress", "metricsToken", "maxHTTPBodyBytes", "httpBodySeconds", "maxAnnotationsPerUser",
-        "maxAnnotationsPerScene", "annotationsPerSecond", "maxUpdatesPerTick",
-    ]
-
-    /// Reads a configuration file; errors name the file, key and reason.
+    /// Reads a configuration file (JSON, decoded with Codable): every unknown key and every wrong type, at any
+    /// depth, is refused with the file, the key path (`mqtt.topics[2].scale`) and the reason; then values are
+    /// checked against their ranges.
     public static func load(_ bytes: [UInt8], file: String) throws(ConfigError) -> ServerConfiguration {
-        func fail(_ key: String, _ reason: String) -> ConfigError { ConfigError(file: file, location: key, reason: reason) }
-        let root: [String: Any]
+        let f: ConfigFile
         do {
-            guard let r = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-                throw fail("top level", "expected an object")
-            }
-            root = r
-        } catch let e as ConfigError {
-            throw e
+            f = try JSONDecoder().decode(Strict<ConfigFile>.self, from: Data(bytes)).value
+        } catch let e as DecodingError {
+            throw ConfigError(decoding: e, file: file)
         } catch {
-            throw fail("", "not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error.localizedDescription))")
+            throw ConfigError(file: file, location: "", reason: "not valid JSON (\(error))")
         }
-        for k in root.keys where !keys.contains(k) {
-            throw fail(k, "unknown key (expected one of: \(keys.sorted().joined(separator: ", ")))")
+        return try f.configuration(file: file)
+    }
+}
+
+// MARK: the file's shape
+
+/// A type decoded from a configuration file whose keys are all known (``Strict`` refuses others).
+protocol KnownKeys: Decodable {
+    associatedtype CodingKeys: CodingKey & CaseIterable
+}
+
+/// Decodes `T` after checking that the object has no key `T` does not know.
+struct Strict<T: KnownKeys>: Decodable {
+    let value: T
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: AnyKey.self)
+        let known = T.CodingKeys.allCases.map(\.stringValue)
+        for k in c.allKeys {
+            guard known.contains(k.stringValue) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: k, in: c, debugDescription: "unknown key (expected one of: \(known.sorted().joined(separator: ", ")))")
+            }
+            if try c.decodeNil(forKey: k) {
+                throw DecodingError.dataCorruptedError(forKey: k, in: c, debugDescription: "null is not a value here (leave the key out for its default)")
+            }
+        }
+        value = try T(from: decoder)
+    }
+}
+
+/// A whole number in a configuration file (1 and 1.0, not 1.5, "1" or true), refused where it is.
+struct Whole: Decodable {
+    let value: Int
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        guard let d = try? c.decode(Double.self), d == d.rounded(), abs(d) < 1e15 else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a whole number")
+        }
+        value = Int(d)
+    }
+}
+
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init(intValue: Int) {
+        stringValue = "\(intValue)"
+        self.intValue = intValue
+    }
+}
+
+extension ConfigError {
+    /// A decoding error as a configuration error: the key path where it happened and what was expected.
+    init(decoding e: DecodingError, file: String) {
+        func path(_ keys: [any CodingKey]) -> String {
+            var out = ""
+            for k in keys {
+                if let i = k.intValue, k.stringValue == "\(i)" || k.stringValue.hasPrefix("Index") {
+                    out += "[\(i)]"
+                } else {
+                    out += out.isEmpty ? k.stringValue : ".\(k.stringValue)"
+                }
+            }
+            return out
+        }
+        func expected(_ t: Any.Type) -> String {
+            switch t {
+            case is Bool.Type: "expected true or false"
+            case is Int.Type, is Int32.Type, is UInt64.Type: "expected a whole number"
+            case is Double.Type: "expected a number"
+            case is String.Type: "expected a string"
+            case is [String].Type: "expected a list of strings"
+            default: String(describing: t).hasPrefix("Array") ? "expected a list" : "expected an object"
+            }
+        }
+        switch e {
+        case .typeMismatch(let t, let ctx):
+            self.init(file: file, location: path(ctx.codingPath), reason: expected(t))
+        case .valueNotFound(let t, let ctx):
+            self.init(file: file, location: path(ctx.codingPath), reason: "\(expected(t)), not null")
+        case .keyNotFound(let k, let ctx):
+            self.init(file: file, location: path(ctx.codingPath + [k]), reason: "missing")
+        case .dataCorrupted(let ctx):
+            let d = ctx.debugDescription
+            // Foundation says a fractional or huge number "does not fit": that is a wrong type for a whole number.
+            let reason = d.contains("does not fit") ? "expected a whole number" : d.hasPrefix("unknown key") ? d : ctx.codingPath.isEmpty ? "not valid JSON (\(d))" : d
+            self.init(file: file, location: path(ctx.codingPath), reason: reason)
+        @unknown default:
+            self.init(file: file, location: "", reason: "\(e)")
+        }
+    }
+}
+
+/// The configuration file as written: every key optional (defaults come from ``ServerConfiguration``).
+struct ConfigFile: KnownKeys {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case port, bind, assets, plant, simulator, tickHz, defaultRateHz, maxRateHz, retainedVersions, compressionLevel
+        case maxClientMessageBytes, maxMessagesPerSecond, ackWindow, heartbeatMs, idleSeconds, tls, historyWindowSeconds
+        case data, roomCapacity, presenceHz, handoffCodeSeconds, sessionIdleSeconds, publicURL, historyCapacity, mqtt
+        case ingestToken, auth, allowedOrigins, maxConnectionsPerAddress, maxConnectionsPerUser, handshakeTimeoutSeconds
+        case connectionsPerSecondPerAddress, connectionBurstPerAddress, metricsToken, maxHTTPBodyBytes, httpBodySeconds
+        case maxAnnotationsPerUser, maxAnnotationsPerScene, annotationsPerSecond, maxUpdatesPerTick
+    }
+
+    struct TLS: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable { case certificate, key }
+        var certificate: String
+        var key: String
+    }
+
+    struct Auth: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable { case hs256Secret, jwksFile, audience }
+        var hs256Secret: String?
+        var jwksFile: String?
+        var audience: String?
+    }
+
+    struct MQTT: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case host, port, clientId, qos, topics, alertsTopic, cleanSession, sparkplug, maxPayloadBytes
+        }
+        var host: String?
+        var port: Whole?
+        var clientId: String?
+        var qos: Whole?
+        var topics: [Strict<Topic>]?
+        var alertsTopic: String?
+        var cleanSession: Bool?
+        var sparkplug: Strict<Sparkplug>?
+        var maxPayloadBytes: Whole?
+    }
+
+    struct Topic: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable { case topic, twin, property, scale, offset, type, min, max }
+        var topic: String
+        var twin: String
+        var property: String
+        var scale: Double?
+        var offset: Double?
+        var type: String?
+        var min: Double?
+        var max: Double?
+    }
+
+    struct Sparkplug: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable { case hostId, groups, twinPrefix, rebirthIntervalMs }
+        var hostId: String?
+        var groups: [String]?
+        var twinPrefix: String?
+        var rebirthIntervalMs: Whole?
+    }
+
+    var port, defaultRateHz, maxRateHz, retainedVersions, compressionLevel, maxClientMessageBytes, maxMessagesPerSecond: Whole?
+    var tickHz, ackWindow, heartbeatMs, idleSeconds, historyWindowSeconds, roomCapacity, presenceHz, handoffCodeSeconds: Whole?
+    var sessionIdleSeconds, historyCapacity, maxConnectionsPerAddress, maxConnectionsPerUser, handshakeTimeoutSeconds: Whole?
+    var connectionsPerSecondPerAddress, connectionBurstPerAddress, maxHTTPBodyBytes, httpBodySeconds: Whole?
+    var maxAnnotationsPerUser, maxAnnotationsPerScene, annotationsPerSecond, maxUpdatesPerTick: Whole?
+    var bind, assets, plant, data, publicURL, ingestToken, metricsToken: String?
+    var simulator: Bool?
+    var allowedOrigins: [String]?
+    var tls: Strict<TLS>?
+    var auth: Strict<Auth>?
+    var mqtt: Strict<MQTT>?
+
+    /// The configuration these values make, each checked against its range.
+    func configuration(file: String) throws(ConfigError) -> ServerConfiguration {
+        func fail(_ key: String, _ reason: String) -> ConfigError { ConfigError(file: file, location: key, reason: reason) }
+        func int(_ w: Whole?, _ key: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+            guard let v = w?.value else { return nil }
+            guard range.contains(v) else { throw fail(key, "\(v) is outside \(range.lowerBound)…\(range.upperBound)") }
+            return v
+        }
+        func text(_ v: String?, _ key: String) throws(ConfigError) -> String? {
+            guard let v else { return nil }
+            guard !v.isEmpty else { throw fail(key, "expected a non-empty string") }
+            return v
+        }
+        func name(_ v: String, _ key: String) throws(ConfigError) -> String {
+            guard !v.isEmpty, !v.contains("/"), !v.contains("+"), !v.contains("#") else { throw fail(key, "expected a name without / + #") }
+            return v
         }
         var c = ServerConfiguration()
-        func int(_ k: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int? {
-            guard let v = root[k] else { return nil }
-            guard let n = v as? NSNumber, !"\(type(of: v))".contains("Boolean"), n.doubleValue == n.doubleValue.rounded() else {
-                throw fail(k, "expected a whole number")
-            }
-            guard range.contains(n.intValue) else { throw fail(k, "\(n.intValue) is outside \(range.lowerBound)…\(range.upperBound)") }
-            return n.intValue
-        }
-        func string(_ k: String) throws(ConfigError) -> String? {
-            guard let v = root[k] else { return nil }
-            guard let s = v as? String, !s.isEmpty else { throw fail(k, "expected a non-empty string") }
-            return s
-        }
-        if let v = try int("port", 0...65535) { c.port = v }
-        if let v = try string("bind") { c.bindAddress = v }
-        if let v = try string("assets") { c.assetsDirectory = v }
-        if let v = try string("plant") { c.plantDirectory = v }
-        if let v = root["simulator"] {
-            guard let b = v as? Bool, "\(type(of: v))".contains("Boolean") else { throw fail("simulator", "expected true or false") }
-            c.simulator = b
-        }
-        if let v = try int("tickHz", 1...120) { c.tickHz = Double(v) }
-        if let v = try int("defaultRateHz", 1...120) { c.defaultRateHz = v }
-        if let v = try int("maxRateHz", 1...120) { c.maxRateHz = v }
-        if let v = try int("retainedVersions", 2...100_000) { c.retainedVersions = v }
-        if let v = try int("compressionLevel", 1...9) { c.compressionLevel = Int32(v) }
-        if let v = try int("maxClientMessageBytes", 256...(16 << 20)) { c.maxClientMessageBytes = v }
-        if let v = try int("ackWindow", 1...1000) { c.ackWindow = v }
-        if let v = try int("maxMessagesPerSecond", 1...100_000) { c.maxMessagesPerSecond = v }
-        if let v = try int("heartbeatMs", 1000...600_000) { c.heartbeatMs = v }
-        if let v = try int("idleSeconds", 2...3600) { c.idleSeconds = v }
-        if let v = try int("historyWindowSeconds", 1...(7 * 86400)) { c.historyWindowMs = UInt64(v) * 1000 }
-        if let v = try string("data") { c.dataDirectory = v }
-        if let v = try int("roomCapacity", 1...10_000) { c.roomCapacity = v }
-        if let v = try int("presenceHz", 1...120) { c.presenceHz = v }
-        if let v = try int("handoffCodeSeconds", 1...3600) { c.handoffCodeSeconds = v }
-        if let v = try int("sessionIdleSeconds", 5...86400) { c.sessionIdleSeconds = v }
-        if let v = try string("publicURL") { c.publicURL = v }
-        if let v = try int("historyCapacity", 1000...100_000_000) { c.historyCapacity = v }
-        if let v = try string("ingestToken") { c.ingestToken = v }
-        if let v = try int("maxConnectionsPerAddress", 1...1_000_000) { c.maxConnectionsPerAddress = v }
-        if let v = try int("maxConnectionsPerUser", 1...1_000_000) { c.maxConnectionsPerUser = v }
-        if let v = try int("handshakeTimeoutSeconds", 1...300) { c.handshakeTimeoutSeconds = v }
-        if let v = try int("connectionsPerSecondPerAddress", 1...100_000) { c.connectionsPerSecondPerAddress = v }
-        if let v = try int("connectionBurstPerAddress", 1...100_000) { c.connectionBurstPerAddress = v }
-        if let v = try string("metricsToken") {
+        if let v = try int(port, "port", 0...65535) { c.port = v }
+        if let v = try text(bind, "bind") { c.bindAddress = v }
+        if let v = try text(assets, "assets") { c.assetsDirectory = v }
+        if let v = try text(plant, "plant") { c.plantDirectory = v }
+        if let v = simulator { c.simulator = v }
+        if let v = try int(tickHz, "tickHz", 1...120) { c.tickHz = Double(v) }
+        if let v = try int(defaultRateHz, "defaultRateHz", 1...120) { c.defaultRateHz = v }
+        if let v = try int(maxRateHz, "maxRateHz", 1...120) { c.maxRateHz = v }
+        if let v = try int(retainedVersions, "retainedVersions", 2...100_000) { c.retainedVersions = v }
+        if let v = try int(compressionLevel, "compressionLevel", 1...9) { c.compressionLevel = Int32(v) }
+        if let v = try int(maxClientMessageBytes, "maxClientMessageBytes", 256...(16 << 20)) { c.maxClientMessageBytes = v }
+        if let v = try int(ackWindow, "ackWindow", 1...1000) { c.ackWindow = v }
+        if let v = try int(maxMessagesPerSecond, "maxMessagesPerSecond", 1...100_000) { c.maxMessagesPerSecond = v }
+        if let v = try int(heartbeatMs, "heartbeatMs", 1000...600_000) { c.heartbeatMs = v }
+        if let v = try int(idleSeconds, "idleSeconds", 2...3600) { c.idleSeconds = v }
+        if let v = try int(historyWindowSeconds, "historyWindowSeconds", 1...(7 * 86400)) { c.historyWindowMs = UInt64(v) * 1000 }
+        if let v = try text(data, "data") { c.dataDirectory = v }
+        if let v = try int(roomCapacity, "roomCapacity", 1...10_000) { c.roomCapacity = v }
+        if let v = try int(presenceHz, "presenceHz", 1...120) { c.presenceHz = v }
+        if let v = try int(handoffCodeSeconds, "handoffCodeSeconds", 1...3600) { c.handoffCodeSeconds = v }
+        if let v = try int(sessionIdleSeconds, "sessionIdleSeconds", 5...86400) { c.sessionIdleSeconds = v }
+        if let v = try text(publicURL, "publicURL") { c.publicURL = v }
+        if let v = try int(historyCapacity, "historyCapacity", 1000...100_000_000) { c.historyCapacity = v }
+        if let v = try text(ingestToken, "ingestToken") { c.ingestToken = v }
+        if let v = try int(maxConnectionsPerAddress, "maxConnectionsPerAddress", 1...1_000_000) { c.maxConnectionsPerAddress = v }
+        if let v = try int(maxConnectionsPerUser, "maxConnectionsPerUser", 1...1_000_000) { c.maxConnectionsPerUser = v }
+        if let v = try int(handshakeTimeoutSeconds, "handshakeTimeoutSeconds", 1...300) { c.handshakeTimeoutSeconds = v }
+        if let v = try int(connectionsPerSecondPerAddress, "connectionsPerSecondPerAddress", 1...100_000) { c.connectionsPerSecondPerAddress = v }
+        if let v = try int(connectionBurstPerAddress, "connectionBurstPerAddress", 1...100_000) { c.connectionBurstPerAddress = v }
+        if let v = try text(metricsToken, "metricsToken") {
             guard v.utf8.count >= 16 else { throw fail("metricsToken", "expected at least 16 characters") }
             c.metricsToken = v
         }
-        if let v = try int("maxHTTPBodyBytes", 1024...(64 << 20)) { c.maxHTTPBodyBytes = v }
-        if let v = try int("httpBodySeconds", 1...600) { c.httpBodySeconds = v }
-        if let v = try int("maxAnnotationsPerUser", 0...1_000_000) { c.maxAnnotationsPerUser = v }
-        if let v = try int("maxAnnotationsPerScene", 0...1_000_000) { c.maxAnnotationsPerScene = v }
-        if let v = try int("annotationsPerSecond", 1...10_000) { c.annotationsPerSecond = v }
-        if let v = try int("maxUpdatesPerTick", 100...10_000_000) { c.maxUpdatesPerTick = v }
-        if let o = root["allowedOrigins"] {
-            guard let list = o as? [String] else { throw fail("allowedOrigins", "expected a list of origins like https://viewer.plant.local") }
-            c.allowedOrigins = list
-        }
-        if let a = root["auth"] {
-            guard let o = a as? [String: Any] else { throw fail("auth", "expected an object") }
-            let allowed: Set<String> = ["hs256Secret", "jwksFile", "audience"]
-            for k in o.keys where !allowed.contains(k) { throw fail("auth.\(k)", "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))") }
+        if let v = try int(maxHTTPBodyBytes, "maxHTTPBodyBytes", 1024...(64 << 20)) { c.maxHTTPBodyBytes = v }
+        if let v = try int(httpBodySeconds, "httpBodySeconds", 1...600) { c.httpBodySeconds = v }
+        if let v = try int(maxAnnotationsPerUser, "maxAnnotationsPerUser", 0...1_000_000) { c.maxAnnotationsPerUser = v }
+        if let v = try int(maxAnnotationsPerScene, "maxAnnotationsPerScene", 0...1_000_000) { c.maxAnnotationsPerScene = v }
+        if let v = try int(annotationsPerSecond, "annotationsPerSecond", 1...10_000) { c.annotationsPerSecond = v }
+        if let v = try int(maxUpdatesPerTick, "maxUpdatesPerTick", 100...10_000_000) { c.maxUpdatesPerTick = v }
+        if let v = allowedOrigins { c.allowedOrigins = v }
+        if let a = auth?.value {
             var ac = AuthConfiguration()
-            if let s = o["hs256Secret"] {
-                guard let v = s as? String, v.utf8.count >= 32 else { throw fail("auth.hs256Secret", "expected a secret of at least 32 bytes") }
+            if let v = a.hs256Secret {
+                guard v.utf8.count >= 32 else { throw fail("auth.hs256Secret", "expected a secret of at least 32 bytes") }
                 ac.hs256Secret = v
             }
-            if let s = o["jwksFile"] { guard let v = s as? String else { throw fail("auth.jwksFile", "expected a path") }; ac.jwksFile = v }
-            if let s = o["audience"] { guard let v = s as? String, !v.isEmpty else { throw fail("auth.audience", "expected a string") }; ac.audience = v }
+            ac.jwksFile = try text(a.jwksFile, "auth.jwksFile")
+            if let v = try text(a.audience, "auth.audience") { ac.audience = v }
             guard ac.hs256Secret != nil || ac.jwksFile != nil else { throw fail("auth", "give hs256Secret or jwksFile") }
             c.auth = ac
         }
-        if let m = root["mqtt"] {
-            guard let o = m as? [String: Any] else { throw fail("mqtt", "expected an object") }
-            let allowed: Set<String> = ["host", "port", "clientId", "qos", "topics", "alertsTopic", "cleanSession", "sparkplug", "maxPayloadBytes"]
-            for k in o.keys where !allowed.contains(k) { throw fail("mqtt.\(k)", "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))") }
+        if let m = mqtt?.value {
             var mc = MQTTConfiguration()
-            if let h = o["host"] { guard let s = h as? String, !s.isEmpty else { throw fail("mqtt.host", "expected a host name") }; mc.host = s }
-            if let p = o["port"] { guard let n = p as? Int, (1...65535).contains(n) else { throw fail("mqtt.port", "expected 1…65535") }; mc.port = n }
-            if let s = o["clientId"] { guard let v = s as? String, !v.isEmpty else { throw fail("mqtt.clientId", "expected a string") }; mc.clientId = v }
-            if let p = o["maxPayloadBytes"] {
-                guard let n = p as? Int, (64...(16 << 20)).contains(n) else { throw fail("mqtt.maxPayloadBytes", "expected 64…16777216") }
-                mc.maxPayloadBytes = n
-            }
-            if let b = o["cleanSession"] { guard let v = b as? Bool else { throw fail("mqtt.cleanSession", "expected true or false") }; mc.cleanSession = v }
-            if let sp = o["sparkplug"] {
-                guard let so = sp as? [String: Any] else { throw fail("mqtt.sparkplug", "expected an object") }
-                let keys: Set<String> = ["hostId", "groups", "twinPrefix", "rebirthIntervalMs"]
-                for k in so.keys where !keys.contains(k) { throw fail("mqtt.sparkplug.\(k)", "unknown key (expected one of: \(keys.sorted().joined(separator: ", ")))") }
+            if let v = try text(m.host, "mqtt.host") { mc.host = v }
+            if let v = try int(m.port, "mqtt.port", 1...65535) { mc.port = v }
+            if let v = try text(m.clientId, "mqtt.clientId") { mc.clientId = v }
+            if let v = try int(m.qos, "mqtt.qos", 0...2) { mc.qos = v }
+            if let v = m.alertsTopic { mc.alertsTopic = v }
+            if let v = m.cleanSession { mc.cleanSession = v }
+            if let v = try int(m.maxPayloadBytes, "mqtt.maxPayloadBytes", 64...(16 << 20)) { mc.maxPayloadBytes = v }
+            if let sp = m.sparkplug?.value {
                 var sc = SparkplugConfiguration()
-                if let h = so["hostId"] {
-                    guard let v = h as? String, !v.isEmpty, !v.contains("/"), !v.contains("+"), !v.contains("#") else { throw fail("mqtt.sparkplug.hostId", "expected a name without / + #") }
-                    sc.hostId = v
+                if let v = sp.hostId { sc.hostId = try name(v, "mqtt.sparkplug.hostId") }
+                if let gs = sp.groups {
+                    for (k, g) in gs.enumerated() { _ = try name(g, "mqtt.sparkplug.groups[\(k)]") }
+                    sc.groups = gs
                 }
-                if let gs = so["groups"] {
-                    guard let v = gs as? [String], v.allSatisfy({ !$0.isEmpty && !$0.contains("/") && !$0.contains("+") && !$0.contains("#") }) else {
-                        throw fail("mqtt.sparkplug.groups", "expected a list of group ids without / + #")
-                    }
-                    sc.groups = v
-                }
-                if let tp = so["twinPrefix"] { guard let v = tp as? String else { throw fail("mqtt.sparkplug.twinPrefix", "expected a string") }; sc.twinPrefix = v }
-                if let r = so["rebirthIntervalMs"] { guard let v = r as? Int, v >= 0 else { throw fail("mqtt.sparkplug.rebirthIntervalMs", "expected milliseconds ≥ 0") }; sc.rebirthIntervalMs = UInt64(v) }
+                if let v = sp.twinPrefix { sc.twinPrefix = v }
+                if let v = try int(sp.rebirthIntervalMs, "mqtt.sparkplug.rebirthIntervalMs", 0...86_400_000) { sc.rebirthIntervalMs = UInt64(v) }
                 mc.sparkplug = sc
             }
-            if let q = o["qos"] { guard let n = q as? Int, (0...2).contains(n) else { throw fail("mqtt.qos", "expected 0, 1 or 2") }; mc.qos = n }
-            if let a = o["alertsTopic"] { guard let s = a as? String else { throw fail("mqtt.alertsTopic", "expected a topic") }; mc.alertsTopic = s }
-            if let raw = o["topics"] {
-                guard let list = raw as? [[String: Any]], !list.isEmpty else { throw fail("mqtt.topics", "expected a list of {topic, twin, property}") }
+            if let list = m.topics {
+                guard !list.isEmpty else { throw fail("mqtt.topics", "expected a list of {topic, twin, property}") }
                 mc.topics = []
-            }
-            for (k, t) in ((o["topics"] as? [[String: Any]]) ?? []).enumerated() {
-                guard let pattern = t["topic"] as? String, let twin = t["twin"] as? String, let property = t["property"] as? String else {
-                    throw fail("mqtt.topics[\(k)]", "needs topic, twin and property")
-                }
-                let scale = (t["scale"] as? NSNumber)?.doubleValue ?? 1
-                let offset = (t["offset"] as? NSNumber)?.doubleValue ?? 0
-                var kind: TopicMapping.ValueKind?
-                if let raw = t["type"] {
-                    guard let v = raw as? String, let k = TopicMapping.ValueKind(rawValue: v) else { throw fail("mqtt.topics[\(k)].type", "expected number, bool or text") }
-                    kind = k
-                }
-                let minV = (t["min"] as? NSNumber)?.doubleValue ?? -.infinity
-                let maxV = (t["max"] as? NSNumber)?.doubleValue ?? .infinity
-                guard minV <= maxV else { throw fail("mqtt.topics[\(k)]", "min above max") }
-                do {
-                    mc.topics.append(
-                        try TopicMapping(pattern: pattern, twin: twin, property: property, scale: scale, offset: offset, kind: kind, range: minV...maxV))
-                } catch {
-                    throw fail("mqtt.topics[\(k)].topic", error.reason)
+                for (k, entry) in list.enumerated() {
+                    let t = entry.value
+                    var kind: TopicMapping.ValueKind?
+                    if let raw = t.type {
+                        guard let v = TopicMapping.ValueKind(rawValue: raw) else { throw fail("mqtt.topics[\(k)].type", "expected number, bool or text") }
+                        kind = v
+                    }
+                    let minV = t.min ?? -.infinity
+                    let maxV = t.max ?? .infinity
+                    guard minV <= maxV else { throw fail("mqtt.topics[\(k)]", "min above max") }
+                    do {
+                        mc.topics.append(
+                            try TopicMapping(
+                                pattern: t.topic, twin: t.twin, property: t.property, scale: t.scale ?? 1, offset: t.offset ?? 0, kind: kind,
+                                range: minV...maxV))
+                    } catch {
+                        throw fail("mqtt.topics[\(k)].topic", error.reason)
+                    }
                 }
             }
             c.mqtt = mc
         }
-        if let tls = root["tls"] {
-            guard let t = tls as? [String: Any], let cert = t["certificate"] as? String, let key = t["key"] as? String else {
-                throw fail("tls", "expected {\"certificate\": PATH, \"key\": PATH}")
-            }
-            c.tlsCertificate = cert
-            c.tlsKey = key
+        if let t = tls?.value {
+            c.tlsCertificate = t.certificate
+            c.tlsKey = t.key
         }
         if c.defaultRateHz > c.maxRateHz { throw fail("defaultRateHz", "above maxRateHz \(c.maxRateHz)") }
         return c

@@ -124,4 +124,31 @@ extension Result {
         #expect(error(#"{"maxAnnotationsPerUser": 5, "annotationsPerSecond": 0}"#)?.contains("annotationsPerSecond: 0 is outside") == true)
         #expect(error(#"{"metricsToken": "a-metrics-token-123", "maxUpdatesPerTick": 1000}"#) == nil)
     }
+
+    @Test(arguments: [
+        (#"{"mqtt": {"port": true}}"#, "cfg.json: mqtt.port: expected a whole number"),
+        (#"{"mqtt": {"port": "1883"}}"#, "cfg.json: mqtt.port: expected a whole number"),
+        (#"{"mqtt": {"cleanSession": 1}}"#, "cfg.json: mqtt.cleanSession: expected true or false"),
+        (#"{"mqtt": {"topics": [{"topic": "a/{p}", "twin": "t", "property": "{p}"}, {"topic": "b/{p}", "twin": "t", "property": "{p}", "scale": "x"}]}}"#,
+         "cfg.json: mqtt.topics[1].scale: expected a number"),
+        (#"{"mqtt": {"topics": [{"topc": "a", "twin": "t", "property": "p"}]}}"#, "cfg.json: mqtt.topics[0].topc: unknown key"),
+        (#"{"mqtt": {"topics": [{"twin": "t", "property": "p"}]}}"#, "cfg.json: mqtt.topics[0].topic: missing"),
+        (#"{"mqtt": {"sparkplug": {"groups": ["a", 3]}}}"#, "cfg.json: mqtt.sparkplug.groups[1]: expected a string"),
+        (#"{"mqtt": {"sparkplug": {"groups": ["a/b"]}}}"#, "cfg.json: mqtt.sparkplug.groups[0]: expected a name without / + #"),
+        (#"{"mqtt": {"sparkplug": {"rebirthIntervalMs": -1}}}"#, "cfg.json: mqtt.sparkplug.rebirthIntervalMs: -1 is outside"),
+        (#"{"simulator": 1}"#, "cfg.json: simulator: expected true or false"),
+        (#"{"port": 80.5}"#, "cfg.json: port: expected a whole number"),
+        (#"{"port": null}"#, "cfg.json: port: null is not a value here"),
+        (#"{"tls": {"certificate": "c.pem"}}"#, "cfg.json: tls.key: missing"),
+        (#"{"tls": {"certificate": "c.pem", "key": "k.pem", "ca": "x"}}"#, "cfg.json: tls.ca: unknown key"),
+        (#"{"auth": {"audience": 5}}"#, "cfg.json: auth.audience: expected a string"),
+        (#"{"auth": {"hs256Secret": "0123456789abcdef0123456789abcdef", "issuer": "x"}}"#, "cfg.json: auth.issuer: unknown key"),
+        (#"{"allowedOrigins": "https://a"}"#, "cfg.json: allowedOrigins: expected a list"),
+        (#"[1, 2]"#, "cfg.json: expected an object"),
+        (#"{"port": 1,"#, "cfg.json: not valid JSON"),
+    ])
+    func nestedKeyPathsAndReasons(json: String, expected: String) {
+        let e = error(json)
+        #expect(e?.hasPrefix(expected) == true, "\(e ?? "accepted")")
+    }
 }
