@@ -58,8 +58,8 @@ final class SparkplugBox: @unchecked Sendable {
 }
 
 extension StreamingServer {
-    /// Connects to the broker in the background, if the configuration names one.
-    func startMQTT() throws {
+    /// Makes the MQTT client the configuration names (started by ``MQTTService``), with its subscriptions.
+    func makeMQTT() throws {
         guard let m = configuration.mqtt else { return }
         let mappings = m.topics
         let ownAlerts = m.alertsTopic.isEmpty ? nil : m.alertsTopic + "/"
@@ -126,7 +126,6 @@ extension StreamingServer {
         }
         for t in filters.sorted() { client.subscribe(t, qos: m.qos) }
         mqtt = client
-        try client.start()
     }
 
     /// Takes what MQTT delivered since the last tick, in order: updates (exact duplicates — a QoS 1 redelivery —
@@ -148,7 +147,7 @@ extension StreamingServer {
             if !up { logger.warning("MQTT broker away: \(mqttTwins.count) twins marked stale") }
         }
         let batch = IngestPipeline.assemble(items, twins: runtime.twins, sourced: &mqttTwins, brokerLost: changes.contains(false), nowMs: nowMs)
-        if batch.duplicates > 0 { metrics.ingestDuplicates.increment(by: Int64(batch.duplicates)) }
+        if batch.duplicates > 0 { metrics.ingestDuplicates.increment(by: batch.duplicates) }
         if batch.badKeys > 0 {
             metrics.refused(source: "mqtt", reason: "bad_key", count: batch.badKeys)
             logger.notice("MQTT updates refused: twin id or property name breaks the key rules", metadata: ["count": "\(batch.badKeys)"])
@@ -208,7 +207,7 @@ extension StreamingServer {
             loop.post {
                 let s = me.value
                 s.httpPending.append(contentsOf: updates)
-                s.metrics.ingestedHTTP.increment(by: Int64(updates.count))
+                s.metrics.ingestedHTTP.increment(by: updates.count)
                 s.answer(r, .json(Array("{\"accepted\":\(updates.count),\"durable\":\(storage != nil)}".utf8)), route: .ingest)
             }
         }

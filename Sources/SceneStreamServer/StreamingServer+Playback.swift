@@ -120,7 +120,7 @@ extension StreamingServer {
     /// The rebuilt past is back (service thread): the client plays it, unless it has moved on since.
     func finishSeek(_ job: SeekJob, _ r: SceneRuntime, _ engine: DeltaEngine, fromDisk: Bool) {
         guard let c = clients[job.client], c.subscription != nil, c.playbackControl.rebuilt(serial: job.serial) else { return }
-        metrics.seekSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - job.startedNs) / 1e9)
+        metrics.seekDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - job.startedNs))
         metrics.seek(source: fromDisk ? "disk" : "memory")
         c.playback = Playback(runtime: r, engine: engine)
         c.unacked.removeAll()

@@ -1,7 +1,6 @@
 import DequeModule
 import Foundation
 import Logging
-import Prometheus
 import HTTPTypes
 import SceneStreamCore
 import SceneStreamHTTP
@@ -205,11 +204,26 @@ public final class StreamingServer: EventLoopHandler {
             restoreSessions(try s.loadSessions(), nowMs: now)
         }
         runtime.commit(timeMs: now)
+        try makeMQTT()
     }
 
-    /// Starts serving on the loop's thread.
+    /// Starts everything: MQTT, then the loop (embedding without a ``ServiceGroup``; `serve` runs ``services(onReady:)``).
     public func start() throws {
-        try startMQTT()
+        try mqtt?.start()
+        startStreaming()
+    }
+
+    /// Stops everything, in order: every client closed with 1001 and the loop ended, then MQTT (with the Sparkplug
+    /// host's STATE offline), then storage and annotations flushed. Returns when done.
+    public func stop() {
+        stopStreaming()
+        mqtt?.stop(farewell: mqttFarewell)
+        storage?.flush()
+        annotationWriter?.flush()
+    }
+
+    /// Starts the loop's thread and the tick.
+    func startStreaming() {
         let server = LoopBound(self, loop: loop)  // bound before the loop runs; read on its thread
         loop.start()
         loop.post {
@@ -219,13 +233,10 @@ public final class StreamingServer: EventLoopHandler {
         }
     }
 
-    /// Stops: every client is closed with 1001, then the loop ends. Returns when it has.
-    public func stop() {
+    /// Closes every client with 1001 and ends the loop; returns when it has.
+    func stopStreaming() {
         loop.stop()
         loop.wait()
-        mqtt?.stop(farewell: mqttFarewell)
-        storage?.flush()
-        annotationWriter?.flush()
     }
 
     static func wallMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -238,7 +249,7 @@ public final class StreamingServer: EventLoopHandler {
         let nowMs = Self.wallMs()
         var events: [AlertEvent] = []
         var batch = drainMQTT(nowMs: nowMs)
-        if !batch.isEmpty { metrics.ingestedMQTT.increment(by: Int64(batch.count)) }
+        if !batch.isEmpty { metrics.ingestedMQTT.increment(by: batch.count) }
         if let storage {
             for error in annotationWriter?.takeFailures() ?? [] {
                 metrics.storageErrors.increment()
@@ -263,13 +274,13 @@ public final class StreamingServer: EventLoopHandler {
         batch.append(contentsOf: httpPending)
         httpPending.removeAll(keepingCapacity: true)
         if !batch.isEmpty {
-            metrics.ingested.increment(by: Int64(batch.count))
+            metrics.ingested.increment(by: batch.count)
             let duplicates = runtime.twins.duplicates
             let t0 = DispatchTime.now().uptimeNanoseconds
             events = runtime.ingest(batch)
             ingestBudget.record(updates: batch.count, ns: DispatchTime.now().uptimeNanoseconds - t0)
             // Copies inside one batch (a redelivery arriving in the same tick) are dropped by the store.
-            if runtime.twins.duplicates > duplicates { metrics.ingestDuplicates.increment(by: Int64(runtime.twins.duplicates - duplicates)) }
+            if runtime.twins.duplicates > duplicates { metrics.ingestDuplicates.increment(by: runtime.twins.duplicates - duplicates) }
         }
         if !events.isEmpty { publishAlerts(events) }
         // A checkpoint every few seconds (after this tick's updates) bounds what a seek on disk replays.
@@ -286,7 +297,7 @@ public final class StreamingServer: EventLoopHandler {
         runtime.commit(timeMs: nowMs)
         if runtime.graph.version != before {
             metrics.sceneVersion.set(Double(runtime.graph.version))
-            metrics.nodeChanges.increment(by: Int64(runtime.graph.lastChangeCount))
+            metrics.nodeChanges.increment(by: runtime.graph.lastChangeCount)
         }
         if !events.isEmpty { broadcast(events) }
         for c in clients.values where c.subscription != nil && frameAllowed(c, nowNs) {
@@ -350,7 +361,7 @@ public final class StreamingServer: EventLoopHandler {
             }
             if !records.isEmpty { enqueue(c, .alerts(records)) }
         }
-        metrics.alerts.increment(by: Int64(events.count))
+        metrics.alerts.increment(by: events.count)
     }
 
     func enqueue(_ c: Client, _ m: ServerMessage) { enqueue(c, encoded: encoder.encode(m)) }
@@ -452,7 +463,7 @@ public final class StreamingServer: EventLoopHandler {
         guard let cl = clients[c] else { return .idle }
         let nowNs = DispatchTime.now().uptimeNanoseconds
         if let m = cl.control.popFirst() {
-            metrics.bytesSent.increment(by: Int64(m.count))
+            metrics.bytesSent.increment(by: m.count)
             return .send(m, more: !cl.control.isEmpty || cl.closeAfterFlush || (cl.subscription != nil && frameAllowed(cl, nowNs)))
         }
         if cl.closeAfterFlush { return .close(code: cl.closeCode, reason: cl.closeReason) }
@@ -461,7 +472,7 @@ public final class StreamingServer: EventLoopHandler {
             guard let f = playbackFrame(cl) else { return .idle }
             noteSent(cl, version: f.version, s)
             metrics.framesSent.increment()
-            metrics.bytesSent.increment(by: Int64(f.bytes.count))
+            metrics.bytesSent.increment(by: f.bytes.count)
             return .send(f.bytes, more: false)
         }
         // Session changes (selection markers, annotations, presence leaving) edit the graph between ticks:
@@ -471,7 +482,7 @@ public final class StreamingServer: EventLoopHandler {
         let encodedBefore = engine.framesEncoded
         guard let f = engine.encodedFrame(from: s.sent, filter: s.filter) else { return .idle }
         if engine.framesEncoded != encodedBefore {
-            metrics.encodeSeconds.record(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            metrics.encodeDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - t0))
         }
         s.sent = ClientBaseline(version: f.version, filter: s.filter)
         cl.subscription = s
@@ -480,7 +491,7 @@ public final class StreamingServer: EventLoopHandler {
         cl.byteBudget?.spend(Double(f.bytes.count), nowNs: nowNs)
         metrics.framesSent.increment()
         if f.isKeyframe { metrics.keyframesSent.increment() }
-        metrics.bytesSent.increment(by: Int64(f.bytes.count))
+        metrics.bytesSent.increment(by: f.bytes.count)
         return .send(f.bytes, more: false)
     }
 
@@ -677,106 +688,4 @@ final class DataFolderLock {
 struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
-}
-
-/// The server's Prometheus metrics.
-final class ServerMetrics: Sendable {
-    let registry = PrometheusCollectorRegistry()
-    let clients: Gauge
-    let subscribed: Gauge
-    let sceneVersion: Gauge
-    let controlQueued: Gauge
-    let unackedFrames: Gauge
-    let uptime: Gauge
-    let framesSent: Counter
-    let keyframesSent: Counter
-    let bytesSent: Counter
-    let messagesReceived: Counter
-    let protocolErrors: Counter
-    let refused: Counter
-    let rateLimited: Counter
-    let resumes: Counter
-    let seekSeconds: ValueHistogram
-    let ingestedMQTT: Counter
-    let ingestedHTTP: Counter
-    let ingestRejected: Counter
-    let ingestDuplicates: Counter
-    let sparkplugMessages: Counter
-    let sparkplugRebirths: Counter
-    let storageErrors: Counter
-    let mqttConnected: Gauge
-    let handoffs: Counter
-    let refusals: Counter
-    let limitHits: Counter
-    let authFailures: Counter
-    let ingested: Counter
-    let nodeChanges: Counter
-    let alerts: Counter
-    let encodeSeconds: ValueHistogram
-
-    /// `scenestream_NAME_total`; with labels, the registry hands back the same counter for the same labels.
-    private static func counter(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String, labels: [(String, String)] = []) -> Counter {
-        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: name, unitName: "total", helpText: help), labels: labels)
-    }
-
-    /// Counts a refused ingest message by source (mqtt, sparkplug, http) and reason code.
-    func refused(source: String, reason: String, count: Int = 1) {
-        ingestRejected.increment(by: Int64(count))
-        Self.counter(registry, "ingest_refused", "Ingest messages or metrics refused, by source and reason", labels: [("source", source), ("reason", reason)])
-            .increment(by: Int64(count))
-    }
-
-    /// Counts an HTTP answer by route and status.
-    func http(route: String, status: Int) {
-        Self.counter(registry, "http_responses", "HTTP answers, by route and status", labels: [("route", route), ("status", "\(status)")]).increment()
-    }
-
-    /// Counts a playback seek by where the past was read from (memory, disk).
-    func seek(source: String) {
-        Self.counter(registry, "playback_seeks", "Playback seeks, by where the past was read from", labels: [("source", source)]).increment()
-    }
-
-    private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String) -> Gauge {
-        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: name, unitName: "", helpText: help))
-    }
-
-    init() {
-        clients = Self.gauge(registry, "clients", "Open WebSocket connections")
-        subscribed = Self.gauge(registry, "clients_subscribed", "Connections streaming a scene")
-        sceneVersion = Self.gauge(registry, "scene_version", "Current scene version")
-        controlQueued = Self.gauge(registry, "control_messages_queued", "Control messages waiting to be sent, all clients")
-        unackedFrames = Self.gauge(registry, "frames_unacknowledged", "Frames sent and not yet acknowledged, all clients")
-        uptime = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "uptime", unitName: "seconds", helpText: "Seconds since start"))
-        framesSent = Self.counter(registry, "frames_sent", "Keyframes and deltas sent")
-        keyframesSent = Self.counter(registry, "keyframes_sent", "Keyframes sent")
-        bytesSent = Self.counter(registry, "bytes_sent", "Message bytes sent")
-        messagesReceived = Self.counter(registry, "messages_received", "Client messages received")
-        protocolErrors = Self.counter(registry, "protocol_errors", "Client messages that broke the spec")
-        refused = Self.counter(registry, "upgrades_refused", "WebSocket upgrades refused")
-        rateLimited = Self.counter(registry, "rate_limited_messages", "Client messages dropped by the rate limit")
-        limitHits = Self.counter(registry, "limits_hit", "Connections or requests refused by a limit (origin, per address, per user, hello deadline)")
-        authFailures = Self.counter(registry, "auth_failures", "Tokens refused (missing, invalid, expired, wrong audience)")
-        ingestedMQTT = Self.counter(registry, "ingest_mqtt_updates", "Property updates from MQTT")
-        ingestedHTTP = Self.counter(registry, "ingest_http_updates", "Property updates from HTTP ingest")
-        ingestRejected = Self.counter(registry, "ingest_rejected", "Ingest messages refused (unknown topic, bad payload, bad auth)")
-        ingestDuplicates = Self.counter(registry, "ingest_duplicates", "Updates dropped as exact copies of the value held (QoS 1 redeliveries)")
-        sparkplugMessages = Self.counter(registry, "sparkplug_messages", "Sparkplug B messages received")
-        sparkplugRebirths = Self.counter(registry, "sparkplug_rebirth_requests", "Rebirth requests sent to edge nodes")
-        storageErrors = Self.counter(registry, "storage_errors", "Failed writes to storage")
-        mqttConnected = Self.gauge(registry, "mqtt_connected", "1 while the MQTT broker is connected")
-        seekSeconds = registry.makeValueHistogram(
-            descriptor: MetricNameDescriptor(namespace: "scenestream", metricName: "playback_seek", unitName: "seconds", helpText: "Time to rebuild the scene at a past moment"),
-            buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1])
-        resumes = Self.counter(registry, "session_resumes", "Sessions resumed by a reconnecting client")
-        handoffs = Self.counter(registry, "handoffs", "Sessions moved to another device")
-        refusals = Self.counter(registry, "refusals", "Requests refused (codes, roles, limits)")
-        ingested = Self.counter(registry, "ingest_updates", "Twin property updates ingested")
-        nodeChanges = Self.counter(registry, "node_changes", "Scene node changes committed")
-        alerts = Self.counter(registry, "alerts", "Alerts raised or cleared")
-        encodeSeconds = registry.makeValueHistogram(
-            descriptor: MetricNameDescriptor(
-                namespace: "scenestream", metricName: "frame_encode", unitName: "seconds",
-                helpText: "Time to compute and encode one shared frame"),
-            buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1])
-    }
 }

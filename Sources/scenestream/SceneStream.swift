@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct SceneStreamCommand: ParsableCommand {
+struct SceneStreamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scenestream",
         abstract: "Streams live digital-twin state as a 3D scene to many devices.",

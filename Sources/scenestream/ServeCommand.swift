@@ -2,10 +2,12 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Logging
+import Metrics
 import SceneStreamCore
 import SceneStreamServer
+import ServiceLifecycle
 
-struct ServeCommand: ParsableCommand {
+struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve a plant: the embedded demo (built-in simulator) unless a config file says otherwise.")
@@ -20,7 +22,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Folder for durable state (annotations).") var data: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
-    func run() throws {
+    func run() async throws {
         var c = ServerConfiguration()
         if let config {
             guard let d = FileManager.default.contents(atPath: config) else {
@@ -43,39 +45,34 @@ struct ServeCommand: ParsableCommand {
         }
         let logger = Logger(label: "scenestream")
         let bundle = try PlantBundle.load(directory: c.plantDirectory)
-        // SIGTERM / SIGINT: close every client with 1001, then exit. Set up before readiness is announced: a
-        // signal sent right after "listening on port" must not be lost.
-        let stop = DispatchSemaphore(value: 0)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-        let int = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        term.setEventHandler { stop.signal() }
-        int.setEventHandler { stop.signal() }
-        term.resume()
-        int.resume()
         let server = try StreamingServer(configuration: c, plant: bundle, logger: logger)
-        try server.start()
+        // Metrics of any library go to the same Prometheus registry as the server's own.
+        MetricsSystem.bootstrap(server.metricsFactory)
+        let port = server.port
         let host = c.bindAddress.flatMap { $0 == "0.0.0.0" ? nil : $0 } ?? "127.0.0.1"
         let scheme = c.tlsCertificate == nil ? "http" : "https"
         let wsScheme = c.tlsCertificate == nil ? "ws" : "wss"
         if c.auth == nil {
-            logger.warning("no authentication: anyone who can reach port \(server.port) sees this plant (open demo mode; configure \"auth\" to require tokens)")
+            logger.warning("no authentication: anyone who can reach port \(port) sees this plant (open demo mode; configure \"auth\" to require tokens)")
         } else if c.tlsCertificate == nil {
             logger.warning("tokens travel without TLS: configure \"tls\" outside a lab")
         }
         var out = ""
         func say(_ s: String) { out += s + "\n" }
         say("SceneStream \(bundle.scene.name.isEmpty ? bundle.scene.id : bundle.scene.name): \(bundle.scene.nodes.count) nodes")
-        say("viewer:  \(scheme)://\(host):\(server.port)/")
-        say("stream:  \(wsScheme)://\(host):\(server.port)/stream  (subprotocol scenestream.v1)")
-        say("health:  \(scheme)://\(host):\(server.port)/healthz   metrics: /metrics")
-        say("listening on port \(server.port)")
-        FileHandle.standardOutput.write(Data(out.utf8))
-
-        stop.wait()
-        logger.info("signal received; shutting down")
-        server.stop()
+        say("viewer:  \(scheme)://\(host):\(port)/")
+        say("stream:  \(wsScheme)://\(host):\(port)/stream  (subprotocol scenestream.v1)")
+        say("health:  \(scheme)://\(host):\(port)/healthz   metrics: /metrics")
+        say("listening on port \(port)")
+        let banner = out
+        // Storage, MQTT and streaming run as services; SIGTERM / SIGINT shut them down in reverse order: clients
+        // closed with 1001, MQTT disconnected (Sparkplug STATE offline), storage flushed. The group installs its
+        // signal handlers before starting any service, so a signal sent right after "listening on port" is not lost.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: server.services(onReady: { FileHandle.standardOutput.write(Data(banner.utf8)) }).map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
         logger.info("stopped")
     }
 }

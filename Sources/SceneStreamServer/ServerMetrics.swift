@@ -1,0 +1,132 @@
+import CoreMetrics
+import Foundation
+import Prometheus
+
+/// The server's metrics, through swift-metrics, named the OpenTelemetry way (`scenestream.frames.sent`); the
+/// Prometheus backend (swift-prometheus) exposes them at `/metrics` with Prometheus' conventions
+/// (`scenestream_frames_sent_total`, durations in `_seconds`). The factory is passed in, so two servers in one
+/// process (tests, benchmarks) keep separate figures.
+final class ServerMetrics: Sendable {
+    /// What `/metrics` renders.
+    let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+
+    let clients: CoreMetrics.Gauge
+    let subscribed: CoreMetrics.Gauge
+    let sceneVersion: CoreMetrics.Gauge
+    let controlQueued: CoreMetrics.Gauge
+    let unackedFrames: CoreMetrics.Gauge
+    let uptime: CoreMetrics.Gauge
+    let mqttConnected: CoreMetrics.Gauge
+    let framesSent: CoreMetrics.Counter
+    let keyframesSent: CoreMetrics.Counter
+    let bytesSent: CoreMetrics.Counter
+    let messagesReceived: CoreMetrics.Counter
+    let protocolErrors: CoreMetrics.Counter
+    let refused: CoreMetrics.Counter
+    let rateLimited: CoreMetrics.Counter
+    let resumes: CoreMetrics.Counter
+    let ingestedMQTT: CoreMetrics.Counter
+    let ingestedHTTP: CoreMetrics.Counter
+    let ingestRejected: CoreMetrics.Counter
+    let ingestDuplicates: CoreMetrics.Counter
+    let sparkplugMessages: CoreMetrics.Counter
+    let sparkplugRebirths: CoreMetrics.Counter
+    let storageErrors: CoreMetrics.Counter
+    let handoffs: CoreMetrics.Counter
+    let refusals: CoreMetrics.Counter
+    let limitHits: CoreMetrics.Counter
+    let authFailures: CoreMetrics.Counter
+    let ingested: CoreMetrics.Counter
+    let nodeChanges: CoreMetrics.Counter
+    let alerts: CoreMetrics.Counter
+    let seekDuration: CoreMetrics.Timer
+    let encodeDuration: CoreMetrics.Timer
+
+    /// CoreMetrics.Counter names (swift-metrics labels): Prometheus shows them with `_total`.
+    static let counters: Set<String> = [
+        "scenestream.frames.sent", "scenestream.keyframes.sent", "scenestream.bytes.sent", "scenestream.messages.received",
+        "scenestream.protocol.errors", "scenestream.upgrades.refused", "scenestream.rate_limited.messages",
+        "scenestream.session.resumes", "scenestream.ingest.mqtt.updates", "scenestream.ingest.http.updates",
+        "scenestream.ingest.rejected", "scenestream.ingest.refused", "scenestream.ingest.duplicates",
+        "scenestream.sparkplug.messages", "scenestream.sparkplug.rebirth_requests", "scenestream.storage.errors",
+        "scenestream.handoffs", "scenestream.refusals", "scenestream.limits.hit", "scenestream.auth.failures",
+        "scenestream.ingest.updates", "scenestream.node.changes", "scenestream.alerts", "scenestream.http.responses",
+        "scenestream.playback.seeks",
+    ]
+    /// CoreMetrics.Timer names: Prometheus shows them as histograms in seconds.
+    static let timers: Set<String> = ["scenestream.playback.seek.duration", "scenestream.frame.encode.duration"]
+
+    /// The Prometheus name of a swift-metrics label.
+    static func prometheusName(_ label: String) -> String {
+        let base = label.replacingOccurrences(of: ".", with: "_")
+        if counters.contains(label) { return base + "_total" }
+        if timers.contains(label) { return base.hasSuffix("_duration") ? String(base.dropLast(9)) + "_seconds" : base + "_seconds" }
+        return base
+    }
+
+    init() {
+        registry = PrometheusCollectorRegistry()
+        var f = PrometheusMetricsFactory(registry: registry)
+        f.nameAndLabelSanitizer = { name, labels in (ServerMetrics.prometheusName(name), labels) }
+        f.durationHistogramBuckets = [
+            Self.prometheusName("scenestream.playback.seek.duration"): [1, 5, 20, 50, 100, 200, 500, 1000].map { .milliseconds($0) },
+            Self.prometheusName("scenestream.frame.encode.duration"): [100, 500, 1000, 5000, 10_000, 50_000, 100_000].map { .microseconds($0) },
+        ]
+        factory = f
+        func counter(_ label: String) -> CoreMetrics.Counter { CoreMetrics.Counter(label: label, dimensions: [], factory: f) }
+        func gauge(_ label: String) -> CoreMetrics.Gauge { CoreMetrics.Gauge(label: label, dimensions: [], factory: f) }
+        clients = gauge("scenestream.clients")
+        subscribed = gauge("scenestream.clients.subscribed")
+        sceneVersion = gauge("scenestream.scene.version")
+        controlQueued = gauge("scenestream.control_messages.queued")
+        unackedFrames = gauge("scenestream.frames.unacknowledged")
+        uptime = gauge("scenestream.uptime.seconds")
+        mqttConnected = gauge("scenestream.mqtt.connected")
+        framesSent = counter("scenestream.frames.sent")
+        keyframesSent = counter("scenestream.keyframes.sent")
+        bytesSent = counter("scenestream.bytes.sent")
+        messagesReceived = counter("scenestream.messages.received")
+        protocolErrors = counter("scenestream.protocol.errors")
+        refused = counter("scenestream.upgrades.refused")
+        rateLimited = counter("scenestream.rate_limited.messages")
+        limitHits = counter("scenestream.limits.hit")
+        authFailures = counter("scenestream.auth.failures")
+        ingestedMQTT = counter("scenestream.ingest.mqtt.updates")
+        ingestedHTTP = counter("scenestream.ingest.http.updates")
+        ingestRejected = counter("scenestream.ingest.rejected")
+        ingestDuplicates = counter("scenestream.ingest.duplicates")
+        sparkplugMessages = counter("scenestream.sparkplug.messages")
+        sparkplugRebirths = counter("scenestream.sparkplug.rebirth_requests")
+        storageErrors = counter("scenestream.storage.errors")
+        resumes = counter("scenestream.session.resumes")
+        handoffs = counter("scenestream.handoffs")
+        refusals = counter("scenestream.refusals")
+        ingested = counter("scenestream.ingest.updates")
+        nodeChanges = counter("scenestream.node.changes")
+        alerts = counter("scenestream.alerts")
+        seekDuration = CoreMetrics.Timer(label: "scenestream.playback.seek.duration", dimensions: [], factory: f)
+        encodeDuration = CoreMetrics.Timer(label: "scenestream.frame.encode.duration", dimensions: [], factory: f)
+    }
+
+    /// Counts a refused ingest message by source (mqtt, sparkplug, http) and reason code.
+    func refused(source: String, reason: String, count: Int = 1) {
+        ingestRejected.increment(by: count)
+        CoreMetrics.Counter(label: "scenestream.ingest.refused", dimensions: [("source", source), ("reason", reason)], factory: factory).increment(by: count)
+    }
+
+    /// Counts an HTTP answer by route and status.
+    func http(route: String, status: Int) {
+        CoreMetrics.Counter(label: "scenestream.http.responses", dimensions: [("route", route), ("status", "\(status)")], factory: factory).increment()
+    }
+
+    /// Counts a playback seek by where the past was read from (memory, disk).
+    func seek(source: String) {
+        CoreMetrics.Counter(label: "scenestream.playback.seeks", dimensions: [("source", source)], factory: factory).increment()
+    }
+}
+
+extension CoreMetrics.Gauge {
+    /// Sets the gauge (swift-metrics calls it recording).
+    func set(_ v: Double) { record(v) }
+}
