@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v14), .iOS(.v17), .visionOS(.v1)],
     products: [
         .executable(name: "scenestream", targets: ["scenestream"]),
+        .executable(name: "scenestream-bench", targets: ["scenestream-bench"]),
+        .library(name: "SceneStreamTestSupport", targets: ["SceneStreamTestSupport"]),
         .library(name: "SceneStreamProtocol", targets: ["SceneStreamProtocol"]),
         .library(name: "SceneStreamReplica", targets: ["SceneStreamReplica"]),
         .library(name: "SceneStreamCore", targets: ["SceneStreamCore"]),
@@ -92,16 +94,29 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        // The server's command line: serve, watch, assets, vectors.
         .executableTarget(
             name: "scenestream",
             dependencies: [
-                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport", "SceneStreamClient", "SceneStreamMQTT", "SceneStreamSparkplug",
+                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport", "SceneStreamClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        // Benchmarks that print numbers, out of the shipping executable: codec, fanout, handoff, playback, ingest.
+        .executableTarget(
+            name: "scenestream-bench",
+            dependencies: [
+                "SceneStreamCore", "SceneStreamDeflate", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamClient",
+                "SceneStreamMQTT", "SceneStreamSparkplug",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        // For tests: a manual clock for the pure parts, and the real server binary started on a free port.
+        .target(name: "SceneStreamTestSupport", swiftSettings: strict),
         .testTarget(
             name: "SceneStreamProtocolTests",
             dependencies: ["SceneStreamProtocol", "SceneStreamReplica"],
@@ -117,7 +132,7 @@ let package = Package(
             name: "SceneStreamHTTPTests",
             dependencies: ["SceneStreamHTTP", "SceneStreamTransport", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict),
-        .testTarget(name: "SceneStreamSessionsTests", dependencies: ["SceneStreamSessions", "SceneStreamCore", "SceneStreamProtocol"], swiftSettings: strict),
+        .testTarget(name: "SceneStreamSessionsTests", dependencies: ["SceneStreamSessions", "SceneStreamCore", "SceneStreamProtocol", "SceneStreamTestSupport"], swiftSettings: strict),
         .testTarget(name: "SceneStreamIngestTests", dependencies: ["SceneStreamIngest", "SceneStreamCore"], swiftSettings: strict),
         .testTarget(
             name: "SceneStreamServerTests",
@@ -126,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "SceneStreamE2ETests",
             dependencies: [
-                "SceneStreamClient", "SceneStreamProtocol", "SceneStreamReplica", "SceneStreamTransport",
+                "SceneStreamClient", "SceneStreamTestSupport", "SceneStreamProtocol", "SceneStreamReplica", "SceneStreamTransport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

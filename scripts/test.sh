@@ -29,11 +29,11 @@ SCENESTREAM_BIN="$(pwd)/.build/debug/scenestream" SCENESTREAM_RELEASE_BIN="$(pwd
     python3 -m pytest -q -p no:cacheprovider Tests/e2e
 
 # Benchmarks must still run (numbers are not checked here; they go in closing notes).
-.build/release/scenestream bench codec --scenario plant --seconds 2 --json >/dev/null
-.build/release/scenestream bench codec --scenario cubes --seconds 2 --json >/dev/null
-.build/release/scenestream bench playback --hours 0.01 --seeks 5 --json >/dev/null
-.build/release/scenestream bench playback --hours 0.01 --seeks 5 --source disk --json >/dev/null
-.build/release/scenestream bench ingest --updates 20000 --json >/dev/null
-.build/release/scenestream bench ingest --updates 50000 --format sparkplug --json >/dev/null
+.build/release/scenestream-bench codec --scenario plant --seconds 2 --json >/dev/null
+.build/release/scenestream-bench codec --scenario cubes --seconds 2 --json >/dev/null
+.build/release/scenestream-bench playback --hours 0.01 --seeks 5 --json >/dev/null
+.build/release/scenestream-bench playback --hours 0.01 --seeks 5 --source disk --json >/dev/null
+.build/release/scenestream-bench ingest --updates 20000 --json >/dev/null
+.build/release/scenestream-bench ingest --updates 50000 --format sparkplug --json >/dev/null
 .build/release/scenestream assets --check >/dev/null
 echo "all tests passed"

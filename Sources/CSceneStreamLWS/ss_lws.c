@@ -445,6 +445,10 @@ size_t ss_pending(ss_wsi *wsi) { return lws_partial_buffered(wsi) ? 1 : 0; }
 #include <sys/syscall.h>
 #include <unistd.h>
 
+static _Thread_local const void *ss_current_loop = NULL;
+void ss_mark_thread(const void *loop) { ss_current_loop = loop; }
+const void *ss_thread_mark(void) { return ss_current_loop; }
+
 int ss_nice_current_thread(int nice) {
 #ifdef SYS_gettid
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);

@@ -1,7 +1,10 @@
 /// A message or frame that breaks `Protocol/SPEC.md`, with what was being read when it was found.
+///
+/// A struct over a package-internal enum: callers match ``code`` (an open set, like ``ErrorCode``), so new kinds
+/// can be added without breaking anyone's `switch`.
 public struct ProtocolError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// What went wrong.
-    public enum Kind: Hashable, Sendable {
+    /// What went wrong, with its details (inside the package).
+    package enum Kind: Hashable, Sendable {
         /// The input ended inside a field.
         case truncated
         /// A varint ran past 10 bytes or past 64 bits.
@@ -24,15 +27,59 @@ public struct ProtocolError: Error, Hashable, Sendable, CustomStringConvertible 
         case unknownNode(UInt32)
     }
 
-    /// What went wrong.
-    public var kind: Kind
+    /// What went wrong, in detail.
+    package var kind: Kind
     /// Where: the message and field being read.
     public var context: String
 
     /// Creates an error of `kind` found while reading `context`.
-    public init(_ kind: Kind, _ context: String) {
+    package init(_ kind: Kind, _ context: String) {
         self.kind = kind
         self.context = context
+    }
+
+    /// Which kind of error this is: compare with the static members (`error.code == .tooLarge`).
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let description: String
+        private init(_ name: String) { description = name }
+        public static let truncated = Code("truncated")
+        public static let malformedVarint = Code("malformedVarint")
+        public static let invalidValue = Code("invalidValue")
+        public static let unknownMessageType = Code("unknownMessageType")
+        public static let reservedFlags = Code("reservedFlags")
+        public static let tooLarge = Code("tooLarge")
+        public static let compression = Code("compression")
+        public static let trailingBytes = Code("trailingBytes")
+        public static let baseMismatch = Code("baseMismatch")
+        public static let unknownNode = Code("unknownNode")
+    }
+
+    /// Which kind of error this is.
+    public var code: Code {
+        switch kind {
+        case .truncated: .truncated
+        case .malformedVarint: .malformedVarint
+        case .invalidValue: .invalidValue
+        case .unknownMessageType: .unknownMessageType
+        case .reservedFlags: .reservedFlags
+        case .tooLarge: .tooLarge
+        case .compression: .compression
+        case .trailingBytes: .trailingBytes
+        case .baseMismatch: .baseMismatch
+        case .unknownNode: .unknownNode
+        }
+    }
+
+    /// The limit a ``Code/tooLarge`` message broke.
+    public var limit: Int? {
+        if case .tooLarge(let l) = kind { return l }
+        return nil
+    }
+
+    /// The type byte of an ``Code/unknownMessageType`` message.
+    public var messageType: UInt8? {
+        if case .unknownMessageType(let t) = kind { return t }
+        return nil
     }
 
     public var description: String {

@@ -89,7 +89,18 @@ extension StreamingServer {
     /// Checks the route's access rule, then serves it (on the service thread). Tokens are verified off the thread.
     func authorize(_ r: HTTPServerRequest, _ route: Route<APIRoute>) {
         switch route.access {
-        case .open, .ingest:
+        case .open:
+            serve(route.name, r, caller: nil)
+            return
+        case .ingest:
+            // Its own bearer token (plant systems, not people); off when none is configured.
+            guard let token = configuration.ingestToken, !token.isEmpty else {
+                return answer(r, .text("HTTP ingest is off: set \"ingestToken\" in the configuration\n", status: .forbidden), route: route.name)
+            }
+            guard Self.constantTimeEqual(r.bearerToken, token) else {
+                metrics.refused(source: "http", reason: "unauthorized")
+                return answer(r, Self.unauthorized("missing or wrong bearer token"), route: route.name)
+            }
             serve(route.name, r, caller: nil)
             return
         case .metrics:
@@ -166,7 +177,7 @@ extension StreamingServer {
             // Only that it is up: the details are behind a token at /api/status.
             answer(r, .json(Array("{\"status\":\"ok\"}".utf8)), route: name)
         case .status:
-            answer(r, .json(statusJSON()), route: name)
+            answer(r, .json(statusJSON(caller: caller)), route: name)
         case .metrics:
             metrics.uptime.set(Date().timeIntervalSince(startedAt))
             metrics.controlQueued.set(Double(clients.values.reduce(0) { $0 + $1.control.count }))
@@ -215,41 +226,49 @@ extension StreamingServer {
         return f
     }
 
-    func statusJSON() -> [UInt8] {
-        let body: [String: Any] = [
-            "status": "ok", "scene": runtime.scene.id, "version": runtime.graph.version, "nodes": runtime.graph.liveCount,
-            "clients": clients.count, "subscribed": subscribedCount,
-            "uptimeSeconds": Int(Date().timeIntervalSince(startedAt)), "simulator": simulator != nil,
+    /// `GET /api/status`: what the server runs. Admins (and the open demo) see it all; anyone else sees only what
+    /// their token may — the node count of their zones, no connection counts — and a token of another scene not
+    /// even the scene's name.
+    func statusJSON(caller: Identity?) -> [UInt8] {
+        let everything = caller == nil || (caller?.role == .host && caller?.zones == nil)
+        var body: [String: Any] = [
+            "status": "ok", "version": runtime.graph.version,
             "authentication": authenticator == nil ? "none: this demo server is open to anyone who can reach it" : "bearer tokens (JWT)",
         ]
+        let sceneAllowed = caller?.scenes.map { $0.contains(runtime.scene.id) } ?? true
+        if sceneAllowed {
+            body["scene"] = runtime.scene.id
+            body["nodes"] = caller?.zones == nil ? runtime.graph.liveCount : engine.membership(httpFilter(caller)).population
+        }
+        if everything {
+            body["clients"] = clients.count
+            body["subscribed"] = subscribedCount
+            body["uptimeSeconds"] = Int(Date().timeIntervalSince(startedAt))
+            body["simulator"] = simulator != nil
+        }
         return [UInt8]((try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data())
     }
 
     /// `GET /api/scene`: the scene the caller may see at the current version, as the JSON the vectors use. The
     /// frame is taken on the service thread (a copy of the visible nodes) and turned into JSON on a worker; requests
-    /// for the same view while one is being built share its answer.
+    /// for the same view while one is being built share its answer, and an answer is reused for a second (it names
+    /// its version; the stream, not this, is for live values).
     func sceneJSON(_ r: HTTPServerRequest, filter: InterestFilter) {
-        let nowNs = DispatchTime.now().uptimeNanoseconds
-        if let recent = sceneAnswers[filter], nowNs &- recent.atNs < 250_000_000 {
-            return answer(r, recent.response, route: .scene)
+        switch sceneAnswers.request(filter, by: r.id, nowNs: DispatchTime.now().uptimeNanoseconds) {
+        case .reuse(let response): return answer(r, response, route: .scene)
+        case .wait: return
+        case .build: break
         }
-        if sceneBuilds[filter] != nil {
-            sceneBuilds[filter]!.append(r.id)
-            return
-        }
-        sceneBuilds[filter] = [r.id]
         let frame = engine.keyframe(for: filter)  // a copy of the visible nodes: 1–5 ms on the reference plant
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
         httpWork.async {
-                BackgroundPriority.lower()
+            BackgroundPriority.lower()
             let data = (try? JSONSerialization.data(withJSONObject: MessageDescription.describe(.frame(frame)), options: [.sortedKeys])) ?? Data()
             let resp = HTTPServerResponse.json([UInt8](data))
             loop.post {
                 let s = me.value
-                if s.sceneAnswers.count > 64 { s.sceneAnswers.removeAll() }
-                s.sceneAnswers[filter] = (DispatchTime.now().uptimeNanoseconds, resp)
-                for id in s.sceneBuilds.removeValue(forKey: filter) ?? [] {
+                for id in s.sceneAnswers.finish(filter, with: resp, nowNs: DispatchTime.now().uptimeNanoseconds) {
                     s.metrics.http(route: "\(APIRoute.scene)", status: 200)
                     loop.respond(id, resp)
                 }

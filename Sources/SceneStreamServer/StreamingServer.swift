@@ -66,8 +66,6 @@ public final class StreamingServer: EventLoopHandler {
     let files: StaticFiles
     /// HTTP work that must not hold up frames (JSON of the scene, file reads, ingest parsing and its durable write).
     let httpWork = DispatchQueue(label: "scenestream.http-work", attributes: .concurrent)
-    /// `GET /api/scene` answers being built, by view: later requests for the same view wait for that one.
-    var sceneBuilds: [InterestFilter: [HTTPRequestID]] = [:]
     /// Connections with a subscription (kept as clients come and go, not counted per event).
     var subscribedCount = 0
     /// Connections by peer address, and new connections' rate per address.
@@ -77,8 +75,8 @@ public final class StreamingServer: EventLoopHandler {
     var room: RoomRoster
     /// How many queued updates a tick takes (about half a tick's time at the cost so far, at least 4,000).
     var ingestBudget: IngestBudget
-    /// Recent `GET /api/scene` answers by view (reused for 250 ms: a snapshot names its version).
-    var sceneAnswers: [InterestFilter: (atNs: UInt64, response: HTTPServerResponse)] = [:]
+    /// `GET /api/scene` answers by view: one build per view at a time, each answer reused for a second.
+    var sceneAnswers = SharedAnswers<InterestFilter, HTTPRequestID, HTTPServerResponse>(freshNs: 1_000_000_000)
 
     final class Client {
         let id: ConnectionID
@@ -516,13 +514,13 @@ public final class StreamingServer: EventLoopHandler {
         do {
             m = try decoder.decodeClientMessage(message)
         } catch {
-            if case .unknownMessageType = error.kind {
+            if error.code == .unknownMessageType {
                 protocolError(cl, "\(error)")
                 enqueue(cl, .error(code: .unknownMessage, requestId: 0, message: error.description))
                 return .keep
             }
             protocolError(cl, "\(error)")
-            if case .tooLarge = error.kind { return .close(code: 1009, reason: "message too big") }
+            if error.code == .tooLarge { return .close(code: 1009, reason: "message too big") }
             return .close(code: 1007, reason: String(error.description.prefix(120)))
         }
         switch cl.machine.admit(isHello: isHello(m)) {

@@ -293,17 +293,15 @@ public final class EventLoop: @unchecked Sendable {
     /// A handle for other threads: it can only post work and stop the loop, and stays safe after the loop ended.
     public var handle: LoopHandle { LoopHandle(self) }
 
-    /// Whether the caller runs on the service thread.
-    public var inLoop: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let t = serviceThread else { return false }
-        return pthread_equal(t, pthread_self()) != 0
-    }
+    /// Whether the caller runs on the service thread: one thread-local read (the service thread marks itself
+    /// with its loop when it starts), no lock — cheap enough for every call on the hot path.
+    public var inLoop: Bool { ss_thread_mark() == UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) }
 
+    /// Service-thread API: on the service thread, or before the loop starts or after it ended (set-up, tear-down).
     private func assertInLoop(_ what: StaticString = #function) {
+        if inLoop { return }
         lock.lock()
-        let ok = serviceThread == nil || finished || pthread_equal(serviceThread!, pthread_self()) != 0
+        let ok = serviceThread == nil || finished
         lock.unlock()
         precondition(ok, "EventLoop.\(what) called off the service thread")
     }
@@ -366,6 +364,8 @@ public final class EventLoop: @unchecked Sendable {
         lock.lock()
         serviceThread = pthread_self()
         lock.unlock()
+        ss_mark_thread(UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()))
+        defer { ss_mark_thread(nil) }
         while true {
             if ss_service(ctx) < 0 {
                 logger.error("libwebsockets service failed; stopping")

@@ -5,12 +5,7 @@ struct SceneStreamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scenestream",
         abstract: "Streams live digital-twin state as a 3D scene to many devices.",
-        subcommands: [ServeCommand.self, WatchCommand.self, BenchCommand.self, AssetsCommand.self, VectorsCommand.self])
-}
-
-struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks that print numbers.", subcommands: [CodecBenchCommand.self, FanoutBenchCommand.self, HandoffBenchCommand.self, PlaybackBenchCommand.self, IngestBenchCommand.self])
+        subcommands: [ServeCommand.self, WatchCommand.self, AssetsCommand.self, VectorsCommand.self])
 }
 
 import Foundation

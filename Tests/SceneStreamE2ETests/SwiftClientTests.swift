@@ -1,4 +1,5 @@
 import Foundation
+import SceneStreamTestSupport
 import Logging
 import SceneStreamClient
 import SceneStreamProtocol

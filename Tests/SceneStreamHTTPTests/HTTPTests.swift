@@ -137,3 +137,28 @@ import Testing
         #expect(HTTPServerRequest(head: head).bearerToken == "")
     }
 }
+
+/// Costly answers shared: one build per key at a time, reused while fresh.
+@Suite struct SharedAnswersTests {
+    @Test func concurrentRequestsShareOneBuild() {
+        var a = SharedAnswers<String, Int, String>(freshNs: 1_000)
+        guard case .build = a.request("all", by: 1, nowNs: 0) else { Issue.record("no build"); return }
+        guard case .wait = a.request("all", by: 2, nowNs: 10) else { Issue.record("second build"); return }
+        guard case .build = a.request("zone", by: 3, nowNs: 10) else { Issue.record("other key waited"); return }
+        #expect(a.building == 2)
+        #expect(a.finish("all", with: "A", nowNs: 100) == [1, 2])
+        guard case .reuse(let r) = a.request("all", by: 4, nowNs: 1_099) else { Issue.record("not reused"); return }
+        #expect(r == "A")
+        guard case .build = a.request("all", by: 5, nowNs: 1_100) else { Issue.record("stale answer reused"); return }
+    }
+
+    @Test func keysAreBounded() {
+        var a = SharedAnswers<Int, Int, Int>(freshNs: .max, maxKeys: 3)
+        for k in 0..<10 {
+            _ = a.request(k, by: k, nowNs: UInt64(k))
+            _ = a.finish(k, with: k, nowNs: UInt64(k))
+        }
+        guard case .reuse = a.request(9, by: 0, nowNs: 20) else { Issue.record("newest forgotten"); return }
+        guard case .build = a.request(0, by: 0, nowNs: 20) else { Issue.record("oldest kept"); return }
+    }
+}

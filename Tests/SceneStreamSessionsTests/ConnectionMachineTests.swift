@@ -1,3 +1,4 @@
+import SceneStreamTestSupport
 import Testing
 
 @testable import SceneStreamSessions
@@ -81,5 +82,20 @@ import Testing
         var m = ConnectionMachine(openedNs: 0)
         _ = m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: false)
         #expect(m.deadline(nowNs: .max, nowMs: .max, handshakeNs: second) == nil)
+    }
+
+    @Test func aRefreshJustInTimeKeepsTheConnectionOnTheClock() {
+        var clock = ManualClock()
+        var m = ConnectionMachine(openedNs: clock.nowNs)
+        _ = m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: true)
+        clock.advance(ms: 40)  // the token check
+        #expect(m.deadline(nowNs: clock.nowNs, nowMs: clock.nowMs, handshakeNs: 10 * second) == nil)
+        m.verified(expiresMs: clock.nowMs + 60_000)
+        clock.advance(seconds: 59.999)
+        m.refreshed(expiresMs: clock.nowMs + 60_000)
+        clock.advance(seconds: 30)
+        #expect(m.deadline(nowNs: clock.nowNs, nowMs: clock.nowMs, handshakeNs: 10 * second) == nil)
+        clock.advance(seconds: 30)
+        #expect(m.deadline(nowNs: clock.nowNs, nowMs: clock.nowMs, handshakeNs: 10 * second) == .tokenExpired)
     }
 }

@@ -1,4 +1,5 @@
 import SceneStreamCore
+import SceneStreamTestSupport
 import Testing
 
 @testable import SceneStreamSessions
@@ -74,5 +75,16 @@ import Testing
             for _ in 0..<10 where limiter.allow(&fresh, nowNs: 7 * s) { allowed += 1 }
         }
         #expect(allowed == 99)
+    }
+
+    @Test func aCodeLivesItsLifetimeOnTheClock() {
+        var clock = ManualClock()
+        var b = HandoffBook(lifetimeMs: 60_000)
+        _ = b.offer(code: "WXYZ-2345", sessionId: "s-1", userId: "ana", keepOldDevice: true, nowMs: clock.nowMs)
+        clock.advance(seconds: 59.9)
+        var probe = b
+        #expect((try? probe.claim("WXYZ2345", userId: "ana", nowMs: clock.nowMs, sessionExists: { _ in true }).get())?.keepOldDevice == true)
+        clock.advance(seconds: 0.1)
+        #expect(b.claim("WXYZ2345", userId: "ana", nowMs: clock.nowMs, sessionExists: { _ in true }) == .failure(.expired))
     }
 }

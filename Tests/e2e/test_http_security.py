@@ -122,6 +122,17 @@ def test_a_zone_token_sees_only_its_zone_over_http(guarded):
     assert get(guarded, "/api/twin?id=hall-a/line-02/press-01", ADMIN)[0] == 200
 
 
+def test_status_is_narrowed_to_what_the_token_may_see(guarded):
+    admin = json.loads(get(guarded, "/api/status", ADMIN)[1])
+    mine = json.loads(get(guarded, "/api/status", CONTRACTOR)[1])
+    assert "clients" in admin and "subscribed" in admin  # so the checks below could fail
+    assert "clients" not in mine and "subscribed" not in mine and "uptimeSeconds" not in mine
+    assert 0 < mine["nodes"] < admin["nodes"]
+    far = signed({"sub": "far", "role": "operator", "aud": "scenestream", "exp": int(time.time()) + 600, "scenes": ["another-plant"]})
+    elsewhere = json.loads(get(guarded, "/api/status", far)[1])
+    assert "scene" not in elsewhere and "nodes" not in elsewhere
+
+
 def test_only_admins_control_the_simulator_and_only_with_json(guarded):
     body = json.dumps({"running": False}).encode()
     # A cross-site "simple" POST (text/plain, no preflight), with no token or with one, does nothing.

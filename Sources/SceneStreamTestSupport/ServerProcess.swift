@@ -4,26 +4,31 @@ import FoundationNetworking
 #endif
 
 /// The real `scenestream` binary, started on a free loopback port and stopped when the test ends.
-final class ServerProcess {
-    let process = Process()
-    let port: Int
+public final class ServerProcess {
+    public let process = Process()
+    /// The port the server listens on (its own pick, read from its output).
+    public let port: Int
     private let output = Pipe()
 
-    static var binary: String {
+    /// The binary: `SCENESTREAM_BIN`, or the debug build of this checkout.
+    public static var binary: String {
         if let b = ProcessInfo.processInfo.environment["SCENESTREAM_BIN"] { return b }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return root.appendingPathComponent(".build/debug/scenestream").path
     }
 
-    static var root: String {
+    /// The checkout the tests run in.
+    public static var root: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
 
-    struct StartError: Error, CustomStringConvertible {
-        var description: String
+    /// The server did not start (its output says why).
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    init(_ args: [String] = []) throws {
+    /// Starts `scenestream serve` with `args` on a port of its choosing and waits until it listens.
+    public init(_ args: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         // Its own data folder unless the test brings a configuration: one server per data folder.
         let own = args.contains("--config") || args.contains("--data")
@@ -54,7 +59,9 @@ final class ServerProcess {
         port = found
     }
 
-    func stop() -> Int32 {
+    /// Stops the server (SIGTERM) and returns its exit status; removes its own data folder.
+    @discardableResult
+    public func stop() -> Int32 {
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
@@ -67,7 +74,8 @@ final class ServerProcess {
 
     deinit { _ = stop() }
 
-    func http(_ path: String, post: [UInt8]? = nil) throws -> [UInt8] {
+    /// GETs (or POSTs JSON to) `path` and returns the body.
+    public func http(_ path: String, post: [UInt8]? = nil) throws -> [UInt8] {
         var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         if let post {
             req.httpMethod = "POST"

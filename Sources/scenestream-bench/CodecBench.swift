@@ -3,6 +3,7 @@ import Foundation
 import SceneStreamCore
 import SceneStreamDeflate
 import SceneStreamProtocol
+import SceneStreamServer
 import SceneStreamReplica
 import SceneStreamSimulation
 
@@ -133,7 +134,7 @@ struct CodecBenchCommand: ParsableCommand {
     // MARK: plant
 
     func runPlant() throws -> [String: Any] {
-        let plant = try PlantFiles.generated(.reference)
+        let plant = try PlantBundle.generated(.reference)
         let runtime = try SceneRuntime(scene: plant.scene, bindings: plant.bindings, rules: plant.rules, retainedVersions: 64)
         let start: UInt64 = 1_795_000_000_000
         var sim = try PlantSimulator(twinsJSON: plant.twinsJSON, file: "reference/twins.json", startMs: start)
