@@ -116,7 +116,11 @@ def test_sparkplug_births_data_gaps_and_deaths(tmp_path):
         assert state["online"] is False
         # Back up, then a clean stop: online again, then offline said before disconnecting.
         server = start(tmp_path, broker)
-        assert json.loads(sp.retained(broker.port, "spBv1.0/STATE/scenestream-test"))["online"] is True
+        # The MQTT connection is made in the background: wait for the birth (STATE online) it publishes.
+        deadline = time.time() + 10
+        while json.loads(sp.retained(broker.port, "spBv1.0/STATE/scenestream-test"))["online"] is not True:
+            assert time.time() < deadline, "STATE online never published after the restart"
+            time.sleep(0.05)
         server.stop()
         assert server.proc.returncode == 0
         assert json.loads(sp.retained(broker.port, "spBv1.0/STATE/scenestream-test"))["online"] is False
