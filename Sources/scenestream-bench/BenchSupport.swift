@@ -6,7 +6,7 @@ import Foundation
 enum BenchServer {
     /// Starts the server with `arguments` (after `serve --port 0 --bind 127.0.0.1`); returns it and its port.
     static func start(binary: String?, arguments: [String], quiet: Bool = true) throws -> (Process, Int) {
-        let bin = binary ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let bin = binary ?? defaultServer
         let proc = Process()
         proc.executableURL = URL(fileURLWithPath: bin)
         // Its own data folder unless the benchmark brings a configuration: one server per data folder.
@@ -28,6 +28,12 @@ enum BenchServer {
                 return (proc, p)
             }
         }
+    }
+
+    /// The `scenestream` built next to this benchmark binary.
+    static var defaultServer: String {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("scenestream").path
     }
 
     /// Stops a server started by ``start(binary:arguments:quiet:)``.

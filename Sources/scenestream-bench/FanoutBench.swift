@@ -15,7 +15,7 @@ struct FanoutBenchCommand: ParsableCommand {
     @Option(help: "Seconds measured at each step.") var seconds: Double = 10
     @Option(help: "Plant folder the server streams.") var plant: String = "Assets/plants/reference"
     @Option(help: "Clients that keep a full replica and measure change→frame latency.") var probes: Int = 20
-    @Option(help: "Server binary (default: this one).") var server: String?
+    @Option(help: "Server binary (default: the scenestream built next to this one).") var server: String?
     @Option(help: "After each step, this many load clients also seek into the past every --seek-interval-ms while the probes measure again (0: no such phase).") var seekers: Int = 0
     @Option(help: "Milliseconds between one seeker's seeks.") var seekIntervalMs: Int = 250
     @Flag(help: "Print one JSON object.") var json = false

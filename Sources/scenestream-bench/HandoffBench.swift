@@ -13,7 +13,7 @@ struct HandoffBenchCommand: ParsableCommand {
 
     @Option(help: "Number of handoffs.") var handoffs: Int = 100
     @Option(help: "Plant folder the server streams.") var plant: String = "Assets/plants/reference"
-    @Option(help: "Server binary (default: this one).") var server: String?
+    @Option(help: "Server binary (default: the scenestream built next to this one).") var server: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     /// What the client thread saw, per connection name.

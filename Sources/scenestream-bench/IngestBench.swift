@@ -22,7 +22,7 @@ struct IngestBenchCommand: ParsableCommand {
     @Option(help: "plain or sparkplug.") var format: Format = .plain
     @Option(help: "Sparkplug: metrics per NDATA message.") var metricsPerMessage: Int = 144
     @Option(help: "Plant folder the server streams.") var plant: String = "Assets/plants/reference"
-    @Option(help: "Server binary (default: this one).") var server: String?
+    @Option(help: "Server binary (default: the scenestream built next to this one).") var server: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     /// One robot joint per update across the reference plant: 2 halls × 10 lines × 24 robots × 6 joints.
