@@ -264,8 +264,7 @@ extension StreamingServer {
         let loop = self.loop!
         httpWork.async {
             BackgroundPriority.lower()
-            let data = (try? JSONSerialization.data(withJSONObject: MessageDescription.describe(.frame(frame)), options: [.sortedKeys])) ?? Data()
-            let resp = HTTPServerResponse.json([UInt8](data))
+            let resp = HTTPServerResponse.json(JSONText.serialize(MessageDescription.describe(.frame(frame))))
             loop.post {
                 let s = me.value
                 for id in s.sceneAnswers.finish(filter, with: resp, nowNs: DispatchTime.now().uptimeNanoseconds) {
