@@ -76,6 +76,11 @@ let package = Package(
             swiftSettings: strict),
         // Ingest rules: the queue a tick drains (ordered, budgeted), dedupe and stale marks, HTTP ingest bodies. Pure.
         .target(name: "SceneStreamIngest", dependencies: ["SceneStreamCore"], swiftSettings: strict),
+        // Durable twin state, history, checkpoints and sessions in embedded SQLite (GRDB), on its own queue.
+        .target(
+            name: "SceneStreamStorage",
+            dependencies: ["SceneStreamCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
         // Connections, sessions, handoff codes, rooms, presence and annotation limits, playback: state machines
         // that take the time and return what to do. Pure, no I/O.
         .target(name: "SceneStreamSessions", dependencies: ["SceneStreamProtocol", "SceneStreamCore"], swiftSettings: strict),
@@ -83,10 +88,9 @@ let package = Package(
         .target(
             name: "SceneStreamServer",
             dependencies: [
-                "SceneStreamCore", "SceneStreamIngest", "SceneStreamSessions", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamHTTP", "SceneStreamMQTT", "SceneStreamSparkplug",
+                "SceneStreamCore", "SceneStreamIngest", "SceneStreamSessions", "SceneStreamStorage", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamHTTP", "SceneStreamMQTT", "SceneStreamSparkplug",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -109,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "scenestream-bench",
             dependencies: [
-                "SceneStreamCore", "SceneStreamDeflate", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamClient",
+                "SceneStreamCore", "SceneStreamDeflate", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamStorage", "SceneStreamClient",
                 "SceneStreamMQTT", "SceneStreamSparkplug",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,8 +139,11 @@ let package = Package(
         .testTarget(name: "SceneStreamSessionsTests", dependencies: ["SceneStreamSessions", "SceneStreamCore", "SceneStreamProtocol", "SceneStreamTestSupport"], swiftSettings: strict),
         .testTarget(name: "SceneStreamIngestTests", dependencies: ["SceneStreamIngest", "SceneStreamCore"], swiftSettings: strict),
         .testTarget(
+            name: "SceneStreamStorageTests", dependencies: ["SceneStreamStorage", "SceneStreamCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+        .testTarget(
             name: "SceneStreamServerTests",
-            dependencies: ["SceneStreamServer", "SceneStreamCore", "SceneStreamIngest", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["SceneStreamServer", "SceneStreamCore", "SceneStreamIngest"],
             swiftSettings: strict),
         .testTarget(
             name: "SceneStreamE2ETests",

@@ -2,6 +2,7 @@ import Dispatch
 import CoreMetrics
 import Logging
 import SceneStreamMQTT
+import SceneStreamStorage
 import ServiceLifecycle
 
 /// The server's long-running parts as swift-service-lifecycle services, in start order: storage, MQTT,

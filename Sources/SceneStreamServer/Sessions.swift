@@ -1,5 +1,6 @@
 import Foundation
 import SceneStreamCore
+import SceneStreamStorage
 import SceneStreamProtocol
 import SceneStreamTransport
 

@@ -1,5 +1,6 @@
 import Foundation
 import SceneStreamCore
+import SceneStreamStorage
 import SceneStreamIngest
 import SceneStreamMQTT
 import SceneStreamProtocol

@@ -8,6 +8,7 @@ import SceneStreamMQTT
 import SceneStreamProtocol
 import SceneStreamSessions
 import SceneStreamSimulation
+import SceneStreamStorage
 import SceneStreamTransport
 
 /// The SceneStream server: ingest (simulator), scene commits, per-client streaming, HTTP endpoints.
@@ -188,7 +189,7 @@ public final class StreamingServer: EventLoopHandler {
         }
         restoreAnnotations()
         if let dir = configuration.dataDirectory {
-            let s = try Storage(path: "\(dir)/twins-\(plant.scene.id).sqlite")
+            let s = try Storage(path: "\(dir)/twins-\(plant.scene.id).sqlite", prepareThread: BackgroundPriority.lower)
             // The state now, not the whole history: older moments are seeked on disk.
             let restored = try s.currentState()
             if !restored.isEmpty {

@@ -3,6 +3,7 @@ import Foundation
 import SceneStreamCore
 import SceneStreamProtocol
 import SceneStreamServer
+import SceneStreamStorage
 import SceneStreamSimulation
 
 struct PlaybackBenchCommand: ParsableCommand {

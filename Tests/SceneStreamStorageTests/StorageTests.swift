@@ -3,7 +3,7 @@ import GRDB
 import Testing
 
 @testable import SceneStreamCore
-@testable import SceneStreamServer
+@testable import SceneStreamStorage
 
 @Suite struct StorageTests {
     func tempPath() -> String {

@@ -28,8 +28,13 @@ public final class Storage: @unchecked Sendable {
     }
 
     /// Opens (or creates, or upgrades) the database at `path`.
-    public init(path: String) throws {
+    /// Runs first on each job of the storage queue (the server lowers the thread's priority there).
+    private let prepareThread: @Sendable () -> Void
+
+    /// Opens (or creates) the database at `path`; `prepareThread` runs on the storage queue before each job.
+    public init(path: String, prepareThread: @escaping @Sendable () -> Void = {}) throws {
         self.path = path
+        self.prepareThread = prepareThread
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var config = Configuration()
         config.prepareDatabase { db in
@@ -92,7 +97,7 @@ public final class Storage: @unchecked Sendable {
     /// Runs `work` on the storage queue after what is queued; a failure is kept for ``takeFailures()``.
     private func later(_ work: @escaping @Sendable () throws -> Void) {
         queue.async { [self] in
-            BackgroundPriority.lower()
+            self.prepareThread()
             do { try work() } catch {
                 failureLock.lock()
                 failures.append(error)
@@ -290,7 +295,7 @@ public final class Storage: @unchecked Sendable {
     /// the caller's thread.
     public func stateLater(at timeMs: UInt64, done: @escaping @Sendable (Result<[PropertyUpdate]?, any Error>) -> Void) {
         queue.async { [self] in
-            BackgroundPriority.lower()
+            self.prepareThread()
             done(Result { try readState(at: timeMs) })
         }
     }
@@ -314,13 +319,13 @@ public final class Storage: @unchecked Sendable {
 
     /// ``updates(from:to:)`` on the storage queue, in order with the writes; `done` runs there.
     public func updatesLater(from: UInt64, to: UInt64, done: @escaping @Sendable (Result<[PropertyUpdate], any Error>) -> Void) {
-        queue.async { [self] in BackgroundPriority.lower(); done(Result { try readUpdates(from: from, to: to) }) }
+        queue.async { [self] in self.prepareThread(); done(Result { try readUpdates(from: from, to: to) }) }
     }
 
     /// ``oldestCheckpointMs()`` on the storage queue; `done` runs there.
     public func oldestCheckpointLater(done: @escaping @Sendable (UInt64?) -> Void) {
         queue.async { [self] in
-            BackgroundPriority.lower()
+            self.prepareThread()
             done(try? db.read { try Int64.fetchOne($0, sql: "SELECT MIN(ts) FROM checkpoints").map { UInt64($0) } })
         }
     }
