@@ -316,7 +316,7 @@ extension StreamingServer {
             simulator = try? PlantSimulator(twinsJSON: twinsJSON, file: "twins.json", startMs: Self.wallMs())
         }
         simulatorPaused = !running
-        logger.info("simulator \(running ? "resumed" : "paused") over HTTP", metadata: ["peer": "\(r.peer)"])
+        logger.info("simulator control over HTTP", metadata: ["peer": "\(r.peer)", "running": "\(running)"])
         return .json(Array("{\"running\":\(running)}".utf8))
     }
 }

@@ -145,7 +145,7 @@ extension StreamingServer {
         }
         for up in changes {
             metrics.mqttConnected.set(Double(up ? 1 : 0))
-            if !up { logger.warning("MQTT broker away: \(mqttTwins.count) twins marked stale") }
+            if !up { logger.warning("MQTT broker away: its twins marked stale", metadata: ["twins": "\(mqttTwins.count)"]) }
         }
         let batch = IngestPipeline.assemble(items, twins: runtime.twins, sourced: &mqttTwins, brokerLost: changes.contains(false), nowMs: nowMs)
         if batch.duplicates > 0 { metrics.ingestDuplicates.increment(by: batch.duplicates) }
@@ -194,7 +194,7 @@ extension StreamingServer {
             do {
                 try storage?.append(updates)
             } catch {
-                logger.error("storage write failed: \(error)")
+                logger.error("storage write failed", metadata: ["error": "\(error)"])
                 metrics.storageErrors.increment()
                 Self.answerLater(loop, metrics, id, .ingest, .text("could not store the batch (\(error)); nothing was applied\n", status: .serviceUnavailable))
                 return

@@ -135,7 +135,7 @@ extension StreamingServer {
         let action = c.playbackControl.rebuildFailed(serial: job.serial)
         if let error, action != .none {
             metrics.storageErrors.increment()
-            logger.error("seek failed: \(error)")
+            logger.error("seek failed", metadata: ["conn": "\(job.client)", "error": "\(error)"])
         }
         perform(action, for: c)
     }
@@ -208,7 +208,7 @@ extension StreamingServer {
                     p.bufferedToMs = to
                 case .failure(let error):
                     s.metrics.storageErrors.increment()
-                    s.logger.error("playback read from disk failed: \(error)")
+                    s.logger.error("playback read from disk failed", metadata: ["conn": "\(id)", "error": "\(error)"])
                 }
             }
         }

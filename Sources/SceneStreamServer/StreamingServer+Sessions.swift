@@ -563,7 +563,7 @@ extension StreamingServer {
             guard let record = try? JSONDecoder().decode(SessionRecord.self, from: Data(data)),
                 let s = record.session(nodeIndex: { runtime.graph.index(of: $0) }, nowMs: nowMs)
             else {
-                logger.warning("session record \(id) is unreadable; dropped")
+                logger.warning("session record unreadable; dropped", metadata: ["session": "\(id)"])
                 storage?.deleteSessionLater(id: id)
                 continue
             }
@@ -571,6 +571,6 @@ extension StreamingServer {
             sessionsByToken[s.token] = s
             restored += 1
         }
-        if restored > 0 { logger.info("restored \(restored) sessions") }
+        if restored > 0 { logger.info("sessions restored", metadata: ["count": "\(restored)"]) }
     }
 }

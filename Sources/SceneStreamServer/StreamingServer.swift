@@ -136,6 +136,9 @@ public final class StreamingServer: EventLoopHandler {
     /// Builds the server for `plant` and binds its port (the loop is not started yet).
     public init(configuration: ServerConfiguration, plant: PlantBundle, logger: Logger, startMs: UInt64? = nil) throws {
         self.configuration = configuration
+        // Every line of this server names its scene; other keys are stable too: conn, peer, session, route, reason.
+        var logger = logger
+        logger[metadataKey: "scene"] = .string(plant.scene.id)
         self.logger = logger
         runtime = try SceneRuntime(
             scene: plant.scene, bindings: plant.bindings, rules: plant.rules,
@@ -197,7 +200,7 @@ public final class StreamingServer: EventLoopHandler {
                 // Memory holds the state now, not how it got there: moments before this start are read from disk.
                 runtime.twins.history.markUnknown(through: now)
                 if !configuration.simulator { for u in restored { mqttTwins.insert(u.twin) } }
-                logger.info("restored \(restored.count) twin properties from \(s.path)")
+                logger.info("twin state restored", metadata: ["properties": "\(restored.count)", "path": "\(s.path)"])
             }
             storage = s
             restoreSessions(try s.loadSessions(), nowMs: now)
@@ -252,11 +255,11 @@ public final class StreamingServer: EventLoopHandler {
         if let storage {
             for error in annotationWriter?.takeFailures() ?? [] {
                 metrics.storageErrors.increment()
-                logger.error("annotations write failed (they stay in memory): \(error)")
+                logger.error("annotations write failed (they stay in memory)", metadata: ["error": "\(error)"])
             }
             for error in storage.takeFailures() {
                 metrics.storageErrors.increment()
-                logger.error("storage write failed (ingest continues in memory): \(error)")
+                logger.error("storage write failed (ingest continues in memory)", metadata: ["error": "\(error)"])
             }
             // Keep the file bounded by the history window: fold older rows into the latest values once a minute.
             if tickIndex % UInt64(max(1, configuration.tickHz) * 60) == 0, nowMs > configuration.historyWindowMs {
@@ -454,7 +457,7 @@ public final class StreamingServer: EventLoopHandler {
     }
 
     public func stopping() {
-        logger.info("shutting down: closing \(clients.count) connections with 1001")
+        logger.info("shutting down: closing every connection with 1001", metadata: ["connections": "\(clients.count)"])
         for c in clients.keys { loop.close(c, code: 1001, reason: "server shutting down") }
     }
 
