@@ -3,9 +3,8 @@ import SceneStreamCore
 import SceneStreamSimulation
 import ServiceLifecycle
 
-/// The built-in plant simulator as an ingest source of its own, like MQTT: its thread steps the simulation when the
-/// tick asks (so every tick finds one step's updates, however the threads are scheduled) and leaves the updates
-/// for the service thread, which takes them at its next tick. Paused and resumed
+/// The built-in plant simulator as an ingest source of its own, like MQTT: its thread steps the simulation at the
+/// tick rate and leaves the updates for the service thread, which takes them at its next tick. Paused and resumed
 /// over HTTP (`POST /api/simulator`); a pause drops what was not taken yet, so nothing changes after it is answered.
 final class SimulatorSource: @unchecked Sendable {
     // @unchecked: every field below is read and written under `lock`.
@@ -16,22 +15,15 @@ final class SimulatorSource: @unchecked Sendable {
     private var running = false
     private let twinsJSON: [UInt8]
     private let file: String
-    private var stepTo: UInt64?
-    private let wake = DispatchSemaphore(value: 0)
+    private let intervalNs: UInt64
     private let done = DispatchSemaphore(value: 0)
 
-    /// A simulator of the twins in `twinsJSON`, starting at `startMs`.
-    init(twinsJSON: [UInt8], file: String, startMs: UInt64) throws(ConfigError) {
+    /// A simulator of the twins in `twinsJSON`, stepped every `intervalNs`, starting at `startMs`.
+    init(twinsJSON: [UInt8], file: String, startMs: UInt64, intervalNs: UInt64) throws(ConfigError) {
         simulation = try PlantSimulator(twinsJSON: twinsJSON, file: file, startMs: startMs)
         self.twinsJSON = twinsJSON
         self.file = file
-    }
-
-    /// Asks the thread to step the simulation to `nowMs` (the tick calls this after taking the last step's
-    /// updates). Any thread; returns at once.
-    func requestStep(to nowMs: UInt64) {
-        locked { stepTo = nowMs }
-        wake.signal()
+        self.intervalNs = intervalNs
     }
 
     private func locked<T>(_ body: () -> T) -> T {
@@ -68,21 +60,20 @@ final class SimulatorSource: @unchecked Sendable {
         }
     }
 
-    /// Starts the stepping thread. It keeps normal priority, as the MQTT network thread does: it is the plant's data,
-    /// and lowered with the HTTP workers it would be starved by them (a tick with no new values sends no frame).
+    /// Starts the stepping thread (at a lower priority than the service thread).
     func start() {
         guard locked({ () -> Bool in
             defer { running = true }
             return !running
         }) else { return }
         let t = Thread { [self] in
+            BackgroundPriority.lower()
+            var next = DispatchTime.now().uptimeNanoseconds
             while locked({ running }) {
-                _ = wake.wait(timeout: .now() + .milliseconds(500))
-                let to = locked { () -> UInt64? in
-                    defer { stepTo = nil }
-                    return stepTo
-                }
-                if let to { step(to: to) }
+                step(to: UInt64(Date().timeIntervalSince1970 * 1000))
+                next += intervalNs
+                let now = DispatchTime.now().uptimeNanoseconds
+                if next > now { usleep(UInt32(min(1_000_000, (next - now) / 1000))) } else { next = now }
             }
             done.signal()
         }
@@ -96,10 +87,7 @@ final class SimulatorSource: @unchecked Sendable {
             defer { running = false }
             return running
         }
-        if was {
-            wake.signal()
-            done.wait()
-        }
+        if was { done.wait() }
     }
 }
 

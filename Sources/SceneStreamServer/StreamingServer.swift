@@ -149,7 +149,7 @@ public final class StreamingServer: EventLoopHandler {
         let now = startMs ?? Self.wallMs()
         tickNs = UInt64(1e9 / configuration.tickHz)
         simulator = configuration.simulator
-            ? try SimulatorSource(twinsJSON: plant.twinsJSON, file: "\(plant.source)/twins.json", startMs: now) : nil
+            ? try SimulatorSource(twinsJSON: plant.twinsJSON, file: "\(plant.source)/twins.json", startMs: now, intervalNs: tickNs) : nil
         metrics = ServerMetrics()
         if let dir = configuration.dataDirectory { dataLock = try DataFolderLock(dir) }
         annotations = try AnnotationStore(path: configuration.dataDirectory.map { "\($0)/annotations-\(plant.scene.id).json" })
@@ -264,11 +264,7 @@ public final class StreamingServer: EventLoopHandler {
                 storage.pruneLater(before: nowMs - configuration.historyWindowMs)
             }
         }
-        if let simulator {
-            // What the step asked for at the last tick, then the next step (made on the simulator's thread meanwhile).
-            batch.append(contentsOf: simulator.take())
-            simulator.requestStep(to: nowMs)
-        }
+        if let simulator { batch.append(contentsOf: simulator.take()) }
         // MQTT and simulator updates go to disk in the background (HTTP batches were written before their answer).
         storage?.appendLater(batch)
         batch.append(contentsOf: httpPending)

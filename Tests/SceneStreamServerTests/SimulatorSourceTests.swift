@@ -7,7 +7,7 @@ import Testing
 @Suite struct SimulatorSourceTests {
     func source() throws -> SimulatorSource {
         let twins = try #require(FileManager.default.contents(atPath: "Assets/plants/demo/twins.json"))
-        return try SimulatorSource(twinsJSON: [UInt8](twins), file: "twins.json", startMs: 1_000_000)
+        return try SimulatorSource(twinsJSON: [UInt8](twins), file: "twins.json", startMs: 1_000_000, intervalNs: 33_000_000)
     }
 
     @Test func stepsWaitForTheTickInOrder() throws {
@@ -34,17 +34,16 @@ import Testing
         #expect(!after.isEmpty && after.allSatisfy { $0.timestampMs >= 2_000_000 })
     }
 
-    @Test func theThreadStepsWhenAskedUntilStopped() throws {
+    @Test func theThreadStepsUntilStopped() throws {
         let s = try SimulatorSource(
             twinsJSON: [UInt8](try #require(FileManager.default.contents(atPath: "Assets/plants/demo/twins.json"))), file: "twins.json",
-            startMs: UInt64(Date().timeIntervalSince1970 * 1000))
+            startMs: UInt64(Date().timeIntervalSince1970 * 1000), intervalNs: 5_000_000)
         s.start()
         var got: [Any] = []
         let deadline = Date().addingTimeInterval(10)
         while got.isEmpty && Date() < deadline {
-            s.requestStep(to: UInt64(Date().timeIntervalSince1970 * 1000))
-            usleep(20_000)
             got = s.take()
+            usleep(10_000)
         }
         s.stop()
         #expect(!got.isEmpty)
