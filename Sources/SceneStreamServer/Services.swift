@@ -5,17 +5,15 @@ import SceneStreamMQTT
 import SceneStreamStorage
 import ServiceLifecycle
 
-/// The server's long-running parts as swift-service-lifecycle services, in start order: storage, MQTT, the
-/// simulator, streaming. A `ServiceGroup` shuts them down in reverse — clients closed with 1001 first, then the
-/// simulator stopped, then MQTT with the Sparkplug host's STATE offline, then storage and annotations flushed — so
-/// nothing acknowledged is lost.
+/// The server's long-running parts as swift-service-lifecycle services, in start order: storage, MQTT,
+/// streaming. A `ServiceGroup` shuts them down in reverse — clients closed with 1001 first, then MQTT with the
+/// Sparkplug host's STATE offline, then storage and annotations flushed — so nothing acknowledged is lost.
 extension StreamingServer {
     /// The services of this server; `onReady` runs once the stream accepts connections.
     public func services(onReady: @escaping @Sendable () -> Void = {}) -> [any Service] {
         var out: [any Service] = []
         if storage != nil || annotationWriter != nil { out.append(StorageService(storage: storage, annotations: annotationWriter)) }
         if let mqtt { out.append(MQTTService(client: mqtt, farewell: mqttFarewell)) }
-        if let simulator { out.append(SimulatorService(source: simulator)) }
         out.append(StreamingService(server: self, onReady: onReady))
         return out
     }

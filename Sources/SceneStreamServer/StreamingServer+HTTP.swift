@@ -311,9 +311,11 @@ extension StreamingServer {
         guard let body = r.body, let obj = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
             let running = obj["running"] as? Bool
         else { return .text("expected {\"running\": true|false}\n", status: .badRequest) }
-        // Resumed afresh from now rather than replaying everything missed while paused; a pause drops what the
-        // simulator made and the last tick did not take, so nothing changes once this is answered.
-        simulator?.set(running: running, nowMs: Self.wallMs())
+        if simulatorPaused && running, simulator != nil {
+            // Start the simulation afresh from now rather than replaying everything missed while paused.
+            simulator = try? PlantSimulator(twinsJSON: twinsJSON, file: "twins.json", startMs: Self.wallMs())
+        }
+        simulatorPaused = !running
         logger.info("simulator control over HTTP", metadata: ["peer": "\(r.peer)", "running": "\(running)"])
         return .json(Array("{\"running\":\(running)}".utf8))
     }

@@ -19,8 +19,8 @@ public final class StreamingServer: EventLoopHandler {
     public let configuration: ServerConfiguration
     let runtime: SceneRuntime
     let engine: DeltaEngine
-    /// The built-in simulator, an ingest source with its own thread (nil: off).
-    let simulator: SimulatorSource?
+    var simulator: PlantSimulator?
+    let twinsJSON: [UInt8]
     let logger: Logger
     let metrics: ServerMetrics
     private(set) var loop: EventLoop!
@@ -60,6 +60,8 @@ public final class StreamingServer: EventLoopHandler {
     /// Past scenes are rebuilt here, off the service thread, so one client's seek does not hold up everyone's frames.
     let rebuildQueue = DispatchQueue(label: "scenestream.playback-rebuild")
     var authenticator: Authenticator?
+    /// Set over HTTP (`POST /api/simulator`) so that tests can freeze the plant and compare states exactly.
+    var simulatorPaused = false
     /// The HTTP route table and the folders files are served from.
     let router: HTTPRouter<APIRoute>
     let files: StaticFiles
@@ -147,9 +149,11 @@ public final class StreamingServer: EventLoopHandler {
         decoder = try MessageDecoder(
             limits: DecodeLimits(maxMessageBytes: configuration.maxClientMessageBytes, maxInflatedBytes: 4 * configuration.maxClientMessageBytes))
         let now = startMs ?? Self.wallMs()
+        twinsJSON = plant.twinsJSON
+        if configuration.simulator {
+            simulator = try PlantSimulator(twinsJSON: plant.twinsJSON, file: "\(plant.source)/twins.json", startMs: now)
+        }
         tickNs = UInt64(1e9 / configuration.tickHz)
-        simulator = configuration.simulator
-            ? try SimulatorSource(twinsJSON: plant.twinsJSON, file: "\(plant.source)/twins.json", startMs: now, intervalNs: tickNs) : nil
         metrics = ServerMetrics()
         if let dir = configuration.dataDirectory { dataLock = try DataFolderLock(dir) }
         annotations = try AnnotationStore(path: configuration.dataDirectory.map { "\($0)/annotations-\(plant.scene.id).json" })
@@ -208,7 +212,6 @@ public final class StreamingServer: EventLoopHandler {
     /// Starts everything: MQTT, then the loop (embedding without a ``ServiceGroup``; `serve` runs ``services(onReady:)``).
     public func start() throws {
         try mqtt?.start()
-        simulator?.start()
         startStreaming()
     }
 
@@ -216,7 +219,6 @@ public final class StreamingServer: EventLoopHandler {
     /// host's STATE offline), then storage and annotations flushed. Returns when done.
     public func stop() {
         stopStreaming()
-        simulator?.stop()
         mqtt?.stop(farewell: mqttFarewell)
         storage?.flush()
         annotationWriter?.flush()
@@ -264,7 +266,11 @@ public final class StreamingServer: EventLoopHandler {
                 storage.pruneLater(before: nowMs - configuration.historyWindowMs)
             }
         }
-        if let simulator { batch.append(contentsOf: simulator.take()) }
+        if var sim = simulator, !simulatorPaused {
+            let ups = sim.step(to: nowMs)
+            simulator = sim
+            batch.append(contentsOf: ups)
+        }
         // MQTT and simulator updates go to disk in the background (HTTP batches were written before their answer).
         storage?.appendLater(batch)
         batch.append(contentsOf: httpPending)
