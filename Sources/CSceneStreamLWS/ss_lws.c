@@ -1,4 +1,7 @@
+#define _GNU_SOURCE
 #include "ss_lws.h"
+
+#include <sched.h>
 
 #include <libwebsockets.h>
 #include <stdio.h>
@@ -448,6 +451,16 @@ size_t ss_pending(ss_wsi *wsi) { return lws_partial_buffered(wsi) ? 1 : 0; }
 static _Thread_local const void *ss_current_loop = NULL;
 void ss_mark_thread(const void *loop) { ss_current_loop = loop; }
 const void *ss_thread_mark(void) { return ss_current_loop; }
+
+int ss_idle_current_thread(void) {
+#if defined(SCHED_IDLE)
+    struct sched_param p;
+    memset(&p, 0, sizeof p);
+    return sched_setscheduler(0, SCHED_IDLE, &p);
+#else
+    return -1;
+#endif
+}
 
 int ss_nice_current_thread(int nice) {
 #ifdef SYS_gettid

@@ -262,8 +262,7 @@ extension StreamingServer {
         let frame = engine.keyframe(for: filter)  // a copy of the visible nodes: 1–5 ms on the reference plant
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
-        httpWork.async {
-            BackgroundPriority.lower()
+        bulkWork.async {
             let resp = HTTPServerResponse.json(JSONText.serialize(MessageDescription.describe(.frame(frame))))
             loop.post {
                 let s = me.value

@@ -67,6 +67,8 @@ public final class StreamingServer: EventLoopHandler {
     let files: StaticFiles
     /// HTTP work that must not hold up frames (JSON of the scene, file reads, ingest parsing and its durable write).
     let httpWork = DispatchQueue(label: "scenestream.http-work", attributes: .concurrent)
+    /// Scene snapshots (the heaviest HTTP work) on a thread that runs only when the cores are otherwise free.
+    let bulkWork = BulkWorker(name: "scenestream-snapshots")
     /// Connections with a subscription (kept as clients come and go, not counted per event).
     var subscribedCount = 0
     /// Connections by peer address, and new connections' rate per address.

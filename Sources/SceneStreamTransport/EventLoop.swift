@@ -606,3 +606,9 @@ public struct LoopBound<Value>: @unchecked Sendable {
 public func lowerCurrentThreadPriority() {
     _ = ss_nice_current_thread(10)
 }
+
+/// Puts the calling thread in the idle scheduling class: it gets the CPU only when nothing else wants it. For a
+/// thread of its own doing bulk work (never a shared pool thread: the class stays with the thread).
+public func idleCurrentThread() {
+    _ = ss_idle_current_thread()
+}

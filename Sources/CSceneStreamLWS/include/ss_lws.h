@@ -76,6 +76,9 @@ int ss_http_respond(ss_ctx *c, ss_wsi *wsi, unsigned status, const char *content
 int ss_connect(ss_ctx *c, uint64_t conn, const char *host, int port, const char *path, int tls, int tls_insecure);
 /* Sets the calling thread's nice value (Linux: per thread). Returns 0 or -1. */
 int ss_nice_current_thread(int nice);
+/* Puts the calling thread in the idle scheduling class (Linux SCHED_IDLE): it runs only when no other thread
+   wants the CPU. For bulk work whose latency does not matter (HTTP snapshots). */
+int ss_idle_current_thread(void);
 /* A per-thread mark: the service thread marks itself with its loop, so "am I on the loop's thread?" is one
    thread-local read, no lock. */
 void ss_mark_thread(const void *loop);
