@@ -166,6 +166,7 @@ if Context.environment["SCENESTREAM_FUZZ"] != nil {
         ("fuzz-plant-files", ["SceneStreamCore"]),
         ("fuzz-mqtt-payloads", ["SceneStreamCore"]),
         ("fuzz-sparkplug-payloads", ["SceneStreamSparkplug"]),
+        ("fuzz-token-claims", ["SceneStreamServer"]),
     ]
     package.targets.append(
         .target(name: "FuzzDriver", path: "Fuzz/Sources/FuzzDriver", swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]))

@@ -22,6 +22,7 @@ node --test Tests/web/
 # The release build: tests that watch a healthy client's frame timing run it (the debug build cannot stream the
 # reference plant at 30 Hz), and the benchmarks below.
 swift build -c release --product scenestream
+swift build -c release --product scenestream-bench
 
 # End-to-end against the built binary with an independent client (Python websockets + a decoder written from
 # Protocol/SPEC.md).

@@ -148,3 +148,16 @@ public struct AuthConfiguration: Sendable {
     public var audience = "scenestream"
     public init() {}
 }
+
+/// The claims path of a token whose signature checked out: its JSON payload → ``AuthClaims`` → ``TokenRules``.
+/// What the `fuzz-token-claims` target and its replayed corpus drive (any bytes: a refusal, never a crash).
+package enum TokenClaimsCheck {
+    /// "accepted", "undecodable", or the refusal.
+    package static func check(payload: [UInt8], audience: String = "scenestream", nowMs: UInt64) -> String {
+        guard let claims = try? JSONDecoder().decode(AuthClaims.self, from: Data(payload)) else { return "undecodable" }
+        switch TokenRules.identity(claims, audience: audience, nowMs: nowMs) {
+        case .success: return "accepted"
+        case .failure(let why): return "\(why)"
+        }
+    }
+}

@@ -152,3 +152,34 @@ extension Result {
         #expect(e?.hasPrefix(expected) == true, "\(e ?? "accepted")")
     }
 }
+
+/// The token-claims fuzz corpus (Tests/Fuzz/corpus/fuzz-token-claims), replayed: every input is accepted or refused
+/// with a reason, never a crash, and the seeds give the answers their names say.
+@Suite struct TokenClaimsCorpusTests {
+    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fuzz/corpus/fuzz-token-claims")
+
+    func answer(_ name: String) throws -> String {
+        TokenClaimsCheck.check(payload: [UInt8](try Data(contentsOf: Self.dir.appendingPathComponent(name))), nowMs: 1_800_000_000_000)
+    }
+
+    @Test func everyInputIsAnsweredAndTheSeedsAsNamed() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.dir.path).sorted()
+        #expect(names.count >= 25)
+        for n in names { #expect(!(try answer(n)).isEmpty) }
+        #expect(try answer("valid") == "accepted" && answer("valid-aud-list") == "accepted")
+        for n in ["exp-huge", "exp-1e308", "exp-negative"] { #expect(try answer(n) == "invalid (exp out of range)", "\(n)") }
+        #expect(try answer("expired") == "expired")
+        #expect(try answer("nbf-future") == "not valid yet (nbf in the future)")
+        #expect(try answer("nbf-huge") == "invalid (nbf out of range)" && answer("iat-huge") == "invalid (iat out of range)")
+        for n in ["sub-empty", "sub-control", "sub-long"] { #expect(try answer(n).hasPrefix("invalid (sub must be"), "\(n)") }
+        #expect(try answer("role-unknown").hasPrefix("invalid (unknown role"))
+        for n in ["zones-many", "zones-empty-name"] { #expect(try answer(n).hasPrefix("invalid (zones:"), "\(n)") }
+        #expect(try answer("aud-wrong") == "wrong audience" && answer("aud-missing") == "wrong audience")
+        for n in ["exp-string", "sub-number", "zones-not-list", "not-json", "array", "deep"] {
+            #expect(try answer(n) == "undecodable", "\(n)")
+        }
+        // 1e400 is no Double: refused by the decoder, or read as infinity and refused by the rules.
+        #expect(["undecodable", "invalid (exp out of range)"].contains(try answer("exp-1e400")))
+    }
+}

@@ -59,6 +59,16 @@ def test_mqtt_reaches_the_replica_and_survives_the_broker_going_away(tmp_path):
             broker.publish("scenestream/hall-a/line-01/press-01/temperature", "not-a-number{")
             broker.publish("scenestream/hall-a/line-01/press-01/temperature", json.dumps({"temperature": 5}))
             await d.wait(lambda: metric(server, "scenestream_ingest_rejected_total") >= before + 2, what="rejections counted")
+            # The twin-key rules hold on MQTT as on HTTP: a 300-byte twin id is refused, counted as bad_key, and the
+            # values after it still arrive.
+            bad_key = 'scenestream_ingest_refused_total{source="mqtt",reason="bad_key"}'
+            broker.publish("scenestream/" + "x" * 300 + "/temperature", "50")
+            broker.publish("scenestream/hall-a/line-01/press-01/temperature", "75")
+            await d.wait(lambda: metric(server, bad_key) == 1, what="long twin id refused as bad_key")
+            await d.wait(lambda: label(d, temp) == "75 °C", what="the next value after the refused one")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                server.http("/api/twin?id=" + "x" * 300)
+            assert refused.value.code == 404  # no such twin was made
             # An alert from the rule goes out to MQTT too (events out) — it is raised above 90.
             # The broker goes away: the client sees staleness, not frozen values.
             broker.stop()
