@@ -176,6 +176,8 @@ extension StreamingServer {
             if let last = c.unacked.last, s.acked == nil || s.acked!.version < last.version { s.pendingUnacked = Array(c.unacked) }
             s.detachedAtMs = Self.wallMs()
             persist(s)
+            // A pose sent just before the drop must not bring the avatar back at the next presence tick.
+            presenceRelay.drop(s.id)
             removePresence(s)
             updateMembership(s)
         }
