@@ -67,6 +67,9 @@ let package = Package(
         .target(
             name: "SceneStreamMQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
+        // NATS (libnats), wrapped once: the cluster's transport between nodes (issue 12).
+        .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .target(name: "SceneStreamNATS", dependencies: ["CNATS"], swiftSettings: strict),
         // Sparkplug B host application: births, aliases, sequence numbers, deaths → twin updates. Pure, no I/O.
         // The protobuf code is generated once (scripts/generate-protobuf.sh) and committed.
         .target(
@@ -119,8 +122,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
-        // For tests: a manual clock for the pure parts, and the real server binary started on a free port.
+        // For tests: a manual clock for the pure parts, the real server binary started on a free port, a nats-server
+        // cluster on loopback.
         .target(name: "SceneStreamTestSupport", swiftSettings: strict),
+        .testTarget(name: "SceneStreamNATSTests", dependencies: ["SceneStreamNATS", "SceneStreamTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SceneStreamProtocolTests",
             dependencies: ["SceneStreamProtocol", "SceneStreamReplica"],

@@ -1,0 +1,142 @@
+import CNATS
+import Foundation
+
+/// A NATS error: what was being done and what libnats said.
+public struct NATSError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ what: String, _ status: natsStatus) {
+        let text = natsStatus_GetText(status).map { String(cString: $0) } ?? "status \(status.rawValue)"
+        var detail = ""
+        var last = status
+        if let e = nats_GetLastError(&last) { detail = String(cString: e) }
+        description = detail.isEmpty || detail == text ? "\(what): \(text)" : "\(what): \(text) (\(detail))"
+    }
+}
+
+/// A message received on a subscription.
+public struct NATSMessage: Sendable, Equatable {
+    public let subject: String
+    public let reply: String?
+    public let payload: [UInt8]
+}
+
+/// A connection to a NATS cluster (libnats, wrapped once: no C pointer leaves this module). It reconnects by itself
+/// to any server of the list; callbacks run on libnats' threads.
+public final class NATSConnection: @unchecked Sendable {
+    // @unchecked: libnats connections are thread-safe; `subscriptions` is guarded by `lock`.
+    private let nc: OpaquePointer
+    private let lock = NSLock()
+    private var subscriptions: [NATSSubscription] = []
+
+    /// Connects to `servers` (`nats://host:port`), naming the connection `name`.
+    public init(servers: [String], name: String) throws(NATSError) {
+        var opts: OpaquePointer?
+        var s = natsOptions_Create(&opts)
+        guard s == NATS_OK, let opts else { throw NATSError("nats options", s) }
+        defer { natsOptions_Destroy(opts) }
+        var cStrings = servers.map { strdup($0) }
+        defer { for p in cStrings { free(p) } }
+        s = cStrings.withUnsafeMutableBufferPointer { buf in
+            buf.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buf.count) {
+                natsOptions_SetServers(opts, $0, Int32(buf.count))
+            }
+        }
+        guard s == NATS_OK else { throw NATSError("servers \(servers.joined(separator: ","))", s) }
+        _ = natsOptions_SetName(opts, name)
+        _ = natsOptions_SetMaxReconnect(opts, -1)
+        _ = natsOptions_SetReconnectWait(opts, 250)
+        var conn: OpaquePointer?
+        s = natsConnection_Connect(&conn, opts)
+        guard s == NATS_OK, let conn else { throw NATSError("connect to \(servers.joined(separator: ","))", s) }
+        nc = conn
+    }
+
+    /// Publishes `payload` on `subject` (buffered; ``flush(timeoutMs:)`` waits until the server has it).
+    public func publish(_ subject: String, _ payload: [UInt8]) throws(NATSError) {
+        let s = payload.withUnsafeBytes { natsConnection_Publish(nc, subject, $0.baseAddress, Int32($0.count)) }
+        guard s == NATS_OK else { throw NATSError("publish on \(subject)", s) }
+    }
+
+    /// Waits until the server has processed everything published so far.
+    public func flush(timeoutMs: Int64 = 5000) throws(NATSError) {
+        let s = natsConnection_FlushTimeout(nc, timeoutMs)
+        guard s == NATS_OK else { throw NATSError("flush", s) }
+    }
+
+    /// Delivers every message on `subject` (wildcards allowed) to `handler`, on a libnats thread, in order.
+    @discardableResult
+    public func subscribe(_ subject: String, handler: @escaping @Sendable (NATSMessage) -> Void) throws(NATSError) -> NATSSubscription {
+        let box = Unmanaged.passRetained(HandlerBox(handler))
+        var sub: OpaquePointer?
+        let s = natsConnection_Subscribe(&sub, nc, subject, natsMessageTrampoline, box.toOpaque())
+        guard s == NATS_OK, let sub else {
+            box.release()
+            throw NATSError("subscribe to \(subject)", s)
+        }
+        let subscription = NATSSubscription(sub: sub, box: box)
+        lock.lock()
+        subscriptions.append(subscription)
+        lock.unlock()
+        return subscription
+    }
+
+    /// Whether the connection is up now (it reconnects by itself when not).
+    public var isConnected: Bool { natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED }
+
+    deinit {
+        lock.lock()
+        let subs = subscriptions
+        subscriptions = []
+        lock.unlock()
+        for s in subs { s.cancel() }
+        natsConnection_Close(nc)
+        natsConnection_Destroy(nc)
+    }
+}
+
+/// A subscription; ``cancel()`` stops deliveries (also when its connection goes).
+public final class NATSSubscription: @unchecked Sendable {
+    // @unchecked: `sub` and `box` are released once, under `lock`.
+    private let lock = NSLock()
+    private var sub: OpaquePointer?
+    private var box: Unmanaged<HandlerBox>?
+
+    fileprivate init(sub: OpaquePointer, box: Unmanaged<HandlerBox>) {
+        self.sub = sub
+        self.box = box
+    }
+
+    /// Stops deliveries; waits for a delivery in progress.
+    public func cancel() {
+        lock.lock()
+        let (s, b) = (sub, box)
+        sub = nil
+        box = nil
+        lock.unlock()
+        guard let s else { return }
+        _ = natsSubscription_Unsubscribe(s)
+        natsSubscription_Destroy(s)
+        b?.release()
+    }
+
+    deinit { cancel() }
+}
+
+final class HandlerBox {
+    let handler: @Sendable (NATSMessage) -> Void
+    init(_ handler: @escaping @Sendable (NATSMessage) -> Void) { self.handler = handler }
+}
+
+/// libnats calls a C function: a free function (a closure here would be inferred main-actor-isolated under Swift 6).
+private func natsMessageTrampoline(
+    _ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: OpaquePointer?, _ closure: UnsafeMutableRawPointer?
+) {
+    guard let msg, let closure else { return }
+    defer { natsMsg_Destroy(msg) }
+    let box = Unmanaged<HandlerBox>.fromOpaque(closure).takeUnretainedValue()
+    let n = Int(natsMsg_GetDataLength(msg))
+    let payload = n > 0 ? natsMsg_GetData(msg).map { Array(UnsafeRawBufferPointer(start: $0, count: n).bindMemory(to: UInt8.self)) } ?? [] : []
+    let subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
+    let reply = natsMsg_GetReply(msg).map { String(cString: $0) }
+    box.handler(NATSMessage(subject: subject, reply: reply, payload: payload))
+}

@@ -1,0 +1,89 @@
+import Foundation
+import SceneStreamNATS
+import SceneStreamTestSupport
+import Testing
+
+/// The libnats wrapper against a real 3-server nats-server cluster on loopback.
+@Suite(.serialized) struct NATSConnectionTests {
+    final class Inbox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [NATSMessage] = []
+        func add(_ m: NATSMessage) {
+            lock.lock()
+            items.append(m)
+            lock.unlock()
+        }
+        var all: [NATSMessage] {
+            lock.lock()
+            defer { lock.unlock() }
+            return items
+        }
+    }
+
+    /// Waits (polling, bounded) until `done` holds.
+    func eventually(_ seconds: Double = 10, _ done: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if done() { return true }
+            usleep(20_000)
+        }
+        return done()
+    }
+
+    @Test func aMessagePublishedOnOneServerArrivesOnAnotherInOrder() throws {
+        let cluster = try NATSCluster(count: 3)
+        defer { cluster.stop() }
+        let sub = try NATSConnection(servers: [cluster.urls[2]], name: "sub")
+        let pub = try NATSConnection(servers: [cluster.urls[0]], name: "pub")
+        let inbox = Inbox()
+        try sub.subscribe("scenestream.demo.>") { inbox.add($0) }
+        try sub.flush()
+        // The routes between the servers come up after each is ready: publish a probe until it crosses.
+        #expect(eventually {
+            try? pub.publish("scenestream.demo.probe", [0])
+            try? pub.flush()
+            return !inbox.all.isEmpty
+        }, "the cluster routes never carried a message from n0 to n2")
+        let before = inbox.all.count
+        for k in 0..<100 { try pub.publish("scenestream.demo.commits", [UInt8(k), 0xFF, 0x00]) }
+        try pub.flush()
+        #expect(eventually { inbox.all.count >= before + 100 })
+        let got = inbox.all.dropFirst(before).filter { $0.subject == "scenestream.demo.commits" }
+        #expect(got.map { $0.payload[0] } == (0..<100).map { UInt8($0) }, "in order, every byte kept")
+        #expect(got.allSatisfy { $0.payload.count == 3 && $0.payload[2] == 0 })
+    }
+
+    @Test func aConnectionSurvivesItsServerGoingAway() throws {
+        let cluster = try NATSCluster(count: 3)
+        defer { cluster.stop() }
+        let sub = try NATSConnection(servers: [cluster.urls[2]], name: "sub")
+        let pub = try NATSConnection(servers: [cluster.urls[0], cluster.urls[1]], name: "pub")
+        let inbox = Inbox()
+        let s = try sub.subscribe("scenestream.x") { inbox.add($0) }
+        try sub.flush()
+        #expect(eventually {
+            try? pub.publish("scenestream.x", [1])
+            try? pub.flush()
+            return !inbox.all.isEmpty
+        })
+        // The publisher's server is killed: it moves to the other one of its list and goes on.
+        cluster.stop(0, kill: true)
+        let n = inbox.all.count
+        #expect(eventually(20) {
+            try? pub.publish("scenestream.x", [2])
+            try? pub.flush(timeoutMs: 500)
+            return inbox.all.count > n
+        }, "no message after the publisher's server died")
+        // A cancelled subscription gets nothing more.
+        s.cancel()
+        let after = inbox.all.count
+        try pub.publish("scenestream.x", [3])
+        try pub.flush()
+        usleep(200_000)
+        #expect(inbox.all.count == after)
+    }
+
+    @Test func connectingToNothingIsAClearError() {
+        #expect(throws: NATSError.self) { try NATSConnection(servers: ["nats://127.0.0.1:1"], name: "none") }
+    }
+}
