@@ -18,6 +18,14 @@ public struct NATSMessage: Sendable, Equatable {
     public let subject: String
     public let reply: String?
     public let payload: [UInt8]
+
+    /// A copy of a libnats message (which the caller still owns).
+    init(_ msg: OpaquePointer) {
+        let n = Int(natsMsg_GetDataLength(msg))
+        payload = n > 0 ? natsMsg_GetData(msg).map { Array(UnsafeRawBufferPointer(start: $0, count: n).bindMemory(to: UInt8.self)) } ?? [] : []
+        subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
+        reply = natsMsg_GetReply(msg).map { String(cString: $0) }
+    }
 }
 
 /// A connection to a NATS cluster (libnats, wrapped once: no C pointer leaves this module). It reconnects by itself
@@ -55,6 +63,15 @@ public final class NATSConnection: @unchecked Sendable {
     public func publish(_ subject: String, _ payload: [UInt8]) throws(NATSError) {
         let s = payload.withUnsafeBytes { natsConnection_Publish(nc, subject, $0.baseAddress, Int32($0.count)) }
         guard s == NATS_OK else { throw NATSError("publish on \(subject)", s) }
+    }
+
+    /// Sends a request on `subject` and waits up to `timeoutMs` for its reply (JetStream's API works this way).
+    public func request(_ subject: String, _ payload: [UInt8], timeoutMs: Int64 = 5000) throws(NATSError) -> NATSMessage {
+        var reply: OpaquePointer?
+        let s = payload.withUnsafeBytes { natsConnection_Request(&reply, nc, subject, $0.baseAddress, Int32($0.count), timeoutMs) }
+        guard s == NATS_OK, let reply else { throw NATSError("request on \(subject)", s) }
+        defer { natsMsg_Destroy(reply) }
+        return NATSMessage(reply)
     }
 
     /// Waits until the server has processed everything published so far.
@@ -133,10 +150,5 @@ private func natsMessageTrampoline(
 ) {
     guard let msg, let closure else { return }
     defer { natsMsg_Destroy(msg) }
-    let box = Unmanaged<HandlerBox>.fromOpaque(closure).takeUnretainedValue()
-    let n = Int(natsMsg_GetDataLength(msg))
-    let payload = n > 0 ? natsMsg_GetData(msg).map { Array(UnsafeRawBufferPointer(start: $0, count: n).bindMemory(to: UInt8.self)) } ?? [] : []
-    let subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
-    let reply = natsMsg_GetReply(msg).map { String(cString: $0) }
-    box.handler(NATSMessage(subject: subject, reply: reply, payload: payload))
+    Unmanaged<HandlerBox>.fromOpaque(closure).takeUnretainedValue().handler(NATSMessage(msg))
 }

@@ -1,8 +1,10 @@
 import Foundation
 
-/// Real nats-server processes on loopback for tests: `count` servers joined in one cluster, each on client and route
-/// ports the server picks itself and reports (the first seeds the others' routes). Core NATS only for now: a
-/// JetStream cluster in 2.9 refuses to start before its routes are configured, which needs the ports up front.
+/// Real nats-server processes on loopback for tests: `count` servers joined in one cluster. Client ports are picked
+/// and reported by the servers. Without JetStream the route ports are too (the first server seeds the others'
+/// routes). A JetStream cluster in 2.9 refuses to start before its routes are configured, so with `jetStream`
+/// every server is given every route up front: random ports, and the whole cluster is started again on others if
+/// one is taken (a server that cannot listen says so and exits — nothing is bound and released to guess a port).
 /// Stopped when done.
 public final class NATSCluster {
     /// A server of the cluster.
@@ -37,20 +39,41 @@ public final class NATSCluster {
     /// Every server's URL.
     public var urls: [String] { nodes.map(\.url) }
 
-    /// Starts `count` servers (the first one seeds the routes of the others) and waits until each is ready.
-    public init(count: Int = 3, binary: String = NATSCluster.defaultBinary) throws {
+    /// Starts `count` servers and waits until each is ready (with `jetStream`, file storage in a temporary folder).
+    public init(count: Int = 3, jetStream: Bool = false, binary: String = NATSCluster.defaultBinary) throws {
         folder = NSTemporaryDirectory() + "scenestream-nats-\(UUID().uuidString)"
-        for k in 0..<count {
-            let seed = nodes.first.map { "nats://127.0.0.1:\($0.clusterPort)" }
-            nodes.append(try Self.start(binary: binary, name: "n\(k)", seed: seed))
+        guard jetStream else {
+            for k in 0..<count {
+                let seed = nodes.first.map { "nats://127.0.0.1:\($0.clusterPort)" }
+                nodes.append(try Self.start(binary: binary, name: "n\(k)", routes: seed.map { [$0] } ?? [], clusterPort: -1, store: nil))
+            }
+            return
         }
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            let base = Int.random(in: 20_000...60_000)
+            let ports = (0..<count).map { base + $0 }
+            do {
+                for k in 0..<count {
+                    let routes = ports.enumerated().filter { $0.offset != k }.map { "nats://127.0.0.1:\($0.element)" }
+                    nodes.append(try Self.start(binary: binary, name: "n\(k)", routes: routes, clusterPort: ports[k], store: "\(folder)/n\(k)"))
+                }
+                return
+            } catch {
+                lastError = error
+                for k in nodes.indices { stop(k) }
+                nodes = []
+            }
+        }
+        throw lastError ?? StartError(description: "nats cluster did not start")
     }
 
-    private static func start(binary: String, name: String, seed: String?) throws -> Node {
+    private static func start(binary: String, name: String, routes: [String], clusterPort: Int, store: String?) throws -> Node {
         let node = Node()
         node.process.executableURL = URL(fileURLWithPath: binary)
-        var args = ["-a", "127.0.0.1", "-p", "-1", "-n", name, "--cluster_name", "scenestream-test", "--cluster", "nats://127.0.0.1:-1"]
-        if let seed { args += ["--routes", seed] }
+        var args = ["-a", "127.0.0.1", "-p", "-1", "-n", name, "--cluster_name", "scenestream-test", "--cluster", "nats://127.0.0.1:\(clusterPort)"]
+        if !routes.isEmpty { args += ["--routes", routes.joined(separator: ",")] }
+        if let store { args += ["-js", "-sd", store] }
         node.process.arguments = args
         let err = Pipe()
         node.process.standardError = err

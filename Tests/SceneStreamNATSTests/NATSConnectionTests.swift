@@ -83,6 +83,26 @@ import Testing
         #expect(inbox.all.count == after)
     }
 
+    @Test func aJetStreamClusterOfThreeAnswersItsAPI() throws {
+        let cluster = try NATSCluster(count: 3, jetStream: true)
+        defer { cluster.stop() }
+        let nc = try NATSConnection(servers: cluster.urls, name: "js")
+        // The servers elect a JetStream meta leader after they meet: ask until it answers (bounded).
+        var info = ""
+        #expect(eventually(30) {
+            info = (try? nc.request("$JS.API.INFO", [], timeoutMs: 1000)).map { String(decoding: $0.payload, as: UTF8.self) } ?? ""
+            return info.contains("account_info_response") && !info.contains("\"error\"")
+        }, "JetStream never answered: \(info)")
+        #expect(cluster.nodes.allSatisfy { $0.process.isRunning })
+    }
+
+    @Test func aRequestWithNoOneListeningFails() throws {
+        let cluster = try NATSCluster(count: 1)
+        defer { cluster.stop() }
+        let nc = try NATSConnection(servers: cluster.urls, name: "req")
+        #expect(throws: NATSError.self) { try nc.request("scenestream.nobody", [1], timeoutMs: 500) }
+    }
+
     @Test func connectingToNothingIsAClearError() {
         #expect(throws: NATSError.self) { try NATSConnection(servers: ["nats://127.0.0.1:1"], name: "none") }
     }
