@@ -33,6 +33,8 @@ public struct NATSMessage: Sendable, Equatable {
 public final class NATSConnection: @unchecked Sendable {
     // @unchecked: libnats connections are thread-safe; `subscriptions` is guarded by `lock`.
     private let nc: OpaquePointer
+    /// For the other wrappers of this module (JetStream, key-value); never leaves it.
+    var handle: OpaquePointer { nc }
     private let lock = NSLock()
     private var subscriptions: [NATSSubscription] = []
 

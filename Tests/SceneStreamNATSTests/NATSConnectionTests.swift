@@ -96,6 +96,50 @@ import Testing
         #expect(cluster.nodes.allSatisfy { $0.process.isRunning })
     }
 
+    @Test func aKeyIsCreatedOnceAndClaimedOnceAcrossServers() throws {
+        let cluster = try NATSCluster(count: 3, jetStream: true)
+        defer { cluster.stop() }
+        let a = try NATSConnection(servers: [cluster.urls[0]], name: "a")
+        let b = try NATSConnection(servers: [cluster.urls[2]], name: "b")
+        #expect(eventually(30) { (try? a.request("$JS.API.INFO", [], timeoutMs: 1000))?.payload.count ?? 0 > 0 && (try? NATSKeyValue(a, bucket: "probe", replicas: 3)) != nil })
+        let kvA = try NATSKeyValue(a, bucket: "codes", replicas: 3)
+        let kvB = try NATSKeyValue(b, bucket: "codes", replicas: 3)
+        // Two nodes race to create the same 100 keys: exactly one wins each.
+        final class Wins: @unchecked Sendable {
+            let lock = NSLock()
+            var a = 0, b = 0, errors: [String] = []
+        }
+        let wins = Wins()
+        let group = DispatchGroup()
+        for (kv, isA) in [(kvA, true), (kvB, false)] {
+            group.enter()
+            DispatchQueue.global().async {
+                for k in 0..<100 {
+                    do {
+                        if try kv.create("code-\(k)", Array((isA ? "a" : "b").utf8)) != nil {
+                            wins.lock.lock(); if isA { wins.a += 1 } else { wins.b += 1 }; wins.lock.unlock()
+                        }
+                    } catch {
+                        wins.lock.lock(); wins.errors.append("\(error)"); wins.lock.unlock()
+                    }
+                }
+                group.leave()
+            }
+        }
+        group.wait()
+        #expect(wins.errors.isEmpty, "\(wins.errors.prefix(3))")
+        #expect(wins.a + wins.b == 100)
+        // What each winner wrote is what both nodes read.
+        for k in 0..<100 { #expect(try kvA.get("code-\(k)") == kvB.get("code-\(k)")) }
+        // A claim is a compare-and-set on the revision: of two claimers that read the same revision, one wins.
+        let entry = try #require(try kvA.get("code-0"))
+        let first = try kvA.update("code-0", Array("claimed by a".utf8), revision: entry.revision)
+        let second = try kvB.update("code-0", Array("claimed by b".utf8), revision: entry.revision)
+        #expect(first != nil && second == nil)
+        #expect(try kvB.get("code-0")?.value == Array("claimed by a".utf8))
+        #expect(try kvA.get("no-such-code") == nil)
+    }
+
     @Test func aRequestWithNoOneListeningFails() throws {
         let cluster = try NATSCluster(count: 1)
         defer { cluster.stop() }
