@@ -78,9 +78,7 @@ public final class NATSKeyValue: @unchecked Sendable {
         if s == NATS_NOT_FOUND { return nil }
         guard s == NATS_OK, let e else { throw NATSError("get \(bucket).\(key)", s) }
         defer { kvEntry_Destroy(e) }
-        let n = Int(kvEntry_ValueLen(e))
-        let value = n > 0 ? kvEntry_Value(e).map { Array(UnsafeRawBufferPointer(start: $0, count: n).bindMemory(to: UInt8.self)) } ?? [] : []
-        return Entry(value: value, revision: kvEntry_Revision(e))
+        return Entry(value: copyBytes(kvEntry_Value(e), Int(kvEntry_ValueLen(e))), revision: kvEntry_Revision(e))
     }
 
     deinit {

@@ -21,8 +21,7 @@ public struct NATSMessage: Sendable, Equatable {
 
     /// A copy of a libnats message (which the caller still owns).
     init(_ msg: OpaquePointer) {
-        let n = Int(natsMsg_GetDataLength(msg))
-        payload = n > 0 ? natsMsg_GetData(msg).map { Array(UnsafeRawBufferPointer(start: $0, count: n).bindMemory(to: UInt8.self)) } ?? [] : []
+        payload = copyBytes(natsMsg_GetData(msg), Int(natsMsg_GetDataLength(msg)))
         subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
         reply = natsMsg_GetReply(msg).map { String(cString: $0) }
     }
@@ -153,4 +152,10 @@ private func natsMessageTrampoline(
     guard let msg, let closure else { return }
     defer { natsMsg_Destroy(msg) }
     Unmanaged<HandlerBox>.fromOpaque(closure).takeUnretainedValue().handler(NATSMessage(msg))
+}
+
+/// A copy of `count` bytes libnats owns (nil or empty: none).
+func copyBytes(_ start: UnsafeRawPointer?, _ count: Int) -> [UInt8] {
+    guard let start, count > 0 else { return [] }
+    return Array(UnsafeRawBufferPointer(start: start, count: count))
 }

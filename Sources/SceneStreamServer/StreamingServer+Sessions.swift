@@ -214,7 +214,6 @@ extension StreamingServer {
         guard !changes.isEmpty else { return }
         let list = members()
         let delta = changes.delta.isEmpty ? nil : encoder.encode(.roomMembers(roomId: runtime.scene.id, changes: changes.delta))
-        guard delta != nil || !changes.fullState.isEmpty else { return }
         for (s, c) in list {
             let devices = [c] + s.companions.compactMap { clients[$0] }
             if changes.fullState.contains(s.id) {
