@@ -87,11 +87,15 @@ let package = Package(
         // Connections, sessions, handoff codes, rooms, presence and annotation limits, playback: state machines
         // that take the time and return what to do. Pure, no I/O.
         .target(name: "SceneStreamSessions", dependencies: ["SceneStreamProtocol", "SceneStreamCore"], swiftSettings: strict),
+        // The cluster over NATS: the owner's commit stream (the protocol's own frames), fan-out nodes following it,
+        // the owner lease. Decisions are pure (FollowState); NATS work runs on queues of its own.
+        .target(name: "SceneStreamCluster", dependencies: ["SceneStreamNATS", "SceneStreamProtocol"], swiftSettings: strict),
         // The server: ingest, commits, per-client streaming, HTTP endpoints, metrics.
         .target(
             name: "SceneStreamServer",
             dependencies: [
                 "SceneStreamCore", "SceneStreamIngest", "SceneStreamSessions", "SceneStreamStorage", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamHTTP", "SceneStreamMQTT", "SceneStreamSparkplug",
+                "SceneStreamCluster",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -126,6 +130,10 @@ let package = Package(
         // cluster on loopback.
         .target(name: "SceneStreamTestSupport", swiftSettings: strict),
         .testTarget(name: "SceneStreamNATSTests", dependencies: ["SceneStreamNATS", "SceneStreamTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "SceneStreamClusterTests",
+            dependencies: ["SceneStreamCluster", "SceneStreamNATS", "SceneStreamCore", "SceneStreamProtocol", "SceneStreamTestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "SceneStreamProtocolTests",
             dependencies: ["SceneStreamProtocol", "SceneStreamReplica"],

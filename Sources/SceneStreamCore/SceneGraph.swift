@@ -211,7 +211,23 @@ public final class SceneGraph {
     public func commit(timeMs: UInt64) -> UInt64 {
         self.timeMs = max(self.timeMs, timeMs)
         guard !pending.isEmpty else { return version }
-        version += 1
+        seal(as: version + 1)
+        return version
+    }
+
+    /// Seals the pending changes as version `next`. Versions after a gap keep no log: every delta from before the
+    /// gap becomes a keyframe, since what a client has then is not known here.
+    private func seal(as next: UInt64) {
+        let contiguous = next == version + 1
+        version = next
+        guard contiguous else {
+            logs.removeAll()
+            structureVersion = version
+            pending.removeAll(keepingCapacity: true)
+            pendingOrder.removeAll(keepingCapacity: true)
+            pendingStructural = false
+            return
+        }
         var changes: [(index: UInt32, old: WireNode?)] = []
         changes.reserveCapacity(pendingOrder.count)
         for i in pendingOrder {
@@ -228,7 +244,92 @@ public final class SceneGraph {
         pending.removeAll(keepingCapacity: true)
         pendingOrder.removeAll(keepingCapacity: true)
         pendingStructural = false
-        return version
+    }
+
+    // MARK: following another graph
+
+    /// Follows another graph's commits (a fan-out node's copy of the owner's scene): applies one frame of the
+    /// owner's unfiltered stream and commits it as the owner's version, so indices and versions are the owner's.
+    /// A keyframe replaces everything; a delta must start at this graph's version. On error nothing changes.
+    public func follow(_ frame: SceneFrame) throws(SceneGraphError) {
+        // Uncommitted changes (a scene file loaded but never committed) are replaced by a keyframe.
+        guard frame.isKeyframe || !hasPendingChanges else { throw SceneGraphError(reason: "a followed graph has local changes") }
+        guard frame.version > version else { throw SceneGraphError(reason: "version \(frame.version) is not after \(version)") }
+        switch frame.kind {
+        case .keyframe:
+            var fresh: [UInt32: WireNode] = [:]
+            for e in frame.entered { fresh[e.index] = e.node }
+            for e in frame.entered {
+                if let p = e.node.parent, p >= e.index || fresh[p] == nil {
+                    throw SceneGraphError(reason: "keyframe \(frame.version): parent \(p) of node \(e.index) is not before it")
+                }
+            }
+            for i in liveIndices where fresh[i] == nil || fresh[i]!.parent != nodes[Int(i)]!.parent || fresh[i]!.name != nodes[Int(i)]!.name {
+                drop(i)
+            }
+            for e in frame.entered.sorted(by: { $0.index < $1.index }) { place(e.index, e.node) }
+            pendingStructural = true
+        case .delta(let base):
+            guard base == version else { throw SceneGraphError(reason: "delta from \(base) does not start at \(version)") }
+            var removed = Set<UInt32>()
+            for i in frame.removed {
+                guard self[i] != nil, removed.insert(i).inserted else { throw SceneGraphError(reason: "delta \(frame.version) removes unknown node \(i)") }
+            }
+            for e in frame.entered {
+                guard Int(e.index) >= nodes.count || nodes[Int(e.index)] == nil else {
+                    throw SceneGraphError(reason: "delta \(frame.version) adds node \(e.index) twice")
+                }
+                if let p = e.node.parent, p >= e.index || (removed.contains(p) || (self[p] == nil && !frame.entered.contains { $0.index == p })) {
+                    throw SceneGraphError(reason: "delta \(frame.version): parent \(p) of node \(e.index) is missing")
+                }
+            }
+            for u in frame.updated where self[u.index] == nil || removed.contains(u.index) {
+                throw SceneGraphError(reason: "delta \(frame.version) updates unknown node \(u.index)")
+            }
+            for i in frame.removed.sorted(by: >) { drop(i) }
+            for e in frame.entered.sorted(by: { $0.index < $1.index }) { place(e.index, e.node) }
+            for u in frame.updated {
+                update(u.index) { u.apply(to: &$0) }
+            }
+            if !removed.isEmpty || !frame.entered.isEmpty { pendingStructural = true }
+        }
+        self.timeMs = max(self.timeMs, frame.timeMs)
+        seal(as: frame.version)
+    }
+
+    /// Removes one node (not its subtree) as a change.
+    private func drop(_ i: UInt32) {
+        guard let n = nodes[Int(i)] else { return }
+        noteChange(i, old: n)
+        nodes[Int(i)] = nil
+        indexById[ids[Int(i)]] = nil
+        if let p = n.parent, Int(p) < children.count { children[Int(p)].removeAll { $0 == i } }
+        liveCount -= 1
+    }
+
+    /// Puts `node` at index `i` (growing the index space), as a change when it differs.
+    private func place(_ i: UInt32, _ node: WireNode) {
+        while nodes.count <= Int(i) {
+            nodes.append(nil)
+            ids.append("")
+            children.append([])
+        }
+        if let old = nodes[Int(i)] {
+            guard old != node else { return }
+            if old.layer != node.layer || old.zone != node.zone || old.anchor != node.anchor || old.asset != node.asset {
+                pendingStructural = true
+            }
+            noteChange(i, old: old)
+            nodes[Int(i)] = node
+            return
+        }
+        let id = node.parent.map { "\(ids[Int($0)])/\(node.name)" } ?? node.name
+        noteChange(i, old: nil)
+        nodes[Int(i)] = node
+        ids[Int(i)] = id
+        indexById[id] = i
+        if let p = node.parent { children[Int(p)].append(i) }
+        liveCount += 1
     }
 
     /// For each node changed after `base`, its value at `base` (nil if it did not exist then);

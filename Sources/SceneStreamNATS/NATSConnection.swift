@@ -4,6 +4,9 @@ import Foundation
 /// A NATS error: what was being done and what libnats said.
 public struct NATSError: Error, CustomStringConvertible, Sendable {
     public let description: String
+    /// An error this package describes itself (not a libnats status).
+    package init(text: String) { description = text }
+
     init(_ what: String, _ status: natsStatus) {
         let text = natsStatus_GetText(status).map { String(cString: $0) } ?? "status \(status.rawValue)"
         var detail = ""
@@ -37,8 +40,27 @@ public final class NATSConnection: @unchecked Sendable {
     private let lock = NSLock()
     private var subscriptions: [NATSSubscription] = []
 
+    /// How a connection authenticates and secures itself (all optional).
+    public struct Security: Sendable, Equatable {
+        /// User and password.
+        public var user: String?
+        public var password: String?
+        /// A `.creds` file (JWT and NKey seed), as `nsc` writes them.
+        public var credentialsFile: String?
+        /// TLS: required when true or when a CA file is given; the CA file names the trusted roots.
+        public var tls = false
+        public var caFile: String?
+        public init(user: String? = nil, password: String? = nil, credentialsFile: String? = nil, tls: Bool = false, caFile: String? = nil) {
+            self.user = user
+            self.password = password
+            self.credentialsFile = credentialsFile
+            self.tls = tls
+            self.caFile = caFile
+        }
+    }
+
     /// Connects to `servers` (`nats://host:port`), naming the connection `name`.
-    public init(servers: [String], name: String) throws(NATSError) {
+    public init(servers: [String], name: String, security: Security = Security(), timeoutMs: Int64 = 2000) throws(NATSError) {
         var opts: OpaquePointer?
         var s = natsOptions_Create(&opts)
         guard s == NATS_OK, let opts else { throw NATSError("nats options", s) }
@@ -52,6 +74,26 @@ public final class NATSConnection: @unchecked Sendable {
         }
         guard s == NATS_OK else { throw NATSError("servers \(servers.joined(separator: ","))", s) }
         _ = natsOptions_SetName(opts, name)
+        _ = natsOptions_SetTimeout(opts, timeoutMs)
+        // A lost server is noticed in about 3 s (pings every second, 3 unanswered), not the default 4 minutes.
+        _ = natsOptions_SetPingInterval(opts, 1000)
+        _ = natsOptions_SetMaxPingsOut(opts, 3)
+        if let user = security.user {
+            s = natsOptions_SetUserInfo(opts, user, security.password ?? "")
+            guard s == NATS_OK else { throw NATSError("user \(user)", s) }
+        }
+        if let creds = security.credentialsFile {
+            s = natsOptions_SetUserCredentialsFromFiles(opts, creds, nil)
+            guard s == NATS_OK else { throw NATSError("credentials file \(creds)", s) }
+        }
+        if security.tls || security.caFile != nil {
+            s = natsOptions_SetSecure(opts, true)
+            guard s == NATS_OK else { throw NATSError("TLS", s) }
+        }
+        if let ca = security.caFile {
+            s = natsOptions_LoadCATrustedCertificates(opts, ca)
+            guard s == NATS_OK else { throw NATSError("CA file \(ca)", s) }
+        }
         _ = natsOptions_SetMaxReconnect(opts, -1)
         _ = natsOptions_SetReconnectWait(opts, 250)
         var conn: OpaquePointer?
@@ -91,7 +133,7 @@ public final class NATSConnection: @unchecked Sendable {
             box.release()
             throw NATSError("subscribe to \(subject)", s)
         }
-        let subscription = NATSSubscription(sub: sub, box: box)
+        let subscription = NATSSubscription(sub: sub, release: { box.release() })
         lock.lock()
         subscriptions.append(subscription)
         lock.unlock()
@@ -114,27 +156,27 @@ public final class NATSConnection: @unchecked Sendable {
 
 /// A subscription; ``cancel()`` stops deliveries (also when its connection goes).
 public final class NATSSubscription: @unchecked Sendable {
-    // @unchecked: `sub` and `box` are released once, under `lock`.
+    // @unchecked: `sub` and the handler are released once, under `lock`.
     private let lock = NSLock()
     private var sub: OpaquePointer?
-    private var box: Unmanaged<HandlerBox>?
+    private var release: (() -> Void)?
 
-    fileprivate init(sub: OpaquePointer, box: Unmanaged<HandlerBox>) {
+    init(sub: OpaquePointer, release: @escaping () -> Void) {
         self.sub = sub
-        self.box = box
+        self.release = release
     }
 
     /// Stops deliveries; waits for a delivery in progress.
     public func cancel() {
         lock.lock()
-        let (s, b) = (sub, box)
+        let (s, r) = (sub, release)
         sub = nil
-        box = nil
+        release = nil
         lock.unlock()
         guard let s else { return }
         _ = natsSubscription_Unsubscribe(s)
         natsSubscription_Destroy(s)
-        b?.release()
+        r?()
     }
 
     deinit { cancel() }
