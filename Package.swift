@@ -109,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "scenestream",
             dependencies: [
-                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport", "SceneStreamClient",
+                "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport", "SceneStreamClient", "SceneStreamCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -1,3 +1,4 @@
+import Foundation
 import SceneStreamNATS
 
 /// How a node takes part in a cluster (`serve --cluster`, config key `cluster`). Without it a node is alone,
@@ -27,6 +28,13 @@ public struct ClusterConfiguration: Sendable, Equatable {
     public var retentionSeconds = 600
     /// The owner lease's lifetime: a standby takes over this long after the owner stops renewing it.
     public var leaseSeconds = 3
+
+    /// The host name and process id: unique enough when nobody names the node.
+    public static var defaultNode: String {
+        var buf = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&buf, 255) == 0 ? String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "node"
+        return "\(host)-\(getpid())"
+    }
 
     /// Creates a configuration for `servers`, as node `node`.
     public init(servers: [String], node: String) {

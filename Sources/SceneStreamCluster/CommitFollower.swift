@@ -27,6 +27,7 @@ public final class CommitFollower: @unchecked Sendable {
         public var refused = 0
         public var catchUps = 0
         public var bytes = 0
+        public init() {}
     }
 
     /// A follower of `subjects.stream` (it waits for the stream when it does not exist yet).

@@ -28,6 +28,7 @@ public final class CommitPublisher: @unchecked Sendable {
         public var bytes = 0
         /// Stream sequence of the last publish acknowledged.
         public var lastSequence: UInt64 = 0
+        public init() {}
     }
 
     /// A publisher on stream `subjects.stream`, which it creates (or updates) with `replicas` copies keeping

@@ -248,6 +248,15 @@ public final class SceneGraph {
 
     // MARK: following another graph
 
+    /// Moves the version sequence on to `next` (an owner that starts after others wrote versions: it continues
+    /// their sequence rather than repeat numbers). The next commit is `next + 1`; no log crosses the jump.
+    public func continueVersions(after next: UInt64) {
+        guard next > version, !hasPendingChanges else { return }
+        version = next
+        logs.removeAll()
+        structureVersion = next
+    }
+
     /// Follows another graph's commits (a fan-out node's copy of the owner's scene): applies one frame of the
     /// owner's unfiltered stream and commits it as the owner's version, so indices and versions are the owner's.
     /// A keyframe replaces everything; a delta must start at this graph's version. On error nothing changes.

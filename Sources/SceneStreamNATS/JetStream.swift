@@ -101,6 +101,9 @@ public final class NATSJetStream: @unchecked Sendable {
         so.Ordered = true
         so.Config.DeliverPolicy = from == 0 ? js_DeliverNew : js_DeliverByStartSequence
         so.Config.OptStartSeq = from
+        // Heartbeats every second: a consumer lost with its server is noticed (and recreated by libnats) in
+        // seconds, not after the default five.
+        so.Config.Heartbeat = 1_000_000_000
         var sub: OpaquePointer?
         var code = jsErrCode(rawValue: 0)
         let s = js_Subscribe(&sub, js, subject, streamMessageTrampoline, box.toOpaque(), nil, &so, &code)

@@ -1,4 +1,5 @@
 import Foundation
+import SceneStreamCluster
 import SceneStreamCore
 import SceneStreamSparkplug
 
@@ -104,6 +105,8 @@ public struct ServerConfiguration: Sendable {
     public var historyCapacity = 2_000_000
     /// History kept for playback.
     public var historyWindowMs: UInt64 = 3_600_000
+    /// Cluster over NATS; nil: this node is alone (the default).
+    public var cluster: ClusterConfiguration?
 
     /// The defaults: the embedded demo plant with its simulator.
     public init() {}
@@ -224,7 +227,27 @@ struct ConfigFile: KnownKeys {
         case data, roomCapacity, presenceHz, handoffCodeSeconds, sessionIdleSeconds, publicURL, historyCapacity, mqtt
         case ingestToken, auth, allowedOrigins, maxConnectionsPerAddress, maxConnectionsPerUser, handshakeTimeoutSeconds
         case connectionsPerSecondPerAddress, connectionBurstPerAddress, metricsToken, maxHTTPBodyBytes, httpBodySeconds
-        case maxAnnotationsPerUser, maxAnnotationsPerScene, annotationsPerSecond, maxUpdatesPerTick
+        case maxAnnotationsPerUser, maxAnnotationsPerScene, annotationsPerSecond, maxUpdatesPerTick, cluster
+    }
+
+    struct Cluster: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case nats, role, node, standby, credentials, user, password, tls, replicas, keyframeSeconds, retentionSeconds, leaseSeconds
+        }
+        var nats: [String]
+        var role: String?
+        var node: String?
+        var standby: Bool?
+        var credentials: String?
+        var user: String?
+        var password: String?
+        var tls: Strict<ClusterTLS>?
+        var replicas, keyframeSeconds, retentionSeconds, leaseSeconds: Whole?
+    }
+
+    struct ClusterTLS: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable { case ca }
+        var ca: String?
     }
 
     struct TLS: KnownKeys {
@@ -286,6 +309,7 @@ struct ConfigFile: KnownKeys {
     var tls: Strict<TLS>?
     var auth: Strict<Auth>?
     var mqtt: Strict<MQTT>?
+    var cluster: Strict<Cluster>?
 
     /// The configuration these values make, each checked against its range.
     func configuration(file: String) throws(ConfigError) -> ServerConfiguration {
@@ -400,6 +424,31 @@ struct ConfigFile: KnownKeys {
                 }
             }
             c.mqtt = mc
+        }
+        if let cl = cluster?.value {
+            guard !cl.nats.isEmpty else { throw fail("cluster.nats", "expected a list of nats://HOST:PORT") }
+            for (k, u) in cl.nats.enumerated() where !(u.hasPrefix("nats://") || u.hasPrefix("tls://")) {
+                throw fail("cluster.nats[\(k)]", "expected nats://HOST:PORT or tls://HOST:PORT, not '\(u)'")
+            }
+            var cc = ClusterConfiguration(servers: cl.nats, node: try text(cl.node, "cluster.node") ?? ClusterConfiguration.defaultNode)
+            if let r = cl.role {
+                guard let v = ClusterConfiguration.Role(rawValue: r) else { throw fail("cluster.role", "expected owner or fanout") }
+                cc.role = v
+            }
+            if let v = cl.standby { cc.standby = v }
+            if cc.standby && cc.role != .owner { throw fail("cluster.standby", "only an owner can stand by") }
+            cc.security.credentialsFile = try text(cl.credentials, "cluster.credentials")
+            cc.security.user = try text(cl.user, "cluster.user")
+            cc.security.password = cl.password
+            if let t = cl.tls?.value {
+                cc.security.tls = true
+                cc.security.caFile = try text(t.ca, "cluster.tls.ca")
+            }
+            if let v = try int(cl.replicas, "cluster.replicas", 1...5) { cc.replicas = v }
+            if let v = try int(cl.keyframeSeconds, "cluster.keyframeSeconds", 1...3600) { cc.keyframeSeconds = v }
+            if let v = try int(cl.retentionSeconds, "cluster.retentionSeconds", 10...(30 * 86400)) { cc.retentionSeconds = v }
+            if let v = try int(cl.leaseSeconds, "cluster.leaseSeconds", 1...60) { cc.leaseSeconds = v }
+            c.cluster = cc
         }
         if let t = tls?.value {
             c.tlsCertificate = t.certificate

@@ -41,6 +41,19 @@ final class ServerMetrics: Sendable {
     let nodeChanges: CoreMetrics.Counter
     let alerts: CoreMetrics.Counter
     let seekDuration: CoreMetrics.Timer
+    let clusterLag: CoreMetrics.Gauge
+    let clusterSynced: CoreMetrics.Gauge
+    let clusterConnected: CoreMetrics.Gauge
+    let clusterOwner: CoreMetrics.Gauge
+    let commitsPublished: CoreMetrics.Counter
+    let keyframesPublished: CoreMetrics.Counter
+    let publishFailures: CoreMetrics.Counter
+    let commitsReceived: CoreMetrics.Counter
+    let commitsApplied: CoreMetrics.Counter
+    let catchUps: CoreMetrics.Counter
+    let clusterRefused: CoreMetrics.Counter
+    let kvOperations: CoreMetrics.Counter
+    let kvFailures: CoreMetrics.Counter
     let encodeDuration: CoreMetrics.Timer
 
     /// CoreMetrics.Counter names (swift-metrics labels): Prometheus shows them with `_total`.
@@ -52,7 +65,10 @@ final class ServerMetrics: Sendable {
         "scenestream.sparkplug.messages", "scenestream.sparkplug.rebirth_requests", "scenestream.storage.errors",
         "scenestream.handoffs", "scenestream.refusals", "scenestream.limits.hit", "scenestream.auth.failures",
         "scenestream.ingest.updates", "scenestream.node.changes", "scenestream.alerts", "scenestream.http.responses",
-        "scenestream.playback.seeks",
+        "scenestream.playback.seeks", "scenestream.cluster.commits.published", "scenestream.cluster.keyframes.published",
+        "scenestream.cluster.publish.failures", "scenestream.cluster.commits.received", "scenestream.cluster.commits.applied",
+        "scenestream.cluster.catchups", "scenestream.cluster.messages.refused", "scenestream.cluster.kv.operations",
+        "scenestream.cluster.kv.failures",
     ]
     /// CoreMetrics.Timer names: Prometheus shows them as histograms in seconds.
     static let timers: Set<String> = ["scenestream.playback.seek.duration", "scenestream.frame.encode.duration"]
@@ -107,6 +123,19 @@ final class ServerMetrics: Sendable {
         alerts = counter("scenestream.alerts")
         seekDuration = CoreMetrics.Timer(label: "scenestream.playback.seek.duration", dimensions: [], factory: f)
         encodeDuration = CoreMetrics.Timer(label: "scenestream.frame.encode.duration", dimensions: [], factory: f)
+        clusterLag = gauge("scenestream.cluster.lag.versions")
+        clusterSynced = gauge("scenestream.cluster.synced")
+        clusterConnected = gauge("scenestream.cluster.nats.connected")
+        clusterOwner = gauge("scenestream.cluster.owner.active")
+        commitsPublished = counter("scenestream.cluster.commits.published")
+        keyframesPublished = counter("scenestream.cluster.keyframes.published")
+        publishFailures = counter("scenestream.cluster.publish.failures")
+        commitsReceived = counter("scenestream.cluster.commits.received")
+        commitsApplied = counter("scenestream.cluster.commits.applied")
+        catchUps = counter("scenestream.cluster.catchups")
+        clusterRefused = counter("scenestream.cluster.messages.refused")
+        kvOperations = counter("scenestream.cluster.kv.operations")
+        kvFailures = counter("scenestream.cluster.kv.failures")
     }
 
     /// Counts a refused ingest message by source (mqtt, sparkplug, http) and reason code.

@@ -174,12 +174,19 @@ extension StreamingServer {
     func serve(_ name: APIRoute, _ r: HTTPServerRequest, caller: Identity?) {
         switch name {
         case .healthz:
-            // Only that it is up: the details are behind a token at /api/status.
-            answer(r, .json(Array("{\"status\":\"ok\"}".utf8)), route: name)
+            // Only that it is up (and, in a cluster, its role and lag, for load balancers and the operator): the
+            // details are behind a token at /api/status.
+            guard cluster != nil else { return answer(r, .json(Array("{\"status\":\"ok\"}".utf8)), route: name) }
+            var body = clusterHealth()
+            body["status"] = "ok"
+            answer(r, .json([UInt8]((try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data())), route: name)
+        case .twin where isFollower, .ingest where isFollower, .simulator where isFollower:
+            answer(r, .text("this is a fan-out node: twin state, ingest and the simulator are on the scene's owner\n", status: .conflict), route: name)
         case .status:
             answer(r, .json(statusJSON(caller: caller)), route: name)
         case .metrics:
             metrics.uptime.set(Date().timeIntervalSince(startedAt))
+            clusterHousekeeping()
             metrics.controlQueued.set(Double(clients.values.reduce(0) { $0 + $1.control.count }))
             metrics.unackedFrames.set(Double(clients.values.reduce(0) { $0 + $1.unacked.count }))
             let registry = metrics.registry

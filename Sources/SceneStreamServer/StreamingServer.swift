@@ -2,6 +2,7 @@ import DequeModule
 import Foundation
 import Logging
 import HTTPTypes
+import SceneStreamCluster
 import SceneStreamCore
 import SceneStreamHTTP
 import SceneStreamMQTT
@@ -80,6 +81,8 @@ public final class StreamingServer: EventLoopHandler {
     var ingestBudget: IngestBudget
     /// `GET /api/scene` answers by view: one build per view at a time, each answer reused for a second.
     var sceneAnswers = SharedAnswers<InterestFilter, HTTPRequestID, HTTPServerResponse>(freshNs: 1_000_000_000)
+    /// This node's part in a cluster; nil when it is alone.
+    var cluster: ClusterLink?
 
     final class Client {
         let id: ConnectionID
@@ -152,7 +155,9 @@ public final class StreamingServer: EventLoopHandler {
             limits: DecodeLimits(maxMessageBytes: configuration.maxClientMessageBytes, maxInflatedBytes: 4 * configuration.maxClientMessageBytes))
         let now = startMs ?? Self.wallMs()
         twinsJSON = plant.twinsJSON
-        if configuration.simulator {
+        // A fan-out node's scene comes from the owner's commits: no simulator, no ingest of its own.
+        let follows = configuration.cluster?.role == .fanout
+        if configuration.simulator && !follows {
             simulator = try PlantSimulator(twinsJSON: plant.twinsJSON, file: "\(plant.source)/twins.json", startMs: now)
         }
         tickNs = UInt64(1e9 / configuration.tickHz)
@@ -192,11 +197,11 @@ public final class StreamingServer: EventLoopHandler {
             sem.wait()
             authenticator = try box.get()
         }
-        restoreAnnotations()
+        if !follows { restoreAnnotations() }
         if let dir = configuration.dataDirectory {
             let s = try Storage(path: "\(dir)/twins-\(plant.scene.id).sqlite", prepareThread: BackgroundPriority.lower)
             // The state now, not the whole history: older moments are seeked on disk.
-            let restored = try s.currentState()
+            let restored = follows ? [] : try s.currentState()
             if !restored.isEmpty {
                 _ = runtime.ingest(restored)
                 // Memory holds the state now, not how it got there: moments before this start are read from disk.
@@ -208,7 +213,10 @@ public final class StreamingServer: EventLoopHandler {
             restoreSessions(try s.loadSessions(), nowMs: now)
         }
         runtime.commit(timeMs: now)
-        try makeMQTT()
+        if let cc = configuration.cluster {
+            cluster = try Self.joinCluster(cc, scene: plant.scene.id, graph: runtime.graph, logger: logger)
+        }
+        if !follows { try makeMQTT() }
     }
 
     /// Starts everything: MQTT, then the loop (embedding without a ``ServiceGroup``; `serve` runs ``services(onReady:)``).
@@ -229,6 +237,7 @@ public final class StreamingServer: EventLoopHandler {
     /// Starts the loop's thread and the tick.
     func startStreaming() {
         let server = LoopBound(self, loop: loop)  // bound before the loop runs; read on its thread
+        startCluster()
         loop.start()
         loop.post {
             let s = server.value
@@ -241,6 +250,7 @@ public final class StreamingServer: EventLoopHandler {
     func stopStreaming() {
         loop.stop()
         loop.wait()
+        stopCluster()
     }
 
     static func wallMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -254,6 +264,8 @@ public final class StreamingServer: EventLoopHandler {
         var events: [AlertEvent] = []
         var batch = drainMQTT(nowMs: nowMs)
         if !batch.isEmpty { metrics.ingestedMQTT.increment(by: batch.count) }
+        if isFollower { followCommits() }
+        if cluster != nil, tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { clusterHousekeeping() }
         if let storage {
             for error in annotationWriter?.takeFailures() ?? [] {
                 metrics.storageErrors.increment()
@@ -297,11 +309,14 @@ public final class StreamingServer: EventLoopHandler {
         syncRoom()
         advancePlayback(nowMs: nowMs)
         if tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { expireSessions(nowMs: nowMs) }
-        let before = runtime.graph.version
-        runtime.commit(timeMs: nowMs)
-        if runtime.graph.version != before {
-            metrics.sceneVersion.set(Double(runtime.graph.version))
-            metrics.nodeChanges.increment(by: runtime.graph.lastChangeCount)
+        if !isFollower {
+            let before = runtime.graph.version
+            runtime.commit(timeMs: nowMs)
+            if runtime.graph.version != before {
+                metrics.sceneVersion.set(Double(runtime.graph.version))
+                metrics.nodeChanges.increment(by: runtime.graph.lastChangeCount)
+            }
+            replicate(nowMs: nowMs)
         }
         if !events.isEmpty { broadcast(events) }
         for c in clients.values where c.subscription != nil && frameAllowed(c, nowNs) {
@@ -344,6 +359,8 @@ public final class StreamingServer: EventLoopHandler {
 
     func frameAllowed(_ c: Client, _ nowNs: UInt64) -> Bool {
         guard c.subscription != nil else { return false }
+        // A fan-out node serves nothing before its copy has the owner's scene.
+        if let cl = cluster, cl.isFollower, !cl.follow.synced { return false }
         if c.unacked.count >= configuration.ackWindow { return false }
         // Due by tick count, not wall time, so that the order clients are served in within a tick cannot make
         // one look early and skip a frame.
@@ -481,7 +498,11 @@ public final class StreamingServer: EventLoopHandler {
         }
         // Session changes (selection markers, annotations, presence leaving) edit the graph between ticks:
         // seal them as a version before computing frames from it.
-        if runtime.graph.hasPendingChanges { runtime.commit(timeMs: Self.wallMs()) }
+        if runtime.graph.hasPendingChanges {
+            let nowMs = Self.wallMs()
+            runtime.commit(timeMs: nowMs)
+            replicate(nowMs: nowMs)
+        }
         let t0 = DispatchTime.now().uptimeNanoseconds
         let encodedBefore = engine.framesEncoded
         guard let f = engine.encodedFrame(from: s.sent, filter: s.filter) else { return .idle }
@@ -606,10 +627,19 @@ public final class StreamingServer: EventLoopHandler {
         case .refreshToken(let token):
             refresh(c, token: token)
         case .presence(let head, let left, let right, let pointer, _):
+            guard !isFollower else { return .keep }  // shown on the owner's node only, for now
             presence(c, PresenceUpdate(head: head, left: left, right: right, pointer: pointer))
         case .select(let nodes):
+            guard !isFollower else {
+                enqueue(c, .error(code: .forbidden, requestId: 0, message: "selection is not shared from fan-out nodes yet: connect to the scene's owner"))
+                return .keep
+            }
             select(c, nodes)
         case .annotate(let requestId, let node, let offset, let text, let remove):
+            guard !isFollower else {
+                enqueue(c, .error(code: .forbidden, requestId: requestId, message: "annotations are not made from fan-out nodes yet: connect to the scene's owner"))
+                return .keep
+            }
             annotate(c, requestId: requestId, node: node, offset: offset, text: text, remove: remove)
         case .handoffOffer(let requestId, let keep):
             offer(c, requestId: requestId, keepOldDevice: keep)

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import Metrics
+import SceneStreamCluster
 import SceneStreamCore
 import SceneStreamServer
 import ServiceLifecycle
@@ -21,6 +22,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Run without the built-in simulator.") var noSimulator = false
     @Option(help: "Folder for durable state (annotations).") var data: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    @Option(help: "Join a cluster: NATS servers, nats://HOST:PORT[,nats://…] (clustering is off without it).") var cluster: String?
+    @Option(help: "Cluster role: owner (ingests and commits the scene) or fanout (serves copies of it).") var role: String?
+    @Flag(help: "As an owner: wait for the active owner's lease and take over when it goes.") var standby = false
+    @Option(help: "This node's name in the cluster (default: host name and process id).") var node: String?
 
     func run() async throws {
         var c = ServerConfiguration()
@@ -37,6 +42,26 @@ struct ServeCommand: AsyncParsableCommand {
         if let tickHz { c.tickHz = Double(tickHz) }
         if noSimulator { c.simulator = false }
         if let data { c.dataDirectory = data }
+        if let cluster {
+            let urls = cluster.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !urls.isEmpty, urls.allSatisfy({ $0.hasPrefix("nats://") || $0.hasPrefix("tls://") }) else {
+                throw ValidationError("--cluster takes nats://HOST:PORT[,nats://HOST:PORT…], not '\(cluster)'")
+            }
+            var cc = c.cluster ?? ClusterConfiguration(servers: urls, node: ClusterConfiguration.defaultNode)
+            cc.servers = urls
+            c.cluster = cc
+        }
+        if role != nil || standby || node != nil {
+            guard var cc = c.cluster else { throw ValidationError("--role, --standby and --node need --cluster (or \"cluster\" in the config)") }
+            if let role {
+                guard let r = ClusterConfiguration.Role(rawValue: role) else { throw ValidationError("--role is owner or fanout, not '\(role)'") }
+                cc.role = r
+            }
+            if standby { cc.standby = true }
+            if let node { cc.node = node }
+            guard !cc.standby || cc.role == .owner else { throw ValidationError("--standby is for an owner, not a fan-out node") }
+            c.cluster = cc
+        }
         guard (0...65535).contains(c.port) else { throw ValidationError("--port must be 0…65535") }
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -63,6 +88,9 @@ struct ServeCommand: AsyncParsableCommand {
         say("viewer:  \(scheme)://\(host):\(port)/")
         say("stream:  \(wsScheme)://\(host):\(port)/stream  (subprotocol scenestream.v1)")
         say("health:  \(scheme)://\(host):\(port)/healthz   metrics: /metrics")
+        if let cc = c.cluster {
+            say("cluster: \(cc.role.rawValue)\(cc.standby ? " (standby)" : "") \(cc.node) on \(cc.servers.joined(separator: ","))")
+        }
         say("listening on port \(port)")
         let banner = out
         // Storage, MQTT and streaming run as services; SIGTERM / SIGINT shut them down in reverse order: clients

@@ -1,0 +1,119 @@
+"""A real nats-server cluster on loopback for the cluster tests: three servers with JetStream (file storage in a
+temporary folder), client and route ports picked at random and the whole cluster started again on others if one
+is taken; readiness from the servers' own logs (ready, then a JetStream metadata leader), never a sleep."""
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+NATS_SERVER = os.environ.get("NATS_SERVER", "/usr/sbin/nats-server")
+
+
+class NATSNode:
+    def __init__(self, name, port, cluster_port, routes, store, extra=()):
+        self.name, self.port, self.cluster_port, self.routes, self.store = name, port, cluster_port, routes, store
+        self.extra = list(extra)
+        self.proc = None
+        self.log_path = os.path.join(os.path.dirname(store), f"{name}.log")
+
+    @property
+    def url(self):
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self):
+        args = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name, "-js", "-sd", self.store]
+        if self.cluster_port:
+            args += ["--cluster_name", "scenestream-test", "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
+            if self.routes:
+                args += ["--routes", ",".join(self.routes)]
+        args += self.extra
+        self.log_start = len(self.log_text())
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            text = self.log_text()[self.log_start:]
+            if "Server is ready" in text:
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def stop(self, kill=False):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+class NATSCluster:
+    def __init__(self, count=3):
+        self.folder = tempfile.mkdtemp(prefix="scenestream-nats-")
+        last = ""
+        for _attempt in range(6):
+            base = random.randint(20000, 55000)
+            ports = [base + k for k in range(count)]
+            cports = [base + 100 + k for k in range(count)]
+            self.nodes = []
+            ok = True
+            for k in range(count):
+                routes = [f"nats://127.0.0.1:{p}" for j, p in enumerate(cports) if j != k] if count > 1 else []
+                n = NATSNode(f"n{k}", ports[k], cports[k] if count > 1 else 0, routes, os.path.join(self.folder, f"n{k}"))
+                n.start()
+                self.nodes.append(n)
+            for n in self.nodes:
+                if not n.wait_ready():
+                    ok = False
+                    last = n.log_text()[-800:]
+            if ok and self.wait_jetstream():
+                return
+            for n in self.nodes:
+                n.stop()
+            shutil.rmtree(self.folder, ignore_errors=True)
+            os.makedirs(self.folder)
+        raise RuntimeError("nats cluster did not start: " + last)
+
+    def wait_jetstream(self, timeout=30):
+        """A JetStream metadata leader is elected (a single server is its own at once)."""
+        if len(self.nodes) == 1:
+            return True
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any("new metadata leader" in n.log_text() or "JetStream cluster new metadata leader" in n.log_text() for n in self.nodes):
+                return True
+            time.sleep(0.05)
+        return False
+
+    @property
+    def urls(self):
+        return ",".join(n.url for n in self.nodes)
+
+    def stop_node(self, k, kill=False):
+        self.nodes[k].stop(kill=kill)
+
+    def restart_node(self, k):
+        self.nodes[k].start()
+        assert self.nodes[k].wait_ready(), self.nodes[k].log_text()[-800:]
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,212 @@
+"""The cluster on a real nats-server cluster (three servers, JetStream R3 on loopback): an owner and two fan-out
+SceneStream processes, checked by the independent Python client — exact scenes on every node at the owner's
+versions, zones on fan-out nodes byte by byte, a second owner refused, NATS servers lost mid-stream."""
+import asyncio
+import json
+import subprocess
+import time
+import zlib
+
+import pytest
+from websockets.asyncio.client import connect
+
+import scenestream_wire as sw
+from conftest import ROOT, Server, binary
+from natscluster import NATSCluster
+from test_security import SECRET, jwt
+
+ADMIN = jwt("boss", role="admin")
+INGEST = "ingest-token-for-the-cluster-tests"
+
+
+@pytest.fixture(scope="module")
+def nats():
+    c = NATSCluster(3)
+    yield c
+    c.stop()
+
+
+def node_config(d, nats, role, node, **extra):
+    cfg = d / f"{node}.json"
+    cluster = {"nats": nats.urls.split(","), "role": role, "node": node, "replicas": 3, "keyframeSeconds": 2}
+    cluster.update(extra)
+    cfg.write_text(json.dumps({"auth": {"hs256Secret": SECRET}, "ingestToken": INGEST, "data": str(d / f"data-{node}"), "cluster": cluster}))
+    return str(cfg)
+
+
+@pytest.fixture(scope="module")
+def nodes(nats, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cluster")
+    owner = Server("--config", node_config(d, nats, "owner", "owner-1"))
+    fans = [Server("--config", node_config(d, nats, "fanout", f"fan-{k}")) for k in (1, 2)]
+    for f in fans:
+        wait_synced(f)
+    yield owner, fans, d
+    for s in fans + [owner]:
+        assert s.stop() == 0, s.log_tail()
+
+
+def wait_synced(server, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        h = server.json("/healthz")
+        if h.get("synced"):
+            return h
+        time.sleep(0.05)
+    raise AssertionError("fan-out node never synced: " + server.log_tail())
+
+
+async def follow_until(url, token, version, timeout=15):
+    """Streams until the replica reaches `version`; returns the replica and every (inflated) body received."""
+    replica, bodies = sw.Replica(), []
+    async with connect(url, subprotocols=["scenestream.v1"], max_size=None) as ws:
+        await ws.send(sw.hello(token=token))
+        assert sw.decode_server(await ws.recv())["type"] == "welcome"
+        await ws.send(sw.subscribe("demo", rate=30))
+        deadline = time.time() + timeout
+        while (replica.version or 0) < version and time.time() < deadline:
+            data = await asyncio.wait_for(ws.recv(), 5)
+            bodies.append(data[2:] if not data[1] & 1 else zlib.decompressobj(-15).decompress(data[2:]))
+            m = sw.decode_server(data)
+            if m["type"] in ("keyframe", "delta"):
+                replica.apply(m)
+                await ws.send(sw.ack(m["version"]))
+    return replica, bodies
+
+
+def settled_scene(server, version):
+    """The server's /api/scene at `version` (answers are reused for up to a second)."""
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        snap = server.json("/api/scene", token=ADMIN)
+        if int(snap["version"]) == version:
+            return snap
+        time.sleep(0.1)
+    raise AssertionError(f"/api/scene never reached {version}")
+
+
+def test_every_fanout_client_holds_the_owners_scene_at_the_owners_version(nodes):
+    owner, fans, _ = nodes
+    assert owner.http("/api/simulator", json.dumps({"running": False}).encode(), token=ADMIN)[0] == 200
+    try:
+        version = owner.json("/api/status", token=ADMIN)["version"]
+        want = {e["index"]: e for e in settled_scene(owner, version)["entered"]}
+        assert len(want) > 200
+        for f in fans:
+            replica, _ = asyncio.run(follow_until(f.url, ADMIN, version))
+            assert replica.version == version, (replica.version, version)
+            got = replica.as_description()
+            assert sorted(got) == sorted(want)
+            for i, e in want.items():
+                assert got[i] == e, (f.port, i, got[i], e)
+            # The fan-out node's own view is the owner's too.
+            assert {e["index"]: e for e in settled_scene(f, version)["entered"]} == want
+            h = f.json("/healthz")
+            assert h["role"] == "fanout" and h["lag"] == 0 and h["version"] == version and h["nats"] == "connected"
+    finally:
+        owner.http("/api/simulator", json.dumps({"running": True}).encode(), token=ADMIN)
+    # Live again: the fan-out nodes move on with the owner.
+    v0 = fans[0].json("/healthz")["version"]
+    deadline = time.time() + 10
+    while fans[0].json("/healthz")["version"] <= v0 + 10 and time.time() < deadline:
+        time.sleep(0.1)
+    assert fans[0].json("/healthz")["version"] > v0 + 10
+
+
+def test_a_fanout_node_has_no_ingest_and_no_twin_state(nodes):
+    _, fans, _ = nodes
+    import urllib.error
+    for path, body, token in (("/api/ingest", b'{"updates": []}', INGEST), ("/api/simulator", b'{"running": false}', ADMIN),
+                              ("/api/twin?id=x", None, ADMIN)):
+        # Authentication still comes first.
+        with pytest.raises(urllib.error.HTTPError) as e:
+            fans[0].http(path, body)
+        assert e.value.code in (401, 403), (path, e.value.code)
+        # With a token, the node says where to go.
+        with pytest.raises(urllib.error.HTTPError) as e:
+            fans[0].http(path, body, token=token)
+        assert e.value.code == 409 and b"owner" in e.value.read(), (path, e.value.code)
+    metrics = {l.split()[0]: float(l.split()[1]) for l in fans[0].http("/metrics", token=ADMIN)[1].decode().splitlines()
+               if l.startswith("scenestream_cluster_")}
+    assert metrics["scenestream_cluster_synced"] == 1 and metrics["scenestream_cluster_nats_connected"] == 1
+    assert metrics["scenestream_cluster_commits_applied_total"] > 0 and metrics["scenestream_cluster_messages_refused_total"] == 0
+
+
+def test_a_second_owner_without_standby_is_refused(nodes, nats):
+    _, _, d = nodes
+    p = subprocess.run(
+        [binary(), "serve", "--port", "0", "--bind", "127.0.0.1", "--config", node_config(d, nats, "owner", "owner-2")],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert p.returncode != 0
+    assert "owned by node 'owner-1'" in p.stderr + p.stdout and "--standby" in p.stderr + p.stdout
+
+
+def test_zones_hold_on_a_fanout_node(nodes):
+    owner, fans, _ = nodes
+
+    async def admin_on_owner():
+        async with connect(owner.url, subprotocols=["scenestream.v1"], max_size=None) as ws:
+            await ws.send(sw.hello(token=ADMIN))
+            assert sw.decode_server(await ws.recv())["type"] == "welcome"
+            await ws.send(sw.subscribe("demo", rate=30))
+            replica = sw.Replica()
+            while not replica.version:
+                m = sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
+                if m["type"] in ("keyframe", "delta"):
+                    replica.apply(m)
+            await ws.send(sw.presence("hall-a", head=[30000, 1700, 20000]))
+            for i, n in replica.nodes.items():
+                if n["name"] == "press-01" and replica.nodes[n["parent"]]["name"] == "line-02":
+                    await ws.send(sw.select([i]))
+                    await ws.send(sw.annotate(1, i, [0, 500, 0], "line-02 secret note"))
+            await asyncio.sleep(4)
+
+    async def run():
+        admin = asyncio.create_task(admin_on_owner())
+        await asyncio.sleep(1)
+        version = fans[1].json("/healthz")["version"] + 60
+        contractor = await follow_until(fans[1].url, jwt("con", role="operator", zones=["hall-a-line-01"]), version)
+        watcher = await follow_until(fans[0].url, ADMIN, fans[0].json("/healthz")["version"] + 5)
+        await admin
+        return contractor, watcher
+
+    (replica, bodies), (_, admin_bodies) = asyncio.run(run())
+    names = {n["name"] for n in replica.nodes.values()}
+    assert "line-01" in names and "robot-01" in names and "line-02" not in names
+    blob = b"".join(bodies)
+    for secret in (b"line-02", b"~presence", b"secret note", b"agv-", b"column-"):
+        assert secret not in blob, secret
+    # The same data did reach the other fan-out node's admin (so the check above could have failed).
+    admin_blob = b"".join(admin_bodies)
+    assert b"line-02" in admin_blob and b"~presence" in admin_blob and b"secret note" in admin_blob
+
+
+def test_losing_one_nats_server_of_three_keeps_the_stream_going(nodes, nats):
+    _, fans, _ = nodes
+
+    async def rate(url, seconds):
+        frames, replica = 0, sw.Replica()
+        async with connect(url, subprotocols=["scenestream.v1"], max_size=None) as ws:
+            await ws.send(sw.hello(token=ADMIN))
+            await ws.recv()
+            await ws.send(sw.subscribe("demo", rate=30))
+            end = time.time() + seconds
+            while time.time() < end:
+                m = sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
+                if m["type"] in ("keyframe", "delta"):
+                    replica.apply(m)
+                    frames += 1
+                    await ws.send(sw.ack(m["version"]))
+        return frames / seconds, replica.version
+
+    before, _ = asyncio.run(rate(fans[0].url, 2))
+    for k in range(3):
+        nats.stop_node(k, kill=True)
+        during, v = asyncio.run(rate(fans[0].url, 4))
+        nats.restart_node(k)
+        assert nats.wait_jetstream()
+        # Frames keep coming while a server is gone (the clients' rate may dip while NATS moves the connection).
+        assert during >= 0.6 * before, (k, before, during)
+        assert fans[0].json("/healthz")["synced"], fans[0].log_tail()
+    after, _ = asyncio.run(rate(fans[0].url, 2))
+    assert after >= 0.8 * before, (before, after)
