@@ -56,6 +56,8 @@ public struct ClusterSubjects: Sendable, Equatable {
     public let stream: String
     /// Collaboration (presence, selection, annotations) from fan-out nodes to the owner.
     public let collaboration: String
+    /// A request to the owner for a keyframe of the scene now (a catch-up that need not wait for JetStream).
+    public let sync: String
     /// The owner lease's key in the owners bucket.
     public let leaseKey: String
 
@@ -67,6 +69,7 @@ public struct ClusterSubjects: Sendable, Equatable {
         commits = "\(prefix).commits"
         keyframes = "\(prefix).keyframes"
         collaboration = "\(prefix).collab"
+        sync = "\(prefix).sync"
         stream = "SCENESTREAM_\(token.replacingOccurrences(of: "-", with: "_"))"
         leaseKey = token
     }

@@ -3,37 +3,43 @@ import Foundation
 import SceneStreamNATS
 import SceneStreamProtocol
 
-/// A fan-out node's side of the commit stream: reads the last keyframe and follows the stream from it (commits
-/// and keyframes, in stream order), decoding each message with the protocol's own decoder and leaving the frames
-/// for the service thread to take. NATS work (subscribing, re-reading after a gap, waiting for a stream that does
-/// not exist yet) happens on a queue of its own.
+/// A fan-out node's side of the commit stream. Live frames come over the scene's core NATS subjects, so a JetStream
+/// leader election (a NATS server lost) does not pause them; a catch-up (at start, after a gap) reads the stream's
+/// last keyframe and the commits stored after it. Every message is decoded with the protocol's own decoder and
+/// left, in arrival order, for the service thread to take. NATS reads happen on a queue of its own.
 public final class CommitFollower: @unchecked Sendable {
-    // @unchecked: mutable state is guarded by `lock`; `js` is thread-safe; subscriptions change on `queue` only.
+    // @unchecked: mutable state is guarded by `lock`; `js` and `connection` are thread-safe; catch-ups run on `queue`.
     private let js: NATSJetStream
+    private let connection: NATSConnection
     public let subjects: ClusterSubjects
     private let queue = DispatchQueue(label: "scenestream.commit-follower")
     private let lock = NSLock()
     private var inbox: [SceneFrame] = []
-    private var refused: [String] = []
+    private var notes: [String] = []
+    private var failedCatchUps = 0
     private var subscription: NATSSubscription?
     private var stopped = false
-    private var generation = 0
     private var counts = Counts()
     private let decoder: MessageDecoder
+    /// The most commits a catch-up reads back (beyond them it waits for the next live keyframe).
+    public let maxCatchUp: Int
 
     /// Received and refused counts, for `/metrics`.
     public struct Counts: Sendable, Equatable {
         public var received = 0
         public var refused = 0
         public var catchUps = 0
+        public var catchUpFailures = 0
         public var bytes = 0
         public init() {}
     }
 
-    /// A follower of `subjects.stream` (it waits for the stream when it does not exist yet).
-    public init(connection: NATSConnection, subjects: ClusterSubjects, maxMessageBytes: Int = 64 << 20) throws(NATSError) {
+    /// A follower of scene `subjects.scene` on `connection`.
+    public init(connection: NATSConnection, subjects: ClusterSubjects, maxMessageBytes: Int = 64 << 20, maxCatchUp: Int = 3000) throws(NATSError) {
         js = try NATSJetStream(connection)
+        self.connection = connection
         self.subjects = subjects
+        self.maxCatchUp = maxCatchUp
         do {
             decoder = try MessageDecoder(limits: DecodeLimits(maxMessageBytes: maxMessageBytes, maxInflatedBytes: 4 * maxMessageBytes))
         } catch {
@@ -41,38 +47,46 @@ public final class CommitFollower: @unchecked Sendable {
         }
     }
 
-    /// Starts following from the last keyframe.
-    public func start() { queue.async { [self] in subscribeFromKeyframe() } }
+    /// Subscribes to the live frames and catches up from the stream.
+    public func start() throws(NATSError) {
+        let sub = try connection.subscribe("\(subjects.prefix).*") { [weak self] m in
+            self?.received(m.payload, subject: m.subject, from: "live")
+        }
+        lock.lock()
+        subscription = sub
+        lock.unlock()
+        catchUp()
+    }
 
-    /// Starts again from the last keyframe (after a gap).
-    public func resync() {
+    /// Reads the last keyframe and the commits after it (again every second until it can).
+    public func catchUp() {
         queue.async { [self] in
             lock.lock()
+            let stop = stopped
             counts.catchUps += 1
             lock.unlock()
-            subscribeFromKeyframe()
+            if !stop { readBack() }
         }
     }
 
     /// Stops following.
     public func stop() {
-        queue.sync {
-            lock.lock()
-            stopped = true
-            let s = subscription
-            subscription = nil
-            lock.unlock()
-            s?.cancel()
-        }
+        lock.lock()
+        stopped = true
+        let s = subscription
+        subscription = nil
+        lock.unlock()
+        s?.cancel()
+        queue.sync {}
     }
 
-    /// The frames received since the last call, in stream order, and the messages refused (with why).
-    public func take() -> (frames: [SceneFrame], refused: [String]) {
+    /// The frames received since the last call, in arrival order, and what was refused or failed (with why).
+    public func take() -> (frames: [SceneFrame], notes: [String]) {
         lock.lock()
         defer { lock.unlock() }
-        let r = (inbox, refused)
+        let r = (inbox, notes)
         inbox.removeAll(keepingCapacity: true)
-        refused.removeAll()
+        notes.removeAll()
         return r
     }
 
@@ -83,62 +97,68 @@ public final class CommitFollower: @unchecked Sendable {
         return counts
     }
 
-    private func subscribeFromKeyframe() {
-        lock.lock()
-        if stopped {
-            lock.unlock()
+    private func readBack() {
+        // The owner answers with a keyframe of its scene now: no wait for JetStream (which may be electing a
+        // leader just when a lost server made this node miss versions). Without an owner, the stream's.
+        if let reply = try? connection.request(subjects.sync, [], timeoutMs: 1000) {
+            received(reply.payload, subject: subjects.keyframes, from: "the owner")
             return
         }
-        let old = subscription
-        subscription = nil
-        generation += 1
-        let gen = generation
-        lock.unlock()
-        old?.cancel()
         do {
-            // From the last keyframe on (it is the first message delivered); with none yet, from the start.
-            let start = try js.lastMessage(stream: subjects.stream, subject: subjects.keyframes)?.sequence ?? 1
-            let sub = try js.follow("\(subjects.prefix).*", from: start) { [weak self] m in self?.received(m, generation: gen) }
-            lock.lock()
-            if stopped || gen != generation {
-                lock.unlock()
-                sub.cancel()
-                return
+            // No keyframe yet (the owner has not started): live frames will bring one.
+            guard let key = try js.lastMessage(stream: subjects.stream, subject: subjects.keyframes) else { return }
+            received(key.payload, subject: key.subject, from: "stream \(key.sequence)")
+            let last = try js.lastMessage(stream: subjects.stream, subject: subjects.commits)?.sequence ?? 0
+            guard last > key.sequence else { return }
+            for seq in (key.sequence + 1)...min(last, key.sequence + UInt64(maxCatchUp)) {
+                guard let m = try js.message(stream: subjects.stream, sequence: seq), m.subject == subjects.commits else { continue }
+                received(m.payload, subject: m.subject, from: "stream \(seq)")
             }
-            subscription = sub
-            lock.unlock()
         } catch {
-            // No stream yet (the owner has not started) or NATS is away: try again in a second.
             lock.lock()
-            if refused.count < 100 { refused.append("following \(subjects.stream): \(error)") }
-            lock.unlock()
-            queue.asyncAfter(deadline: .now() + 1) { [self] in
-                lock.lock()
-                let current = gen == generation && subscription == nil
-                lock.unlock()
-                if current { subscribeFromKeyframe() }
+            counts.catchUpFailures += 1
+            if counts.catchUpFailures <= 3 || counts.catchUpFailures % 60 == 0 {
+                notes.append("catching up from \(subjects.stream) failed (trying again every second): \(error)")
             }
+            let stop = stopped
+            lock.unlock()
+            if !stop { queue.asyncAfter(deadline: .now() + 1) { [self] in readBack() } }
         }
     }
 
-    private func received(_ m: StreamMessage, generation gen: Int) {
+    private func received(_ payload: [UInt8], subject: String, from: String) {
         lock.lock()
         defer { lock.unlock() }
-        guard gen == generation, !stopped else { return }
+        guard !stopped else { return }
         counts.received += 1
-        counts.bytes += m.payload.count
+        counts.bytes += payload.count
         do {
-            guard case .frame(let f) = try decoder.decodeServerMessage(m.payload) else {
+            guard subject == subjects.commits || subject == subjects.keyframes else {
+                // Other subjects of the scene (collaboration) are not frames.
+                counts.received -= 1
+                return
+            }
+            guard case .frame(let f) = try decoder.decodeServerMessage(payload) else {
                 throw ProtocolError(.invalidValue, "not a frame")
             }
-            let isKey = m.subject == subjects.keyframes
-            guard f.isKeyframe == isKey, m.subject == subjects.commits || isKey else {
-                throw ProtocolError(.invalidValue, "a \(f.isKeyframe ? "keyframe" : "delta") on \(m.subject)")
+            guard f.isKeyframe == (subject == subjects.keyframes) else {
+                throw ProtocolError(.invalidValue, "a \(f.isKeyframe ? "keyframe" : "delta") on \(subject)")
+            }
+            guard f.kind.sceneId.map({ $0 == subjects.scene }) ?? true else {
+                throw ProtocolError(.invalidValue, "a keyframe of another scene")
             }
             inbox.append(f)
         } catch {
             counts.refused += 1
-            if refused.count < 100 { refused.append("message \(m.sequence) on \(m.subject): \(error)") }
+            if counts.refused <= 5 || counts.refused % 1000 == 0 { notes.append("refused a message on \(subject) (\(from)): \(error)") }
         }
+    }
+}
+
+extension SceneFrame.Kind {
+    /// A keyframe's scene id (nil for a delta).
+    var sceneId: String? {
+        if case .keyframe(let id, _) = self { return id }
+        return nil
     }
 }

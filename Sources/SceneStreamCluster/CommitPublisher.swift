@@ -2,21 +2,26 @@ import Dispatch
 import Foundation
 import SceneStreamNATS
 
-/// The owner's side of the commit stream: publishes each committed version (an encoded delta) and periodic
-/// keyframes to JetStream, in order, from a queue of its own — the service thread hands over bytes and never
-/// waits for NATS. When a publish fails (NATS down, stream full) the rest of the backlog is dropped and the
-/// owner is asked for a keyframe, so followers resume from a whole state rather than from a hole.
+/// The owner's side of the commit stream: each committed version (an encoded delta) and periodic keyframes, on
+/// the scene's subjects, which the JetStream stream stores. Deltas go out as plain publishes from a queue of their
+/// own, so followers get them live even while JetStream elects a new leader; keyframes are published with the
+/// stream's acknowledgement from another queue, so the owner knows the stream holds a whole state to catch up
+/// from. The service thread hands over bytes and never waits for NATS. After a failure (NATS down, a keyframe not
+/// stored) the owner is asked for a keyframe.
 public final class CommitPublisher: @unchecked Sendable {
-    // @unchecked: mutable state is guarded by `lock`; `js` is thread-safe; publishing happens on `queue` only.
+    // @unchecked: mutable state is guarded by `lock`; `js` and `connection` are thread-safe.
     private let js: NATSJetStream
+    private let connection: NATSConnection
     public let subjects: ClusterSubjects
-    private let queue = DispatchQueue(label: "scenestream.commit-publisher")
+    private let deltas = DispatchQueue(label: "scenestream.commit-publisher")
+    private let keyframes = DispatchQueue(label: "scenestream.keyframe-publisher")
     private let lock = NSLock()
     private var backlog = 0
+    private var keyframeInFlight = false
     private var wantKeyframe = false
     private var counts = Counts()
     private var lastError: String?
-    /// The most frames waiting to be published; beyond it the owner is asked for a keyframe instead.
+    /// The most deltas waiting to be published; beyond it the owner is asked for a keyframe instead.
     public let maxBacklog: Int
 
     /// Published and failed counts, for `/metrics`.
@@ -26,8 +31,8 @@ public final class CommitPublisher: @unchecked Sendable {
         public var failures = 0
         public var dropped = 0
         public var bytes = 0
-        /// Stream sequence of the last publish acknowledged.
-        public var lastSequence: UInt64 = 0
+        /// Stream sequence of the last keyframe stored.
+        public var lastKeyframeSequence: UInt64 = 0
         public init() {}
     }
 
@@ -35,6 +40,7 @@ public final class CommitPublisher: @unchecked Sendable {
     /// `retentionSeconds` of commits.
     public init(connection: NATSConnection, subjects: ClusterSubjects, replicas: Int, retentionSeconds: Int, maxBacklog: Int = 600) throws(NATSError) {
         js = try NATSJetStream(connection)
+        self.connection = connection
         self.subjects = subjects
         self.maxBacklog = maxBacklog
         try js.addStream(
@@ -42,22 +48,81 @@ public final class CommitPublisher: @unchecked Sendable {
             maxAgeMs: Int64(retentionSeconds) * 1000)
     }
 
-    /// The last keyframe and the commits after it, as stored (for an owner that starts: it continues the
-    /// stream's version sequence).
+    /// The stream's last keyframe, if any.
     public func lastKeyframe() throws(NATSError) -> StreamMessage? {
         try js.lastMessage(stream: subjects.stream, subject: subjects.keyframes)
     }
 
-    /// The last commit stored, if any.
+    /// The stream's last commit, if any.
     public func lastCommit() throws(NATSError) -> StreamMessage? {
         try js.lastMessage(stream: subjects.stream, subject: subjects.commits)
     }
 
     /// Queues the delta that made `version`.
-    public func publishCommit(_ bytes: [UInt8], version: UInt64) { enqueue(bytes, subject: subjects.commits, id: "\(subjects.scene)/\(version)/d", keyframe: false) }
+    public func publishCommit(_ bytes: [UInt8], version: UInt64) {
+        lock.lock()
+        if backlog >= maxBacklog {
+            counts.dropped += 1
+            wantKeyframe = true
+            lock.unlock()
+            return
+        }
+        backlog += 1
+        lock.unlock()
+        deltas.async { [self] in
+            var failure: String?
+            do { try connection.publish(subjects.commits, bytes) } catch { failure = "\(error)" }
+            lock.lock()
+            backlog -= 1
+            if let failure {
+                counts.failures += 1
+                wantKeyframe = true
+                if lastError == nil { lastError = failure }
+            } else {
+                counts.commits += 1
+                counts.bytes += bytes.count
+            }
+            lock.unlock()
+        }
+    }
 
-    /// Queues a keyframe of `version`.
-    public func publishKeyframe(_ bytes: [UInt8], version: UInt64) { enqueue(bytes, subject: subjects.keyframes, id: "\(subjects.scene)/\(version)/k", keyframe: true) }
+    /// Queues a keyframe of `version`, unless one is still being stored (returns false then: ask again later).
+    @discardableResult
+    public func publishKeyframe(_ bytes: [UInt8], version: UInt64) -> Bool {
+        lock.lock()
+        if keyframeInFlight {
+            lock.unlock()
+            return false
+        }
+        keyframeInFlight = true
+        lock.unlock()
+        // After the deltas queued before it, so that a follower never sees the keyframe before older deltas.
+        deltas.async { [self] in
+            keyframes.async { [self] in
+                var failure: String?
+                var seq: UInt64 = 0
+                do { seq = try js.publish(subjects.keyframes, bytes, messageId: "\(subjects.scene)/\(version)/k") } catch { failure = "\(error)" }
+                lock.lock()
+                keyframeInFlight = false
+                if let failure {
+                    counts.failures += 1
+                    wantKeyframe = true
+                    if lastError == nil { lastError = failure }
+                } else {
+                    counts.keyframes += 1
+                    counts.bytes += bytes.count
+                    counts.lastKeyframeSequence = seq
+                }
+                lock.unlock()
+            }
+        }
+        return true
+    }
+
+    /// Sends `bytes` (a keyframe) to `reply` (a follower's sync request), after the deltas queued before it.
+    public func reply(_ bytes: [UInt8], to reply: String) {
+        deltas.async { [self] in try? connection.publish(reply, bytes) }
+    }
 
     /// Whether the next publish should be a keyframe (after a failure or an overflow); reading it clears it.
     public func takeKeyframeRequest() -> Bool {
@@ -84,43 +149,10 @@ public final class CommitPublisher: @unchecked Sendable {
         return e
     }
 
-    /// Waits until everything queued so far was published (or failed).
-    public func drain() { queue.sync {} }
-
-    private func enqueue(_ bytes: [UInt8], subject: String, id: String, keyframe: Bool) {
-        lock.lock()
-        if backlog >= maxBacklog && !keyframe {
-            counts.dropped += 1
-            wantKeyframe = true
-            lock.unlock()
-            return
-        }
-        backlog += 1
-        lock.unlock()
-        queue.async { [self] in
-            var failure: String?
-            var seq: UInt64 = 0
-            // After a failure, deltas are pointless until a keyframe: followers would see a gap anyway.
-            lock.lock()
-            let skip = wantKeyframe && !keyframe
-            lock.unlock()
-            if !skip {
-                do { seq = try js.publish(subject, bytes, messageId: id) } catch { failure = "\(error)" }
-            }
-            lock.lock()
-            backlog -= 1
-            if skip {
-                counts.dropped += 1
-            } else if let failure {
-                counts.failures += 1
-                wantKeyframe = true
-                if lastError == nil { lastError = failure }
-            } else {
-                if keyframe { counts.keyframes += 1 } else { counts.commits += 1 }
-                counts.bytes += bytes.count
-                counts.lastSequence = seq
-            }
-            lock.unlock()
-        }
+    /// Waits until everything queued so far was published (or failed), and NATS has it.
+    public func drain() {
+        deltas.sync {}
+        keyframes.sync {}
+        try? connection.flush(timeoutMs: 2000)
     }
 }

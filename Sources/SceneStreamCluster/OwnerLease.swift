@@ -114,33 +114,43 @@ public final class OwnerLease: @unchecked Sendable {
         lock.unlock()
         do {
             if let next = try kv.update(key, Array(node.utf8), revision: rev) {
-                lock.lock()
-                revision = next
-                renewals += 1
-                lock.unlock()
+                adopt(next)
                 return
             }
-            // Someone else holds it now (our renewals stopped longer than the lease).
-            let other = (try? holder()) ?? "another node"
+            // The compare-and-set failed. Reads may come from a replica a little behind (NATS moving a leader), so
+            // only another node's name in the entry means the lease is lost.
+            guard let e = try kv.get(key) else {
+                // Expired while renewals failed: take it again (nil from create: someone else did, seen next time).
+                if try kv.create(key, Array(node.utf8)).map(adopt) == nil { noteFailure() }
+                return
+            }
+            let holder = String(decoding: e.value, as: UTF8.self)
+            if holder == node {
+                adopt(e.revision)  // our renewal landed but its answer was lost
+                return
+            }
             lock.lock()
             timer?.cancel()
             timer = nil
             let h = lostHandler
             lostHandler = nil
             lock.unlock()
-            h?(other)
+            h?(holder.isEmpty ? "nobody (released)" : holder)
         } catch {
-            lock.lock()
-            failures += 1
-            lock.unlock()
-            // The entry expired while NATS was away: take it again if nobody else did.
-            do {
-                if try kv.get(key) == nil, try acquire() == nil {
-                    lock.lock()
-                    renewals += 1
-                    lock.unlock()
-                }
-            } catch {}
+            noteFailure()
         }
+    }
+
+    private func adopt(_ rev: UInt64) {
+        lock.lock()
+        revision = rev
+        renewals += 1
+        lock.unlock()
+    }
+
+    private func noteFailure() {
+        lock.lock()
+        failures += 1
+        lock.unlock()
     }
 }

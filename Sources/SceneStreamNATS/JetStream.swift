@@ -8,14 +8,13 @@ public struct StreamMessage: Sendable, Equatable {
     public let payload: [UInt8]
 }
 
-/// A JetStream context on a connection (libnats' `jsCtx`): streams, acknowledged publishes, last message by
-/// subject, and ordered consumers from a sequence. The scene's commit stream rides on it.
+/// A JetStream context on a connection (libnats' `jsCtx`): streams, acknowledged publishes, messages read back by
+/// sequence and the last one by subject. The scene's commit stream rides on it.
 public final class NATSJetStream: @unchecked Sendable {
-    // @unchecked: libnats' JetStream context is thread-safe; `subscriptions` is guarded by `lock`.
+    // @unchecked: libnats' JetStream context is thread-safe.
     private let js: OpaquePointer
+    /// Kept alive as long as the context.
     private let connection: NATSConnection
-    private let lock = NSLock()
-    private var subscriptions: [NATSSubscription] = []
 
     /// A JetStream context on `connection`; `timeoutMs` bounds each API call and publish acknowledgement.
     public init(_ connection: NATSConnection, timeoutMs: Int64 = 5000) throws(NATSError) {
@@ -91,62 +90,18 @@ public final class NATSJetStream: @unchecked Sendable {
             payload: copyBytes(natsMsg_GetData(msg), Int(natsMsg_GetDataLength(msg))))
     }
 
-    /// Delivers the messages of `subject` from stream sequence `from` on (0: only new ones), in order, on a libnats
-    /// thread, through an ordered consumer (libnats restarts it by itself after a gap or a lost server).
-    @discardableResult
-    public func follow(_ subject: String, from: UInt64, handler: @escaping @Sendable (StreamMessage) -> Void) throws(NATSError) -> NATSSubscription {
-        let box = Unmanaged.passRetained(StreamHandlerBox(handler))
-        var so = jsSubOptions()
-        _ = jsSubOptions_Init(&so)
-        so.Ordered = true
-        so.Config.DeliverPolicy = from == 0 ? js_DeliverNew : js_DeliverByStartSequence
-        so.Config.OptStartSeq = from
-        // Heartbeats every second: a consumer lost with its server is noticed (and recreated by libnats) in
-        // seconds, not after the default five.
-        so.Config.Heartbeat = 1_000_000_000
-        var sub: OpaquePointer?
+    /// The message at stream sequence `sequence`, or nil if the stream has none there (deleted, or aged out).
+    public func message(stream: String, sequence: UInt64) throws(NATSError) -> StreamMessage? {
+        var msg: OpaquePointer?
         var code = jsErrCode(rawValue: 0)
-        let s = js_Subscribe(&sub, js, subject, streamMessageTrampoline, box.toOpaque(), nil, &so, &code)
-        guard s == NATS_OK, let sub else {
-            box.release()
-            throw NATSError("follow \(subject) from \(from) (JetStream \(code.rawValue))", s)
-        }
-        let subscription = NATSSubscription(sub: sub, release: { box.release() })
-        lock.lock()
-        subscriptions.append(subscription)
-        lock.unlock()
-        return subscription
+        let s = js_GetMsg(&msg, js, stream, sequence, nil, &code)
+        if s == NATS_NOT_FOUND { return nil }
+        guard s == NATS_OK, let msg else { throw NATSError("message \(sequence) of \(stream)", s) }
+        defer { natsMsg_Destroy(msg) }
+        return StreamMessage(
+            sequence: sequence, subject: natsMsg_GetSubject(msg).map { String(cString: $0) } ?? "",
+            payload: copyBytes(natsMsg_GetData(msg), Int(natsMsg_GetDataLength(msg))))
     }
 
-    deinit {
-        lock.lock()
-        let subs = subscriptions
-        subscriptions = []
-        lock.unlock()
-        for s in subs { s.cancel() }
-        jsCtx_Destroy(js)
-    }
-}
-
-final class StreamHandlerBox {
-    let handler: @Sendable (StreamMessage) -> Void
-    init(_ handler: @escaping @Sendable (StreamMessage) -> Void) { self.handler = handler }
-}
-
-/// libnats calls a C function (see `natsMessageTrampoline`).
-private func streamMessageTrampoline(
-    _ nc: OpaquePointer?, _ sub: OpaquePointer?, _ msg: OpaquePointer?, _ closure: UnsafeMutableRawPointer?
-) {
-    guard let msg, let closure else { return }
-    defer { natsMsg_Destroy(msg) }
-    var meta: UnsafeMutablePointer<jsMsgMetaData>?
-    var seq: UInt64 = 0
-    if natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta {
-        seq = meta.pointee.Sequence.Stream
-        jsMsgMetaData_Destroy(meta)
-    }
-    let m = StreamMessage(
-        sequence: seq, subject: natsMsg_GetSubject(msg).map { String(cString: $0) } ?? "",
-        payload: copyBytes(natsMsg_GetData(msg), Int(natsMsg_GetDataLength(msg))))
-    Unmanaged<StreamHandlerBox>.fromOpaque(closure).takeUnretainedValue().handler(m)
+    deinit { jsCtx_Destroy(js) }
 }

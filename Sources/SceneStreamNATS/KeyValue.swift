@@ -27,6 +27,13 @@ public final class NATSKeyValue: @unchecked Sendable {
         var cfg = kvConfig()
         _ = kvConfig_Init(&cfg)
         var store: OpaquePointer?
+        // Bind to it when it exists (every node but the first), create it otherwise.
+        if js_KeyValue(&store, ctx, bucket) == NATS_OK, let store {
+            js = ctx
+            kv = store
+            return
+        }
+        store = nil
         s = bucket.withCString { name in
             cfg.Bucket = name
             cfg.Replicas = Int32(replicas)

@@ -5,6 +5,7 @@ import SceneStreamCluster
 import SceneStreamCore
 import SceneStreamNATS
 import SceneStreamProtocol
+import SceneStreamTransport
 
 /// This node's part in a cluster, owned by the service thread: the NATS connection and, by role, the commit
 /// publisher and owner lease (owner) or the commit follower (fan-out).
@@ -24,6 +25,8 @@ final class ClusterLink {
     var publishedSeen = CommitPublisher.Counts()
     var followedSeen = CommitFollower.Counts()
     var leaseSeen = (renewals: 0, failures: 0)
+    /// The owner's answer to followers' sync requests.
+    var syncSubscription: NATSSubscription?
     var refusedLogged = 0
     var wasConnected = true
 
@@ -52,23 +55,38 @@ extension StreamingServer {
             throw ClusterError("cannot reach the cluster at \(cc.servers.joined(separator: ",")): \(error)")
         }
         let link = ClusterLink(configuration: cc, subjects: subjects, connection: conn)
+        // JetStream may be electing a leader (a cluster starting or a server lost): retry for a while.
+        func retrying<T>(_ what: String, _ body: () throws -> T) throws -> T {
+            let deadline = Date().addingTimeInterval(30)
+            while true {
+                do { return try body() } catch let e as ClusterError { throw e } catch {
+                    guard Date() < deadline else { throw ClusterError("\(what): \(error)") }
+                    logger.notice("cluster: \(what) failed; trying again", metadata: ["reason": "\(error)"])
+                    Thread.sleep(forTimeInterval: 0.5)
+                }
+            }
+        }
         switch cc.role {
         case .fanout:
-            link.follower = try CommitFollower(connection: conn, subjects: subjects)
+            link.follower = try retrying("following the commit stream") { try CommitFollower(connection: conn, subjects: subjects) }
         case .owner:
-            let lease = try OwnerLease(connection: conn, key: subjects.leaseKey, node: cc.node, leaseSeconds: cc.leaseSeconds, replicas: cc.replicas)
-            if let holder = try lease.acquire() {
+            let lease = try retrying("the owner lease bucket") {
+                try OwnerLease(connection: conn, key: subjects.leaseKey, node: cc.node, leaseSeconds: cc.leaseSeconds, replicas: cc.replicas)
+            }
+            if let holder = try retrying("taking the owner lease", { try lease.acquire() }) {
                 throw ClusterError(
                     "scene '\(scene)' is owned by node '\(holder)': start this node with --standby to take over when that one stops, or with --role fanout to serve copies of it")
             }
             link.lease = lease
-            let publisher = try CommitPublisher(
-                connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds)
+            let publisher = try retrying("the commit stream") {
+                try CommitPublisher(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds)
+            }
             link.publisher = publisher
             // Continue the stream's versions: a client or fan-out node that has version N must never see an N again.
             let decoder = try MessageDecoder()
             var newest: UInt64 = 1
-            for m in [try publisher.lastKeyframe(), try publisher.lastCommit()].compactMap({ $0 }) {
+            let stored = try retrying("reading the stream's last versions") { [try publisher.lastKeyframe(), try publisher.lastCommit()] }
+            for m in stored.compactMap({ $0 }) {
                 if case .frame(let f)? = try? decoder.decodeServerMessage(m.payload) { newest = max(newest, f.version) }
             }
             graph.continueVersions(after: newest)
@@ -81,7 +99,22 @@ extension StreamingServer {
     /// Starts what runs in the background: the lease's renewal, the follower.
     func startCluster() {
         guard let c = cluster else { return }
-        c.follower?.start()
+        if let f = c.follower {
+            c.follow.catchUpStarted()
+            do { try f.start() } catch { logger.error("cluster: cannot follow the scene's commits", metadata: ["reason": "\(error)"]) }
+        }
+        if c.publisher != nil {
+            let me = LoopBound(self, loop: loop)
+            let loop = self.loop!
+            do {
+                c.syncSubscription = try c.connection.subscribe(c.subjects.sync) { m in
+                    guard let reply = m.reply else { return }
+                    loop.post { me.value.answerSync(reply: reply) }
+                }
+            } catch {
+                logger.error("cluster: cannot answer followers' sync requests", metadata: ["reason": "\(error)"])
+            }
+        }
         let logger = self.logger
         c.lease?.keepRenewed { holder in
             // Another owner took the scene (this process paused longer than the lease): two owners would fork the
@@ -95,6 +128,7 @@ extension StreamingServer {
     /// once instead of after it expires), the follower stops.
     func stopCluster() {
         guard let c = cluster else { return }
+        c.syncSubscription?.cancel()
         c.publisher?.drain()
         c.lease?.release()
         c.follower?.stop()
@@ -112,9 +146,10 @@ extension StreamingServer {
             let base = c.lastPublished == 0 ? nil : ClientBaseline(version: c.lastPublished, filter: .everything)
             if let f = engine.encodedFrame(from: base, filter: .everything) {
                 if f.isKeyframe {
-                    pub.publishKeyframe(f.bytes, version: f.version)
-                    c.lastKeyframeVersion = f.version
-                    c.lastKeyframeMs = nowMs
+                    if pub.publishKeyframe(f.bytes, version: f.version) {
+                        c.lastKeyframeVersion = f.version
+                        c.lastKeyframeMs = nowMs
+                    }
                 } else {
                     pub.publishCommit(f.bytes, version: f.version)
                 }
@@ -123,8 +158,7 @@ extension StreamingServer {
         }
         let due = nowMs >= c.lastKeyframeMs + UInt64(c.configuration.keyframeSeconds) * 1000
         if (pub.takeKeyframeRequest() || due) && c.lastKeyframeVersion != v || c.lastKeyframeVersion == 0 {
-            if let k = engine.encodedFrame(from: nil, filter: .everything) {
-                pub.publishKeyframe(k.bytes, version: k.version)
+            if let k = engine.encodedFrame(from: nil, filter: .everything), pub.publishKeyframe(k.bytes, version: k.version) {
                 c.lastKeyframeVersion = k.version
                 c.lastKeyframeMs = nowMs
             }
@@ -133,42 +167,46 @@ extension StreamingServer {
         }
     }
 
+    /// A follower asked for the scene now: a keyframe of the current version (shared with every other asker and
+    /// with clients' keyframes at this version). Service thread.
+    func answerSync(reply: String) {
+        guard let pub = cluster?.publisher else { return }
+        if runtime.graph.hasPendingChanges {
+            let nowMs = Self.wallMs()
+            runtime.commit(timeMs: nowMs)
+            replicate(nowMs: nowMs)
+        }
+        guard let k = engine.encodedFrame(from: nil, filter: .everything) else { return }
+        pub.reply(k.bytes, to: reply)
+    }
+
     // MARK: fan-out
 
-    /// Takes the frames the follower received and applies them to this node's copy, in order; a gap or a frame
-    /// that does not fit starts again from the stream's last keyframe. Service thread.
+    /// Takes the frames the follower received and applies them to this node's copy in version order; a gap or a
+    /// frame that does not fit starts a catch-up from the stream's last keyframe. Service thread.
     func followCommits() {
         guard let c = cluster, let follower = c.follower else { return }
-        let (frames, refused) = follower.take()
-        for r in refused {
-            c.refusedLogged += 1
-            if c.refusedLogged <= 5 || c.refusedLogged % 1000 == 0 {
-                logger.warning("cluster: stream message refused", metadata: ["reason": "\(r)", "count": "\(c.refusedLogged)"])
-            }
-        }
-        for f in frames {
-            let base: UInt64
-            if case .delta(let b) = f.kind { base = b } else { base = 0 }
-            switch c.follow.decide(keyframe: f.isKeyframe, base: base, version: f.version, current: runtime.graph.version) {
-            case .skip:
-                continue
-            case .apply:
+        let (frames, notes) = follower.take()
+        for n in notes { logger.warning("cluster: \(n)") }
+        for f in frames { c.follow.offer(f) }
+        var applied = 0
+        while let step = c.follow.step(current: runtime.graph.version) {
+            switch step {
+            case .apply(let f):
                 do {
                     try runtime.graph.follow(f)
-                    metrics.commitsApplied.increment()
+                    applied += 1
                 } catch {
-                    c.follow.failed()
                     logger.warning("cluster: a commit did not fit this copy; catching up from the last keyframe", metadata: ["version": "\(f.version)", "reason": "\(error)"])
-                    follower.resync()
-                    return
+                    if c.follow.failed() { follower.catchUp() }
                 }
-            case .resync(let from, let to):
+            case .catchUp(let from, let to):
                 logger.notice("cluster: versions missed; catching up from the last keyframe", metadata: ["from": "\(from)", "to": "\(to)"])
-                follower.resync()
-                return
+                follower.catchUp()
             }
         }
-        if !frames.isEmpty {
+        if applied > 0 {
+            metrics.commitsApplied.increment(by: applied)
             metrics.sceneVersion.set(Double(runtime.graph.version))
             metrics.nodeChanges.increment(by: runtime.graph.lastChangeCount)
         }
@@ -204,6 +242,8 @@ extension StreamingServer {
             metrics.commitsReceived.increment(by: now.received - c.followedSeen.received)
             metrics.catchUps.increment(by: now.catchUps - c.followedSeen.catchUps)
             metrics.clusterRefused.increment(by: now.refused - c.followedSeen.refused)
+            metrics.kvOperations.increment(by: now.catchUps - c.followedSeen.catchUps)
+            metrics.kvFailures.increment(by: now.catchUpFailures - c.followedSeen.catchUpFailures)
             c.followedSeen = now
             metrics.clusterLag.set(Double(c.follow.lag(current: runtime.graph.version)))
             metrics.clusterSynced.set(c.follow.synced ? 1 : 0)

@@ -95,33 +95,93 @@ import Testing
 }
 
 @Suite struct FollowStateTests {
-    @Test func deltasBeforeTheFirstKeyframeAreSkipped() {
+    func key(_ v: UInt64) -> SceneFrame {
+        SceneFrame(kind: .keyframe(sceneId: "s", quantization: Quantization()), version: v, timeMs: v, nodeSpace: 0)
+    }
+
+    func delta(_ base: UInt64, _ v: UInt64) -> SceneFrame { SceneFrame(kind: .delta(base: base), version: v, timeMs: v, nodeSpace: 0) }
+
+    /// Runs the machine like the server does, "applying" a frame by moving to its version; returns the versions
+    /// applied and the catch-ups asked for.
+    func run(_ s: inout FollowState, _ current: inout UInt64) -> (applied: [UInt64], catchUps: [FollowState.Step]) {
+        var applied: [UInt64] = []
+        var asked: [FollowState.Step] = []
+        while let step = s.step(current: current) {
+            switch step {
+            case .apply(let f):
+                current = f.version
+                applied.append(f.version)
+            case .catchUp: asked.append(step)
+            }
+        }
+        return (applied, asked)
+    }
+
+    @Test func deltasBeforeTheFirstKeyframeWaitAndThoseAfterItApply() {
         var s = FollowState()
-        #expect(s.decide(keyframe: false, base: 4, version: 5, current: 0) == .skip)
-        #expect(s.decide(keyframe: true, base: 0, version: 5, current: 0) == .apply)
+        var v: UInt64 = 1
+        s.catchUpStarted()
+        // Live deltas arrive before the catch-up's keyframe: held, then applied after it; older ones dropped.
+        s.offer(delta(5, 6))
+        s.offer(delta(6, 7))
+        #expect(run(&s, &v).applied == [])
+        s.offer(key(5))
+        s.offer(delta(4, 5))
+        #expect(run(&s, &v).applied == [5, 6, 7])
+        #expect(s.synced && !s.catchingUp)
+        // A keyframe of a version the copy has is not needed; a redelivered delta is dropped.
+        s.offer(key(7))
+        s.offer(delta(6, 7))
+        s.offer(delta(7, 8))
+        #expect(run(&s, &v).applied == [8])
+    }
+
+    @Test func aGapAsksForOneCatchUpAndTheStreamsCommitsFillIt() {
+        var s = FollowState()
+        var v: UInt64 = 0
+        s.offer(key(10))
+        _ = run(&s, &v)
+        s.offer(delta(12, 13))
+        s.offer(delta(13, 14))
+        let r = run(&s, &v)
+        #expect(r.applied == [] && r.catchUps == [.catchUp(from: 11, to: 12)])
+        #expect(!s.synced && s.gaps == 1 && s.lag(current: v) == 4)
+        // The catch-up reads back the last keyframe (10) and the commits after it; live ones keep coming.
+        s.offer(delta(14, 15))
+        s.offer(key(10))
+        for k in 10..<13 { s.offer(delta(UInt64(k), UInt64(k + 1))) }
+        // The keyframe of the copy's own version makes it whole again; the stream's commits and the held live ones
+        // follow in version order.
+        #expect(run(&s, &v).applied == [11, 12, 13, 14, 15])
+        #expect(s.synced && !s.catchingUp)
+    }
+
+    @Test func aNewerKeyframeResyncsAndHeldDeltasFollow() {
+        var s = FollowState()
+        var v: UInt64 = 0
+        s.offer(key(10))
+        _ = run(&s, &v)
+        s.offer(delta(12, 13))
+        _ = run(&s, &v)
+        s.offer(delta(13, 14))
+        s.offer(key(12))
+        #expect(run(&s, &v).applied == [12, 13, 14])
         #expect(s.synced)
-        #expect(s.decide(keyframe: false, base: 5, version: 6, current: 5) == .apply)
-        // The keyframe of a version the copy has is not needed; an old delta (a redelivery) is skipped.
-        #expect(s.decide(keyframe: true, base: 0, version: 6, current: 6) == .skip)
-        #expect(s.decide(keyframe: false, base: 4, version: 5, current: 6) == .skip)
     }
 
-    @Test func aGapAsksForAResyncAndAKeyframeEndsIt() {
+    @Test func aFailedApplyAsksForOneCatchUp() {
         var s = FollowState()
-        _ = s.decide(keyframe: true, base: 0, version: 10, current: 0)
-        #expect(s.decide(keyframe: false, base: 12, version: 13, current: 10) == .resync(missedFrom: 11, to: 12))
-        #expect(!s.synced && s.gaps == 1)
-        #expect(s.decide(keyframe: false, base: 13, version: 14, current: 10) == .skip)
-        #expect(s.lag(current: 10) == 4)
-        #expect(s.decide(keyframe: true, base: 0, version: 14, current: 10) == .apply)
-        #expect(s.decide(keyframe: false, base: 14, version: 15, current: 14) == .apply)
-    }
-
-    @Test func aFailedApplyUnsyncs() {
-        var s = FollowState()
-        _ = s.decide(keyframe: true, base: 0, version: 3, current: 0)
-        s.failed()
+        var v: UInt64 = 0
+        s.offer(key(3))
+        _ = run(&s, &v)
+        let first = s.failed()
+        let second = s.failed()
+        #expect(first && !second)  // one catch-up at a time
         #expect(!s.synced)
-        #expect(s.decide(keyframe: false, base: 3, version: 4, current: 3) == .skip)
+        s.offer(delta(3, 4))
+        #expect(run(&s, &v).applied == [])
+        s.catchUpFailed()
+        s.offer(key(5))
+        #expect(run(&s, &v).applied == [5])
     }
 }

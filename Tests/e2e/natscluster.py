@@ -13,8 +13,9 @@ NATS_SERVER = os.environ.get("NATS_SERVER", "/usr/sbin/nats-server")
 
 
 class NATSNode:
-    def __init__(self, name, port, cluster_port, routes, store, extra=()):
+    def __init__(self, name, port, cluster_port, routes, store, extra=(), monitor_port=0):
         self.name, self.port, self.cluster_port, self.routes, self.store = name, port, cluster_port, routes, store
+        self.monitor_port = monitor_port
         self.extra = list(extra)
         self.proc = None
         self.log_path = os.path.join(os.path.dirname(store), f"{name}.log")
@@ -25,6 +26,8 @@ class NATSNode:
 
     def start(self):
         args = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name, "-js", "-sd", self.store]
+        if self.monitor_port:
+            args += ["-m", str(self.monitor_port)]
         if self.cluster_port:
             args += ["--cluster_name", "scenestream-test", "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
             if self.routes:
@@ -52,6 +55,12 @@ class NATSNode:
             time.sleep(0.05)
         return False
 
+    def monitor(self, path):
+        import json
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}{path}", timeout=2) as r:
+            return json.loads(r.read())
+
     def stop(self, kill=False):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
@@ -76,7 +85,8 @@ class NATSCluster:
             ok = True
             for k in range(count):
                 routes = [f"nats://127.0.0.1:{p}" for j, p in enumerate(cports) if j != k] if count > 1 else []
-                n = NATSNode(f"n{k}", ports[k], cports[k] if count > 1 else 0, routes, os.path.join(self.folder, f"n{k}"))
+                n = NATSNode(f"n{k}", ports[k], cports[k] if count > 1 else 0, routes, os.path.join(self.folder, f"n{k}"),
+                             monitor_port=base + 200 + k)
                 n.start()
                 self.nodes.append(n)
             for n in self.nodes:
@@ -92,13 +102,20 @@ class NATSCluster:
         raise RuntimeError("nats cluster did not start: " + last)
 
     def wait_jetstream(self, timeout=30):
-        """A JetStream metadata leader is elected (a single server is its own at once)."""
+        """Every running server is routed to every other and knows the JetStream metadata leader (asked through
+        the servers' monitoring endpoints)."""
         if len(self.nodes) == 1:
             return True
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if any("new metadata leader" in n.log_text() or "JetStream cluster new metadata leader" in n.log_text() for n in self.nodes):
-                return True
+            try:
+                up = [n for n in self.nodes if n.proc and n.proc.poll() is None]
+                routed = all(n.monitor("/routez")["num_routes"] >= len(up) - 1 for n in up)
+                leader = all(n.monitor("/jsz").get("meta_cluster", {}).get("leader") for n in up)
+                if routed and leader:
+                    return True
+            except (OSError, ValueError, KeyError):
+                pass
             time.sleep(0.05)
         return False
 
@@ -110,8 +127,10 @@ class NATSCluster:
         self.nodes[k].stop(kill=kill)
 
     def restart_node(self, k):
+        """Starts server `k` again on its ports and storage, and waits until it is back in the cluster."""
         self.nodes[k].start()
         assert self.nodes[k].wait_ready(), self.nodes[k].log_text()[-800:]
+        assert self.wait_jetstream(), self.nodes[k].log_text()[-800:]
 
     def stop(self):
         for n in self.nodes:

@@ -85,8 +85,9 @@ def settled_scene(server, version):
     raise AssertionError(f"/api/scene never reached {version}")
 
 
-def test_every_fanout_client_holds_the_owners_scene_at_the_owners_version(nodes):
-    owner, fans, _ = nodes
+def assert_exact(owner, fans):
+    """With the owner's simulator frozen, a client on each fan-out node holds exactly the owner's scene at the
+    owner's version (checked node by node against the owner's /api/scene)."""
     assert owner.http("/api/simulator", json.dumps({"running": False}).encode(), token=ADMIN)[0] == 200
     try:
         version = owner.json("/api/status", token=ADMIN)["version"]
@@ -105,6 +106,11 @@ def test_every_fanout_client_holds_the_owners_scene_at_the_owners_version(nodes)
             assert h["role"] == "fanout" and h["lag"] == 0 and h["version"] == version and h["nats"] == "connected"
     finally:
         owner.http("/api/simulator", json.dumps({"running": True}).encode(), token=ADMIN)
+
+
+def test_every_fanout_client_holds_the_owners_scene_at_the_owners_version(nodes):
+    owner, fans, _ = nodes
+    assert_exact(owner, fans)
     # Live again: the fan-out nodes move on with the owner.
     v0 = fans[0].json("/healthz")["version"]
     deadline = time.time() + 10
@@ -182,7 +188,7 @@ def test_zones_hold_on_a_fanout_node(nodes):
 
 
 def test_losing_one_nats_server_of_three_keeps_the_stream_going(nodes, nats):
-    _, fans, _ = nodes
+    owner, fans, _ = nodes
 
     async def rate(url, seconds):
         frames, replica = 0, sw.Replica()
@@ -206,7 +212,15 @@ def test_losing_one_nats_server_of_three_keeps_the_stream_going(nodes, nats):
         nats.restart_node(k)
         assert nats.wait_jetstream()
         # Frames keep coming while a server is gone (the clients' rate may dip while NATS moves the connection).
-        assert during >= 0.6 * before, (k, before, during)
+        if during < 0.75 * before:
+            with open("/tmp/cluster-fail.log", "w") as out:
+                out.write(f"k={k}\nFAN0\n{fans[0].log_tail(6000)}\nOWNER\n{owner.log_tail(6000)}\n")
+                for n in nats.nodes:
+                    out.write(f"NATS {n.name}\n{n.log_text()[-3000:]}\n")
+        assert during >= 0.75 * before, (k, before, during)
         assert fans[0].json("/healthz")["synced"], fans[0].log_tail()
+        print(f"NATS server {k} killed: {before:.1f} frames/s before, {during:.1f} while it was gone")
     after, _ = asyncio.run(rate(fans[0].url, 2))
     assert after >= 0.8 * before, (before, after)
+    # Nothing lost: every fan-out node still holds the owner's scene exactly.
+    assert_exact(owner, fans)
