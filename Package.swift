@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // zlib, wrapped once: no C pointer leaves SceneStreamDeflate.
@@ -89,7 +90,9 @@ let package = Package(
         .target(name: "SceneStreamSessions", dependencies: ["SceneStreamProtocol", "SceneStreamCore"], swiftSettings: strict),
         // The cluster over NATS: the owner's commit stream (the protocol's own frames), fan-out nodes following it,
         // the owner lease. Decisions are pure (FollowState); NATS work runs on queues of its own.
-        .target(name: "SceneStreamCluster", dependencies: ["SceneStreamNATS", "SceneStreamProtocol"], swiftSettings: strict),
+        .target(
+            name: "SceneStreamCluster", dependencies: ["SceneStreamNATS", "SceneStreamProtocol", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         // The server: ingest, commits, per-client streaming, HTTP endpoints, metrics.
         .target(
             name: "SceneStreamServer",

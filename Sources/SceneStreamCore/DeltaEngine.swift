@@ -88,9 +88,7 @@ public final class DeltaEngine {
     public func frame(from base: ClientBaseline?, filter: InterestFilter) -> SceneFrame {
         precondition(!graph.hasPendingChanges, "commit the scene graph before computing frames")
         let now = membership(filter)
-        guard let base, let old = membershipCache[MembershipKey(filter: base.filter, version: base.version)] else {
-            return keyframe(now)
-        }
+        guard let base, let old = baseMembership(base, now: now, filter: filter) else { return keyframe(now) }
         var updated: [NodeUpdate] = []
         updated.reserveCapacity(graph.lastChangeCount)
         let graph = self.graph
@@ -104,6 +102,17 @@ public final class DeltaEngine {
         return SceneFrame(
             kind: .delta(base: base.version), version: graph.version, timeMs: graph.timeMs, nodeSpace: graph.nodeSpace,
             removed: removed, entered: entered, updated: updated)
+    }
+
+    /// What `base.filter` let through at `base.version`: as computed then, or — for a baseline this engine never
+    /// served (a client resuming here from another node of a cluster, or after a restart) — the same as now when
+    /// the filter has no region and nothing that decides membership changed since.
+    func baseMembership(_ base: ClientBaseline, now: Bitset, filter: InterestFilter) -> Bitset? {
+        if let hit = membershipCache[MembershipKey(filter: base.filter, version: base.version)] { return hit }
+        guard base.filter == filter, filter.region == nil, base.version <= graph.version, !graph.structureChanged(since: base.version) else {
+            return nil
+        }
+        return now
     }
 
     /// A keyframe of the current version for `filter`.

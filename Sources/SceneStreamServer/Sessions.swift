@@ -42,7 +42,7 @@ struct Identity: Hashable, Sendable {
 /// A user's session: survives devices coming and going (handoff, resume).
 final class Session {
     let id: String
-    let token: String
+    var token: String
     var identity: Identity
     let color: UInt32
     /// The device that streams the session now.

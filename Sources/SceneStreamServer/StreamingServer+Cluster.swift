@@ -16,6 +16,9 @@ final class ClusterLink {
     var publisher: CommitPublisher?
     var follower: CommitFollower?
     var lease: OwnerLease?
+    /// Sessions and handoff codes every node sees.
+    var sessions: ClusterSessions?
+    var sessionsSeen = (operations: 0, failures: 0)
     var follow = FollowState()
     /// The version last published, and when the last keyframe was.
     var lastPublished: UInt64 = 0
@@ -46,7 +49,7 @@ extension StreamingServer {
     /// Joins the cluster: connects to NATS and, as an owner, takes the scene's lease (refusing to start when another
     /// owner holds it), opens the commit stream and continues its version sequence; as a fan-out node, prepares to
     /// follow it. Runs once, in `init`.
-    static func joinCluster(_ cc: ClusterConfiguration, scene: String, graph: SceneGraph, logger: Logger) throws -> ClusterLink {
+    static func joinCluster(_ cc: ClusterConfiguration, scene: String, graph: SceneGraph, codeSeconds: Int, logger: Logger) throws -> ClusterLink {
         let subjects = ClusterSubjects(scene: scene)
         let conn: NATSConnection
         do {
@@ -65,6 +68,11 @@ extension StreamingServer {
                     Thread.sleep(forTimeInterval: 0.5)
                 }
             }
+        }
+        link.sessions = try retrying("the session buckets") {
+            // Records live a day after their last write (a session idle longer starts afresh); codes a minute past
+            // their expiry (so a late claim still hears "expired").
+            try ClusterSessions(connection: conn, subjects: subjects, replicas: cc.replicas, sessionSeconds: 86_400, codeSeconds: codeSeconds + 60)
         }
         switch cc.role {
         case .fanout:
@@ -115,6 +123,18 @@ extension StreamingServer {
                 logger.error("cluster: cannot answer followers' sync requests", metadata: ["reason": "\(error)"])
             }
         }
+        if let shared = c.sessions {
+            let me = LoopBound(self, loop: loop)
+            let loop = self.loop!
+            do {
+                try shared.onTaken { bytes in
+                    guard let t = try? JSONDecoder().decode(Takeover.self, from: Data(bytes)) else { return }
+                    loop.post { me.value.takenElsewhere(t) }
+                }
+            } catch {
+                logger.error("cluster: cannot hear of sessions taken over elsewhere", metadata: ["reason": "\(error)"])
+            }
+        }
         let logger = self.logger
         c.lease?.keepRenewed { holder in
             // Another owner took the scene (this process paused longer than the lease): two owners would fork the
@@ -130,6 +150,7 @@ extension StreamingServer {
         guard let c = cluster else { return }
         c.syncSubscription?.cancel()
         c.publisher?.drain()
+        c.sessions?.drain()
         c.lease?.release()
         c.follower?.stop()
     }
@@ -236,6 +257,12 @@ extension StreamingServer {
             metrics.kvOperations.increment(by: now.renewals + now.failures - c.leaseSeen.renewals - c.leaseSeen.failures)
             metrics.kvFailures.increment(by: now.failures - c.leaseSeen.failures)
             c.leaseSeen = now
+        }
+        if let sh = c.sessions {
+            let now = sh.counts
+            metrics.kvOperations.increment(by: now.operations - c.sessionsSeen.operations)
+            metrics.kvFailures.increment(by: now.failures - c.sessionsSeen.failures)
+            c.sessionsSeen = now
         }
         if let f = c.follower {
             let now = f.snapshot

@@ -1,4 +1,5 @@
 import Foundation
+import SceneStreamCluster
 import SceneStreamCore
 import SceneStreamStorage
 import SceneStreamProtocol
@@ -116,8 +117,12 @@ extension StreamingServer {
         }
     }
 
-    func establish(_ c: Client, identity: Identity, token: String, resumeToken: String, resumeVersion: UInt64) -> ReceiveAction {
+    func establish(_ c: Client, identity: Identity, token: String, resumeToken: String, resumeVersion: UInt64, askCluster: Bool = true) -> ReceiveAction {
         let nowMs = Self.wallMs()
+        if askCluster, !resumeToken.isEmpty, sessionsByToken[resumeToken] == nil, sharedSessions != nil {
+            establishFromCluster(c, identity: identity, token: token, resumeToken: resumeToken, resumeVersion: resumeVersion)
+            return .keep
+        }
         let sameUser = sessions.values.filter { $0.identity.userId == identity.userId && $0.primary != nil }.count
         if sameUser >= configuration.maxConnectionsPerUser {
             metrics.limitHits.increment()
@@ -141,6 +146,7 @@ extension StreamingServer {
             c.resumeBase = ResumePoint.choose(acked: s.acked, inFlight: inFlight, resumeVersion: resumeVersion)
             s.pendingUnacked = []
             metrics.resumes.increment()
+            announce(s, keepOld: false)
             logger.info("session resumed", metadata: ["session": "\(s.id)", "from": "\(resumeVersion)", "delta": "\(c.resumeBase != nil)"])
         } else {
             session = Session(
@@ -398,6 +404,7 @@ extension StreamingServer {
 
     func offer(_ c: Client, requestId: UInt32, keepOldDevice: Bool) {
         guard let s = c.session else { return }
+        if sharedSessions != nil { return offerShared(c, requestId: requestId, keepOldDevice: keepOldDevice) }
         let now = Self.wallMs()
         var random = SystemRandomNumberGenerator()
         var code = HandoffBook.make(using: &random)
@@ -423,6 +430,7 @@ extension StreamingServer {
             enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "too many handoff claims; wait a minute"))
             return
         }
+        if !rawCode.isEmpty, sharedSessions != nil { return claimShared(c, requestId: requestId, code: rawCode) }
         let now = Self.wallMs()
         var target: Session?
         var keepOld = false
@@ -546,6 +554,7 @@ extension StreamingServer {
 
     /// Writes the session's record (identity, token, device, interest, selection, follow) to storage.
     func persist(_ s: Session) {
+        shareSession(s)
         guard let storage else { return }
         let record = SessionRecord(s) { runtime.graph.id(of: $0) }
         guard let data = try? JSONEncoder().encode(record) else { return }
@@ -555,6 +564,7 @@ extension StreamingServer {
     /// Removes the session's record.
     func forget(_ s: Session) {
         storage?.deleteSessionLater(id: s.id)
+        sharedSessions?.deleteSession(key: ClusterSessions.key(token: s.token))
     }
 
     /// Sessions saved before a restart, detached until a device resumes (token) or pulls (listSessions) them.

@@ -120,6 +120,8 @@ public final class StreamingServer: EventLoopHandler {
         var resumeBase: ClientBaseline?
         /// Incoming messages.
         var inRate: TokenBucket
+        /// Waiting for the cluster to say whether it knows the session being resumed (messages are dropped).
+        var awaitingCluster = false
         init(id: ConnectionID, peer: String, openedNs: UInt64, inRate: TokenBucket, tickMs: UInt64) {
             self.id = id
             self.peer = peer
@@ -214,7 +216,8 @@ public final class StreamingServer: EventLoopHandler {
         }
         runtime.commit(timeMs: now)
         if let cc = configuration.cluster {
-            cluster = try Self.joinCluster(cc, scene: plant.scene.id, graph: runtime.graph, logger: logger)
+            cluster = try Self.joinCluster(
+                cc, scene: plant.scene.id, graph: runtime.graph, codeSeconds: configuration.handoffCodeSeconds, logger: logger)
         }
         if !follows { try makeMQTT() }
     }
@@ -549,6 +552,11 @@ public final class StreamingServer: EventLoopHandler {
             protocolError(cl, "\(error)")
             if error.code == .tooLarge { return .close(code: 1009, reason: "message too big") }
             return .close(code: 1007, reason: String(error.description.prefix(120)))
+        }
+        // A session being looked up in the cluster has no identity here yet: nothing but hello may act for it.
+        if cl.awaitingCluster && !isHello(m) {
+            protocolError(cl, "\(Self.kind(m)) before welcome")
+            return .keep
         }
         switch cl.machine.admit(isHello: isHello(m)) {
         case .pass: break

@@ -224,3 +224,84 @@ def test_losing_one_nats_server_of_three_keeps_the_stream_going(nodes, nats):
     assert after >= 0.8 * before, (before, after)
     # Nothing lost: every fan-out node still holds the owner's scene exactly.
     assert_exact(owner, fans)
+
+
+MOBILE, DESKTOP = 1, 2
+
+
+def test_handoff_from_the_owners_node_to_a_fanout_node_is_claimed_once_when_two_nodes_race(nodes):
+    from device import Device
+    owner, fans, _ = nodes
+
+    async def run(round_):
+        token = jwt(f"ada{round_}", role="operator")
+        phone = await Device(owner.url, token, MOBILE, "ada-phone").open()
+        await phone.wait(lambda: len(phone.frames) > 5, what="phone streaming")
+        await phone.send(sw.handoff_offer(5))
+        await phone.wait(lambda: phone.find("handoff", kind="offer"), what="offer")
+        code = phone.find("handoff", kind="offer")["code"]
+        session_id = phone.welcome["sessionId"]
+        desks = [await Device(f.url, token, DESKTOP, f"ada-desk-{k}").open(subscribe=False) for k, f in enumerate(fans)]
+        # Both fan-out nodes get the same code at the same moment.
+        await asyncio.gather(*(d.send(sw.handoff_claim(6, code=code)) for d in desks))
+        for d in desks:
+            await d.wait(lambda: d.find("handoff", kind="claimed") or d.find("error"), what="claim answered")
+        winners = [d for d in desks if d.find("handoff", kind="claimed")]
+        losers = [d for d in desks if d.find("error")]
+        assert len(winners) == 1 and len(losers) == 1, [d.messages for d in desks]
+        assert losers[0].find("error")["code"] == 11  # handoffCodeUsed
+        desk = winners[0]
+        claimed = desk.find("handoff", kind="claimed")
+        assert claimed["sessionId"] == session_id and claimed["from"] == MOBILE
+        # A new token on the new node: the phone's no longer resumes the session.
+        assert claimed["sessionToken"] and claimed["sessionToken"] != phone.welcome["sessionToken"]
+        await desk.wait(lambda: len(desk.frames) > 5, what="desktop streaming")
+        assert desk.frames[0][0] == "keyframe" and all(f[0] == "delta" for f in desk.frames[1:])
+        # The phone, on the owner's node, is told and closed.
+        await phone.wait(lambda: phone.find("handoff", kind="handedOff"), what="handedOff")
+        assert phone.find("handoff", kind="handedOff") == {"type": "handoff", "kind": "handedOff", "to": DESKTOP, "detached": True}
+        await phone.wait(lambda: phone.closed is not None, what="phone closed")
+        assert phone.closed == 1000
+        # The code is spent everywhere.
+        again = await Device(owner.url, token, DESKTOP, "ada-late").open(subscribe=False)
+        await again.send(sw.handoff_claim(7, code=code))
+        await again.wait(lambda: again.find("error"), what="late claim refused")
+        assert again.find("error")["code"] == 11
+        for d in desks + [again]:
+            await d.close()
+
+    for round_ in range(3):
+        asyncio.run(run(round_))
+
+
+def test_a_fanout_node_killed_its_clients_resume_on_another_with_a_delta(nodes, nats):
+    from device import Device
+    owner, fans, d = nodes
+    doomed = Server("--config", node_config(d, nats, "fanout", "fan-doomed"))
+    try:
+        wait_synced(doomed)
+
+        async def run():
+            token = jwt("kim", role="operator")
+            dev = await Device(doomed.url, token, DESKTOP, "kim").open()
+            await dev.wait(lambda: len(dev.frames) > 15, what="streaming")
+            doomed.proc.kill()
+            doomed.proc.wait()
+            await dev.wait(lambda: dev.closed is not None, what="connection lost")
+            again = Device(fans[0].url, token, DESKTOP, "kim", resume_token=dev.welcome["sessionToken"],
+                           resume_version=dev.replica.version)
+            again.replica = dev.replica
+            await again.open()
+            assert again.welcome["type"] == "welcome" and again.welcome["sessionId"] == dev.welcome["sessionId"]
+            await again.wait(lambda: len(again.frames) > 5, what="resumed streaming")
+            first = again.frames[0]
+            assert first[0] == "delta" and first[1] == dev.frames[-1][2], (first, dev.frames[-1])
+            assert all(f[0] == "delta" for f in again.frames)
+            await again.close()
+            return again
+
+        again = asyncio.run(run())
+        # The node it resumed on still serves the owner's scene exactly.
+        assert_exact(owner, [fans[0]])
+    finally:
+        doomed.stop()

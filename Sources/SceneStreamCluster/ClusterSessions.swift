@@ -1,0 +1,123 @@
+import Crypto
+import Dispatch
+import Foundation
+import SceneStreamNATS
+
+/// What every node of a cluster sees of sessions and handoff codes, in JetStream key-value buckets: session records
+/// (keyed by a hash of the session token: the key proves the token, and the bucket holds no token), handoff codes
+/// (created once; a claim is a compare-and-set, so a code is claimed once across the cluster), and a subject on
+/// which a node says it took a session over (the node that had its device tells it and lets it go).
+/// NATS work runs on a queue of its own; answers come back through callbacks on that queue.
+public final class ClusterSessions: @unchecked Sendable {
+    // @unchecked: the buckets and connection are thread-safe; counts are guarded by `lock`.
+    private let sessions: NATSKeyValue
+    private let codes: NATSKeyValue
+    private let connection: NATSConnection
+    private let queue = DispatchQueue(label: "scenestream.cluster-sessions")
+    private let lock = NSLock()
+    private var operations = 0
+    private var failures = 0
+    private var takenSubscription: NATSSubscription?
+    /// Where takeovers are announced.
+    public let takenSubject: String
+
+    /// The outcome of a claim.
+    public enum Claim: Sendable, Equatable {
+        /// No such code (or it expired out of the bucket).
+        case missing
+        /// The code's record refuses this claim (the caller's rule said no); its bytes, for the reason.
+        case refused([UInt8])
+        /// This claim won; the record as it was before.
+        case won([UInt8])
+        /// Another node claimed it between our read and our write.
+        case lost
+    }
+
+    /// Binds (or creates) the buckets: sessions kept `sessionSeconds` after their last write, codes
+    /// `codeSeconds`.
+    public init(connection: NATSConnection, subjects: ClusterSubjects, replicas: Int, sessionSeconds: Int, codeSeconds: Int) throws(NATSError) {
+        self.connection = connection
+        sessions = try NATSKeyValue(connection, bucket: "scenestream-sessions", replicas: replicas, ttlMs: Int64(sessionSeconds) * 1000)
+        codes = try NATSKeyValue(connection, bucket: "scenestream-handoffs", replicas: replicas, ttlMs: Int64(codeSeconds) * 1000)
+        takenSubject = "\(subjects.prefix).sessions.taken"
+    }
+
+    /// The bucket key of a session token: SHA-256, hex.
+    public static func key(token: String) -> String {
+        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Operations and failures so far, for `/metrics`.
+    public var counts: (operations: Int, failures: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (operations, failures)
+    }
+
+    /// Writes a session record (in the background; a failure is counted).
+    public func saveSession(key: String, _ record: [UInt8]) {
+        queue.async { [self] in count { () throws(NATSError) in _ = try sessions.put(key, record) } }
+    }
+
+    /// Removes a session record (an empty value: the bucket forgets it with its lifetime).
+    public func deleteSession(key: String) {
+        queue.async { [self] in count { () throws(NATSError) in _ = try sessions.put(key, []) } }
+    }
+
+    /// Reads a session record; nil when there is none.
+    public func loadSession(key: String, then: @escaping @Sendable (Result<[UInt8]?, NATSError>) -> Void) {
+        queue.async { [self] in
+            then(count { () throws(NATSError) -> [UInt8]? in try sessions.get(key).flatMap { $0.value.isEmpty ? nil : $0.value } })
+        }
+    }
+
+    /// Offers a handoff code: true when it was free and is now this record, false when the code is taken.
+    public func offer(code: String, _ record: [UInt8], then: @escaping @Sendable (Result<Bool, NATSError>) -> Void) {
+        queue.async { [self] in then(count { () throws(NATSError) -> Bool in try codes.create(code, record) != nil }) }
+    }
+
+    /// Claims a code: reads its record, asks `decide` for the record after the claim (nil: refused), and writes
+    /// it only if nobody else wrote since it was read.
+    public func claim(code: String, decide: @escaping @Sendable ([UInt8]) -> [UInt8]?, then: @escaping @Sendable (Result<Claim, NATSError>) -> Void) {
+        queue.async { [self] in
+            then(count { () throws(NATSError) -> Claim in
+                guard let e = try codes.get(code), !e.value.isEmpty else { return .missing }
+                guard let next = decide(e.value) else { return .refused(e.value) }
+                return try codes.update(code, next, revision: e.revision) == nil ? .lost : .won(e.value)
+            })
+        }
+    }
+
+    /// Announces that this node took a session over.
+    public func announceTaken(_ bytes: [UInt8]) {
+        queue.async { [self] in count { () throws(NATSError) in try connection.publish(takenSubject, bytes) } }
+    }
+
+    /// Delivers other nodes' takeover announcements to `handler` (on a libnats thread).
+    public func onTaken(_ handler: @escaping @Sendable ([UInt8]) -> Void) throws(NATSError) {
+        let sub = try connection.subscribe(takenSubject) { handler($0.payload) }
+        lock.lock()
+        takenSubscription = sub
+        lock.unlock()
+    }
+
+    /// Waits for queued writes.
+    public func drain() { queue.sync {} }
+
+    @discardableResult
+    private func count<T>(_ body: () throws(NATSError) -> T) -> Result<T, NATSError> {
+        do {
+            let v = try body()
+            lock.lock()
+            operations += 1
+            lock.unlock()
+            return .success(v)
+        } catch {
+            lock.lock()
+            operations += 1
+            failures += 1
+            lock.unlock()
+            return .failure(error)
+        }
+    }
+}
