@@ -3,10 +3,12 @@ import Dispatch
 import Foundation
 import SceneStreamNATS
 
-/// What every node of a cluster sees of sessions and handoff codes, in JetStream key-value buckets: session records
-/// (keyed by a hash of the session token: the key proves the token, and the bucket holds no token), handoff codes
-/// (created once; a claim is a compare-and-set, so a code is claimed once across the cluster), and a subject on
-/// which a node says it took a session over (the node that had its device tells it and lets it go).
+/// What every node of a cluster sees of sessions and handoff codes: session records in a key-value bucket (keyed
+/// by a hash of the session token: the key proves the token, and the bucket holds no token); handoff codes in
+/// another, naming the node that offered them; claims decided by that node alone (a request to it), so a code is
+/// claimed once across the cluster — nats-server before 2.9.21 may accept two concurrent compare-and-sets on one
+/// key in a replicated stream (nats-server#4320), so a claim is not one; and a subject on which a node says it
+/// took a session over (the node that had its device tells it and lets it go).
 /// NATS work runs on a queue of its own; answers come back through callbacks on that queue.
 public final class ClusterSessions: @unchecked Sendable {
     // @unchecked: the buckets and connection are thread-safe; counts are guarded by `lock`.
@@ -14,24 +16,16 @@ public final class ClusterSessions: @unchecked Sendable {
     private let codes: NATSKeyValue
     private let connection: NATSConnection
     private let queue = DispatchQueue(label: "scenestream.cluster-sessions")
+    /// Requests to other nodes wait here, not in front of the writes.
+    private let requests = DispatchQueue(label: "scenestream.cluster-requests", attributes: .concurrent)
+    private var claimSubscription: NATSSubscription?
+    private let claimPrefix: String
     private let lock = NSLock()
     private var operations = 0
     private var failures = 0
     private var takenSubscription: NATSSubscription?
     /// Where takeovers are announced.
     public let takenSubject: String
-
-    /// The outcome of a claim.
-    public enum Claim: Sendable, Equatable {
-        /// No such code (or it expired out of the bucket).
-        case missing
-        /// The code's record refuses this claim (the caller's rule said no); its bytes, for the reason.
-        case refused([UInt8])
-        /// This claim won; the record as it was before.
-        case won([UInt8])
-        /// Another node claimed it between our read and our write.
-        case lost
-    }
 
     /// Binds (or creates) the buckets: sessions kept `sessionSeconds` after their last write, codes
     /// `codeSeconds`.
@@ -40,6 +34,7 @@ public final class ClusterSessions: @unchecked Sendable {
         sessions = try NATSKeyValue(connection, bucket: "scenestream-sessions", replicas: replicas, ttlMs: Int64(sessionSeconds) * 1000)
         codes = try NATSKeyValue(connection, bucket: "scenestream-handoffs", replicas: replicas, ttlMs: Int64(codeSeconds) * 1000)
         takenSubject = "\(subjects.prefix).sessions.taken"
+        claimPrefix = "\(subjects.prefix).handoff.claim"
     }
 
     /// The bucket key of a session token: SHA-256, hex.
@@ -76,16 +71,37 @@ public final class ClusterSessions: @unchecked Sendable {
         queue.async { [self] in then(count { () throws(NATSError) -> Bool in try codes.create(code, record) != nil }) }
     }
 
-    /// Claims a code: reads its record, asks `decide` for the record after the claim (nil: refused), and writes
-    /// it only if nobody else wrote since it was read.
-    public func claim(code: String, decide: @escaping @Sendable ([UInt8]) -> [UInt8]?, then: @escaping @Sendable (Result<Claim, NATSError>) -> Void) {
+    /// Reads a code's record; nil when there is none (never offered, or gone a minute after its expiry).
+    public func loadCode(_ code: String, then: @escaping @Sendable (Result<[UInt8]?, NATSError>) -> Void) {
         queue.async { [self] in
-            then(count { () throws(NATSError) -> Claim in
-                guard let e = try codes.get(code), !e.value.isEmpty else { return .missing }
-                guard let next = decide(e.value) else { return .refused(e.value) }
-                return try codes.update(code, next, revision: e.revision) == nil ? .lost : .won(e.value)
-            })
+            then(count { () throws(NATSError) -> [UInt8]? in try codes.get(code).flatMap { $0.value.isEmpty ? nil : $0.value } })
         }
+    }
+
+    /// Asks node `node` to decide a claim (it offered the code); its answer, or an error when it does not answer.
+    public func askClaim(node: String, _ request: [UInt8], then: @escaping @Sendable (Result<[UInt8], NATSError>) -> Void) {
+        requests.async { [self] in
+            then(count { () throws(NATSError) -> [UInt8] in try connection.request(claimSubject(node), request, timeoutMs: 2000).payload })
+        }
+    }
+
+    /// Decides claims of the codes node `node` offered: `handler` gets each request and its reply subject.
+    public func serveClaims(node: String, handler: @escaping @Sendable (_ request: [UInt8], _ reply: String) -> Void) throws(NATSError) {
+        let sub = try connection.subscribe(claimSubject(node)) { m in
+            if let reply = m.reply { handler(m.payload, reply) }
+        }
+        lock.lock()
+        claimSubscription = sub
+        lock.unlock()
+    }
+
+    /// Sends an answer to a request.
+    public func reply(to subject: String, _ bytes: [UInt8]) {
+        queue.async { [self] in count { () throws(NATSError) in try connection.publish(subject, bytes) } }
+    }
+
+    private func claimSubject(_ node: String) -> String {
+        "\(claimPrefix).\(String(node.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }))"
     }
 
     /// Announces that this node took a session over.

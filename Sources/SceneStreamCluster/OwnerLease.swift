@@ -39,10 +39,16 @@ public final class OwnerLease: @unchecked Sendable {
     }
 
     /// Takes the lease, or says who has it. A node restarted under the same name takes its own lease back.
+    /// nats-server before 2.9.21 may let two concurrent creates of one key both succeed (nats-server#4320): a
+    /// won create is read back from the stream leader after a moment, and only a lease still ours counts.
     public func acquire() throws(NATSError) -> String? {
         let me = Array(node.utf8)
         if let rev = try kv.create(key, me) {
-            set(rev)
+            Thread.sleep(forTimeInterval: 0.2)
+            guard let e = try kv.get(key) else { return try acquire() }
+            let holder = String(decoding: e.value, as: UTF8.self)
+            guard holder == node else { return holder }
+            set(max(rev, e.revision))
             return nil
         }
         guard let e = try kv.get(key) else { return try acquire() }  // expired meanwhile

@@ -78,14 +78,19 @@ public final class NATSKeyValue: @unchecked Sendable {
         return rev
     }
 
-    /// The entry of `key`, or nil if it has none.
+    /// The entry of `key`, or nil if it has none. Read from the bucket's stream leader (libnats' own get may be
+    /// answered by a replica a little behind, which would make a fresh code look unknown or a claim look lost).
     public func get(_ key: String) throws(NATSError) -> Entry? {
-        var e: OpaquePointer?
-        let s = kvStore_Get(&e, kv, key)
+        var msg: OpaquePointer?
+        var code = jsErrCode(rawValue: 0)
+        let s = js_GetLastMsg(&msg, js, "KV_\(bucket)", "$KV.\(bucket).\(key)", nil, &code)
         if s == NATS_NOT_FOUND { return nil }
-        guard s == NATS_OK, let e else { throw NATSError("get \(bucket).\(key)", s) }
-        defer { kvEntry_Destroy(e) }
-        return Entry(value: copyBytes(kvEntry_Value(e), Int(kvEntry_ValueLen(e))), revision: kvEntry_Revision(e))
+        guard s == NATS_OK, let msg else { throw NATSError("get \(bucket).\(key)", s) }
+        defer { natsMsg_Destroy(msg) }
+        // A deleted or purged key keeps a marker message (KV-Operation header) with no value.
+        var op: UnsafePointer<CChar>?
+        if natsMsgHeader_Get(msg, "KV-Operation", &op) == NATS_OK, op != nil { return nil }
+        return Entry(value: copyBytes(natsMsg_GetData(msg), Int(natsMsg_GetDataLength(msg))), revision: natsMsg_GetSequence(msg))
     }
 
     deinit {

@@ -127,6 +127,9 @@ extension StreamingServer {
             let me = LoopBound(self, loop: loop)
             let loop = self.loop!
             do {
+                try shared.serveClaims(node: c.configuration.node) { request, reply in
+                    loop.post { me.value.decideClaim(request, reply: reply) }
+                }
                 try shared.onTaken { bytes in
                     guard let t = try? JSONDecoder().decode(Takeover.self, from: Data(bytes)) else { return }
                     loop.post { me.value.takenElsewhere(t) }

@@ -99,12 +99,27 @@ extension StreamingServer {
 
     // MARK: handoff codes
 
-    /// Offers a code every node can claim (created once in the cluster's bucket; a taken code is drawn again).
+    /// A claim sent to the node that offered the code, and its answer.
+    struct ClaimRequest: Codable {
+        var code: String
+        var userId: String
+    }
+
+    struct ClaimAnswer: Codable {
+        /// "won", or the refusal: "unknown", "used", "expired".
+        var result: String
+    }
+
+    /// Offers a code every node can claim: kept in this node's book (which alone decides its claims) and named in
+    /// the cluster's bucket (created once: a code drawn twice is drawn again), with this node as its decider.
     func offerShared(_ c: Client, requestId: UInt32, keepOldDevice: Bool, attempt: Int = 0) {
         guard let shared = sharedSessions, let s = c.session, let node = cluster?.configuration.node else { return }
         var random = SystemRandomNumberGenerator()
         let code = HandoffBook.make(using: &random)
-        let expires = Self.wallMs() + UInt64(configuration.handoffCodeSeconds) * 1000
+        let now = Self.wallMs()
+        guard let expires = handoffs.offer(code: code, sessionId: s.id, userId: s.identity.userId, keepOldDevice: keepOldDevice, nowMs: now) else {
+            return offerShared(c, requestId: requestId, keepOldDevice: keepOldDevice, attempt: attempt + 1)
+        }
         let record = SharedHandoffCode(
             sessionId: s.id, userId: s.identity.userId, expiresMs: expires, keepOldDevice: keepOldDevice,
             sessionKey: ClusterSessions.key(token: s.token), node: node)
@@ -131,51 +146,94 @@ extension StreamingServer {
         }
     }
 
-    /// Claims a code in the cluster's bucket (a compare-and-set: one claim wins, wherever it is made), then takes
-    /// the session over — from this node's memory, or from its record.
+    /// Answers another node's claim of a code this node offered (service thread: one decision at a time, so a
+    /// code is claimed once however many nodes race for it).
+    func decideClaim(_ request: [UInt8], reply: String) {
+        guard let shared = sharedSessions else { return }
+        var answer = ClaimAnswer(result: "unknown")
+        if let r = try? JSONDecoder().decode(ClaimRequest.self, from: Data(request)) {
+            switch handoffs.claim(r.code, userId: r.userId, nowMs: Self.wallMs(), sessionExists: { sessions[$0] != nil }) {
+            case .success: answer.result = "won"
+            case .failure(.unknown): answer.result = "unknown"
+            case .failure(.used): answer.result = "used"
+            case .failure(.expired): answer.result = "expired"
+            }
+        }
+        shared.reply(to: reply, (try? JSONEncoder().encode(answer)).map { [UInt8]($0) } ?? [])
+    }
+
+    /// Claims a code offered anywhere in the cluster: the node that offered it decides (this one, or another asked
+    /// over NATS); then the session is taken over — from this node's memory, or from its record.
     func claimShared(_ c: Client, requestId: UInt32, code rawCode: String) {
-        guard let shared = sharedSessions, let me = c.session else { return }
+        guard let shared = sharedSessions, let me = c.session, let node = cluster?.configuration.node else { return }
         let code = HandoffBook.normalize(rawCode)
         let userId = me.identity.userId
-        let now = Self.wallMs()
         let box = LoopBound(c, loop: loop)
         let server = LoopBound(self, loop: loop)
         let loop = self.loop!
-        let decide: @Sendable ([UInt8]) -> [UInt8]? = { bytes in
-            guard let r = try? JSONDecoder().decode(SharedHandoffCode.self, from: Data(bytes)), case .success(let next) = r.claimed(by: userId, nowMs: now)
-            else { return nil }
-            return (try? JSONEncoder().encode(next)).map { [UInt8]($0) }
-        }
-        shared.claim(code: code, decide: decide) { result in
+        shared.loadCode(code) { result in
             loop.post {
                 let c = box.value
                 let s = server.value
                 guard s.clients[c.id] === c else { return }
-                func refuse(_ why: HandoffBook.Refusal) {
-                    s.metrics.refusals.increment()
-                    let code: ErrorCode = switch why {
-                    case .unknown: .handoffCodeInvalid
-                    case .used: .handoffCodeUsed
-                    case .expired: .handoffCodeExpired
-                    }
-                    s.enqueue(c, .error(code: code, requestId: requestId, message: why.description))
-                }
                 switch result {
                 case .failure(let e):
                     s.metrics.kvFailures.increment()
                     s.enqueue(c, .error(code: .internalError, requestId: requestId, message: "handoff is unavailable: the cluster does not answer (\(e.description.prefix(80)))"))
-                case .success(.missing): refuse(.unknown)
-                case .success(.lost): refuse(.used)
-                case .success(.refused(let bytes)):
-                    let r = try? JSONDecoder().decode(SharedHandoffCode.self, from: Data(bytes))
-                    if case .failure(let why)? = r?.claimed(by: userId, nowMs: now) { refuse(why) } else { refuse(.unknown) }
-                case .success(.won(let bytes)):
-                    guard let r = try? JSONDecoder().decode(SharedHandoffCode.self, from: Data(bytes)) else { return refuse(.unknown) }
-                    s.takeOverShared(r, by: c, requestId: requestId)
+                case .success(nil):
+                    s.refuseClaim(c, requestId: requestId, .unknown)
+                case .success(let bytes?):
+                    guard let record = try? JSONDecoder().decode(SharedHandoffCode.self, from: Data(bytes)), record.userId == userId else {
+                        return s.refuseClaim(c, requestId: requestId, .unknown)
+                    }
+                    if record.node == node {
+                        // Offered here: the local book decides, as on a single node.
+                        return s.claim(c, requestId: requestId, code: code, sessionId: "", local: true)
+                    }
+                    s.askOfferingNode(record, code: code, by: c, requestId: requestId)
                 }
                 s.loop.requestWrite(c.id)
             }
         }
+    }
+
+    func askOfferingNode(_ record: SharedHandoffCode, code: String, by c: Client, requestId: UInt32) {
+        guard let shared = sharedSessions, let userId = c.session?.identity.userId,
+            let request = try? JSONEncoder().encode(ClaimRequest(code: code, userId: userId))
+        else { return }
+        let box = LoopBound(c, loop: loop)
+        let server = LoopBound(self, loop: loop)
+        let loop = self.loop!
+        shared.askClaim(node: record.node, [UInt8](request)) { result in
+            loop.post {
+                let c = box.value
+                let s = server.value
+                guard s.clients[c.id] === c else { return }
+                switch result {
+                case .failure:
+                    s.metrics.kvFailures.increment()
+                    s.enqueue(c, .error(code: .internalError, requestId: requestId, message: "the node that offered this code (\(record.node)) does not answer"))
+                case .success(let bytes):
+                    switch (try? JSONDecoder().decode(ClaimAnswer.self, from: Data(bytes)))?.result {
+                    case "won": s.takeOverShared(record, by: c, requestId: requestId)
+                    case "used": s.refuseClaim(c, requestId: requestId, .used)
+                    case "expired": s.refuseClaim(c, requestId: requestId, .expired)
+                    default: s.refuseClaim(c, requestId: requestId, .unknown)
+                    }
+                }
+                s.loop.requestWrite(c.id)
+            }
+        }
+    }
+
+    func refuseClaim(_ c: Client, requestId: UInt32, _ why: HandoffBook.Refusal) {
+        metrics.refusals.increment()
+        let code: ErrorCode = switch why {
+        case .unknown: .handoffCodeInvalid
+        case .used: .handoffCodeUsed
+        case .expired: .handoffCodeExpired
+        }
+        enqueue(c, .error(code: code, requestId: requestId, message: why.description))
     }
 
     /// After a won claim: the session from this node's memory, or loaded from its record (with a new token, so that

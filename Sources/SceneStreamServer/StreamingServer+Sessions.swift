@@ -423,14 +423,15 @@ extension StreamingServer {
         claims.allow(&c.claimRate, nowNs: DispatchTime.now().uptimeNanoseconds)
     }
 
-    func claim(_ c: Client, requestId: UInt32, code rawCode: String, sessionId: String) {
+    /// `local`: a cluster's claim of a code this node offered, already counted against the limits.
+    func claim(_ c: Client, requestId: UInt32, code rawCode: String, sessionId: String, local: Bool = false) {
         guard let me = c.session else { return }
-        guard claimAllowed(c) else {
+        guard local || claimAllowed(c) else {
             metrics.refusals.increment()
             enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "too many handoff claims; wait a minute"))
             return
         }
-        if !rawCode.isEmpty, sharedSessions != nil { return claimShared(c, requestId: requestId, code: rawCode) }
+        if !rawCode.isEmpty, sharedSessions != nil, !local { return claimShared(c, requestId: requestId, code: rawCode) }
         let now = Self.wallMs()
         var target: Session?
         var keepOld = false
@@ -459,6 +460,7 @@ extension StreamingServer {
         }
         guard let s = target else { return }
         takeOver(s, by: c, requestId: requestId, keepOld: keepOld)
+        announce(s, keepOld: keepOld)
     }
 
     /// Moves session `s` to connection `c`: the old device is told, the new one gets the view state and a keyframe

@@ -51,8 +51,10 @@ public struct HandoffBook: Sendable {
     /// and only while `sessionExists` says its session does. A refused claim leaves the code as it was.
     public mutating func claim(_ rawCode: String, userId: String, nowMs: UInt64, sessionExists: (String) -> Bool) -> Result<Code, Refusal> {
         let code = Self.normalize(rawCode)
-        guard var c = codes[code], c.userId == userId, sessionExists(c.sessionId) else { return .failure(.unknown) }
+        guard var c = codes[code], c.userId == userId else { return .failure(.unknown) }
+        // A spent code says so even after its session moved on (to the node or device that claimed it).
         guard !c.used else { return .failure(.used) }
+        guard sessionExists(c.sessionId) else { return .failure(.unknown) }
         guard c.expiresMs > nowMs else { return .failure(.expired) }
         c.used = true
         codes[code] = c

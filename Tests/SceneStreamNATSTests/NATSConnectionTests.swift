@@ -133,6 +133,7 @@ import Testing
         for k in 0..<100 { #expect(try kvA.get("code-\(k)") == kvB.get("code-\(k)")) }
         // A claim is a compare-and-set on the revision: of two claimers that read the same revision, one wins.
         let entry = try #require(try kvA.get("code-0"))
+        #expect(entry.revision > 0)
         let first = try kvA.update("code-0", Array("claimed by a".utf8), revision: entry.revision)
         let second = try kvB.update("code-0", Array("claimed by b".utf8), revision: entry.revision)
         #expect(first != nil && second == nil)

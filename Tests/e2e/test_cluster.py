@@ -212,12 +212,7 @@ def test_losing_one_nats_server_of_three_keeps_the_stream_going(nodes, nats):
         nats.restart_node(k)
         assert nats.wait_jetstream()
         # Frames keep coming while a server is gone (the clients' rate may dip while NATS moves the connection).
-        if during < 0.75 * before:
-            with open("/tmp/cluster-fail.log", "w") as out:
-                out.write(f"k={k}\nFAN0\n{fans[0].log_tail(6000)}\nOWNER\n{owner.log_tail(6000)}\n")
-                for n in nats.nodes:
-                    out.write(f"NATS {n.name}\n{n.log_text()[-3000:]}\n")
-        assert during >= 0.75 * before, (k, before, during)
+        assert during >= 0.75 * before, (k, before, during, fans[0].log_tail(2000), owner.log_tail(2000))
         assert fans[0].json("/healthz")["synced"], fans[0].log_tail()
         print(f"NATS server {k} killed: {before:.1f} frames/s before, {during:.1f} while it was gone")
     after, _ = asyncio.run(rate(fans[0].url, 2))
