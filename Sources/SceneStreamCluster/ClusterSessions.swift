@@ -23,6 +23,7 @@ public final class ClusterSessions: @unchecked Sendable {
     private let lock = NSLock()
     private var operations = 0
     private var failures = 0
+    private var errors: [String] = []
     private var takenSubscription: NATSSubscription?
     /// Where takeovers are announced.
     public let takenSubject: String
@@ -49,9 +50,15 @@ public final class ClusterSessions: @unchecked Sendable {
         return (operations, failures)
     }
 
-    /// Writes a session record (in the background; a failure is counted).
+    /// Writes a session record (in the background; tried again for a few seconds while the bucket elects a
+    /// leader, then counted as failed).
     public func saveSession(key: String, _ record: [UInt8]) {
-        queue.async { [self] in count { () throws(NATSError) in _ = try sessions.put(key, record) } }
+        queue.async { [self] in
+            for attempt in 0..<8 {
+                if case .success = count({ () throws(NATSError) in _ = try sessions.put(key, record) }) { return }
+                Thread.sleep(forTimeInterval: 0.25 * Double(attempt + 1))
+            }
+        }
     }
 
     /// Removes a session record (an empty value: the bucket forgets it with its lifetime).
@@ -117,6 +124,15 @@ public final class ClusterSessions: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Failures since the last call, for the log.
+    public func takeErrors() -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        let e = errors
+        errors = []
+        return e
+    }
+
     /// Waits for queued writes.
     public func drain() { queue.sync {} }
 
@@ -132,6 +148,7 @@ public final class ClusterSessions: @unchecked Sendable {
             lock.lock()
             operations += 1
             failures += 1
+            if errors.count < 20 { errors.append(error.description) }
             lock.unlock()
             return .failure(error)
         }

@@ -266,6 +266,7 @@ extension StreamingServer {
             metrics.kvOperations.increment(by: now.operations - c.sessionsSeen.operations)
             metrics.kvFailures.increment(by: now.failures - c.sessionsSeen.failures)
             c.sessionsSeen = now
+            for e in sh.takeErrors() { logger.warning("cluster: session or handoff operation failed", metadata: ["reason": "\(e)"]) }
         }
         if let f = c.follower {
             let now = f.snapshot

@@ -253,8 +253,21 @@ extension StreamingServer {
                 let c = box.value
                 let s = me.value
                 guard s.clients[c.id] === c else { return }
-                guard case .success(let data?) = result, var record = try? JSONDecoder().decode(SessionRecord.self, from: Data(data)) else {
+                let data: [UInt8]
+                switch result {
+                case .failure(let e):
+                    s.metrics.kvFailures.increment()
+                    s.logger.warning("cluster: loading a claimed session failed", metadata: ["session": "\(code.sessionId)", "reason": "\(e)"])
+                    s.enqueue(c, .error(code: .internalError, requestId: requestId, message: "the session of this code could not be read from the cluster"))
+                    return
+                case .success(nil):
+                    s.logger.warning("cluster: a claimed session has no record", metadata: ["session": "\(code.sessionId)", "key": "\(code.sessionKey.prefix(12))"])
                     s.enqueue(c, .error(code: .handoffCodeInvalid, requestId: requestId, message: "the session of this code is gone"))
+                    return
+                case .success(let d?): data = d
+                }
+                guard var record = try? JSONDecoder().decode(SessionRecord.self, from: Data(data)) else {
+                    s.enqueue(c, .error(code: .handoffCodeInvalid, requestId: requestId, message: "the session record of this code is unreadable"))
                     return
                 }
                 record.token = "st-" + Self.randomHex(16)

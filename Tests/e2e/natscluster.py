@@ -112,7 +112,16 @@ class NATSCluster:
                 up = [n for n in self.nodes if n.proc and n.proc.poll() is None]
                 routed = all(n.monitor("/routez")["num_routes"] >= len(up) - 1 for n in up)
                 leader = all(n.monitor("/jsz").get("meta_cluster", {}).get("leader") for n in up)
-                if routed and leader:
+                # Every replicated stream has a leader and its replicas are current (after a restart, each stream
+                # elects again; until then it answers nothing).
+                # (as its leader reports it: other servers' view of replicas is not current).
+                reports = [(n.name, st) for n in up for a in n.monitor("/jsz?streams=true").get("account_details", [])
+                           for st in a.get("stream_detail", [])]
+                names = {st["name"] for _, st in reports}
+                by_leader = {st["name"]: st for name, st in reports if st.get("cluster", {}).get("leader") == name}
+                settled = names == set(by_leader) and all(
+                    all(r.get("current") for r in st["cluster"].get("replicas", [])) for st in by_leader.values())
+                if routed and leader and settled:
                     return True
             except (OSError, ValueError, KeyError):
                 pass

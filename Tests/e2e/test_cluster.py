@@ -233,7 +233,10 @@ def test_handoff_from_the_owners_node_to_a_fanout_node_is_claimed_once_when_two_
         phone = await Device(owner.url, token, MOBILE, "ada-phone").open()
         await phone.wait(lambda: len(phone.frames) > 5, what="phone streaming")
         await phone.send(sw.handoff_offer(5))
-        await phone.wait(lambda: phone.find("handoff", kind="offer"), what="offer")
+        try:
+            await phone.wait(lambda: phone.find("handoff", kind="offer"), what="offer")
+        except AssertionError:
+            raise AssertionError((phone.messages[-3:], owner.log_tail(3000)))
         code = phone.find("handoff", kind="offer")["code"]
         session_id = phone.welcome["sessionId"]
         desks = [await Device(f.url, token, DESKTOP, f"ada-desk-{k}").open(subscribe=False) for k, f in enumerate(fans)]
@@ -243,7 +246,7 @@ def test_handoff_from_the_owners_node_to_a_fanout_node_is_claimed_once_when_two_
             await d.wait(lambda: d.find("handoff", kind="claimed") or d.find("error"), what="claim answered")
         winners = [d for d in desks if d.find("handoff", kind="claimed")]
         losers = [d for d in desks if d.find("error")]
-        assert len(winners) == 1 and len(losers) == 1, [d.messages for d in desks]
+        assert len(winners) == 1 and len(losers) == 1, ([d.messages for d in desks], [f.log_tail(1500) for f in fans], owner.log_tail(1500))
         assert losers[0].find("error")["code"] == 11  # handoffCodeUsed
         desk = winners[0]
         claimed = desk.find("handoff", kind="claimed")
