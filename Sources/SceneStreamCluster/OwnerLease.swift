@@ -60,7 +60,7 @@ public final class OwnerLease: @unchecked Sendable {
         return other
     }
 
-    /// Waits until the lease is free and takes it (a standby); checks twice per lease period.
+    /// Waits until the lease is free and takes it (a standby); checks every half second.
     public func waitAndAcquire(stop: @Sendable () -> Bool = { false }) throws(NATSError) {
         while !stop() {
             do {
@@ -68,7 +68,7 @@ public final class OwnerLease: @unchecked Sendable {
             } catch {
                 // NATS away: keep waiting; the lease cannot be had without it anyway.
             }
-            Thread.sleep(forTimeInterval: Double(leaseMs) / 2000)
+            Thread.sleep(forTimeInterval: 0.5)
         }
         throw NATSError(text: "stopped while waiting for the lease of \(key)")
     }

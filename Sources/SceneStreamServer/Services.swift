@@ -13,7 +13,7 @@ extension StreamingServer {
     public func services(onReady: @escaping @Sendable () -> Void = {}) -> [any Service] {
         var out: [any Service] = []
         if storage != nil || annotationWriter != nil { out.append(StorageService(storage: storage, annotations: annotationWriter)) }
-        if let mqtt { out.append(MQTTService(client: mqtt, farewell: mqttFarewell)) }
+        if let mqtt { out.append(MQTTService(client: mqtt, farewell: mqttFarewell, ownership: cluster?.ownership)) }
         out.append(StreamingService(server: self, onReady: onReady))
         return out
     }
@@ -54,8 +54,14 @@ struct StreamingService: Service, @unchecked Sendable {
 struct MQTTService: Service {
     let client: MQTTClient
     let farewell: MQTTClient.Message?
+    /// In a cluster: ingest starts once this node owns the scene (a standby's broker session waits for takeover).
+    var ownership: Gate?
 
     func run() async throws {
+        if let ownership {
+            await withGracefulShutdownHandler { await ownership.wait() } onGracefulShutdown: { ownership.open() }
+            if Task.isShuttingDownGracefully { return }
+        }
         try client.start()
         try? await gracefulShutdown()
         await offThread { [client, farewell] in client.stop(farewell: farewell) }

@@ -5,11 +5,14 @@ import SceneStreamCluster
 import SceneStreamCore
 import SceneStreamNATS
 import SceneStreamProtocol
+import SceneStreamSimulation
 import SceneStreamTransport
 
 /// This node's part in a cluster, owned by the service thread: the NATS connection and, by role, the commit
 /// publisher and owner lease (owner) or the commit follower (fan-out).
-final class ClusterLink {
+final class ClusterLink: @unchecked Sendable {
+    // @unchecked: owned by the service thread; only `isStopping` (locked) and the thread-safe NATS parts are
+    // touched elsewhere.
     let configuration: ClusterConfiguration
     let subjects: ClusterSubjects
     let connection: NATSConnection
@@ -30,6 +33,17 @@ final class ClusterLink {
     var leaseSeen = (renewals: 0, failures: 0)
     /// The owner's answer to followers' sync requests.
     var syncSubscription: NATSSubscription?
+    /// A standby's lease, waited on until the active owner goes; nil once it is the owner (or for other roles).
+    var standbyLease: OwnerLease?
+    /// Opens when this node owns the scene (at once for an owner, on takeover for a standby): MQTT waits on it.
+    let ownership = Gate()
+    private let stopLock = NSLock()
+    private var stoppingFlag = false
+    /// Set when the node shuts down (read by the standby's waiting thread).
+    var isStopping: Bool {
+        get { stopLock.withLock { stoppingFlag } }
+        set { stopLock.withLock { stoppingFlag = newValue } }
+    }
     var refusedLogged = 0
     var wasConnected = true
 
@@ -82,8 +96,15 @@ extension StreamingServer {
                 try OwnerLease(connection: conn, key: subjects.leaseKey, node: cc.node, leaseSeconds: cc.leaseSeconds, replicas: cc.replicas)
             }
             if let holder = try retrying("taking the owner lease", { try lease.acquire() }) {
-                throw ClusterError(
-                    "scene '\(scene)' is owned by node '\(holder)': start this node with --standby to take over when that one stops, or with --role fanout to serve copies of it")
+                guard cc.standby else {
+                    throw ClusterError(
+                        "scene '\(scene)' is owned by node '\(holder)': start this node with --standby to take over when that one stops, or with --role fanout to serve copies of it")
+                }
+                // A standby follows the owner like a fan-out node until the lease is free.
+                link.standbyLease = lease
+                link.follower = try retrying("following the commit stream") { try CommitFollower(connection: conn, subjects: subjects) }
+                logger.notice("cluster: standby owner; following until the owner's lease expires", metadata: ["owner": "\(holder)", "node": "\(cc.node)"])
+                return link
             }
             link.lease = lease
             let publisher = try retrying("the commit stream") {
@@ -91,38 +112,33 @@ extension StreamingServer {
             }
             link.publisher = publisher
             // Continue the stream's versions: a client or fan-out node that has version N must never see an N again.
-            let decoder = try MessageDecoder()
-            var newest: UInt64 = 1
-            let stored = try retrying("reading the stream's last versions") { [try publisher.lastKeyframe(), try publisher.lastCommit()] }
-            for m in stored.compactMap({ $0 }) {
-                if case .frame(let f)? = try? decoder.decodeServerMessage(m.payload) { newest = max(newest, f.version) }
-            }
-            graph.continueVersions(after: newest)
+            graph.continueVersions(after: try retrying("reading the stream's last versions") { try newestVersion(publisher) })
+            link.ownership.open()
             logger.info(
                 "cluster: owner of the scene, publishing commits", metadata: ["node": "\(cc.node)", "stream": "\(subjects.stream)", "from": "\(graph.version + 1)"])
         }
         return link
     }
 
-    /// Starts what runs in the background: the lease's renewal, the follower.
+    /// The newest version in the commit stream (1 when it has none).
+    static func newestVersion(_ publisher: CommitPublisher) throws -> UInt64 {
+        let decoder = try MessageDecoder()
+        var newest: UInt64 = 1
+        for m in [try publisher.lastKeyframe(), try publisher.lastCommit()].compactMap({ $0 }) {
+            if case .frame(let f)? = try? decoder.decodeServerMessage(m.payload) { newest = max(newest, f.version) }
+        }
+        return newest
+    }
+
+    /// Starts what runs in the background: the lease's renewal, the follower, a standby's wait for the lease.
     func startCluster() {
         guard let c = cluster else { return }
+        if let lease = c.standbyLease { waitForOwnership(c, lease) }
         if let f = c.follower {
             c.follow.catchUpStarted()
             do { try f.start() } catch { logger.error("cluster: cannot follow the scene's commits", metadata: ["reason": "\(error)"]) }
         }
-        if c.publisher != nil {
-            let me = LoopBound(self, loop: loop)
-            let loop = self.loop!
-            do {
-                c.syncSubscription = try c.connection.subscribe(c.subjects.sync) { m in
-                    guard let reply = m.reply else { return }
-                    loop.post { me.value.answerSync(reply: reply) }
-                }
-            } catch {
-                logger.error("cluster: cannot answer followers' sync requests", metadata: ["reason": "\(error)"])
-            }
-        }
+        if c.publisher != nil { startOwning(c) }
         if let shared = c.sessions {
             let me = LoopBound(self, loop: loop)
             let loop = self.loop!
@@ -138,6 +154,20 @@ extension StreamingServer {
                 logger.error("cluster: cannot hear of sessions taken over elsewhere", metadata: ["reason": "\(error)"])
             }
         }
+    }
+
+    /// What an owner runs: answers to followers' sync requests, the lease's renewal.
+    func startOwning(_ c: ClusterLink) {
+        let me = LoopBound(self, loop: loop)
+        let loop = self.loop!
+        do {
+            c.syncSubscription = try c.connection.subscribe(c.subjects.sync) { m in
+                guard let reply = m.reply else { return }
+                loop.post { me.value.answerSync(reply: reply) }
+            }
+        } catch {
+            logger.error("cluster: cannot answer followers' sync requests", metadata: ["reason": "\(error)"])
+        }
         let logger = self.logger
         c.lease?.keepRenewed { holder in
             // Another owner took the scene (this process paused longer than the lease): two owners would fork the
@@ -147,10 +177,55 @@ extension StreamingServer {
         }
     }
 
+    /// A standby waits for the lease on a thread of its own, then opens the commit stream and hands over to the
+    /// service thread to take the scene over.
+    func waitForOwnership(_ c: ClusterLink, _ lease: OwnerLease) {
+        let me = LoopBound(self, loop: loop)
+        let loop = self.loop!
+        let (cc, subjects, conn, logger) = (c.configuration, c.subjects, c.connection, self.logger)
+        Thread.detachNewThread {
+            do {
+                try lease.waitAndAcquire(stop: { c.isStopping })
+                let publisher = try CommitPublisher(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds)
+                let newest = (try? Self.newestVersion(publisher)) ?? 0
+                let taken = UncheckedSendable((publisher, newest))
+                loop.post { me.value.takeOver(publisher: taken.value.0, newest: taken.value.1) }
+            } catch {
+                if !c.isStopping { logger.error("cluster: standby cannot take over", metadata: ["reason": "\(error)"]) }
+            }
+        }
+    }
+
+    /// The active owner is gone and this standby holds the lease: it applies what it followed, stops following,
+    /// continues the version sequence from its copy (so fan-out nodes and clients keep getting deltas), and starts
+    /// ingest (simulator from now, MQTT). Service thread.
+    func takeOver(publisher: CommitPublisher, newest: UInt64) {
+        guard let c = cluster, let lease = c.standbyLease else { return }
+        followCommits()
+        c.follower?.stop()
+        c.follower = nil
+        c.standbyLease = nil
+        c.lease = lease
+        c.publisher = publisher
+        // Versions the stream has and this copy missed: jump past them (clients get a keyframe), never repeat them.
+        if newest > runtime.graph.version { runtime.graph.continueVersions(after: newest) }
+        c.lastPublished = runtime.graph.version
+        c.lastKeyframeVersion = 0
+        if configuration.simulator {
+            simulator = try? PlantSimulator(twinsJSON: twinsJSON, file: "twins.json", startMs: Self.wallMs())
+        }
+        startOwning(c)
+        c.ownership.open()
+        metrics.clusterOwner.set(1)
+        logger.notice("cluster: took the scene over as its owner", metadata: ["node": "\(c.configuration.node)", "version": "\(runtime.graph.version)"])
+    }
+
     /// Stops the background parts: everything queued is published, the lease is given up (a standby takes over at
     /// once instead of after it expires), the follower stops.
     func stopCluster() {
         guard let c = cluster else { return }
+        c.isStopping = true
+        c.ownership.open()
         c.syncSubscription?.cancel()
         c.publisher?.drain()
         c.sessions?.drain()
@@ -294,7 +369,36 @@ extension StreamingServer {
         } else {
             out["lag"] = c.follow.lag(current: runtime.graph.version)
             out["synced"] = c.follow.synced
+            if c.standbyLease != nil { out["standby"] = true }
         }
         return out
+    }
+}
+
+/// Opens once; waiters resume then (MQTT ingest waits for this node to own its scene).
+final class Gate: @unchecked Sendable {
+    // @unchecked: guarded by `lock`.
+    private let lock = NSLock()
+    private var isOpen = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func open() {
+        let w: [CheckedContinuation<Void, Never>] = lock.withLock {
+            isOpen = true
+            defer { waiters = [] }
+            return waiters
+        }
+        for c in w { c.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = lock.withLock {
+                if isOpen { return true }
+                waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
     }
 }

@@ -283,7 +283,7 @@ public final class StreamingServer: EventLoopHandler {
                 storage.pruneLater(before: nowMs - configuration.historyWindowMs)
             }
         }
-        if var sim = simulator, !simulatorPaused {
+        if var sim = simulator, !simulatorPaused, !isFollower {
             let ups = sim.step(to: nowMs)
             simulator = sim
             batch.append(contentsOf: ups)

@@ -303,3 +303,60 @@ def test_a_fanout_node_killed_its_clients_resume_on_another_with_a_delta(nodes, 
         assert_exact(owner, [fans[0]])
     finally:
         doomed.stop()
+
+
+def test_owner_killed_a_standby_takes_over_within_five_seconds_and_versions_continue(tmp_path):
+    from device import Device
+    cluster = NATSCluster(3)
+    servers = []
+    try:
+        owner = Server("--config", node_config(tmp_path, cluster, "owner", "owner-a"))
+        servers.append(owner)
+        standby = Server("--config", node_config(tmp_path, cluster, "owner", "owner-b", standby=True))
+        servers.append(standby)
+        fan = Server("--config", node_config(tmp_path, cluster, "fanout", "fan-c"))
+        servers.append(fan)
+        wait_synced(fan)
+        h = wait_synced(standby)
+        assert h["standby"] is True and h["role"] == "owner" and "owner" not in h
+        # A standby takes no ingest.
+        import urllib.error
+        with pytest.raises(urllib.error.HTTPError) as e:
+            standby.http("/api/ingest", b'{"updates": []}', token=INGEST)
+        assert e.value.code == 409
+
+        async def run():
+            dev = await Device(fan.url, ADMIN, DESKTOP, "watcher").open()
+            await dev.wait(lambda: len(dev.frames) > 20, what="streaming")
+            at_kill = dev.frames[-1][2]
+            owner.proc.kill()
+            owner.proc.wait()
+            killed = time.time()
+            took = None
+            while time.time() - killed < 15:
+                if standby.json("/healthz").get("owner") == "owner-b":
+                    took = time.time() - killed
+                    break
+                await asyncio.sleep(0.05)
+            assert took is not None, standby.log_tail()
+            await dev.wait(lambda: dev.frames[-1][2] > at_kill + 30, timeout=15, what="versions continuing")
+            return dev, at_kill, took
+
+        dev, at_kill, took = asyncio.run(run())
+        print(f"standby took over {took:.2f} s after the owner was killed")
+        assert took <= 5.0, took
+        # One keyframe (the first frame), then only deltas — through the takeover — with versions going up.
+        assert dev.frames[0][0] == "keyframe" and all(f[0] == "delta" for f in dev.frames[1:]), \
+            [f for f in dev.frames if f[0] == "keyframe"]
+        versions = [f[2] for f in dev.frames]
+        assert versions == sorted(set(versions))
+        # Every delta starts where the previous frame ended: no version was skipped over without the client.
+        assert all(b == prev for (_, b, _), (_, _, prev) in zip(dev.frames[1:], dev.frames[:-1]))
+        # The new owner takes ingest.
+        assert standby.http("/api/ingest", json.dumps({"updates": [{"twin": "line-01/press-01", "property": "temperature", "value": 50}]}).encode(),
+                            token=INGEST)[0] == 200
+        assert_exact(standby, [fan])
+    finally:
+        for s in servers:
+            s.stop()
+        cluster.stop()
