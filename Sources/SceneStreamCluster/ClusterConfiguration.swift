@@ -28,6 +28,9 @@ public struct ClusterConfiguration: Sendable, Equatable {
     public var retentionSeconds = 600
     /// The owner lease's lifetime: a standby takes over this long after the owner stops renewing it.
     public var leaseSeconds = 3
+    /// The JetStream domain holding the stream and buckets, for a node whose NATS server has no JetStream of its
+    /// own (a plant's leaf node using the cloud's); nil: the connection's own.
+    public var domain: String?
 
     /// The host name and process id: unique enough when nobody names the node.
     public static var defaultNode: String {

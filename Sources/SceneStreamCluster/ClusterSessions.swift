@@ -30,10 +30,12 @@ public final class ClusterSessions: @unchecked Sendable {
 
     /// Binds (or creates) the buckets: sessions kept `sessionSeconds` after their last write, codes
     /// `codeSeconds`.
-    public init(connection: NATSConnection, subjects: ClusterSubjects, replicas: Int, sessionSeconds: Int, codeSeconds: Int) throws(NATSError) {
+    public init(
+        connection: NATSConnection, subjects: ClusterSubjects, replicas: Int, sessionSeconds: Int, codeSeconds: Int, domain: String? = nil
+    ) throws(NATSError) {
         self.connection = connection
-        sessions = try NATSKeyValue(connection, bucket: "scenestream-sessions", replicas: replicas, ttlMs: Int64(sessionSeconds) * 1000)
-        codes = try NATSKeyValue(connection, bucket: "scenestream-handoffs", replicas: replicas, ttlMs: Int64(codeSeconds) * 1000)
+        sessions = try NATSKeyValue(connection, bucket: "scenestream-sessions", replicas: replicas, ttlMs: Int64(sessionSeconds) * 1000, domain: domain)
+        codes = try NATSKeyValue(connection, bucket: "scenestream-handoffs", replicas: replicas, ttlMs: Int64(codeSeconds) * 1000, domain: domain)
         takenSubject = "\(subjects.prefix).sessions.taken"
         claimPrefix = "\(subjects.prefix).handoff.claim"
     }

@@ -35,8 +35,10 @@ public final class CommitFollower: @unchecked Sendable {
     }
 
     /// A follower of scene `subjects.scene` on `connection`.
-    public init(connection: NATSConnection, subjects: ClusterSubjects, maxMessageBytes: Int = 64 << 20, maxCatchUp: Int = 3000) throws(NATSError) {
-        js = try NATSJetStream(connection)
+    public init(
+        connection: NATSConnection, subjects: ClusterSubjects, maxMessageBytes: Int = 64 << 20, maxCatchUp: Int = 3000, domain: String? = nil
+    ) throws(NATSError) {
+        js = try NATSJetStream(connection, domain: domain)
         self.connection = connection
         self.subjects = subjects
         self.maxCatchUp = maxCatchUp

@@ -38,8 +38,10 @@ public final class CommitPublisher: @unchecked Sendable {
 
     /// A publisher on stream `subjects.stream`, which it creates (or updates) with `replicas` copies keeping
     /// `retentionSeconds` of commits.
-    public init(connection: NATSConnection, subjects: ClusterSubjects, replicas: Int, retentionSeconds: Int, maxBacklog: Int = 600) throws(NATSError) {
-        js = try NATSJetStream(connection)
+    public init(
+        connection: NATSConnection, subjects: ClusterSubjects, replicas: Int, retentionSeconds: Int, maxBacklog: Int = 600, domain: String? = nil
+    ) throws(NATSError) {
+        js = try NATSJetStream(connection, domain: domain)
         self.connection = connection
         self.subjects = subjects
         self.maxBacklog = maxBacklog

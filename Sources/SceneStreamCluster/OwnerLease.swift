@@ -26,11 +26,11 @@ public final class OwnerLease: @unchecked Sendable {
     private var failures = 0
 
     /// The lease bucket on `connection` (`replicas` copies).
-    public init(connection: NATSConnection, key: String, node: String, leaseSeconds: Int, replicas: Int) throws(NATSError) {
+    public init(connection: NATSConnection, key: String, node: String, leaseSeconds: Int, replicas: Int, domain: String? = nil) throws(NATSError) {
         self.key = key
         self.node = node
         leaseMs = Int64(leaseSeconds) * 1000
-        kv = try NATSKeyValue(connection, bucket: ClusterSubjects.ownersBucket, replicas: replicas, ttlMs: leaseMs)
+        kv = try NATSKeyValue(connection, bucket: ClusterSubjects.ownersBucket, replicas: replicas, ttlMs: leaseMs, domain: domain)
     }
 
     /// The node holding the lease now, if any.

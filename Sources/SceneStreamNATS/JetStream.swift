@@ -17,13 +17,12 @@ public final class NATSJetStream: @unchecked Sendable {
     private let connection: NATSConnection
 
     /// A JetStream context on `connection`; `timeoutMs` bounds each API call and publish acknowledgement.
-    public init(_ connection: NATSConnection, timeoutMs: Int64 = 5000) throws(NATSError) {
+    /// `domain`: the JetStream domain to use (a leaf node without JetStream reaching its hub's, e.g. a plant's
+    /// server using the cloud's); nil for the connection's own.
+    public init(_ connection: NATSConnection, timeoutMs: Int64 = 5000, domain: String? = nil) throws(NATSError) {
         self.connection = connection
-        var opts = jsOptions()
-        _ = jsOptions_Init(&opts)
-        opts.Wait = timeoutMs
         var ctx: OpaquePointer?
-        let s = natsConnection_JetStream(&ctx, connection.handle, &opts)
+        let s = jetStreamContext(&ctx, connection, timeoutMs: timeoutMs, domain: domain)
         guard s == NATS_OK, let ctx else { throw NATSError("JetStream context", s) }
         js = ctx
     }
@@ -104,4 +103,16 @@ public final class NATSJetStream: @unchecked Sendable {
     }
 
     deinit { jsCtx_Destroy(js) }
+}
+
+/// A JetStream context on `connection` (libnats copies the options, so the domain string need not outlive it).
+func jetStreamContext(_ ctx: inout OpaquePointer?, _ connection: NATSConnection, timeoutMs: Int64, domain: String?) -> natsStatus {
+    var opts = jsOptions()
+    _ = jsOptions_Init(&opts)
+    opts.Wait = timeoutMs
+    guard let domain else { return natsConnection_JetStream(&ctx, connection.handle, &opts) }
+    return domain.withCString { d in
+        opts.Domain = d
+        return natsConnection_JetStream(&ctx, connection.handle, &opts)
+    }
 }

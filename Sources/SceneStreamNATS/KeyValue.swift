@@ -19,10 +19,13 @@ public final class NATSKeyValue: @unchecked Sendable {
 
     /// Creates (or binds to) bucket `bucket` on `connection`: `replicas` copies, entries expire after `ttlMs`
     /// (0: never; per bucket in NATS 2.9), `history` values kept per key.
-    public init(_ connection: NATSConnection, bucket: String, replicas: Int = 1, ttlMs: Int64 = 0, history: UInt8 = 1, memory: Bool = false) throws(NATSError) {
+    public init(
+        _ connection: NATSConnection, bucket: String, replicas: Int = 1, ttlMs: Int64 = 0, history: UInt8 = 1, memory: Bool = false,
+        domain: String? = nil
+    ) throws(NATSError) {
         self.bucket = bucket
         var ctx: OpaquePointer?
-        var s = natsConnection_JetStream(&ctx, connection.handle, nil)
+        var s = jetStreamContext(&ctx, connection, timeoutMs: 5000, domain: domain)
         guard s == NATS_OK, let ctx else { throw NATSError("JetStream context", s) }
         var cfg = kvConfig()
         _ = kvConfig_Init(&cfg)

@@ -232,13 +232,14 @@ struct ConfigFile: KnownKeys {
 
     struct Cluster: KnownKeys {
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case nats, role, node, standby, credentials, user, password, tls, replicas, keyframeSeconds, retentionSeconds, leaseSeconds
+            case nats, role, node, standby, credentials, user, password, tls, replicas, keyframeSeconds, retentionSeconds, leaseSeconds, domain
         }
         var nats: [String]
         var role: String?
         var node: String?
         var standby: Bool?
         var credentials: String?
+        var domain: String?
         var user: String?
         var password: String?
         var tls: Strict<ClusterTLS>?
@@ -448,6 +449,12 @@ struct ConfigFile: KnownKeys {
             if let v = try int(cl.keyframeSeconds, "cluster.keyframeSeconds", 1...3600) { cc.keyframeSeconds = v }
             if let v = try int(cl.retentionSeconds, "cluster.retentionSeconds", 10...(30 * 86400)) { cc.retentionSeconds = v }
             if let v = try int(cl.leaseSeconds, "cluster.leaseSeconds", 1...60) { cc.leaseSeconds = v }
+            if let v = try text(cl.domain, "cluster.domain") {
+                guard v.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                    throw fail("cluster.domain", "expected a JetStream domain name (letters, digits, - and _)")
+                }
+                cc.domain = v
+            }
             c.cluster = cc
         }
         if let t = tls?.value {

@@ -86,14 +86,15 @@ extension StreamingServer {
         link.sessions = try retrying("the session buckets") {
             // Records live a day after their last write (a session idle longer starts afresh); codes a minute past
             // their expiry (so a late claim still hears "expired").
-            try ClusterSessions(connection: conn, subjects: subjects, replicas: cc.replicas, sessionSeconds: 86_400, codeSeconds: codeSeconds + 60)
+            try ClusterSessions(
+                connection: conn, subjects: subjects, replicas: cc.replicas, sessionSeconds: 86_400, codeSeconds: codeSeconds + 60, domain: cc.domain)
         }
         switch cc.role {
         case .fanout:
-            link.follower = try retrying("following the commit stream") { try CommitFollower(connection: conn, subjects: subjects) }
+            link.follower = try retrying("following the commit stream") { try CommitFollower(connection: conn, subjects: subjects, domain: cc.domain) }
         case .owner:
             let lease = try retrying("the owner lease bucket") {
-                try OwnerLease(connection: conn, key: subjects.leaseKey, node: cc.node, leaseSeconds: cc.leaseSeconds, replicas: cc.replicas)
+                try OwnerLease(connection: conn, key: subjects.leaseKey, node: cc.node, leaseSeconds: cc.leaseSeconds, replicas: cc.replicas, domain: cc.domain)
             }
             if let holder = try retrying("taking the owner lease", { try lease.acquire() }) {
                 guard cc.standby else {
@@ -102,13 +103,13 @@ extension StreamingServer {
                 }
                 // A standby follows the owner like a fan-out node until the lease is free.
                 link.standbyLease = lease
-                link.follower = try retrying("following the commit stream") { try CommitFollower(connection: conn, subjects: subjects) }
+                link.follower = try retrying("following the commit stream") { try CommitFollower(connection: conn, subjects: subjects, domain: cc.domain) }
                 logger.notice("cluster: standby owner; following until the owner's lease expires", metadata: ["owner": "\(holder)", "node": "\(cc.node)"])
                 return link
             }
             link.lease = lease
             let publisher = try retrying("the commit stream") {
-                try CommitPublisher(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds)
+                try CommitPublisher(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds, domain: cc.domain)
             }
             link.publisher = publisher
             // Continue the stream's versions: a client or fan-out node that has version N must never see an N again.
@@ -186,7 +187,7 @@ extension StreamingServer {
         Thread.detachNewThread {
             do {
                 try lease.waitAndAcquire(stop: { c.isStopping })
-                let publisher = try CommitPublisher(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds)
+                let publisher = try CommitPublisher(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds, domain: cc.domain)
                 let newest = (try? Self.newestVersion(publisher)) ?? 0
                 let taken = UncheckedSendable((publisher, newest))
                 loop.post { me.value.takeOver(publisher: taken.value.0, newest: taken.value.1) }

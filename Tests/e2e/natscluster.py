@@ -13,9 +13,9 @@ NATS_SERVER = os.environ.get("NATS_SERVER", "/usr/sbin/nats-server")
 
 
 class NATSNode:
-    def __init__(self, name, port, cluster_port, routes, store, extra=(), monitor_port=0):
+    def __init__(self, name, port, cluster_port, routes, store, extra=(), monitor_port=0, jetstream=True, config=None):
         self.name, self.port, self.cluster_port, self.routes, self.store = name, port, cluster_port, routes, store
-        self.monitor_port = monitor_port
+        self.monitor_port, self.jetstream, self.config = monitor_port, jetstream, config
         self.extra = list(extra)
         self.proc = None
         self.log_path = os.path.join(os.path.dirname(store), f"{name}.log")
@@ -25,7 +25,11 @@ class NATSNode:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self):
-        args = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name, "-js", "-sd", self.store]
+        args = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name]
+        if self.config:
+            args = [NATS_SERVER, "-c", self.config] + args[1:]
+        if self.jetstream:
+            args += ["-js", "-sd", self.store]
         if self.monitor_port:
             args += ["-m", str(self.monitor_port)]
         if self.cluster_port:
@@ -74,7 +78,8 @@ class NATSNode:
 
 
 class NATSCluster:
-    def __init__(self, count=3):
+    def __init__(self, count=3, leaf_port=False):
+        """With `leaf_port`, server 0 also takes leaf node connections (on `self.leaf_port`)."""
         self.folder = tempfile.mkdtemp(prefix="scenestream-nats-")
         last = ""
         for _attempt in range(6):
@@ -85,8 +90,17 @@ class NATSCluster:
             ok = True
             for k in range(count):
                 routes = [f"nats://127.0.0.1:{p}" for j, p in enumerate(cports) if j != k] if count > 1 else []
+                conf = None
+                if leaf_port:
+                    # The cloud's JetStream is domain "cloud": a plant's leaf node without JetStream reaches it so.
+                    self.leaf_port = base + 300
+                    conf = os.path.join(self.folder, f"hub-{k}.conf")
+                    with open(conf, "w") as f:
+                        f.write("jetstream { domain: cloud }\n")
+                        if k == 0:
+                            f.write(f"leafnodes {{ listen: \"127.0.0.1:{self.leaf_port}\" }}\n")
                 n = NATSNode(f"n{k}", ports[k], cports[k] if count > 1 else 0, routes, os.path.join(self.folder, f"n{k}"),
-                             monitor_port=base + 200 + k)
+                             monitor_port=base + 200 + k, config=conf)
                 n.start()
                 self.nodes.append(n)
             for n in self.nodes:
@@ -145,3 +159,30 @@ class NATSCluster:
         for n in self.nodes:
             n.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def plant_leaf(hub_leaf_port, folder, deny_imports):
+    """A plant's own nats-server, a leaf node of the cloud cluster: no JetStream of its own (the stream and buckets
+    live in the cloud), and `deny_imports`: subjects the cloud may not send into the plant."""
+    for _attempt in range(6):
+        port = random.randint(20000, 55000)
+        conf = os.path.join(folder, f"plant-{port}.conf")
+        with open(conf, "w") as f:
+            f.write("leafnodes {\n  remotes = [\n    {\n")
+            f.write(f"      url: \"nats-leaf://127.0.0.1:{hub_leaf_port}\"\n")
+            f.write("      deny_imports: [" + ", ".join(f'\"{s}\"' for s in deny_imports) + "]\n")
+            f.write("    }\n  ]\n}\n")
+        n = NATSNode(f"plant-{port}", port, 0, [], os.path.join(folder, f"plant-{port}"), jetstream=False, config=conf,
+                     monitor_port=port + 1)
+        n.start()
+        if n.wait_ready():
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                try:
+                    if n.monitor("/leafz").get("leafnodes", 0) >= 1:
+                        return n
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.05)
+        n.stop()
+    raise RuntimeError("plant leaf node did not connect")

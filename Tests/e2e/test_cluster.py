@@ -360,3 +360,59 @@ def test_owner_killed_a_standby_takes_over_within_five_seconds_and_versions_cont
         for s in servers:
             s.stop()
         cluster.stop()
+
+
+# What the plant's leaf node refuses from the cloud (README, "Edge to cloud"): ingest and command subjects, and
+# forged commits. Everything the plant publishes (commits, keyframes, JetStream API) flows out.
+PLANT_DENY_IMPORTS = ["scenestream.*.ingest.>", "scenestream.*.commits", "scenestream.*.keyframes"]
+
+
+def test_an_owner_behind_a_plant_leaf_node_serves_the_cloud_and_the_cloud_cannot_publish_into_the_plant(tmp_path):
+    from natscluster import plant_leaf
+    from natsclient import NATSClient
+    cloud = NATSCluster(3, leaf_port=True)
+    servers, plant, clients = [], None, []
+    try:
+        plant = plant_leaf(cloud.leaf_port, cloud.folder, PLANT_DENY_IMPORTS)
+        cfg = tmp_path / "plant-owner.json"
+        cfg.write_text(json.dumps({"auth": {"hs256Secret": SECRET}, "ingestToken": INGEST, "data": str(tmp_path / "plant-owner"),
+                                   "cluster": {"nats": [plant.url], "role": "owner", "node": "plant-owner", "replicas": 3,
+                                               "keyframeSeconds": 2, "domain": "cloud"}}))
+        owner = Server("--config", str(cfg))
+        servers.append(owner)
+        fan = Server("--config", node_config(tmp_path, cloud, "fanout", "cloud-fan"))
+        servers.append(fan)
+        wait_synced(fan)
+        assert_exact(owner, [fan])
+        # The cloud publishes into the plant's ingest and commit subjects, and on a collaboration subject.
+        inside = NATSClient(plant.url, "plant-side")
+        clients.append(inside)
+        for subject in ("scenestream.demo.ingest.line-01", "scenestream.demo.commits", "scenestream.demo.collab"):
+            inside.subscribe(subject)
+        inside.flush()
+        outside = NATSClient(cloud.nodes[1].url, "cloud-side")
+        clients.append(outside)
+        # Interest crosses the leaf connection asynchronously: publish until the allowed subject arrives.
+        deadline, got = time.time() + 10, []
+        while time.time() < deadline:
+            for subject in ("scenestream.demo.ingest.line-01", "scenestream.demo.commits", "scenestream.demo.collab"):
+                outside.publish(subject, b"FORGED-" + subject.encode())
+            outside.flush()
+            got = [(s, p) for s, p in inside.collect(0.3) if p.startswith(b"FORGED-")]
+            if any(s == "scenestream.demo.collab" for s, _ in got):
+                break
+        subjects = {s for s, _ in got}
+        # The allowed subject arrived (so the refusal below could have failed) …
+        assert "scenestream.demo.collab" in subjects, subjects
+        # … the denied ones never did.
+        assert "scenestream.demo.ingest.line-01" not in subjects and "scenestream.demo.commits" not in subjects, subjects
+        # And the fan-out node still holds the owner's scene: no forged commit reached it through the plant either.
+        assert fan.json("/healthz")["synced"]
+    finally:
+        for c in clients:
+            c.close()
+        for s in servers:
+            s.stop()
+        if plant:
+            plant.stop()
+        cloud.stop()
