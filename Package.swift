@@ -119,12 +119,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
-        // Benchmarks that print numbers, out of the shipping executable: codec, fanout, handoff, playback, ingest.
+        // Benchmarks that print numbers, out of the shipping executable: codec, fanout, handoff, playback, ingest, cluster.
         .executableTarget(
             name: "scenestream-bench",
             dependencies: [
                 "SceneStreamCore", "SceneStreamDeflate", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamStorage", "SceneStreamClient",
-                "SceneStreamMQTT", "SceneStreamSparkplug",
+                "SceneStreamMQTT", "SceneStreamSparkplug", "SceneStreamTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

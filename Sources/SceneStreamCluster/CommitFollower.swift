@@ -21,6 +21,7 @@ public final class CommitFollower: @unchecked Sendable {
     private var stopped = false
     private var counts = Counts()
     private let decoder: MessageDecoder
+    private var frameHandler: (@Sendable () -> Void)?
     /// The most commits a catch-up reads back (beyond them it waits for the next live keyframe).
     public let maxCatchUp: Int
 
@@ -47,6 +48,14 @@ public final class CommitFollower: @unchecked Sendable {
         } catch {
             throw NATSError(text: "frame decoder: \(error)")
         }
+    }
+
+    /// Called (on a libnats thread) after each frame is left in the inbox, so the service thread can take it at
+    /// once rather than at its next tick.
+    public func onFrame(_ handler: @escaping @Sendable () -> Void) {
+        lock.lock()
+        frameHandler = handler
+        lock.unlock()
     }
 
     /// Subscribes to the live frames and catches up from the stream.
@@ -130,7 +139,14 @@ public final class CommitFollower: @unchecked Sendable {
 
     private func received(_ payload: [UInt8], subject: String, from: String) {
         lock.lock()
-        defer { lock.unlock() }
+        let before = inbox.count
+        received(locked: payload, subject: subject, from: from)
+        let handler = inbox.count > before ? frameHandler : nil
+        lock.unlock()
+        handler?()
+    }
+
+    private func received(locked payload: [UInt8], subject: String, from: String) {
         guard !stopped else { return }
         counts.received += 1
         counts.bytes += payload.count

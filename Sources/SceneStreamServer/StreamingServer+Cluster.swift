@@ -136,6 +136,9 @@ extension StreamingServer {
         guard let c = cluster else { return }
         if let lease = c.standbyLease { waitForOwnership(c, lease) }
         if let f = c.follower {
+            let me = LoopBound(self, loop: loop)
+            let loop = self.loop!
+            f.onFrame { loop.post { me.value.commitArrived() } }
             c.follow.catchUpStarted()
             do { try f.start() } catch { logger.error("cluster: cannot follow the scene's commits", metadata: ["reason": "\(error)"]) }
         }

@@ -32,6 +32,8 @@ public final class StreamingServer: EventLoopHandler {
     let encoder: MessageEncoder
     private let decoder: MessageDecoder
     private var nextTickNs: UInt64 = 0
+    /// When the last tick ran.
+    private var lastTickNs: UInt64 = 0
     var tickIndex: UInt64 = 0
     private let tickNs: UInt64
     let startedAt = Date()
@@ -263,6 +265,7 @@ public final class StreamingServer: EventLoopHandler {
     public func timer() {
         tickIndex += 1
         let nowNs = DispatchTime.now().uptimeNanoseconds
+        lastTickNs = nowNs
         let nowMs = Self.wallMs()
         var events: [AlertEvent] = []
         var batch = drainMQTT(nowMs: nowMs)
@@ -325,10 +328,26 @@ public final class StreamingServer: EventLoopHandler {
         for c in clients.values where c.subscription != nil && frameAllowed(c, nowNs) {
             loop.requestWrite(c.id)
         }
-        // Keep a steady cadence; skip ticks rather than pile them up.
+        // Keep a steady cadence; skip ticks rather than pile them up. A fan-out node ticks when the owner's commits
+        // arrive (``commitArrived()``), so its own cadence only covers a quiet scene.
         nextTickNs += tickNs
         if nextTickNs < nowNs { nextTickNs = nowNs + tickNs }
+        if isFollower { nextTickNs = nowNs + tickNs * 3 / 2 }
         loop.schedule(afterMicroseconds: Int64((nextTickNs - nowNs) / 1000))
+    }
+
+    /// A fan-out node got a commit: serve it now — as a tick, unless one ran less than half a tick ago — so the
+    /// owner's cadence, not this node's, decides when frames go out (a fixed tick here would add up to a tick of
+    /// latency to every frame).
+    func commitArrived() {
+        let nowNs = DispatchTime.now().uptimeNanoseconds
+        let soonest = lastTickNs + tickNs / 2
+        if nowNs >= soonest {
+            timer()
+        } else if soonest < nextTickNs {
+            nextTickNs = soonest
+            loop.schedule(afterMicroseconds: Int64((soonest - nowNs) / 1000))
+        }
     }
 
     /// The subscription an interest gives a client: its rate within the server's bounds, its zones within what its
