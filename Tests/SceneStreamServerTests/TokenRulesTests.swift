@@ -125,7 +125,27 @@ extension Result {
         #expect(error(#"{"metricsToken": "a-metrics-token-123", "maxUpdatesPerTick": 1000}"#) == nil)
     }
 
+    @Test func theClusterKey() throws {
+        let c = try ServerConfiguration.load(
+            Array(#"{"cluster": {"nats": ["nats://a:4222", "tls://b:4222"], "role": "fanout", "node": "cloud-1", "replicas": 3, "user": "u", "password": "p", "tls": {"ca": "ca.pem"}, "domain": "cloud"}}"#.utf8),
+            file: "cfg.json")
+        let cc = try #require(c.cluster)
+        #expect(cc.servers == ["nats://a:4222", "tls://b:4222"] && cc.role == .fanout && cc.node == "cloud-1" && cc.replicas == 3)
+        #expect(cc.security.user == "u" && cc.security.password == "p" && cc.security.tls && cc.security.caFile == "ca.pem")
+        #expect(cc.domain == "cloud" && !cc.standby && cc.keyframeSeconds == 5)
+        // Without the key a node is alone, as the demo runs.
+        #expect(try ServerConfiguration.load(Array("{}".utf8), file: "cfg.json").cluster == nil)
+    }
+
     @Test(arguments: [
+        (#"{"cluster": {"role": "owner"}}"#, "cfg.json: cluster.nats: missing"),
+        (#"{"cluster": {"nats": []}}"#, "cfg.json: cluster.nats: expected a list of nats://HOST:PORT"),
+        (#"{"cluster": {"nats": ["http://a:4222"]}}"#, "cfg.json: cluster.nats[0]: expected nats://HOST:PORT"),
+        (#"{"cluster": {"nats": ["nats://a:1"], "role": "leader"}}"#, "cfg.json: cluster.role: expected owner or fanout"),
+        (#"{"cluster": {"nats": ["nats://a:1"], "role": "fanout", "standby": true}}"#, "cfg.json: cluster.standby: only an owner can stand by"),
+        (#"{"cluster": {"nats": ["nats://a:1"], "replicas": 7}}"#, "cfg.json: cluster.replicas: 7 is outside 1…5"),
+        (#"{"cluster": {"nats": ["nats://a:1"], "domain": "a.b"}}"#, "cfg.json: cluster.domain: expected a JetStream domain name"),
+        (#"{"cluster": {"nats": ["nats://a:1"], "tls": {"cert": "x"}}}"#, "cfg.json: cluster.tls.cert: unknown key"),
         (#"{"mqtt": {"port": true}}"#, "cfg.json: mqtt.port: expected a whole number"),
         (#"{"mqtt": {"port": "1883"}}"#, "cfg.json: mqtt.port: expected a whole number"),
         (#"{"mqtt": {"cleanSession": 1}}"#, "cfg.json: mqtt.cleanSession: expected true or false"),

@@ -416,3 +416,31 @@ def test_an_owner_behind_a_plant_leaf_node_serves_the_cloud_and_the_cloud_cannot
         if plant:
             plant.stop()
         cloud.stop()
+
+
+def test_malformed_and_foreign_messages_on_the_scenes_subjects_are_refused_and_counted(nodes, nats):
+    from natsclient import NATSClient
+    owner, fans, _ = nodes
+
+    def refused(f):
+        for line in f.http("/metrics", token=ADMIN)[1].decode().splitlines():
+            if line.startswith("scenestream_cluster_messages_refused_total"):
+                return float(line.split()[1])
+        return 0.0
+
+    before = [refused(f) for f in fans]
+    c = NATSClient(nats.nodes[2].url, "garbage")
+    try:
+        # Not a frame at all; a well-formed non-frame message; a keyframe of another scene on the commits subject.
+        c.publish("scenestream.demo.commits", b"\x00\x01garbage")
+        c.publish("scenestream.demo.commits", b"\x01\x08" + b"\x00" * 8)  # a client's ping
+        c.publish("scenestream.demo.keyframes", b"\xff" * 64)
+        c.flush()
+    finally:
+        c.close()
+    deadline = time.time() + 10
+    while time.time() < deadline and not all(refused(f) >= b + 3 for f, b in zip(fans, before)):
+        time.sleep(0.1)
+    assert all(refused(f) >= b + 3 for f, b in zip(fans, before)), ([refused(f) for f in fans], before)
+    # Nothing broke: the nodes still follow the owner exactly.
+    assert_exact(owner, fans)
