@@ -61,6 +61,9 @@ public struct ClusterSubjects: Sendable, Equatable {
     public let collaboration: String
     /// A request to the owner for a keyframe of the scene now (a catch-up that need not wait for JetStream).
     public let sync: String
+    /// Alerts raised and cleared (the protocol's `alerts` message, nodes unfiltered), and the active ones.
+    public let alerts: String
+    public let activeAlerts: String
     /// The owner lease's key in the owners bucket.
     public let leaseKey: String
 
@@ -73,6 +76,8 @@ public struct ClusterSubjects: Sendable, Equatable {
         keyframes = "\(prefix).keyframes"
         collaboration = "\(prefix).collab"
         sync = "\(prefix).sync"
+        alerts = "\(prefix).alerts"
+        activeAlerts = "\(prefix).active"
         stream = "SCENESTREAM_\(token.replacingOccurrences(of: "-", with: "_"))"
         leaseKey = token
     }

@@ -15,6 +15,7 @@ public final class CommitFollower: @unchecked Sendable {
     private let queue = DispatchQueue(label: "scenestream.commit-follower")
     private let lock = NSLock()
     private var inbox: [SceneFrame] = []
+    private var alertInbox: [(active: Bool, records: [AlertRecord])] = []
     private var notes: [String] = []
     private var failedCatchUps = 0
     private var subscription: NATSSubscription?
@@ -101,6 +102,15 @@ public final class CommitFollower: @unchecked Sendable {
         return r
     }
 
+    /// Alerts received since the last call, in order: events, or the owner's whole active set (`active`).
+    public func takeAlerts() -> [(active: Bool, records: [AlertRecord])] {
+        lock.lock()
+        defer { lock.unlock() }
+        let r = alertInbox
+        alertInbox.removeAll()
+        return r
+    }
+
     /// Counts so far.
     public var snapshot: Counts {
         lock.lock()
@@ -151,8 +161,15 @@ public final class CommitFollower: @unchecked Sendable {
         counts.received += 1
         counts.bytes += payload.count
         do {
+            if subject == subjects.alerts || subject == subjects.activeAlerts {
+                guard case .alerts(let records) = try decoder.decodeServerMessage(payload) else {
+                    throw ProtocolError(.invalidValue, "not an alerts message")
+                }
+                alertInbox.append((subject == subjects.activeAlerts, records))
+                return
+            }
             guard subject == subjects.commits || subject == subjects.keyframes else {
-                // Other subjects of the scene (collaboration) are not frames.
+                // Other subjects of the scene (collaboration, sync requests) are not for followers.
                 counts.received -= 1
                 return
             }

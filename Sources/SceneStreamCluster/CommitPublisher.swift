@@ -121,6 +121,11 @@ public final class CommitPublisher: @unchecked Sendable {
         return true
     }
 
+    /// Publishes `bytes` on `subject`, in order with the deltas (alerts after the commit they came with).
+    public func publishPlain(_ subject: String, _ bytes: [UInt8]) {
+        deltas.async { [self] in try? connection.publish(subject, bytes) }
+    }
+
     /// Sends `bytes` (a keyframe) to `reply` (a follower's sync request), after the deltas queued before it.
     public func reply(_ bytes: [UInt8], to reply: String) {
         deltas.async { [self] in try? connection.publish(reply, bytes) }

@@ -46,6 +46,8 @@ final class ClusterLink: @unchecked Sendable {
     }
     var refusedLogged = 0
     var wasConnected = true
+    /// On a fan-out node: the owner's active alerts, by id.
+    var activeAlerts: [String: AlertRecord] = [:]
 
     init(configuration: ClusterConfiguration, subjects: ClusterSubjects, connection: NATSConnection) {
         self.configuration = configuration
@@ -268,6 +270,7 @@ extension StreamingServer {
         } else if due {
             c.lastKeyframeMs = nowMs  // nothing changed since the last keyframe: it is still the scene
         }
+        if due { pub.publishPlain(c.subjects.activeAlerts, encoder.encode(.alerts(activeAlertRecords()))) }
     }
 
     /// A follower asked for the scene now: a keyframe of the current version (shared with every other asker and
@@ -308,11 +311,43 @@ extension StreamingServer {
                 follower.catchUp()
             }
         }
+        for batch in follower.takeAlerts() {
+            if batch.active {
+                activeAlerts(replacedBy: batch.records)
+            } else {
+                for r in batch.records {
+                    if r.state == .raised { c.activeAlerts[r.id] = r } else { c.activeAlerts[r.id] = nil }
+                }
+                broadcast(records: batch.records)
+                metrics.alerts.increment(by: batch.records.count)
+            }
+        }
         if applied > 0 {
             metrics.commitsApplied.increment(by: applied)
             metrics.sceneVersion.set(Double(runtime.graph.version))
             metrics.nodeChanges.increment(by: runtime.graph.lastChangeCount)
         }
+    }
+
+    /// The owner's whole active set (sent with each keyframe): alerts this node missed are raised or cleared for its
+    /// clients, so a node that started late, or lost messages, converges.
+    func activeAlerts(replacedBy records: [AlertRecord]) {
+        guard let c = cluster else { return }
+        let now = Dictionary(records.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var changes = now.values.filter { c.activeAlerts[$0.id] == nil }
+        for (id, r) in c.activeAlerts where now[id] == nil {
+            var cleared = r
+            cleared.state = .cleared
+            changes.append(cleared)
+        }
+        c.activeAlerts = now
+        if !changes.isEmpty { broadcast(records: changes.sorted { $0.id < $1.id }) }
+    }
+
+    /// The owner's alerts go to followers with the commits (after the commit they came with).
+    func replicateAlerts(_ records: [AlertRecord]) {
+        guard let c = cluster, let pub = c.publisher, !records.isEmpty else { return }
+        pub.publishPlain(c.subjects.alerts, encoder.encode(.alerts(records)))
     }
 
     /// Once a second: NATS connection state and the publisher's and follower's counts as metrics, and their

@@ -226,6 +226,7 @@ extension StreamingServer {
         }
     }
 
+    /// Answers a refused claim (on one node or across a cluster) with the error code of its reason.
     func refuseClaim(_ c: Client, requestId: UInt32, _ why: HandoffBook.Refusal) {
         metrics.refusals.increment()
         let code: ErrorCode = switch why {

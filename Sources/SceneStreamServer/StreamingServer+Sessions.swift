@@ -441,13 +441,7 @@ extension StreamingServer {
                 target = sessions[h.sessionId]
                 keepOld = h.keepOldDevice
             case .failure(let why):
-                metrics.refusals.increment()
-                let code: ErrorCode = switch why {
-                case .unknown: .handoffCodeInvalid
-                case .used: .handoffCodeUsed
-                case .expired: .handoffCodeExpired
-                }
-                enqueue(c, .error(code: code, requestId: requestId, message: why.description))
+                refuseClaim(c, requestId: requestId, why)
                 return
             }
         } else {
@@ -489,7 +483,7 @@ extension StreamingServer {
             setSubscription(c, subscription(interest, for: s, sent: nil))
             c.nextDueTick = 0
             c.unacked.removeAll()
-            if !runtime.alerts.active.isEmpty { broadcastActive(to: c) }
+            broadcastActive(to: c)
         }
         if let old, old !== c {
             enqueue(old, .handoff(.handedOff(to: c.device, detached: !keepOld)))

@@ -392,19 +392,30 @@ public final class StreamingServer: EventLoopHandler {
     }
 
     private func broadcast(_ events: [AlertEvent]) {
+        let records = events.map { e in
+            AlertRecord(id: e.id, node: e.nodeId.flatMap { runtime.graph.index(of: $0) }, severity: e.severity, state: e.state, timeMs: e.timeMs, message: e.message)
+        }
+        replicateAlerts(records)
+        broadcast(records: records)
+        metrics.alerts.increment(by: events.count)
+    }
+
+    /// Sends alert records (pinned to scene nodes, whatever anyone sees) to every subscribed client as its view
+    /// allows: a node outside it is not named, and a client limited to zones hears only of alerts on nodes it sees
+    /// (the message names the twin).
+    func broadcast(records: [AlertRecord]) {
         for c in clients.values {
             guard let s = c.subscription else { continue }
             let members = engine.membership(s.filter)
             let limited = c.session?.identity.zones != nil
-            let records = events.compactMap { e -> AlertRecord? in
-                let node = e.nodeId.flatMap { runtime.graph.index(of: $0) }.flatMap { members.contains(Int($0)) ? $0 : nil }
-                // A client limited to zones hears only of alerts on nodes it sees: the message names the twin.
-                if limited && node == nil { return nil }
-                return AlertRecord(id: e.id, node: node, severity: e.severity, state: e.state, timeMs: e.timeMs, message: e.message)
+            let mine = records.compactMap { r -> AlertRecord? in
+                var r = r
+                r.node = r.node.flatMap { members.contains(Int($0)) ? $0 : nil }
+                if limited && r.node == nil { return nil }
+                return r
             }
-            if !records.isEmpty { enqueue(c, .alerts(records)) }
+            if !mine.isEmpty { enqueue(c, .alerts(mine)) }
         }
-        metrics.alerts.increment(by: events.count)
     }
 
     func enqueue(_ c: Client, _ m: ServerMessage) { enqueue(c, encoded: encoder.encode(m)) }
@@ -639,9 +650,7 @@ public final class StreamingServer: EventLoopHandler {
                 : nil
             c.lastSendNs = 0
             c.nextDueTick = 0
-            if first, !runtime.alerts.active.isEmpty {
-                broadcastActive(to: c)
-            }
+            if first { broadcastActive(to: c) }
             loop.requestWrite(c.id)
         case .ack(let version):
             while let first = c.unacked.first, first.version <= version {
@@ -682,16 +691,26 @@ public final class StreamingServer: EventLoopHandler {
         return .keep
     }
 
+    /// The alerts active now (the owner's, on a fan-out node), for a client that just subscribed.
     func broadcastActive(to c: Client) {
         guard let s = c.subscription else { return }
         let members = engine.membership(s.filter)
         let limited = c.session?.identity.zones != nil
-        let records = runtime.alerts.active.values.sorted { $0.id < $1.id }.compactMap { e -> AlertRecord? in
-            let node = e.nodeId.flatMap { runtime.graph.index(of: $0) }.flatMap { members.contains(Int($0)) ? $0 : nil }
-            if limited && node == nil { return nil }
-            return AlertRecord(id: e.id, node: node, severity: e.severity, state: .raised, timeMs: e.timeMs, message: e.message)
+        let active = isFollower ? (cluster?.activeAlerts.values.map { $0 } ?? []) : activeAlertRecords()
+        let records = active.sorted { $0.id < $1.id }.compactMap { r -> AlertRecord? in
+            var r = r
+            r.node = r.node.flatMap { members.contains(Int($0)) ? $0 : nil }
+            if limited && r.node == nil { return nil }
+            return r
         }
         if !records.isEmpty { enqueue(c, .alerts(records)) }
+    }
+
+    /// This node's active alerts as records pinned to scene nodes.
+    func activeAlertRecords() -> [AlertRecord] {
+        runtime.alerts.active.values.map { e in
+            AlertRecord(id: e.id, node: e.nodeId.flatMap { runtime.graph.index(of: $0) }, severity: e.severity, state: .raised, timeMs: e.timeMs, message: e.message)
+        }
     }
 
     static func kind(_ m: ClientMessage) -> String {

@@ -444,3 +444,44 @@ def test_malformed_and_foreign_messages_on_the_scenes_subjects_are_refused_and_c
     assert all(refused(f) >= b + 3 for f, b in zip(fans, before)), ([refused(f) for f in fans], before)
     # Nothing broke: the nodes still follow the owner exactly.
     assert_exact(owner, fans)
+
+
+def test_the_owners_alerts_reach_fanout_clients_within_their_zones(nodes):
+    from device import Device
+    owner, fans, _ = nodes
+    twin = "hall-a/line-02/press-01"
+
+    def ingest(value):
+        body = json.dumps({"updates": [{"twin": twin, "property": "temperature", "value": value}]}).encode()
+        assert owner.http("/api/ingest", body, token=INGEST)[0] == 200
+
+    assert owner.http("/api/simulator", json.dumps({"running": False}).encode(), token=ADMIN)[0] == 200
+    try:
+        async def run():
+            admin = await Device(fans[0].url, ADMIN, DESKTOP, "alert-admin").open()
+            contractor = await Device(fans[1].url, jwt("con2", role="operator", zones=["hall-a-line-01"]), DESKTOP, "con").open()
+            for d in (admin, contractor):
+                await d.wait(lambda: len(d.frames) > 0, what="keyframe")
+            ingest(99)
+            await admin.wait(lambda: any(r["state"] == 0 and "press-01" in r["message"] for m in admin.messages if m["type"] == "alerts"
+                                         for r in m["alerts"]), what="alert raised on a fan-out node")
+            raised = next(r for m in admin.messages if m["type"] == "alerts" for r in m["alerts"] if r["state"] == 0 and twin in r["message"])
+            # Pinned to the press, by the index the fan-out node's own scene has for it.
+            from device import path
+            assert raised["node"] is not None and path(admin.replica, raised["node"]) == twin
+            # A client that subscribes now hears of it too (the fan-out node keeps the owner's active alerts).
+            late = await Device(fans[1].url, ADMIN, DESKTOP, "late").open()
+            await late.wait(lambda: any(twin in r["message"] for m in late.messages if m["type"] == "alerts" for r in m["alerts"]),
+                            what="active alert for a late subscriber")
+            ingest(50)
+            await admin.wait(lambda: any(r["state"] == 1 and twin in r["message"] for m in admin.messages if m["type"] == "alerts"
+                                         for r in m["alerts"]), what="alert cleared")
+            await asyncio.sleep(0.5)
+            # The contractor's zones do not include line 2: it heard nothing of it.
+            assert not any(twin in r["message"] for m in contractor.messages if m["type"] == "alerts" for r in m["alerts"])
+            for d in (admin, contractor, late):
+                await d.close()
+
+        asyncio.run(run())
+    finally:
+        owner.http("/api/simulator", json.dumps({"running": True}).encode(), token=ADMIN)
