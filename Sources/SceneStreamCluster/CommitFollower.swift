@@ -157,7 +157,9 @@ public final class CommitFollower: @unchecked Sendable {
     }
 
     private func received(locked payload: [UInt8], subject: String, from: String) {
-        guard !stopped else { return }
+        // Other subjects of the scene (collaboration, sync requests) are not for followers.
+        let known = [subjects.commits, subjects.keyframes, subjects.alerts, subjects.activeAlerts]
+        guard !stopped, known.contains(subject) else { return }
         counts.received += 1
         counts.bytes += payload.count
         do {
@@ -166,11 +168,6 @@ public final class CommitFollower: @unchecked Sendable {
                     throw ProtocolError(.invalidValue, "not an alerts message")
                 }
                 alertInbox.append((subject == subjects.activeAlerts, records))
-                return
-            }
-            guard subject == subjects.commits || subject == subjects.keyframes else {
-                // Other subjects of the scene (collaboration, sync requests) are not for followers.
-                counts.received -= 1
                 return
             }
             guard case .frame(let f) = try decoder.decodeServerMessage(payload) else {

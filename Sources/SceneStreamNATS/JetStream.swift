@@ -6,6 +6,14 @@ public struct StreamMessage: Sendable, Equatable {
     public let sequence: UInt64
     public let subject: String
     public let payload: [UInt8]
+
+    /// A copy of a message read from a stream, which it then destroys.
+    init(taking msg: OpaquePointer) {
+        defer { natsMsg_Destroy(msg) }
+        sequence = natsMsg_GetSequence(msg)
+        subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
+        payload = copyBytes(natsMsg_GetData(msg), Int(natsMsg_GetDataLength(msg)))
+    }
 }
 
 /// A JetStream context on a connection (libnats' `jsCtx`): streams, acknowledged publishes, messages read back by
@@ -83,10 +91,7 @@ public final class NATSJetStream: @unchecked Sendable {
         let s = js_GetLastMsg(&msg, js, stream, subject, nil, &code)
         if s == NATS_NOT_FOUND { return nil }
         guard s == NATS_OK, let msg else { throw NATSError("last message on \(subject) in \(stream)", s) }
-        defer { natsMsg_Destroy(msg) }
-        return StreamMessage(
-            sequence: natsMsg_GetSequence(msg), subject: natsMsg_GetSubject(msg).map { String(cString: $0) } ?? subject,
-            payload: copyBytes(natsMsg_GetData(msg), Int(natsMsg_GetDataLength(msg))))
+        return StreamMessage(taking: msg)
     }
 
     /// The message at stream sequence `sequence`, or nil if the stream has none there (deleted, or aged out).
@@ -96,10 +101,7 @@ public final class NATSJetStream: @unchecked Sendable {
         let s = js_GetMsg(&msg, js, stream, sequence, nil, &code)
         if s == NATS_NOT_FOUND { return nil }
         guard s == NATS_OK, let msg else { throw NATSError("message \(sequence) of \(stream)", s) }
-        defer { natsMsg_Destroy(msg) }
-        return StreamMessage(
-            sequence: sequence, subject: natsMsg_GetSubject(msg).map { String(cString: $0) } ?? "",
-            payload: copyBytes(natsMsg_GetData(msg), Int(natsMsg_GetDataLength(msg))))
+        return StreamMessage(taking: msg)
     }
 
     deinit { jsCtx_Destroy(js) }

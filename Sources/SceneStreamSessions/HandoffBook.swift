@@ -107,17 +107,16 @@ public struct ClaimLimiter: Sendable {
     }
 }
 
-/// A handoff code as every node of a cluster sees it (a key-value entry): the same rules as ``HandoffBook``, on a
-/// record that a claim rewrites with a compare-and-set. Pure.
+/// A handoff code as every node of a cluster sees it (a key-value entry): which session it hands over and which node
+/// offered it — that node's ``HandoffBook`` alone decides claims, so a code is claimed once across the cluster.
 public struct SharedHandoffCode: Codable, Sendable, Equatable {
     public var sessionId: String
     public var userId: String
     public var expiresMs: UInt64
     public var keepOldDevice: Bool
-    public var used: Bool
     /// The session record's key (a hash of its token), so the claiming node can load it.
     public var sessionKey: String
-    /// The node that offered it.
+    /// The node that offered it (and decides its claims).
     public var node: String
 
     public init(sessionId: String, userId: String, expiresMs: UInt64, keepOldDevice: Bool, sessionKey: String, node: String) {
@@ -125,18 +124,7 @@ public struct SharedHandoffCode: Codable, Sendable, Equatable {
         self.userId = userId
         self.expiresMs = expiresMs
         self.keepOldDevice = keepOldDevice
-        used = false
         self.sessionKey = sessionKey
         self.node = node
-    }
-
-    /// The record after `userId` claims it at `nowMs`, or why not (another user's code is unknown to them).
-    public func claimed(by userId: String, nowMs: UInt64) -> Result<SharedHandoffCode, HandoffBook.Refusal> {
-        guard self.userId == userId else { return .failure(.unknown) }
-        guard !used else { return .failure(.used) }
-        guard expiresMs > nowMs else { return .failure(.expired) }
-        var c = self
-        c.used = true
-        return .success(c)
     }
 }

@@ -66,3 +66,12 @@ func freeLoopbackPort() throws -> Int {
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
     return Int(UInt16(bigEndian: addr.sin_port))
 }
+
+/// Waits (polling every 200 µs) until `cond` holds, or fails after `timeout` seconds naming `what`.
+func waitUntil(_ what: String, _ timeout: Double = 20, _ cond: () -> Bool) throws {
+    let end = Date().addingTimeInterval(timeout)
+    while !cond() {
+        if Date() > end { throw ValidationError("timed out waiting for \(what)") }
+        usleep(200)
+    }
+}

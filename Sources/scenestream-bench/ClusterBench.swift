@@ -50,14 +50,6 @@ struct ClusterBenchCommand: ParsableCommand {
         return (s[min(s.count - 1, Int(Double(s.count) * p))] * 100).rounded() / 100
     }
 
-    func wait(_ what: String, _ timeout: Double = 30, _ cond: () -> Bool) throws {
-        let end = Date().addingTimeInterval(timeout)
-        while !cond() {
-            if Date() > end { throw ValidationError("timed out waiting for \(what)") }
-            usleep(1000)
-        }
-    }
-
     func run() throws {
         let dir = NSTemporaryDirectory() + "scenestream-cluster-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -84,7 +76,7 @@ struct ClusterBenchCommand: ParsableCommand {
         let ownerPort = try start("owner", role: "owner")
         let fan1 = try start("fan-1", role: "fanout")
         let fan2 = try start("fan-2", role: "fanout")
-        for p in [fan1, fan2] { try wait("fan-out node synced") { (Self.health(p)?["synced"] as? Bool) == true } }
+        for p in [fan1, fan2] { try waitUntil("fan-out node synced", 30) { (Self.health(p)?["synced"] as? Bool) == true } }
         say("NATS cluster \(nats.urls.joined(separator: ",")); owner :\(ownerPort), fan-out :\(fan1) :\(fan2); plant \(plant)")
 
         let scene = FanoutBenchCommand.sceneId(plant)
@@ -122,7 +114,7 @@ struct ClusterBenchCommand: ParsableCommand {
             try open("owner#\(k)", port: ownerPort, probe: true)
             try open("fanout#\(k)", port: fan1, probe: true)
         }
-        try wait("probe keyframes") { seen.with { $0.keyframeAt.count >= 2 * probes } }
+        try waitUntil("probe keyframes", 30) { seen.with { $0.keyframeAt.count >= 2 * probes } }
         Thread.sleep(forTimeInterval: 1)
         seen.with { $0.latencies = [:] }
         Thread.sleep(forTimeInterval: seconds)
@@ -144,17 +136,17 @@ struct ClusterBenchCommand: ParsableCommand {
                 let token = "demo:\(label)-\(round)"
                 let phone = "\(label)-phone#\(round)", desk = "\(label)-desk#\(round)"
                 try open(phone, port: phonePort, probe: false, token: token)
-                try wait("phone keyframe") { seen.with { $0.keyframeAt[phone] != nil } }
+                try waitUntil("phone keyframe", 30) { seen.with { $0.keyframeAt[phone] != nil } }
                 let pc = UncheckedBox(seen.with { $0.connections[phone]! })
                 pool.post { pool.send(pc.value, .handoffOffer(requestId: 1, keepOldDevice: false)) }
-                try wait("offer") { seen.with { $0.offers[phone] != nil } }
+                try waitUntil("offer", 30) { seen.with { $0.offers[phone] != nil } }
                 let code = seen.with { $0.offers[phone]! }
                 try open(desk, port: deskPort, probe: false, token: token, subscribe: false)
-                try wait("desk welcome") { seen.with { $0.welcomed.contains(desk) } }
+                try waitUntil("desk welcome", 30) { seen.with { $0.welcomed.contains(desk) } }
                 let dc = UncheckedBox(seen.with { $0.connections[desk]! })
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 pool.post { pool.send(dc.value, .handoffClaim(requestId: 2, code: code, sessionId: "")) }
-                try wait("desk keyframe") { seen.with { $0.keyframeAt[desk] != nil } }
+                try waitUntil("desk keyframe", 30) { seen.with { $0.keyframeAt[desk] != nil } }
                 out.append(Double(seen.with { $0.keyframeAt[desk]! } - t0) / 1e6)
                 pool.post { pool.disconnect(dc.value) }
             }
@@ -176,7 +168,7 @@ struct ClusterBenchCommand: ParsableCommand {
             for k in 0..<clients {
                 try open("\(tag)#\(k)", port: ports[k % ports.count], probe: k < probes * ports.count)
             }
-            try wait("load keyframes", 60) { seen.with { $0.keyframeAt.count >= before + clients } }
+            try waitUntil("load keyframes", 60) { seen.with { $0.keyframeAt.count >= before + clients } }
             Thread.sleep(forTimeInterval: 1)
             let cpu0 = ports.map { p in procs.values.first { $0.1 == p }!.0.processIdentifier }.map(FanoutBenchCommand.cpuSeconds)
             seen.with { $0.latencies = [:] }
@@ -197,9 +189,9 @@ struct ClusterBenchCommand: ParsableCommand {
 
         // 4. Failover: a standby follows; the owner is killed (-9); a client on a fan-out node watches.
         let standbyPort = try start("standby", role: "owner", standby: true)
-        try wait("standby synced") { (Self.health(standbyPort)?["synced"] as? Bool) == true }
+        try waitUntil("standby synced", 30) { (Self.health(standbyPort)?["synced"] as? Bool) == true }
         try open("watch#0", port: fan1, probe: true)
-        try wait("watcher keyframe") { seen.with { $0.keyframeAt["watch#0"] != nil } }
+        try waitUntil("watcher keyframe", 30) { seen.with { $0.keyframeAt["watch#0"] != nil } }
         Thread.sleep(forTimeInterval: 1)
         seen.with { $0.recordArrivals = true }
         Thread.sleep(forTimeInterval: 1)
@@ -209,7 +201,7 @@ struct ClusterBenchCommand: ParsableCommand {
         owner.waitUntilExit()
         procs["owner"] = nil
         var ownedAfterMs = Double.nan
-        try wait("standby owns the scene", 20) {
+        try waitUntil("standby owns the scene", 20) {
             if (Self.health(standbyPort)?["owner"] as? String) == "standby" {
                 ownedAfterMs = Date().timeIntervalSince1970 * 1000 - killedAt
                 return true

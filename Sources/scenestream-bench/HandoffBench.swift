@@ -36,14 +36,6 @@ struct HandoffBenchCommand: ParsableCommand {
         }
     }
 
-    func wait(_ what: String, _ timeout: Double = 20, _ cond: () -> Bool) throws {
-        let end = Date().addingTimeInterval(timeout)
-        while !cond() {
-            if Date() > end { throw ValidationError("timed out waiting for \(what)") }
-            usleep(200)
-        }
-    }
-
     func run() throws {
         let (proc, port) = try Self.startServer(binary: server, plant: plant)
         defer { BenchServer.stop(proc) }
@@ -82,21 +74,21 @@ struct HandoffBenchCommand: ParsableCommand {
         }
         var holder = "device-0"
         try pool.connect(host: "127.0.0.1", port: port, options: options(holder, subscribe: true))
-        try wait("first keyframe") { seen.with { $0.keyframeAt[holder] != nil } }
+        try waitUntil("first keyframe") { seen.with { $0.keyframeAt[holder] != nil } }
         var latencies: [Double] = []
         for round in 1...handoffs {
             let h = holder
             let conn = UncheckedBox(seen.with { $0.connections[h]! })
             pool.post { pool.send(conn.value, .handoffOffer(requestId: UInt32(round), keepOldDevice: false)) }
-            try wait("offer \(round)") { seen.with { $0.offers[h] != nil } }
+            try waitUntil("offer \(round)") { seen.with { $0.offers[h] != nil } }
             let code = seen.with { $0.offers[h]! }
             let next = "device-\(round)"
             try pool.connect(host: "127.0.0.1", port: port, options: options(next, subscribe: false))
-            try wait("welcome \(round)") { seen.with { $0.welcomed.contains(next) } }
+            try waitUntil("welcome \(round)") { seen.with { $0.welcomed.contains(next) } }
             let claimer = UncheckedBox(seen.with { $0.connections[next]! })
             let t0 = DispatchTime.now().uptimeNanoseconds
             pool.post { pool.send(claimer.value, .handoffClaim(requestId: UInt32(round), code: code, sessionId: "")) }
-            try wait("keyframe on the new device \(round)") { seen.with { $0.keyframeAt[next] != nil } }
+            try waitUntil("keyframe on the new device \(round)") { seen.with { $0.keyframeAt[next] != nil } }
             let t1 = seen.with { $0.keyframeAt[next]! }
             latencies.append(Double(t1 - t0) / 1e6)
             holder = next
@@ -106,7 +98,7 @@ struct HandoffBenchCommand: ParsableCommand {
         let keyframeBytes = seen.with { $0.firstFrameBytes[holder] ?? 0 }
         // Resume: drop the holder and reconnect with its token and version at once.
         let h = holder
-        try wait("frames after the last handoff") { seen.with { $0.frames[h, default: 0] > 10 } }
+        try waitUntil("frames after the last handoff") { seen.with { $0.frames[h, default: 0] > 10 } }
         let holderConn = seen.with { $0.connections[h]! }
         let box = UncheckedBox(holderConn)
         let state = Locked<(String, UInt64?, Replica)>(("", nil, Replica()))
@@ -115,13 +107,13 @@ struct HandoffBenchCommand: ParsableCommand {
             state.set((s.sessionToken, s.replica.version, s.replica))
             pool.disconnect(box.value)
         }
-        try wait("holder state") { state.get().1 != nil }
+        try waitUntil("holder state") { state.get().1 != nil }
         let (token, version, replica) = state.get()
         var ro = options("resumed", subscribe: true)
         ro.resumeToken = token
         ro.resumeVersion = version ?? 0
         try pool.connect(host: "127.0.0.1", port: port, options: ro, replica: replica)
-        try wait("resumed frame") { seen.with { $0.firstFrameBytes["resumed"] != nil } }
+        try waitUntil("resumed frame") { seen.with { $0.firstFrameBytes["resumed"] != nil } }
         let resumeBytes = seen.with { $0.firstFrameBytes["resumed"]! }
         let resumeWasDelta = seen.with { $0.firstFrameKind["resumed"] == false }
         pool.shutdown()
