@@ -55,8 +55,14 @@ public struct ClusterSubjects: Sendable, Equatable {
     public let commits: String
     /// Keyframes of the whole scene.
     public let keyframes: String
-    /// The JetStream stream holding commits and keyframes.
+    /// The JetStream stream holding commits and keyframes (and ingest markers).
     public let stream: String
+    /// Acknowledged HTTP ingest batches, as the owner accepted them (its ingest log).
+    public let ingest: String
+    /// The JetStream stream of the ingest log.
+    public let ingestStream: String
+    /// Markers in the commit stream, after a commit: the ingest log's batches up to a sequence are in the scene.
+    public let ingested: String
     /// Collaboration (presence, selection, annotations) from fan-out nodes to the owner.
     public let collaboration: String
     /// A request to the owner for a keyframe of the scene now (a catch-up that need not wait for JetStream).
@@ -74,11 +80,14 @@ public struct ClusterSubjects: Sendable, Equatable {
         prefix = "scenestream.\(token)"
         commits = "\(prefix).commits"
         keyframes = "\(prefix).keyframes"
+        ingest = "\(prefix).ingest.http"
+        ingested = "\(prefix).ingested"
         collaboration = "\(prefix).collab"
         sync = "\(prefix).sync"
         alerts = "\(prefix).alerts"
         activeAlerts = "\(prefix).active"
         stream = "SCENESTREAM_\(token.replacingOccurrences(of: "-", with: "_"))"
+        ingestStream = stream + "_INGEST"
         leaseKey = token
     }
 

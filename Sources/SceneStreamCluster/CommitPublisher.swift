@@ -46,7 +46,7 @@ public final class CommitPublisher: @unchecked Sendable {
         self.subjects = subjects
         self.maxBacklog = maxBacklog
         try js.addStream(
-            subjects.stream, subjects: [subjects.commits, subjects.keyframes], replicas: replicas,
+            subjects.stream, subjects: [subjects.commits, subjects.keyframes, subjects.ingested], replicas: replicas,
             maxAgeMs: Int64(retentionSeconds) * 1000)
     }
 

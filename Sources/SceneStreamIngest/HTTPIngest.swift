@@ -50,3 +50,58 @@ public enum HTTPIngest {
         return .success(updates)
     }
 }
+
+extension HTTPIngest {
+    /// `updates` as an ingest body that ``parse(_:nowMs:)`` reads back to the same updates (every timestamp and
+    /// quality written out): how an owner hands an acknowledged batch to the cluster's ingest log, and a standby
+    /// replays it.
+    public static func encode(_ updates: [PropertyUpdate]) -> [UInt8] {
+        var out: [UInt8] = Array(#"{"updates":["#.utf8)
+        out.reserveCapacity(updates.count * 80 + 16)
+        for (k, u) in updates.enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #"{"twin":"#.utf8)
+            writeString(u.twin, into: &out)
+            out.append(contentsOf: #","property":"#.utf8)
+            writeString(u.property, into: &out)
+            out.append(contentsOf: #","value":"#.utf8)
+            switch u.value {
+            // Swift's description of a finite Double is the shortest text that reads back to the same Double.
+            case .number(let d): out.append(contentsOf: (d.isFinite ? "\(d)" : "0").utf8)
+            case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+            case .text(let s): writeString(s, into: &out)
+            }
+            out.append(contentsOf: ",\"timestamp\":\(u.timestampMs),\"quality\":\"\(u.quality.name)\"}".utf8)
+        }
+        out.append(contentsOf: "]}".utf8)
+        return out
+    }
+
+    private static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: #"\u00"#.utf8)
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 15)])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+extension Quality {
+    /// The name ingest bodies use: `good`, `stale`, `bad`.
+    public var name: String {
+        switch self {
+        case .good: "good"
+        case .stale: "stale"
+        case .bad: "bad"
+        }
+    }
+}

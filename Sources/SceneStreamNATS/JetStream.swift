@@ -104,6 +104,16 @@ public final class NATSJetStream: @unchecked Sendable {
         return StreamMessage(taking: msg)
     }
 
+    /// The first and last sequence stream `stream` holds (first > last when it is empty).
+    public func sequences(stream: String) throws(NATSError) -> (first: UInt64, last: UInt64) {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let s = js_GetStreamInfo(&info, js, stream, nil, &code)
+        guard s == NATS_OK, let info else { throw NATSError("stream \(stream) (JetStream \(code.rawValue))", s) }
+        defer { jsStreamInfo_Destroy(info) }
+        return (info.pointee.State.FirstSeq, info.pointee.State.LastSeq)
+    }
+
     deinit { jsCtx_Destroy(js) }
 }
 

@@ -52,6 +52,10 @@ final class ServerMetrics: Sendable {
     let commitsApplied: CoreMetrics.Counter
     let catchUps: CoreMetrics.Counter
     let clusterRefused: CoreMetrics.Counter
+    /// HTTP ingest updates a new owner applied from the ingest log (acknowledged by the one before).
+    let ingestReplayed: CoreMetrics.Counter
+    /// HTTP batches refused because the ingest log could not store them.
+    let ingestLogFailures: CoreMetrics.Counter
     let kvOperations: CoreMetrics.Counter
     let kvFailures: CoreMetrics.Counter
     let encodeDuration: CoreMetrics.Timer
@@ -134,6 +138,8 @@ final class ServerMetrics: Sendable {
         commitsApplied = counter("scenestream.cluster.commits.applied")
         catchUps = counter("scenestream.cluster.catchups")
         clusterRefused = counter("scenestream.cluster.messages.refused")
+        ingestReplayed = counter("scenestream.cluster.ingest.replayed")
+        ingestLogFailures = counter("scenestream.cluster.ingest.log.failures")
         kvOperations = counter("scenestream.cluster.kv.operations")
         kvFailures = counter("scenestream.cluster.kv.failures")
     }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SceneStreamCluster
 import SceneStreamCore
+import SceneStreamIngest
 import SceneStreamNATS
 import SceneStreamProtocol
 import SceneStreamSimulation
@@ -19,6 +20,15 @@ final class ClusterLink: @unchecked Sendable {
     var publisher: CommitPublisher?
     var follower: CommitFollower?
     var lease: OwnerLease?
+    /// The owner's log of acknowledged HTTP ingest batches.
+    var ingestLog: IngestLog?
+    /// The newest log sequence handed to the service thread, and the one the last marker named.
+    var ingestAcknowledged: UInt64 = 0
+    var ingestMarked: UInt64 = 0
+    /// Appends to the ingest log one at a time, so batches reach the service thread in the log's order.
+    let ingestAppends = DispatchQueue(label: "scenestream.ingest-log")
+    /// A standby's copy of the owner's HTTP batches, into its twin store (so a takeover starts from them).
+    var absorbSubscription: NATSSubscription?
     /// Sessions and handoff codes every node sees.
     var sessions: ClusterSessions?
     var sessionsSeen = (operations: 0, failures: 0)
@@ -39,6 +49,8 @@ final class ClusterLink: @unchecked Sendable {
     let ownership = Gate()
     private let stopLock = NSLock()
     private var stoppingFlag = false
+    /// Batches to apply before any other ingest (read from the ingest log when this node became the owner).
+    var replay: [PropertyUpdate] = []
     /// Set when the node shuts down (read by the standby's waiting thread).
     var isStopping: Bool {
         get { stopLock.withLock { stoppingFlag } }
@@ -114,6 +126,12 @@ extension StreamingServer {
                 try CommitPublisher(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds, domain: cc.domain)
             }
             link.publisher = publisher
+            let log = try retrying("the ingest log") {
+                try IngestLog(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds, domain: cc.domain)
+            }
+            link.ingestLog = log
+            // Batches an earlier run of this owner acknowledged and may not have committed.
+            (link.replay, link.ingestAcknowledged) = try retrying("reading the ingest log") { try Self.unappliedBatches(log, logger: logger) }
             // Continue the stream's versions: a client or fan-out node that has version N must never see an N again.
             graph.continueVersions(after: try retrying("reading the stream's last versions") { try newestVersion(publisher) })
             link.ownership.open()
@@ -136,7 +154,11 @@ extension StreamingServer {
     /// Starts what runs in the background: the lease's renewal, the follower, a standby's wait for the lease.
     func startCluster() {
         guard let c = cluster else { return }
-        if let lease = c.standbyLease { waitForOwnership(c, lease) }
+        if let lease = c.standbyLease {
+            absorbIngest(c)
+            waitForOwnership(c, lease)
+        }
+        applyReplay(c)
         if let f = c.follower {
             let me = LoopBound(self, loop: loop)
             let loop = self.loop!
@@ -194,8 +216,18 @@ extension StreamingServer {
                 try lease.waitAndAcquire(stop: { c.isStopping })
                 let publisher = try CommitPublisher(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds, domain: cc.domain)
                 let newest = (try? Self.newestVersion(publisher)) ?? 0
-                let taken = UncheckedSendable((publisher, newest))
-                loop.post { me.value.takeOver(publisher: taken.value.0, newest: taken.value.1) }
+                let log = try IngestLog(connection: conn, subjects: subjects, replicas: cc.replicas, retentionSeconds: cc.retentionSeconds, domain: cc.domain)
+                // What the old owner acknowledged and may not have committed. Without it the takeover waits: an
+                // owner that drops acknowledged batches is worse than one a second late.
+                var replay: (updates: [PropertyUpdate], through: UInt64)?
+                while replay == nil, !c.isStopping {
+                    do { replay = try Self.unappliedBatches(log, logger: logger) } catch {
+                        logger.warning("cluster: cannot read the ingest log yet; trying again", metadata: ["reason": "\(error)"])
+                        Thread.sleep(forTimeInterval: 0.25)
+                    }
+                }
+                let taken = UncheckedSendable((publisher, newest, log, replay ?? ([], 0)))
+                loop.post { me.value.takeOver(publisher: taken.value.0, newest: taken.value.1, log: taken.value.2, replay: taken.value.3) }
             } catch {
                 if !c.isStopping { logger.error("cluster: standby cannot take over", metadata: ["reason": "\(error)"]) }
             }
@@ -205,14 +237,20 @@ extension StreamingServer {
     /// The active owner is gone and this standby holds the lease: it applies what it followed, stops following,
     /// continues the version sequence from its copy (so fan-out nodes and clients keep getting deltas), and starts
     /// ingest (simulator from now, MQTT). Service thread.
-    func takeOver(publisher: CommitPublisher, newest: UInt64) {
+    func takeOver(publisher: CommitPublisher, newest: UInt64, log: IngestLog, replay: (updates: [PropertyUpdate], through: UInt64)) {
         guard let c = cluster, let lease = c.standbyLease else { return }
         followCommits()
         c.follower?.stop()
         c.follower = nil
+        c.absorbSubscription?.cancel()
+        c.absorbSubscription = nil
         c.standbyLease = nil
         c.lease = lease
         c.publisher = publisher
+        c.ingestLog = log
+        c.replay = replay.updates
+        c.ingestAcknowledged = max(c.ingestAcknowledged, replay.through)
+        applyReplay(c)
         // Versions the stream has and this copy missed: jump past them (clients get a keyframe), never repeat them.
         if newest > runtime.graph.version { runtime.graph.continueVersions(after: newest) }
         c.lastPublished = runtime.graph.version
@@ -226,6 +264,67 @@ extension StreamingServer {
         logger.notice("cluster: took the scene over as its owner", metadata: ["node": "\(c.configuration.node)", "version": "\(runtime.graph.version)"])
     }
 
+    /// Reads the ingest log's batches after the last marker (off the service thread) as updates, and the newest
+    /// sequence read.
+    static func unappliedBatches(_ log: IngestLog, logger: Logger) throws(NATSError) -> (updates: [PropertyUpdate], through: UInt64) {
+        var updates: [PropertyUpdate] = []
+        var through: UInt64 = 0
+        for m in try log.unapplied() {
+            through = max(through, m.sequence)
+            switch HTTPIngest.parse(m.payload, nowMs: wallMs()) {
+            case .success(let us): updates.append(contentsOf: us)
+            case .failure(let e): logger.warning("cluster: an ingest log entry is not a batch; skipped", metadata: ["sequence": "\(m.sequence)", "reason": "\(e)"])
+            }
+        }
+        return (updates, through)
+    }
+
+    /// Queues what was read from the ingest log ahead of every other update, and writes it to this node's storage.
+    /// Service thread.
+    func applyReplay(_ c: ClusterLink) {
+        guard !c.replay.isEmpty else { return }
+        httpPending.insert(contentsOf: c.replay, at: 0)
+        storage?.appendLater(c.replay)
+        metrics.ingestReplayed.increment(by: c.replay.count)
+        logger.notice("cluster: applying HTTP ingest acknowledged by the previous owner", metadata: ["updates": "\(c.replay.count)"])
+        c.replay = []
+    }
+
+    /// A standby keeps the owner's HTTP batches in its twin store (and storage) as they are logged, so that after a
+    /// takeover its twins hold them — the scene already does, through the commits it follows. Parsed on the NATS
+    /// thread; the service thread only applies them.
+    func absorbIngest(_ c: ClusterLink) {
+        let me = LoopBound(self, loop: loop)
+        let loop = self.loop!
+        let metrics = self.metrics
+        do {
+            c.absorbSubscription = try c.connection.subscribe(c.subjects.ingest) { m in
+                guard case .success(let updates) = HTTPIngest.parse(m.payload, nowMs: Self.wallMs()) else {
+                    metrics.clusterRefused.increment()
+                    return
+                }
+                let box = UncheckedSendable(updates)
+                loop.post { me.value.absorb(box.value) }
+            }
+        } catch {
+            logger.error("cluster: cannot follow the owner's HTTP ingest", metadata: ["reason": "\(error)"])
+        }
+    }
+
+    /// Applies the owner's updates to the twin store only (the scene comes from the commits). Service thread.
+    func absorb(_ updates: [PropertyUpdate]) {
+        guard cluster?.standbyLease != nil else { return }
+        for u in updates { runtime.twins.apply(u) }
+        storage?.appendLater(updates)
+    }
+
+    /// After a commit that applied logged batches: the marker naming the newest of them, in order after the commit.
+    func markIngested() {
+        guard let c = cluster, let pub = c.publisher, c.ingestMarked < c.ingestAcknowledged, !runtime.graph.hasPendingChanges else { return }
+        pub.publishPlain(c.subjects.ingested, IngestLog.marker(through: c.ingestAcknowledged, version: runtime.graph.version))
+        c.ingestMarked = c.ingestAcknowledged
+    }
+
     /// Stops the background parts: everything queued is published, the lease is given up (a standby takes over at
     /// once instead of after it expires), the follower stops.
     func stopCluster() {
@@ -233,6 +332,8 @@ extension StreamingServer {
         c.isStopping = true
         c.ownership.open()
         c.syncSubscription?.cancel()
+        c.absorbSubscription?.cancel()
+        c.ingestAppends.sync {}
         c.publisher?.drain()
         c.sessions?.drain()
         c.lease?.release()

@@ -173,12 +173,15 @@ extension StreamingServer {
     // MARK: HTTP ingest
 
     /// `POST /api/ingest` with `Authorization: Bearer TOKEN` and `{"updates": [{"twin", "property", "value",
-    /// "timestamp"?, "quality"?}]}`. Answered 200 only once the batch is durable (written to storage). The body is
-    /// parsed and written on a worker; the service thread only takes the parsed batch for the next tick.
+    /// "timestamp"?, "quality"?}]}`. Answered 200 only once the batch is durable: written to storage and, on a
+    /// cluster's owner, stored in the cluster's ingest log (so the next owner applies it if this one dies first).
+    /// The body is parsed and written on a worker; the service thread only takes the parsed batch for the next tick.
     /// The ingest token was checked by `authorize`.
     func httpIngest(_ r: HTTPServerRequest) {
         let body = r.body ?? []
         let (storage, metrics, logger, id) = (self.storage, self.metrics, self.logger, r.id)
+        let log = cluster?.ingestLog
+        let appends = cluster?.ingestAppends
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
         httpWork.async {
@@ -191,19 +194,40 @@ extension StreamingServer {
                 }
                 return
             }
+            let logged = log.map { _ in HTTPIngest.encode(updates) }
             do {
                 try storage?.append(updates)
             } catch {
                 logger.error("storage write failed", metadata: ["error": "\(error)"])
                 metrics.storageErrors.increment()
-                Self.answerLater(loop, metrics, id, .ingest, .text("could not store the batch (\(error)); nothing was applied\n", status: .serviceUnavailable))
-                return
+                // In a cluster the ingest log is what makes the batch durable; alone, storage is.
+                if log == nil {
+                    Self.answerLater(loop, metrics, id, .ingest, .text("could not store the batch (\(error)); nothing was applied\n", status: .serviceUnavailable))
+                    return
+                }
             }
-            loop.post {
-                let s = me.value
-                s.httpPending.append(contentsOf: updates)
-                s.metrics.ingestedHTTP.increment(by: updates.count)
-                s.answer(r, .json(Array("{\"accepted\":\(updates.count),\"durable\":\(storage != nil)}".utf8)), route: .ingest)
+            let accept: @Sendable (UInt64) -> Void = { sequence in
+                loop.post {
+                    let s = me.value
+                    s.httpPending.append(contentsOf: updates)
+                    if sequence > 0, let c = s.cluster { c.ingestAcknowledged = max(c.ingestAcknowledged, sequence) }
+                    s.metrics.ingestedHTTP.increment(by: updates.count)
+                    s.answer(r, .json(Array("{\"accepted\":\(updates.count),\"durable\":\(storage != nil || log != nil)}".utf8)), route: .ingest)
+                }
+            }
+            guard let log, let logged, let appends else { return accept(0) }
+            // One at a time, so that batches reach the service thread in the log's order (its markers say "up to
+            // sequence S": every batch before S must be in the scene by then).
+            appends.async {
+                do {
+                    accept(try log.append(logged))
+                } catch {
+                    logger.error("cluster: ingest log write failed", metadata: ["error": "\(error)"])
+                    metrics.ingestLogFailures.increment()
+                    Self.answerLater(
+                        loop, metrics, id, .ingest,
+                        .text("could not store the batch in the cluster's ingest log (\(error)); nothing was applied\n", status: .serviceUnavailable))
+                }
             }
         }
     }

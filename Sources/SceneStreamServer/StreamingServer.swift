@@ -323,6 +323,7 @@ public final class StreamingServer: EventLoopHandler {
                 metrics.nodeChanges.increment(by: runtime.graph.lastChangeCount)
             }
             replicate(nowMs: nowMs)
+            markIngested()
         }
         if !events.isEmpty { broadcast(events) }
         for c in clients.values where c.subscription != nil && frameAllowed(c, nowNs) {

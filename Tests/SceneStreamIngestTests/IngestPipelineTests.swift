@@ -92,4 +92,19 @@ import Testing
         #expect(e.code == "bad_payload" && e.message.hasPrefix("updates[1]"))
         #expect((try? HTTPIngest.parse(Array(#"{"updates":[{"twin":"a","property":"p","value":1,"timestamp":5}]}"#.utf8), nowMs: 1).get()) == [u("a", "p", 1, at: 5)])
     }
+
+    @Test func encodedBatchReadsBackToTheSameUpdates() throws {
+        let batch = [
+            u("line-01/press-01", "temperature", 71.234567890123, at: 1_780_000_000_123),
+            u("a", "p", -0.000001, at: 5, .stale),
+            PropertyUpdate(twin: "a", property: "running", value: .bool(false), timestampMs: 6, quality: .bad),
+            PropertyUpdate(twin: "a", property: "note", value: .text("say \"hi\" \\ tab\t line\n é 🏭"), timestampMs: 7),
+            u("a", "big", 1e300, at: 8), u("a", "whole", 42, at: 9),
+        ]
+        let body = HTTPIngest.encode(batch)
+        #expect(try HTTPIngest.parse(body, nowMs: 1).get() == batch)
+        // Every timestamp and quality is written, so the time a replay reads it back does not matter.
+        #expect(try HTTPIngest.parse(body, nowMs: 999_999).get() == batch)
+        #expect(try HTTPIngest.parse(HTTPIngest.encode([]), nowMs: 1).get() == [])
+    }
 }

@@ -305,7 +305,30 @@ def test_a_fanout_node_killed_its_clients_resume_on_another_with_a_delta(nodes, 
         doomed.stop()
 
 
-def test_owner_killed_a_standby_takes_over_within_five_seconds_and_versions_continue(tmp_path):
+def post_batches(server, stop, acked, failed):
+    """Posts one-update HTTP batches until told to stop; `acked` gets the number of each batch answered 200."""
+    import itertools
+    import threading
+    import urllib.error
+    counter = itertools.count()
+
+    def run():
+        while not stop.is_set():
+            n = next(counter)
+            body = json.dumps({"updates": [{"twin": "probe/ingest", "property": f"b{n}", "value": n}]}).encode()
+            try:
+                if server.http("/api/ingest", body, token=INGEST)[0] == 200:
+                    acked.add(n)
+            except (urllib.error.URLError, ConnectionError, OSError):
+                failed.add(n)
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_owner_killed_a_standby_takes_over_within_five_seconds_versions_continue_and_no_acknowledged_ingest_is_lost(tmp_path):
+    import threading
     from device import Device
     cluster = NATSCluster(3)
     servers = []
@@ -328,10 +351,17 @@ def test_owner_killed_a_standby_takes_over_within_five_seconds_and_versions_cont
         async def run():
             dev = await Device(fan.url, ADMIN, DESKTOP, "watcher").open()
             await dev.wait(lambda: len(dev.frames) > 20, what="streaming")
+            # HTTP batches go to the owner without a pause, up to the moment it dies.
+            posters = post_batches(owner, stop, acked, failed)
+            while len(acked) < 100:
+                await asyncio.sleep(0.01)
             at_kill = dev.frames[-1][2]
             owner.proc.kill()
             owner.proc.wait()
             killed = time.time()
+            stop.set()
+            for t in posters:
+                t.join(timeout=15)
             took = None
             while time.time() - killed < 15:
                 if standby.json("/healthz").get("owner") == "owner-b":
@@ -342,6 +372,7 @@ def test_owner_killed_a_standby_takes_over_within_five_seconds_and_versions_cont
             await dev.wait(lambda: dev.frames[-1][2] > at_kill + 30, timeout=15, what="versions continuing")
             return dev, at_kill, took
 
+        stop, acked, failed = threading.Event(), set(), set()
         dev, at_kill, took = asyncio.run(run())
         print(f"standby took over {took:.2f} s after the owner was killed")
         assert took <= 5.0, took
@@ -352,6 +383,19 @@ def test_owner_killed_a_standby_takes_over_within_five_seconds_and_versions_cont
         assert versions == sorted(set(versions))
         # Every delta starts where the previous frame ended: no version was skipped over without the client.
         assert all(b == prev for (_, b, _), (_, _, prev) in zip(dev.frames[1:], dev.frames[:-1]))
+        # Every batch the dead owner answered 200 is in the new owner's twins: those it had committed (the standby
+        # kept them as they were logged) and those it had not (the standby applied them from the ingest log).
+        deadline, have = time.time() + 5, set()
+        while time.time() < deadline:
+            props = standby.json("/api/twin?id=probe/ingest", token=ADMIN)["properties"]
+            have = {int(k[1:]) for k in props}
+            if acked <= have:
+                break
+            time.sleep(0.1)
+        metrics = standby.http("/metrics", token=ADMIN)[1].decode()
+        replayed = [line for line in metrics.splitlines() if line.startswith("scenestream_cluster_ingest_replayed")]
+        print(f"{len(acked)} batches acknowledged, {len(failed)} refused by the dying owner; replayed from the log: {replayed}")
+        assert len(acked) >= 100 and acked <= have, sorted(acked - have)
         # The new owner takes ingest.
         assert standby.http("/api/ingest", json.dumps({"updates": [{"twin": "line-01/press-01", "property": "temperature", "value": 50}]}).encode(),
                             token=INGEST)[0] == 200
@@ -364,7 +408,7 @@ def test_owner_killed_a_standby_takes_over_within_five_seconds_and_versions_cont
 
 # What the plant's leaf node refuses from the cloud (README, "Edge to cloud"): ingest and command subjects, and
 # forged commits. Everything the plant publishes (commits, keyframes, JetStream API) flows out.
-PLANT_DENY_IMPORTS = ["scenestream.*.ingest.>", "scenestream.*.commits", "scenestream.*.keyframes"]
+PLANT_DENY_IMPORTS = ["scenestream.*.ingest.>", "scenestream.*.ingested", "scenestream.*.commits", "scenestream.*.keyframes"]
 
 
 def test_an_owner_behind_a_plant_leaf_node_serves_the_cloud_and_the_cloud_cannot_publish_into_the_plant(tmp_path):
