@@ -7,16 +7,6 @@ import Testing
 /// The ingest log against a real nats-server with JetStream: what a new owner replays is exactly the batches after
 /// the commit stream's last marker.
 @Suite(.serialized) struct IngestLogTests {
-    /// Waits (polling, bounded) until `done` holds.
-    func eventually(_ seconds: Double = 10, _ done: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if done() { return true }
-            usleep(20_000)
-        }
-        return done()
-    }
-
     @Test func aNewOwnerReplaysOnlyTheBatchesAfterTheLastMarker() throws {
         let nats = try NATSCluster(count: 3, jetStream: true)
         defer { nats.stop() }

@@ -20,16 +20,6 @@ import Testing
         }
     }
 
-    /// Waits (polling, bounded) until `done` holds.
-    func eventually(_ seconds: Double = 10, _ done: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if done() { return true }
-            usleep(20_000)
-        }
-        return done()
-    }
-
     @Test func aMessagePublishedOnOneServerArrivesOnAnotherInOrder() throws {
         let cluster = try NATSCluster(count: 3)
         defer { cluster.stop() }
