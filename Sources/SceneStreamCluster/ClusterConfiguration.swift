@@ -76,7 +76,7 @@ public struct ClusterSubjects: Sendable, Equatable {
     /// The names for scene `scene` (characters NATS does not take in a token are replaced by `_`).
     public init(scene: String) {
         self.scene = scene
-        let token = String(scene.map { c -> Character in c.isLetter || c.isNumber || c == "-" || c == "_" ? c : "_" })
+        let token = Self.token(scene)
         prefix = "scenestream.\(token)"
         commits = "\(prefix).commits"
         keyframes = "\(prefix).keyframes"
@@ -89,6 +89,11 @@ public struct ClusterSubjects: Sendable, Equatable {
         stream = "SCENESTREAM_\(token.replacingOccurrences(of: "-", with: "_"))"
         ingestStream = stream + "_INGEST"
         leaseKey = token
+    }
+
+    /// `name` as one NATS subject token: characters NATS does not take in a token are replaced by `_`.
+    public static func token(_ name: String) -> String {
+        String(name.map { c -> Character in c.isLetter || c.isNumber || c == "-" || c == "_" ? c : "_" })
     }
 
     /// The key-value bucket of owner leases.

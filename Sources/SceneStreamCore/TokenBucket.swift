@@ -65,16 +65,20 @@ public struct TokenBucket: Sendable, Equatable {
 public struct IngestBudget: Sendable, Equatable {
     public let budgetNs: UInt64
     public let maxUpdates: Int
-    /// Taken per tick however slow updates are: a steady stream (100k updates/s is 3.3k a tick) is never throttled
-    /// below this; only bursts beyond it are spread.
+    /// Taken per tick however slow updates are (60k updates/s at 30 Hz): a steady stream is never throttled below
+    /// this. Only slow updates meet it — at 2 µs each the budget alone takes 8k a tick — and then it bounds a tick's
+    /// ingest (new properties cost about 7 µs: 2,000 of them are 14 ms, 4,000 overran a 33 ms tick).
     public let minUpdates: Int
-    /// Nanoseconds per update, averaged.
-    public private(set) var costNs: Double = 2000
+    /// Nanoseconds per update, averaged. It starts where the allowance is the floor — a new property (a Sparkplug
+    /// birth's metrics) costs several times an update — so a burst before the first measurement is spread, not
+    /// applied in one tick that overruns; cheap updates raise the allowance within a few ticks.
+    public private(set) var costNs: Double
 
-    public init(budgetNs: UInt64, maxUpdates: Int, minUpdates: Int = 4000) {
+    public init(budgetNs: UInt64, maxUpdates: Int, minUpdates: Int = 2000) {
         self.budgetNs = budgetNs
         self.maxUpdates = max(minUpdates, maxUpdates)
         self.minUpdates = minUpdates
+        costNs = Double(budgetNs) / Double(max(1, minUpdates))
     }
 
     /// Updates the next tick may take.

@@ -43,6 +43,8 @@ final class ServerMetrics: Sendable {
     let seekDuration: CoreMetrics.Timer
     let clusterLag: CoreMetrics.Gauge
     let clusterSynced: CoreMetrics.Gauge
+    /// 1 while a fan-out node does not hear the scene's owner (its clients see the last scene, marked stale).
+    let clusterStale: CoreMetrics.Gauge
     let clusterConnected: CoreMetrics.Gauge
     let clusterOwner: CoreMetrics.Gauge
     let commitsPublished: CoreMetrics.Counter
@@ -56,6 +58,9 @@ final class ServerMetrics: Sendable {
     let ingestReplayed: CoreMetrics.Counter
     /// HTTP batches refused because the ingest log could not store them.
     let ingestLogFailures: CoreMetrics.Counter
+    /// Presence, selection and annotation messages a fan-out node sent its owner, and those the owner applied.
+    let collaborationForwarded: CoreMetrics.Counter
+    let collaborationApplied: CoreMetrics.Counter
     let kvOperations: CoreMetrics.Counter
     let kvFailures: CoreMetrics.Counter
     let encodeDuration: CoreMetrics.Timer
@@ -72,7 +77,7 @@ final class ServerMetrics: Sendable {
         "scenestream.playback.seeks", "scenestream.cluster.commits.published", "scenestream.cluster.keyframes.published",
         "scenestream.cluster.publish.failures", "scenestream.cluster.commits.received", "scenestream.cluster.commits.applied",
         "scenestream.cluster.catchups", "scenestream.cluster.messages.refused", "scenestream.cluster.kv.operations",
-        "scenestream.cluster.kv.failures",
+        "scenestream.cluster.kv.failures", "scenestream.cluster.collaboration.forwarded", "scenestream.cluster.collaboration.applied",
     ]
     /// CoreMetrics.Timer names: Prometheus shows them as histograms in seconds.
     static let timers: Set<String> = ["scenestream.playback.seek.duration", "scenestream.frame.encode.duration"]
@@ -129,6 +134,7 @@ final class ServerMetrics: Sendable {
         encodeDuration = CoreMetrics.Timer(label: "scenestream.frame.encode.duration", dimensions: [], factory: f)
         clusterLag = gauge("scenestream.cluster.lag.versions")
         clusterSynced = gauge("scenestream.cluster.synced")
+        clusterStale = gauge("scenestream.cluster.stale")
         clusterConnected = gauge("scenestream.cluster.nats.connected")
         clusterOwner = gauge("scenestream.cluster.owner.active")
         commitsPublished = counter("scenestream.cluster.commits.published")
@@ -140,6 +146,8 @@ final class ServerMetrics: Sendable {
         clusterRefused = counter("scenestream.cluster.messages.refused")
         ingestReplayed = counter("scenestream.cluster.ingest.replayed")
         ingestLogFailures = counter("scenestream.cluster.ingest.log.failures")
+        collaborationForwarded = counter("scenestream.cluster.collaboration.forwarded")
+        collaborationApplied = counter("scenestream.cluster.collaboration.applied")
         kvOperations = counter("scenestream.cluster.kv.operations")
         kvFailures = counter("scenestream.cluster.kv.failures")
     }

@@ -60,11 +60,26 @@ final class ClusterLink: @unchecked Sendable {
     var wasConnected = true
     /// On a fan-out node: the owner's active alerts, by id.
     var activeAlerts: [String: AlertRecord] = [:]
+    /// On a fan-out node: whether it hears the owner, and the alert it shows its clients while it does not.
+    var ownerWatch: OwnerWatch?
+    var staleAlert: AlertRecord?
+    /// On a fan-out node: what its users did this tick, for the owner; when it last listed its sessions; the
+    /// owner's answers.
+    var outgoing: CollaborationBatch
+    var lastAliveMs: UInt64 = 0
+    let collaborationSends = DispatchQueue(label: "scenestream.collaboration")
+    var answersSubscription: NATSSubscription?
+    /// On the owner: users of other nodes (stand-in sessions), which node each is on, fan-out batches waiting.
+    var remoteSessions: [String: Session] = [:]
+    var remote = RemoteCollaborators()
+    var collaborationSubscription: NATSSubscription?
+    let collaborationWaiting = WaitingCount(limit: 256)
 
     init(configuration: ClusterConfiguration, subjects: ClusterSubjects, connection: NATSConnection) {
         self.configuration = configuration
         self.subjects = subjects
         self.connection = connection
+        outgoing = CollaborationBatch(node: configuration.node)
     }
 
     var isFollower: Bool { follower != nil }
@@ -162,9 +177,11 @@ extension StreamingServer {
         if let f = c.follower {
             let me = LoopBound(self, loop: loop)
             let loop = self.loop!
+            c.ownerWatch = OwnerWatch(quietMs: UInt64(max(10, 3 * c.configuration.keyframeSeconds)) * 1000, nowMs: Self.wallMs())
             f.onFrame { loop.post { me.value.commitArrived() } }
             c.follow.catchUpStarted()
             do { try f.start() } catch { logger.error("cluster: cannot follow the scene's commits", metadata: ["reason": "\(error)"]) }
+            listenForAnswers(c)
         }
         if c.publisher != nil { startOwning(c) }
         if let shared = c.sessions {
@@ -188,6 +205,7 @@ extension StreamingServer {
     func startOwning(_ c: ClusterLink) {
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
+        listenForCollaboration(c)
         do {
             c.syncSubscription = try c.connection.subscribe(c.subjects.sync) { m in
                 guard let reply = m.reply else { return }
@@ -251,6 +269,7 @@ extension StreamingServer {
         c.replay = replay.updates
         c.ingestAcknowledged = max(c.ingestAcknowledged, replay.through)
         applyReplay(c)
+        removeStrangers()
         // Versions the stream has and this copy missed: jump past them (clients get a keyframe), never repeat them.
         if newest > runtime.graph.version { runtime.graph.continueVersions(after: newest) }
         c.lastPublished = runtime.graph.version
@@ -333,6 +352,9 @@ extension StreamingServer {
         c.ownership.open()
         c.syncSubscription?.cancel()
         c.absorbSubscription?.cancel()
+        c.collaborationSubscription?.cancel()
+        c.answersSubscription?.cancel()
+        c.collaborationSends.sync {}
         c.ingestAppends.sync {}
         c.publisher?.drain()
         c.sessions?.drain()
@@ -395,6 +417,8 @@ extension StreamingServer {
         guard let c = cluster, let follower = c.follower else { return }
         let (frames, notes) = follower.take()
         for n in notes { logger.warning("cluster: \(n)") }
+        let alertBatches = follower.takeAlerts()
+        if !frames.isEmpty || !alertBatches.isEmpty, let change = c.ownerWatch?.heard(nowMs: Self.wallMs()) { staleChanged(change) }
         for f in frames { c.follow.offer(f) }
         var applied = 0
         while let step = c.follow.step(current: runtime.graph.version) {
@@ -412,7 +436,7 @@ extension StreamingServer {
                 follower.catchUp()
             }
         }
-        for batch in follower.takeAlerts() {
+        for batch in alertBatches {
             if batch.active {
                 activeAlerts(replacedBy: batch.records)
             } else {
@@ -428,6 +452,37 @@ extension StreamingServer {
             metrics.sceneVersion.set(Double(runtime.graph.version))
             metrics.nodeChanges.increment(by: runtime.graph.lastChangeCount)
         }
+    }
+
+    /// The id of the alert a fan-out node raises while its scene is stale.
+    static let staleAlertId = "cluster/stale"
+
+    /// The node stopped or started hearing the owner: every client is told with an alert (whatever its zones: it
+    /// is about the whole scene), and clients that subscribe meanwhile get it with the active ones. Service thread.
+    func staleChanged(_ change: OwnerWatch.Change) {
+        guard let c = cluster else { return }
+        let record: AlertRecord
+        switch change {
+        case .stale(let since):
+            let why = c.connection.isConnected ? "the owner is silent" : "NATS is unreachable"
+            let day = since / 1000 % 86_400
+            let at = String(format: "%02d:%02d:%02d", Int(day / 3600), Int(day / 60 % 60), Int(day % 60))
+            record = AlertRecord(
+                id: Self.staleAlertId, node: nil, severity: .warning, state: .raised, timeMs: since,
+                message: "(stale) data as of \(at) UTC: this node does not hear the scene's owner (\(why)); it shows the last scene and catches up by itself")
+            c.staleAlert = record
+            logger.warning("cluster: scene stale; showing the last one", metadata: ["since": "\(since)", "reason": "\(why)"])
+        case .fresh:
+            guard var r = c.staleAlert else { return }
+            r.state = .cleared
+            r.timeMs = Self.wallMs()
+            record = r
+            c.staleAlert = nil
+            logger.notice("cluster: hearing the scene's owner again")
+        }
+        metrics.clusterStale.set(c.staleAlert != nil ? 1 : 0)
+        let bytes = encoder.encode(.alerts([record]))
+        for client in clients.values where client.subscription != nil { enqueue(client, encoded: bytes) }
     }
 
     /// The owner's whole active set (sent with each keyframe): alerts this node missed are raised or cleared for its
@@ -462,6 +517,7 @@ extension StreamingServer {
         }
         metrics.clusterConnected.set(up ? 1 : 0)
         metrics.clusterOwner.set(c.publisher != nil ? 1 : 0)
+        expireRemoteCollaborators(nowMs: Self.wallMs())
         if let p = c.publisher {
             let now = p.snapshot
             metrics.commitsPublished.increment(by: now.commits - c.publishedSeen.commits)
@@ -483,6 +539,8 @@ extension StreamingServer {
             c.sessionsSeen = now
             for e in sh.takeErrors() { logger.warning("cluster: session or handoff operation failed", metadata: ["reason": "\(e)"]) }
         }
+        if let change = c.ownerWatch?.check(connected: up, nowMs: Self.wallMs()) { staleChanged(change) }
+        metrics.clusterStale.set(c.staleAlert != nil ? 1 : 0)
         if let f = c.follower {
             let now = f.snapshot
             metrics.commitsReceived.increment(by: now.received - c.followedSeen.received)
@@ -509,6 +567,8 @@ extension StreamingServer {
         } else {
             out["lag"] = c.follow.lag(current: runtime.graph.version)
             out["synced"] = c.follow.synced
+            out["stale"] = c.staleAlert != nil
+            if let since = c.ownerWatch?.staleSinceMs, c.staleAlert != nil { out["staleSinceMs"] = since }
             if c.standbyLease != nil { out["standby"] = true }
         }
         return out

@@ -249,9 +249,17 @@ extension StreamingServer {
 
     static let presencePrefix = "~presence."
 
+    /// Poses released this tick become avatar nodes in the scene (on a fan-out node: go to the owner, which
+    /// places them).
     func applyPresence() {
         for (id, p) in presenceRelay.release(tick: tickIndex) {
-            guard let s = sessions[id], let anchor = (p.head ?? p.pointer ?? p.left ?? p.right)?.anchor,
+            if isFollower {
+                if let s = sessions[id], let c = s.primary.flatMap({ clients[$0] }) {
+                    forward(c, s, .presence(head: p.head, leftHand: p.left, rightHand: p.right, pointer: p.pointer, pointerTarget: nil))
+                }
+                continue
+            }
+            guard let s = sessions[id] ?? cluster?.remoteSessions[id], let anchor = (p.head ?? p.pointer ?? p.left ?? p.right)?.anchor,
                 runtime.scene.anchors.contains(where: { $0.id == anchor })
             else { continue }
             if let old = s.presenceAnchor, old != anchor { removePresence(s) }
@@ -289,7 +297,12 @@ extension StreamingServer {
         }
     }
 
+    /// The session's avatar and selection markers leave the scene (on a fan-out node: the owner is told).
     func removePresence(_ s: Session) {
+        if isFollower {
+            leaveCollaboration(s)
+            return
+        }
         if let anchor = s.presenceAnchor, let i = runtime.graph.index(of: "\(Self.presencePrefix)\(anchor)/\(s.identity.userId)") {
             runtime.graph.remove(i)
         }
@@ -312,15 +325,34 @@ extension StreamingServer {
             enqueue(c, .error(code: .notSubscribed, requestId: 0, message: "select before subscribe"))
             return
         }
-        let visible = engine.membership(sub.filter)
+        switch chosenNodes(nodes, visible: engine.membership(sub.filter)) {
+        case .failure(let r):
+            enqueue(c, .error(code: r.code, requestId: 0, message: r.message))
+            return
+        case .success(let chosen):
+            // A fan-out node's copy is the owner's: the owner places the markers.
+            if isFollower { forward(c, s, .select(nodes: chosen)) } else { applySelection(s, chosen) }
+            s.selection = chosen
+        }
+        persist(s)
+        room.stateChanged(s.id)
+    }
+
+    /// The nodes of a selection (at most 64, each once), or why not: every one must be in `visible` and a node of
+    /// the plant (not a marker, avatar or note).
+    func chosenNodes(_ nodes: [UInt32], visible: Bitset) -> Result<[UInt32], ActRefusal> {
         var chosen: [UInt32] = []
         for n in nodes.prefix(64) {
             guard visible.contains(Int(n)), let id = runtime.graph.id(of: n), !id.contains("/~") else {
-                enqueue(c, .error(code: .unknownNode, requestId: 0, message: "node \(n) is not in your view"))
-                return
+                return .failure(ActRefusal(code: .unknownNode, message: "node \(n) is not in your view"))
             }
             if !chosen.contains(n) { chosen.append(n) }
         }
+        return .success(chosen)
+    }
+
+    /// Moves session `s`'s selection markers in the scene to `chosen`. Owner.
+    func applySelection(_ s: Session, _ chosen: [UInt32]) {
         for old in s.selection where !chosen.contains(old) { removeMarker(s, old) }
         for n in chosen where !s.selection.contains(n) {
             if let id = markerId(s, n), runtime.graph.index(of: id) == nil {
@@ -328,8 +360,6 @@ extension StreamingServer {
             }
         }
         s.selection = chosen
-        persist(s)
-        room.stateChanged(s.id)
     }
 
     // MARK: annotations
@@ -354,50 +384,64 @@ extension StreamingServer {
             enqueue(c, .error(code: .notSubscribed, requestId: requestId, message: "annotate before subscribe"))
             return
         }
-        guard s.identity.role != .viewer else {
-            metrics.refusals.increment()
-            enqueue(c, .error(code: .forbidden, requestId: requestId, message: "viewers cannot annotate"))
-            return
+        let visible = engine.membership(sub.filter)
+        let refusal: ActRefusal?
+        if isFollower {
+            // Checked here for a quick answer, and again by the owner, which also keeps the limits and the notes.
+            refusal = annotationCheck(s, node: node, text: text, remove: remove, visible: visible)
+            if refusal == nil { forward(c, s, .annotate(requestId: requestId, node: node, offset: offset, text: text, remove: remove)) }
+        } else {
+            refusal = annotate(s, node: node, offset: offset, text: text, remove: remove, visible: visible)
         }
+        if let refusal {
+            if refusal.code == .forbidden { metrics.refusals.increment() }
+            if refusal.code == .rateLimited { metrics.limitHits.increment() }
+            enqueue(c, .error(code: refusal.code, requestId: requestId, message: refusal.message))
+        }
+    }
+
+    /// What any node can check of an annotation: the role, and for a new note its text and that its node is in
+    /// `visible`.
+    func annotationCheck(_ s: Session, node: UInt32, text: String, remove: String, visible: Bitset) -> ActRefusal? {
+        guard s.identity.role != .viewer else { return ActRefusal(code: .forbidden, message: "viewers cannot annotate") }
+        guard remove.isEmpty else { return nil }
+        guard visible.contains(Int(node)), let target = runtime.graph.id(of: node), !target.contains("/~") else {
+            return ActRefusal(code: .unknownNode, message: "node \(node) is not in your view")
+        }
+        guard !text.isEmpty else { return ActRefusal(code: .malformed, message: "empty annotation") }
+        return nil
+    }
+
+    /// Adds or removes a note for session `s` (owner): the checks above, then who may remove it, then the limits —
+    /// a rate per user, caps per user and per scene.
+    func annotate(_ s: Session, node: UInt32, offset: QVec3, text: String, remove: String, visible: Bitset) -> ActRefusal? {
+        if let refusal = annotationCheck(s, node: node, text: text, remove: remove, visible: visible) { return refusal }
         if !remove.isEmpty {
             guard let a = annotations.items.first(where: { $0.id == remove }) else {
-                enqueue(c, .error(code: .unknownNode, requestId: requestId, message: "no annotation \(remove)"))
-                return
+                return ActRefusal(code: .unknownNode, message: "no annotation \(remove)")
             }
             guard a.author == s.identity.userId || s.identity.role == .host else {
-                enqueue(c, .error(code: .forbidden, requestId: requestId, message: "only the author or a host removes an annotation"))
-                return
+                return ActRefusal(code: .forbidden, message: "only the author or a host removes an annotation")
             }
             _ = annotations.remove(remove)
             annotationWriter?.save(annotations.items)
             if let i = runtime.graph.index(of: Self.noteId(a)) { runtime.graph.remove(i) }
-            return
+            return nil
         }
-        guard engine.membership(sub.filter).contains(Int(node)), let target = runtime.graph.id(of: node), !target.contains("/~") else {
-            enqueue(c, .error(code: .unknownNode, requestId: requestId, message: "node \(node) is not in your view"))
-            return
-        }
-        let trimmed = String(text.prefix(500))
-        guard !trimmed.isEmpty else {
-            enqueue(c, .error(code: .malformed, requestId: requestId, message: "empty annotation"))
-            return
-        }
-        // Limits: a rate per user, and caps per user and per scene (each refusal answers its request).
         let user = s.identity.userId
         if let refusal = annotationLimits.admit(
             user: user, userCount: annotations.countByAuthor[user, default: 0], sceneCount: annotations.items.count,
             nowNs: DispatchTime.now().uptimeNanoseconds)
         {
-            metrics.limitHits.increment()
-            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: refusal.description))
-            return
+            return ActRefusal(code: .rateLimited, message: refusal.description)
         }
         let a = Annotation(
-            id: "a-" + Self.randomHex(4), sceneId: runtime.scene.id, nodeId: target, offset: [offset.x, offset.y, offset.z],
-            text: trimmed, author: s.identity.userId, timeMs: Self.wallMs())
+            id: "a-" + Self.randomHex(4), sceneId: runtime.scene.id, nodeId: runtime.graph.id(of: node) ?? "",
+            offset: [offset.x, offset.y, offset.z], text: String(text.prefix(500)), author: user, timeMs: Self.wallMs())
         annotations.add(a)
         annotationWriter?.save(annotations.items)
         addNoteNode(a)
+        return nil
     }
 
     // MARK: handoff

@@ -30,7 +30,7 @@ public final class StreamingServer: EventLoopHandler {
 
     var clients: [ConnectionID: Client] = [:]
     let encoder: MessageEncoder
-    private let decoder: MessageDecoder
+    let decoder: MessageDecoder
     private var nextTickNs: UInt64 = 0
     /// When the last tick ran.
     private var lastTickNs: UInt64 = 0
@@ -177,7 +177,7 @@ public final class StreamingServer: EventLoopHandler {
         handoffs = HandoffBook(lifetimeMs: UInt64(configuration.handoffCodeSeconds) * 1000)
         ingestBudget = IngestBudget(
             budgetNs: UInt64(1e9 / configuration.tickHz / 2), maxUpdates: configuration.maxUpdatesPerTick,
-            minUpdates: min(4000, configuration.maxUpdatesPerTick))
+            minUpdates: min(2000, configuration.maxUpdatesPerTick))
         router = Self.makeRouter(authenticated: configuration.auth != nil)
         files = Self.makeFiles(configuration)
 
@@ -312,6 +312,7 @@ public final class StreamingServer: EventLoopHandler {
         }
         if tickIndex % UInt64(max(1, configuration.tickHz / 2)) == 0 { checkDeadlines(nowMs: nowMs) }
         applyPresence()
+        sendCollaboration(nowMs: nowMs)
         syncRoom()
         advancePlayback(nowMs: nowMs)
         if tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { expireSessions(nowMs: nowMs) }
@@ -664,19 +665,10 @@ public final class StreamingServer: EventLoopHandler {
         case .refreshToken(let token):
             refresh(c, token: token)
         case .presence(let head, let left, let right, let pointer, _):
-            guard !isFollower else { return .keep }  // shown on the owner's node only, for now
             presence(c, PresenceUpdate(head: head, left: left, right: right, pointer: pointer))
         case .select(let nodes):
-            guard !isFollower else {
-                enqueue(c, .error(code: .forbidden, requestId: 0, message: "selection is not shared from fan-out nodes yet: connect to the scene's owner"))
-                return .keep
-            }
             select(c, nodes)
         case .annotate(let requestId, let node, let offset, let text, let remove):
-            guard !isFollower else {
-                enqueue(c, .error(code: .forbidden, requestId: requestId, message: "annotations are not made from fan-out nodes yet: connect to the scene's owner"))
-                return .keep
-            }
             annotate(c, requestId: requestId, node: node, offset: offset, text: text, remove: remove)
         case .handoffOffer(let requestId, let keep):
             offer(c, requestId: requestId, keepOldDevice: keep)
@@ -698,12 +690,13 @@ public final class StreamingServer: EventLoopHandler {
         let members = engine.membership(s.filter)
         let limited = c.session?.identity.zones != nil
         let active = isFollower ? (cluster?.activeAlerts.values.map { $0 } ?? []) : activeAlertRecords()
-        let records = active.sorted { $0.id < $1.id }.compactMap { r -> AlertRecord? in
+        var records = active.sorted { $0.id < $1.id }.compactMap { r -> AlertRecord? in
             var r = r
             r.node = r.node.flatMap { members.contains(Int($0)) ? $0 : nil }
             if limited && r.node == nil { return nil }
             return r
         }
+        if let stale = cluster?.staleAlert { records.append(stale) }  // about the whole scene: for every client
         if !records.isEmpty { enqueue(c, .alerts(records)) }
     }
 

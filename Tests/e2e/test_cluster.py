@@ -529,3 +529,156 @@ def test_the_owners_alerts_reach_fanout_clients_within_their_zones(nodes):
         asyncio.run(run())
     finally:
         owner.http("/api/simulator", json.dumps({"running": True}).encode(), token=ADMIN)
+
+
+def test_presence_selection_and_annotations_from_fanout_nodes_reach_every_node_through_the_owner(nodes, nats):
+    """Collaboration across nodes: what a user on one fan-out node does reaches a user on another through the owner's
+    scene (one path: the commit stream), under the owner's rules; a fan-out node cannot lend anyone more rights."""
+    from device import Device
+    from natsclient import NATSClient
+    owner, fans, _ = nodes
+    robot, press = "hall-a/line-01/robot-01", "hall-a/line-02/press-01"
+
+    def owner_counts():
+        out = {}
+        for line in owner.http("/metrics", token=ADMIN)[1].decode().splitlines():
+            if line.startswith(("scenestream_cluster_messages_refused_total", "scenestream_cluster_collaboration_applied_total")):
+                out[line.split()[0]] = float(line.split()[1])
+        return out
+
+    async def run():
+        alice = await Device(fans[0].url, jwt("alice", role="operator", zones=["hall-a-line-01"], name="Alice"), DESKTOP, "alice").open()
+        watcher = await Device(fans[1].url, ADMIN, DESKTOP, "watcher").open()
+        on_owner = await Device(owner.url, ADMIN, DESKTOP, "on-owner").open()
+        viewer = await Device(fans[0].url, jwt("vic", role="viewer"), DESKTOP, "viewer").open()
+        for d in (alice, watcher, on_owner, viewer):
+            await d.wait(lambda: len(d.frames) > 0, what="keyframe")
+        target = alice.index_of(robot)
+        assert target is not None and alice.index_of(press) is None  # her zone only
+        await alice.send(sw.presence("hall-a", head=[3000, 1700, 9000]))
+        await alice.send(sw.select([target]))
+        await alice.send(sw.annotate(11, target, [0, 800, 0], "gripper worn (from fan-1)"))
+        for d in (watcher, on_owner):
+            await d.wait(lambda: "~presence.hall-a/alice/head" in d.paths() and f"{robot}/~sel-alice" in d.paths()
+                         and any(n["label"] == "gripper worn (from fan-1)" for n in d.replica.nodes.values()), what="alice's presence, selection, note")
+        assert watcher.paths()["~presence.hall-a/alice"]["label"] == "Alice"
+        # Alice sees her own marks too: they come back through the commit stream to her node.
+        await alice.wait(lambda: f"{robot}/~sel-alice" in alice.paths(), what="alice's own selection marker")
+        # A viewer may not annotate, whichever node it is on.
+        await viewer.send(sw.annotate(12, target, [0, 0, 0], "viewer note"))
+        await viewer.wait(lambda: viewer.find("error", requestId=12) is not None, what="viewer refused")
+        assert viewer.find("error", requestId=12)["code"] == 6  # forbidden
+        # The owner keeps the annotation limits for users of every node (5 a second per user, bursts of 20): a burst
+        # of 30 is cut, and the refusals come back to alice's own requests from the owner.
+        for k in range(30):
+            await alice.send(sw.annotate(100 + k, target, [0, 0, 0], f"burst {k}"))
+        await alice.wait(lambda: any(m["type"] == "error" and m["code"] == 7 and m["requestId"] >= 100 for m in alice.messages),
+                         what="rate limit answered by the owner")
+        # She leaves: her avatar and marker leave every node's scene.
+        await alice.close()
+        await watcher.wait(lambda: not any(p.startswith("~presence.hall-a/alice") or p.endswith("~sel-alice") for p in watcher.paths()),
+                           what="alice's presence gone")
+        notes = [n for n in watcher.replica.nodes.values() if n["label"] == "gripper worn (from fan-1)"]
+        assert len(notes) == 1  # notes stay
+        return watcher, on_owner, viewer
+
+    before = owner_counts()
+    watcher, on_owner, viewer = asyncio.run(run())
+    assert not any(n["label"] == "viewer note" for n in watcher.replica.nodes.values())
+    bursts = sum(1 for n in watcher.replica.nodes.values() if n["label"].startswith("burst "))
+    assert 1 <= bursts < 30, bursts
+
+    # A NATS peer forges acts as a fan-out node would, for a user of line 1: the owner checks zones itself.
+    forger = NATSClient(nats.nodes[1].url, "forger")
+    try:
+        forger.subscribe("scenestream.demo.collab.answers.forger")
+        forger.flush()
+        scene = owner.json("/api/scene", token=ADMIN)
+        by_path = {}
+        for e in scene["entered"]:
+            parent = next((p for p, i in by_path.items() if i == e["parent"]), None) if e["parent"] is not None else None
+            by_path[f"{parent}/{e['name']}" if parent else e["name"]] = e["index"]
+        secret = by_path[press]
+
+        def act(message, request=0):
+            import base64
+            return {"session": "forged-1", "connection": 5, "user": "mallory", "name": "Mallory", "role": 1,
+                    "zones": ["hall-a-line-01"], "device": 2, "message": base64.b64encode(message).decode()}
+        batch = {"node": "forger", "acts": [act(sw.select([secret])), act(sw.annotate(21, secret, [0, 0, 0], "forged note in line 2"))], "left": []}
+        forger.publish("scenestream.demo.collab", json.dumps(batch).encode())
+        forger.publish("scenestream.demo.collab", b"{not json")
+        forger.publish("scenestream.demo.collab", json.dumps({"node": "forger", "acts": [dict(act(b""), message="AAAA")], "left": []}).encode())
+        forger.flush()
+        answers = []
+        deadline = time.time() + 10
+        while time.time() < deadline and len(answers) < 2:
+            answers = [json.loads(p) for s, p in forger.collect(0.3) if s.endswith(".answers.forger")]
+        assert sorted(a["requestId"] for a in answers) == [0, 21], answers
+        assert all(a["code"] == 14 and "not in your view" in a["message"] and a["connection"] == 5 for a in answers), answers
+    finally:
+        forger.close()
+    after = owner_counts()
+    assert after["scenestream_cluster_messages_refused_total"] >= before["scenestream_cluster_messages_refused_total"] + 2
+    assert after["scenestream_cluster_collaboration_applied_total"] >= before["scenestream_cluster_collaboration_applied_total"] + 4
+    # The scene after the acts were answered (so after any change they could have made) has none of them.
+    v = owner.json("/api/status", token=ADMIN)["version"]
+    deadline = time.time() + 5
+    while int((final := owner.json("/api/scene", token=ADMIN))["version"]) <= v and time.time() < deadline:
+        time.sleep(0.1)
+    assert int(final["version"]) > v
+    names = {e["name"] for e in final["entered"]}
+    labels = {e.get("label") for e in final["entered"]}
+    assert "~sel-mallory" not in names and "forged note in line 2" not in labels and "Mallory" not in labels
+
+
+def test_with_all_nats_down_fanout_clients_are_told_the_scene_is_stale_and_it_recovers_by_itself(nodes, nats):
+    """Runs last in this module: it stops the whole NATS cluster. A fan-out node keeps serving the last scene and
+    tells every client — whatever its zones — with an alert, says so in /healthz and /metrics, and when NATS is back
+    it follows the owner again by itself and clears the alert."""
+    from device import Device
+    owner, fans, _ = nodes
+
+    def stale_gauge(f):
+        for line in f.http("/metrics", token=ADMIN)[1].decode().splitlines():
+            if line.startswith("scenestream_cluster_stale"):
+                return float(line.split()[1])
+        return None
+
+    def stale_alerts(d, state):
+        return [r for m in d.messages if m["type"] == "alerts" for r in m["alerts"] if r["id"] == "cluster/stale" and r["state"] == state]
+
+    async def run():
+        admin = await Device(fans[0].url, ADMIN, DESKTOP, "stale-admin").open()
+        contractor = await Device(fans[1].url, jwt("con3", role="operator", zones=["hall-a-line-01"]), DESKTOP, "stale-con").open()
+        for d in (admin, contractor):
+            await d.wait(lambda: len(d.frames) > 0, what="keyframe")
+        assert stale_gauge(fans[0]) == 0 and not fans[0].json("/healthz")["stale"]
+        for k in range(len(nats.nodes)):
+            nats.stop_node(k, kill=True)
+        for d in (admin, contractor):
+            await d.wait(lambda: stale_alerts(d, 0), timeout=15, what="stale alert")
+        raised = stale_alerts(admin, 0)[0]
+        assert raised["message"].startswith("(stale) data as of ") and "NATS is unreachable" in raised["message"], raised
+        h = fans[0].json("/healthz")
+        assert h["stale"] and h["nats"] == "reconnecting" and stale_gauge(fans[0]) == 1
+        # Still serving: a client that connects now gets the last scene, and the alert with it.
+        late = await Device(fans[1].url, ADMIN, DESKTOP, "stale-late").open()
+        await late.wait(lambda: len(late.frames) > 0 and stale_alerts(late, 0), what="last scene and stale alert")
+        stale_version = h["version"]
+        # NATS back (all three on their ports and storage): the nodes recover by themselves.
+        for n in nats.nodes:
+            n.start()
+        for n in nats.nodes:
+            assert n.wait_ready(), n.log_text()[-800:]
+        assert nats.wait_jetstream(timeout=60)
+        for d in (admin, contractor, late):
+            await d.wait(lambda: stale_alerts(d, 1), timeout=30, what="stale alert cleared")
+        await admin.wait(lambda: admin.frames[-1][2] > stale_version + 5, timeout=30, what="the owner's versions again")
+        for d in (admin, contractor, late):
+            await d.close()
+
+    asyncio.run(run())
+    for f in fans:
+        h = wait_synced(f, timeout=30)
+        assert not h["stale"] and stale_gauge(f) == 0
+    assert_exact(owner, fans)
