@@ -67,6 +67,8 @@ public struct ClusterSubjects: Sendable, Equatable {
     public let collaboration: String
     /// A request to the owner for a keyframe of the scene now (a catch-up that need not wait for JetStream).
     public let sync: String
+    /// A request to the owner for its twin history (playback on a fan-out node).
+    public let history: String
     /// Alerts raised and cleared (the protocol's `alerts` message, nodes unfiltered), and the active ones.
     public let alerts: String
     public let activeAlerts: String
@@ -84,6 +86,7 @@ public struct ClusterSubjects: Sendable, Equatable {
         ingested = "\(prefix).ingested"
         collaboration = "\(prefix).collab"
         sync = "\(prefix).sync"
+        history = "\(prefix).history"
         alerts = "\(prefix).alerts"
         activeAlerts = "\(prefix).active"
         stream = "SCENESTREAM_\(token.replacingOccurrences(of: "-", with: "_"))"

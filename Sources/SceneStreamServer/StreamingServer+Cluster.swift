@@ -62,6 +62,10 @@ final class ClusterLink: @unchecked Sendable {
     var activeAlerts: [String: AlertRecord] = [:]
     /// On a fan-out node: whether it hears the owner, and the alert it shows its clients while it does not.
     var ownerWatch: OwnerWatch?
+    /// On a fan-out node: playback reads the owner's history; on the owner: it answers.
+    var ownerPast: OwnerPast?
+    var historySubscription: NATSSubscription?
+    let historyAnswers = DispatchQueue(label: "scenestream.history-answers")
     var staleAlert: AlertRecord?
     /// On a fan-out node: what its users did this tick, for the owner; when it last listed its sessions; the
     /// owner's answers.
@@ -177,6 +181,7 @@ extension StreamingServer {
         if let f = c.follower {
             let me = LoopBound(self, loop: loop)
             let loop = self.loop!
+            c.ownerPast = OwnerPast(OwnerHistory(connection: c.connection, subjects: c.subjects))
             c.ownerWatch = OwnerWatch(quietMs: UInt64(max(10, 3 * c.configuration.keyframeSeconds)) * 1000, nowMs: Self.wallMs())
             f.onFrame { loop.post { me.value.commitArrived() } }
             c.follow.catchUpStarted()
@@ -206,6 +211,7 @@ extension StreamingServer {
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
         listenForCollaboration(c)
+        serveHistory(c)
         do {
             c.syncSubscription = try c.connection.subscribe(c.subjects.sync) { m in
                 guard let reply = m.reply else { return }
@@ -260,6 +266,7 @@ extension StreamingServer {
         followCommits()
         c.follower?.stop()
         c.follower = nil
+        c.ownerPast = nil
         c.absorbSubscription?.cancel()
         c.absorbSubscription = nil
         c.standbyLease = nil
@@ -353,6 +360,7 @@ extension StreamingServer {
         c.syncSubscription?.cancel()
         c.absorbSubscription?.cancel()
         c.collaborationSubscription?.cancel()
+        c.historySubscription?.cancel()
         c.answersSubscription?.cancel()
         c.collaborationSends.sync {}
         c.ingestAppends.sync {}

@@ -49,17 +49,19 @@ extension StreamingServer {
                 client: c.id, serial: seek.serial, target: target,
                 startedNs: DispatchTime.now().uptimeNanoseconds, recipe: runtime.recipe, compressionLevel: configuration.compressionLevel)
             // Memory can rebuild the moment when it holds a checkpoint before it and every update after it.
-            if runtime.twins.history.canRebuild(at: target) || storage == nil, let state = runtime.pastState(at: target) {
-                rebuildLater(job, state: state, fromDisk: false)
-            } else if let storage {
-                // Older than memory holds: read the state at that moment on the storage thread.
+            if memoryHoldsHistory, runtime.twins.history.canRebuild(at: target) || storage == nil, let state = runtime.pastState(at: target) {
+                rebuildLater(job, state: state, source: "memory")
+            } else if let past = pastSource {
+                // Older than memory holds (or a fan-out node, which holds none): read the state at that moment on the
+                // storage thread, or ask the owner.
                 let server = LoopBound(self, loop: loop)
                 let loop = self.loop!
-                storage.stateLater(at: target) { result in
+                let source = isFollower ? "owner" : "disk"
+                past.stateLater(at: target) { result in
                     let r = UncheckedSendable(result)
                     loop.post {
                         switch r.value {
-                        case .success(let state?): server.value.rebuildLater(job, state: state, fromDisk: true)
+                        case .success(let state?): server.value.rebuildLater(job, state: state, source: source)
                         case .success(nil): server.value.seekFailed(job, nil)
                         case .failure(let error): server.value.seekFailed(job, "\(error)")
                         }
@@ -75,12 +77,12 @@ extension StreamingServer {
 
     func refuseSeek(_ c: Client, _ target: UInt64) {
         let memory = runtime.twins.history.checkpoints.first?.timeMs ?? Self.wallMs()
-        guard let storage else { return sayNoHistory(c.id, target, oldest: memory) }
-        // Where disk history starts is read on the storage queue, not here.
+        guard let past = pastSource else { return sayNoHistory(c.id, target, oldest: memory) }
+        // Where disk history starts is read on the storage queue (or asked of the owner), not here.
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
         let id = c.id
-        storage.oldestCheckpointLater { oldest in loop.post { me.value.sayNoHistory(id, target, oldest: oldest ?? memory) } }
+        past.oldestCheckpointLater { oldest in loop.post { me.value.sayNoHistory(id, target, oldest: oldest ?? memory) } }
     }
 
     func sayNoHistory(_ id: ConnectionID, _ target: UInt64, oldest: UInt64) {
@@ -100,7 +102,7 @@ extension StreamingServer {
 
     /// Builds the past scene on the rebuild queue (from `job` and `state` only) and hands the new runtime to the
     /// service thread, which owns it from then on. Service thread.
-    func rebuildLater(_ job: SeekJob, state: [PropertyUpdate], fromDisk: Bool) {
+    func rebuildLater(_ job: SeekJob, state: [PropertyUpdate], source: String) {
         let loop = self.loop!
         let server = LoopBound(self, loop: loop)
         let state = UncheckedSendable(state)
@@ -111,7 +113,7 @@ extension StreamingServer {
                 let engine = try DeltaEngine(graph: r.graph, compressionLevel: job.compressionLevel)
                 // Built here, owned by the service thread from the moment it is posted (nothing here keeps it).
                 let built = UncheckedSendable((r, engine))
-                loop.post { server.value.finishSeek(job, built.value.0, built.value.1, fromDisk: fromDisk) }
+                loop.post { server.value.finishSeek(job, built.value.0, built.value.1, source: source) }
             } catch {
                 loop.post { server.value.seekFailed(job, "\(error)") }
             }
@@ -119,10 +121,10 @@ extension StreamingServer {
     }
 
     /// The rebuilt past is back (service thread): the client plays it, unless it has moved on since.
-    func finishSeek(_ job: SeekJob, _ r: SceneRuntime, _ engine: DeltaEngine, fromDisk: Bool) {
+    func finishSeek(_ job: SeekJob, _ r: SceneRuntime, _ engine: DeltaEngine, source: String) {
         guard let c = clients[job.client], c.subscription != nil, c.playbackControl.rebuilt(serial: job.serial) else { return }
         metrics.seekDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - job.startedNs))
-        metrics.seek(source: fromDisk ? "disk" : "memory")
+        metrics.seek(source: source)
         c.playback = Playback(runtime: r, engine: engine)
         c.unacked.removeAll()
         c.nextDueTick = 0
@@ -166,7 +168,7 @@ extension StreamingServer {
             }
             // Each step comes from memory when memory holds that stretch, else from disk (a cursor can fall behind
             // memory while paused or slow, and one that started on disk reaches memory).
-            if runtime.twins.history.holdsEverything(after: from) || storage == nil {
+            if memoryHoldsHistory, runtime.twins.history.holdsEverything(after: from) || storage == nil {
                 p.diskBuffer = []
                 p.bufferedToMs = nil
                 _ = p.runtime.ingest(runtime.twins.history.updates(from: from + 1, to: next + 1))
@@ -187,7 +189,7 @@ extension StreamingServer {
     /// Asks the storage queue for about two seconds of play (at the client's speed) past what is buffered, when less
     /// than a second's worth is left. Service thread.
     func readAhead(_ c: Client, _ p: Playback, cursorMs: UInt64, through needed: UInt64) {
-        guard let storage, !p.reading else { return }
+        guard let past = pastSource, !p.reading else { return }
         let perSecond = UInt64(max(1, c.playbackControl.watching?.speedMilli ?? 1000))  // ms of history per second of play
         let from = p.bufferedToMs ?? (cursorMs + 1)
         guard from < needed + perSecond else { return }
@@ -196,16 +198,16 @@ extension StreamingServer {
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
         let (id, serial) = (c.id, c.playbackControl.serial)
-        storage.updatesLater(from: from, to: to) { result in
+        past.stretchLater(from: from, to: to) { result in
             let ups = UncheckedSendable(result)
             loop.post {
                 let s = me.value
                 guard let c = s.clients[id], c.playbackControl.serial == serial, let p = c.playback else { return }
                 p.reading = false
                 switch ups.value {
-                case .success(let list):
+                case .success(let (list, through)):
                     p.diskBuffer.append(contentsOf: list)
-                    p.bufferedToMs = to
+                    p.bufferedToMs = through
                 case .failure(let error):
                     s.metrics.storageErrors.increment()
                     s.logger.error("playback read from disk failed", metadata: ["conn": "\(id)", "error": "\(error)"])

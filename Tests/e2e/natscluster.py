@@ -125,7 +125,12 @@ class NATSCluster:
             try:
                 up = [n for n in self.nodes if n.proc and n.proc.poll() is None]
                 routed = all(n.monitor("/routez")["num_routes"] >= len(up) - 1 for n in up)
-                leader = all(n.monitor("/jsz").get("meta_cluster", {}).get("leader") for n in up)
+                metas = {n.name: n.monitor("/jsz").get("meta_cluster", {}) for n in up}
+                leader = all(m.get("leader") for m in metas.values())
+                # The leader knows every other server as a current peer (else R3 placement fails: "no suitable
+                # peers for placement").
+                peers = [m.get("replicas", []) for name, m in metas.items() if m.get("leader") == name]
+                leader = leader and len(peers) == 1 and len(peers[0]) >= len(up) - 1 and all(r.get("current") for r in peers[0])
                 # Every replicated stream has a leader and its replicas are current (after a restart, each stream
                 # elects again; until then it answers nothing).
                 # (as its leader reports it: other servers' view of replicas is not current).

@@ -631,6 +631,60 @@ def test_presence_selection_and_annotations_from_fanout_nodes_reach_every_node_t
     assert "~sel-mallory" not in names and "forged note in line 2" not in labels and "Mallory" not in labels
 
 
+def test_playback_on_a_fanout_node_reads_the_owners_history_within_the_users_zones(nodes):
+    """A fan-out node holds no twins: a seek there asks the owner for the state at that moment and plays the
+    updates after it from the owner's history, through the node's own delta path and the client's zones."""
+    from device import Device
+    from test_playback import plant_only
+    owner, fans, _ = nodes
+
+    def seeks(f):
+        for line in f.http("/metrics", token=ADMIN)[1].decode().splitlines():
+            if line.startswith('scenestream_playback_seeks_total{source="owner"} '):
+                return float(line.split()[1])
+        return 0.0
+
+    async def run():
+        admin = await Device(fans[0].url, ADMIN, DESKTOP, "pb-admin").open()
+        contractor = await Device(fans[0].url, jwt("con4", role="operator", zones=["hall-a-line-01"]), DESKTOP, "pb-con").open()
+        for d in (admin, contractor):
+            await d.wait(lambda: len(d.frames) > 10, what="live frames")
+        snap = owner.json("/api/scene", token=ADMIN)
+        then = int(snap["timeMs"])
+        recorded = plant_only({e["index"]: e for e in snap["entered"]})
+        await asyncio.sleep(1.5)  # the scene moves on (the simulator runs)
+        assert plant_only({e["index"]: e for e in owner.json("/api/scene", token=ADMIN)["entered"]}) != recorded
+        before = seeks(fans[0])
+        marks = {}
+        for d in (admin, contractor):
+            marks[d.name] = len(d.frames)
+            await d.send(sw.playback("seek", then))
+        for d in (admin, contractor):
+            await d.wait(lambda: any(f[0] == "keyframe" for f in d.frames[marks[d.name]:]), what="playback keyframe")
+        k = marks["pb-admin"] + next(j for j, f in enumerate(admin.frames[marks["pb-admin"]:]) if f[0] == "keyframe")
+        assert admin.times[k] == then
+        await asyncio.sleep(0.3)
+        assert plant_only(admin.replica.as_description()) == recorded
+        assert seeks(fans[0]) == before + 2
+        # The contractor's past is her zones' only.
+        names = {n["name"] for n in contractor.replica.nodes.values()}
+        assert "line-01" in names and "line-02" not in names
+        # Play at 4x from the owner's updates: forward in recorded time, then live again.
+        n, m0 = len(admin.frames), len(admin.messages)
+        await admin.send(sw.playback("play", 0, 4000))
+        await admin.wait(lambda: any(m["type"] == "sessionState" and m["playback"]["mode"] == 0 for m in admin.messages[m0:]),
+                         timeout=20, what="back to live")
+        played = admin.times[n:]
+        assert len(played) > 5 and played == sorted(played) and played[-1] > then + 1000
+        # Outside the owner's history: refused, with where it starts.
+        await admin.send(sw.playback("seek", 1000))
+        await admin.wait(lambda: admin.find("error", code=18), what="unavailable")
+        for d in (admin, contractor):
+            await d.close()
+
+    asyncio.run(run())
+
+
 def test_with_all_nats_down_fanout_clients_are_told_the_scene_is_stale_and_it_recovers_by_itself(nodes, nats):
     """Runs last in this module: it stops the whole NATS cluster. A fan-out node keeps serving the last scene and
     tells every client — whatever its zones — with an alert, says so in /healthz and /metrics, and when NATS is back
