@@ -45,6 +45,11 @@ final class ServerMetrics: Sendable {
     let clusterSynced: CoreMetrics.Gauge
     /// 1 while a fan-out node does not hear the scene's owner (its clients see the last scene, marked stale).
     let clusterStale: CoreMetrics.Gauge
+    /// How far this node's clock is ahead of the owner's, plus the transit time: the least (now − commit time) of
+    /// the commits received in the last second, in milliseconds.
+    let clusterClockOffset: CoreMetrics.Gauge
+    /// Seconds in which that offset was over 2 s (clocks apart: displayed times disagree between nodes).
+    let clusterClockSkewed: CoreMetrics.Counter
     let clusterConnected: CoreMetrics.Gauge
     let clusterOwner: CoreMetrics.Gauge
     let commitsPublished: CoreMetrics.Counter
@@ -77,7 +82,7 @@ final class ServerMetrics: Sendable {
         "scenestream.playback.seeks", "scenestream.cluster.commits.published", "scenestream.cluster.keyframes.published",
         "scenestream.cluster.publish.failures", "scenestream.cluster.commits.received", "scenestream.cluster.commits.applied",
         "scenestream.cluster.catchups", "scenestream.cluster.messages.refused", "scenestream.cluster.kv.operations",
-        "scenestream.cluster.kv.failures", "scenestream.cluster.collaboration.forwarded", "scenestream.cluster.collaboration.applied",
+        "scenestream.cluster.kv.failures", "scenestream.cluster.collaboration.forwarded", "scenestream.cluster.collaboration.applied", "scenestream.cluster.clock.skewed",
     ]
     /// CoreMetrics.Timer names: Prometheus shows them as histograms in seconds.
     static let timers: Set<String> = ["scenestream.playback.seek.duration", "scenestream.frame.encode.duration"]
@@ -135,6 +140,8 @@ final class ServerMetrics: Sendable {
         clusterLag = gauge("scenestream.cluster.lag.versions")
         clusterSynced = gauge("scenestream.cluster.synced")
         clusterStale = gauge("scenestream.cluster.stale")
+        clusterClockOffset = gauge("scenestream.cluster.clock_offset_ms")
+        clusterClockSkewed = counter("scenestream.cluster.clock.skewed")
         clusterConnected = gauge("scenestream.cluster.nats.connected")
         clusterOwner = gauge("scenestream.cluster.owner.active")
         commitsPublished = counter("scenestream.cluster.commits.published")

@@ -67,6 +67,10 @@ final class ClusterLink: @unchecked Sendable {
     var historySubscription: NATSSubscription?
     let historyAnswers = DispatchQueue(label: "scenestream.history-answers")
     var staleAlert: AlertRecord?
+    /// The least (local now − commit time) of the commits received since the last housekeeping, and whether the
+    /// clocks were last found apart.
+    var clockSample: Int64?
+    var clockApart = false
     /// On a fan-out node: what its users did this tick, for the owner; when it last listed its sessions; the
     /// owner's answers.
     var outgoing: CollaborationBatch
@@ -427,7 +431,12 @@ extension StreamingServer {
         for n in notes { logger.warning("cluster: \(n)") }
         let alertBatches = follower.takeAlerts()
         if !frames.isEmpty || !alertBatches.isEmpty, let change = c.ownerWatch?.heard(nowMs: Self.wallMs()) { staleChanged(change) }
-        for f in frames { c.follow.offer(f) }
+        let now = Int64(Self.wallMs())
+        for f in frames {
+            c.follow.offer(f)
+            let offset = now - Int64(f.timeMs)
+            c.clockSample = min(c.clockSample ?? offset, offset)
+        }
         var applied = 0
         while let step = c.follow.step(current: runtime.graph.version) {
             switch step {
@@ -549,6 +558,20 @@ extension StreamingServer {
         }
         if let change = c.ownerWatch?.check(connected: up, nowMs: Self.wallMs()) { staleChanged(change) }
         metrics.clusterStale.set(c.staleAlert != nil ? 1 : 0)
+        if let offset = c.clockSample {
+            c.clockSample = nil
+            metrics.clusterClockOffset.set(Double(offset))
+            let apart = abs(offset) > 2000
+            if apart { metrics.clusterClockSkewed.increment() }
+            if apart != c.clockApart {
+                c.clockApart = apart
+                if apart {
+                    logger.warning("cluster: this node's clock and the owner's are apart: token expiry, the live edge of playback and times shown to clients follow this node's clock (run NTP)", metadata: ["offsetMs": "\(offset)"])
+                } else {
+                    logger.notice("cluster: this node's clock agrees with the owner's again", metadata: ["offsetMs": "\(offset)"])
+                }
+            }
+        }
         if let f = c.follower {
             let now = f.snapshot
             metrics.commitsReceived.increment(by: now.received - c.followedSeen.received)

@@ -136,6 +136,8 @@ def test_a_fanout_node_has_no_ingest_and_no_twin_state(nodes):
                if l.startswith("scenestream_cluster_")}
     assert metrics["scenestream_cluster_synced"] == 1 and metrics["scenestream_cluster_nats_connected"] == 1
     assert metrics["scenestream_cluster_commits_applied_total"] > 0 and metrics["scenestream_cluster_messages_refused_total"] == 0
+    # One machine, one clock: the offset is the transit time only, and no second was counted as skewed.
+    assert 0 <= metrics["scenestream_cluster_clock_offset_ms"] < 1000 and metrics["scenestream_cluster_clock_skewed_total"] == 0, metrics
 
 
 def test_a_second_owner_without_standby_is_refused(nodes, nats):
