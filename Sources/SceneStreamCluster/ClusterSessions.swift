@@ -16,6 +16,9 @@ public final class ClusterSessions: @unchecked Sendable {
     private let codes: NATSKeyValue
     private let connection: NATSConnection
     private let queue = DispatchQueue(label: "scenestream.cluster-sessions")
+    /// Claim answers and takeover announcements (core publishes): never behind a key-value write that waits for
+    /// JetStream (a bucket electing a leader held a takeover notice back for more than ten seconds).
+    private let messages = DispatchQueue(label: "scenestream.cluster-messages")
     /// Requests to other nodes wait here, not in front of the writes.
     private let requests = DispatchQueue(label: "scenestream.cluster-requests", attributes: .concurrent)
     private var claimSubscription: NATSSubscription?
@@ -106,16 +109,16 @@ public final class ClusterSessions: @unchecked Sendable {
 
     /// Sends an answer to a request.
     public func reply(to subject: String, _ bytes: [UInt8]) {
-        queue.async { [self] in count { () throws(NATSError) in try connection.publish(subject, bytes) } }
+        messages.async { [self] in count { () throws(NATSError) in try connection.publish(subject, bytes) } }
     }
 
     private func claimSubject(_ node: String) -> String {
-        "\(claimPrefix).\(String(node.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }))"
+        "\(claimPrefix).\(ClusterSubjects.token(node))"
     }
 
     /// Announces that this node took a session over.
     public func announceTaken(_ bytes: [UInt8]) {
-        queue.async { [self] in count { () throws(NATSError) in try connection.publish(takenSubject, bytes) } }
+        messages.async { [self] in count { () throws(NATSError) in try connection.publish(takenSubject, bytes) } }
     }
 
     /// Delivers other nodes' takeover announcements to `handler` (on a libnats thread).
@@ -136,7 +139,10 @@ public final class ClusterSessions: @unchecked Sendable {
     }
 
     /// Waits for queued writes.
-    public func drain() { queue.sync {} }
+    public func drain() {
+        queue.sync {}
+        messages.sync {}
+    }
 
     @discardableResult
     private func count<T>(_ body: () throws(NATSError) -> T) -> Result<T, NATSError> {

@@ -103,6 +103,9 @@ extension StreamingServer {
     struct ClaimRequest: Codable {
         var code: String
         var userId: String
+        /// The claiming node and the device kind that claims (so the offering node can let its device go at once).
+        var node: String?
+        var device: UInt8?
     }
 
     struct ClaimAnswer: Codable {
@@ -151,15 +154,21 @@ extension StreamingServer {
     func decideClaim(_ request: [UInt8], reply: String) {
         guard let shared = sharedSessions else { return }
         var answer = ClaimAnswer(result: "unknown")
+        var won: Takeover?
         if let r = try? JSONDecoder().decode(ClaimRequest.self, from: Data(request)) {
             switch handoffs.claim(r.code, userId: r.userId, nowMs: Self.wallMs(), sessionExists: { sessions[$0] != nil }) {
-            case .success: answer.result = "won"
+            case .success(let code):
+                answer.result = "won"
+                if let node = r.node { won = Takeover(sessionId: code.sessionId, node: node, device: r.device ?? 0, keepOld: code.keepOldDevice) }
             case .failure(.unknown): answer.result = "unknown"
             case .failure(.used): answer.result = "used"
             case .failure(.expired): answer.result = "expired"
             }
         }
         shared.reply(to: reply, (try? JSONEncoder().encode(answer)).map { [UInt8]($0) } ?? [])
+        // The claim is decided here: the device here is told now, not only when the claiming node's announcement
+        // arrives (a core message, which a NATS server restarting can lose; that one then finds nothing to do).
+        if let won { takenElsewhere(won) }
     }
 
     /// Claims a code offered anywhere in the cluster: the node that offered it decides (this one, or another asked
@@ -199,7 +208,8 @@ extension StreamingServer {
 
     func askOfferingNode(_ record: SharedHandoffCode, code: String, by c: Client, requestId: UInt32) {
         guard let shared = sharedSessions, let userId = c.session?.identity.userId,
-            let request = try? JSONEncoder().encode(ClaimRequest(code: code, userId: userId))
+            let request = try? JSONEncoder().encode(
+                ClaimRequest(code: code, userId: userId, node: cluster?.configuration.node, device: c.device.rawValue))
         else { return }
         let box = LoopBound(c, loop: loop)
         let server = LoopBound(self, loop: loop)

@@ -56,6 +56,14 @@ def wait_synced(server, timeout=20):
     raise AssertionError("fan-out node never synced: " + server.log_tail())
 
 
+def metric(server, name, default=None):
+    """One value of the server's /metrics: the line `name` (with its labels, as Prometheus prints them)."""
+    for line in server.http("/metrics", token=ADMIN)[1].decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return default
+
+
 async def follow_until(url, token, version, timeout=15):
     """Streams until the replica reaches `version`; returns the replica and every (inflated) body received."""
     replica, bodies = sw.Replica(), []
@@ -258,7 +266,10 @@ def test_handoff_from_the_owners_node_to_a_fanout_node_is_claimed_once_when_two_
         await desk.wait(lambda: len(desk.frames) > 5, what="desktop streaming")
         assert desk.frames[0][0] == "keyframe" and all(f[0] == "delta" for f in desk.frames[1:])
         # The phone, on the owner's node, is told and closed.
-        await phone.wait(lambda: phone.find("handoff", kind="handedOff"), what="handedOff")
+        try:
+            await phone.wait(lambda: phone.find("handoff", kind="handedOff"), what="handedOff")
+        except AssertionError:
+            raise AssertionError((round_, phone.messages[-3:], owner.log_tail(2000), [f.log_tail(2000) for f in fans]))
         assert phone.find("handoff", kind="handedOff") == {"type": "handoff", "kind": "handedOff", "to": DESKTOP, "detached": True}
         await phone.wait(lambda: phone.closed is not None, what="phone closed")
         assert phone.closed == 1000
@@ -469,10 +480,7 @@ def test_malformed_and_foreign_messages_on_the_scenes_subjects_are_refused_and_c
     owner, fans, _ = nodes
 
     def refused(f):
-        for line in f.http("/metrics", token=ADMIN)[1].decode().splitlines():
-            if line.startswith("scenestream_cluster_messages_refused_total"):
-                return float(line.split()[1])
-        return 0.0
+        return metric(f, "scenestream_cluster_messages_refused_total", 0.0)
 
     before = [refused(f) for f in fans]
     c = NATSClient(nats.nodes[2].url, "garbage")
@@ -542,11 +550,7 @@ def test_presence_selection_and_annotations_from_fanout_nodes_reach_every_node_t
     robot, press = "hall-a/line-01/robot-01", "hall-a/line-02/press-01"
 
     def owner_counts():
-        out = {}
-        for line in owner.http("/metrics", token=ADMIN)[1].decode().splitlines():
-            if line.startswith(("scenestream_cluster_messages_refused_total", "scenestream_cluster_collaboration_applied_total")):
-                out[line.split()[0]] = float(line.split()[1])
-        return out
+        return {n: metric(owner, n, 0.0) for n in ("scenestream_cluster_messages_refused_total", "scenestream_cluster_collaboration_applied_total")}
 
     async def run():
         alice = await Device(fans[0].url, jwt("alice", role="operator", zones=["hall-a-line-01"], name="Alice"), DESKTOP, "alice").open()
@@ -641,10 +645,7 @@ def test_playback_on_a_fanout_node_reads_the_owners_history_within_the_users_zon
     owner, fans, _ = nodes
 
     def seeks(f):
-        for line in f.http("/metrics", token=ADMIN)[1].decode().splitlines():
-            if line.startswith('scenestream_playback_seeks_total{source="owner"} '):
-                return float(line.split()[1])
-        return 0.0
+        return metric(f, 'scenestream_playback_seeks_total{source="owner"}', 0.0)
 
     async def run():
         admin = await Device(fans[0].url, ADMIN, DESKTOP, "pb-admin").open()
@@ -695,10 +696,7 @@ def test_with_all_nats_down_fanout_clients_are_told_the_scene_is_stale_and_it_re
     owner, fans, _ = nodes
 
     def stale_gauge(f):
-        for line in f.http("/metrics", token=ADMIN)[1].decode().splitlines():
-            if line.startswith("scenestream_cluster_stale"):
-                return float(line.split()[1])
-        return None
+        return metric(f, "scenestream_cluster_stale")
 
     def stale_alerts(d, state):
         return [r for m in d.messages if m["type"] == "alerts" for r in m["alerts"] if r["id"] == "cluster/stale" and r["state"] == state]
