@@ -69,6 +69,8 @@ final class ServerMetrics: Sendable {
     let kvOperations: CoreMetrics.Counter
     let kvFailures: CoreMetrics.Counter
     let encodeDuration: CoreMetrics.Timer
+    /// Tick intervals over two ticks long in which the service thread's own work (CPU time) took more than a tick.
+    let loopStalls: CoreMetrics.Counter
 
     /// CoreMetrics.Counter names (swift-metrics labels): Prometheus shows them with `_total`.
     static let counters: Set<String> = [
@@ -82,7 +84,7 @@ final class ServerMetrics: Sendable {
         "scenestream.playback.seeks", "scenestream.cluster.commits.published", "scenestream.cluster.keyframes.published",
         "scenestream.cluster.publish.failures", "scenestream.cluster.commits.received", "scenestream.cluster.commits.applied",
         "scenestream.cluster.catchups", "scenestream.cluster.messages.refused", "scenestream.cluster.kv.operations",
-        "scenestream.cluster.kv.failures", "scenestream.cluster.collaboration.forwarded", "scenestream.cluster.collaboration.applied", "scenestream.cluster.clock.skewed",
+        "scenestream.cluster.kv.failures", "scenestream.loop.stalls", "scenestream.cluster.collaboration.forwarded", "scenestream.cluster.collaboration.applied", "scenestream.cluster.clock.skewed",
     ]
     /// CoreMetrics.Timer names: Prometheus shows them as histograms in seconds.
     static let timers: Set<String> = ["scenestream.playback.seek.duration", "scenestream.frame.encode.duration"]
@@ -157,6 +159,7 @@ final class ServerMetrics: Sendable {
         collaborationApplied = counter("scenestream.cluster.collaboration.applied")
         kvOperations = counter("scenestream.cluster.kv.operations")
         kvFailures = counter("scenestream.cluster.kv.failures")
+        loopStalls = counter("scenestream.loop.stalls")
     }
 
     /// Counts a refused ingest message by source (mqtt, sparkplug, http) and reason code.

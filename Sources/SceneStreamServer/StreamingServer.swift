@@ -35,6 +35,8 @@ public final class StreamingServer: EventLoopHandler {
     /// When the last tick ran.
     private var lastTickNs: UInt64 = 0
     var tickIndex: UInt64 = 0
+    /// The service thread's CPU time at the last tick (for ``noteStall(nowNs:)``).
+    var lastTickCPUNs: UInt64 = 0
     private let tickNs: UInt64
     let startedAt = Date()
     var sessions: [String: Session] = [:]
@@ -260,11 +262,25 @@ public final class StreamingServer: EventLoopHandler {
 
     static func wallMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 
+    /// Counts stalls of our own making: tick intervals longer than two ticks in which the service thread itself
+    /// was busy (CPU time: the tick, callbacks, frame sends — all of its work) for more than a tick. A long interval
+    /// with less work than that was the operating system's doing (the cores busy with other processes).
+    func noteStall(nowNs: UInt64) {
+        var ts = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 else { return }
+        let cpu = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+        defer { lastTickCPUNs = cpu }
+        guard lastTickCPUNs > 0, lastTickNs > 0 else { return }
+        let tickNs = UInt64(1e9 / configuration.tickHz)
+        if nowNs - lastTickNs > 2 * tickNs + 2_000_000, cpu - lastTickCPUNs > tickNs { metrics.loopStalls.increment() }
+    }
+
     // MARK: tick
 
     public func timer() {
         tickIndex += 1
         let nowNs = DispatchTime.now().uptimeNanoseconds
+        noteStall(nowNs: nowNs)
         lastTickNs = nowNs
         let nowMs = Self.wallMs()
         var events: [AlertEvent] = []

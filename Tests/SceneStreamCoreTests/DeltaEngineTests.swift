@@ -24,6 +24,30 @@ import Testing
         Dictionary(uniqueKeysWithValues: e.membership(f).members.map { ($0, g[$0]!) })
     }
 
+    /// SPEC §6.7: a removal lists the node and every descendant, in ascending index order (parents first).
+    @Test func aRemovalListsEveryDescendantParentsFirst() throws {
+        let g = SceneGraph(sceneId: "t", retainedVersions: 8)
+        try g.add(NodeSpec(id: "root", anchor: "hall"))
+        try g.add(NodeSpec(id: "root/cell"))
+        try g.add(NodeSpec(id: "root/keep"))
+        try g.add(NodeSpec(id: "root/cell/robot"))
+        try g.add(NodeSpec(id: "root/cell/robot/arm"))
+        try g.add(NodeSpec(id: "root/cell/robot/arm/tool"))
+        g.commit(timeMs: 1)
+        let e = try DeltaEngine(graph: g)
+        let v = try #require(e.encodedFrame(from: nil, filter: .everything)).version  // a client's keyframe
+        let cell = try #require(g.index(of: "root/cell"))
+        g.remove(cell)
+        g.commit(timeMs: 2)
+        let f = e.frame(from: ClientBaseline(version: v, filter: .everything), filter: .everything)
+        #expect(!f.isKeyframe)
+        let ids = ["root/cell", "root/cell/robot", "root/cell/robot/arm", "root/cell/robot/arm/tool"]
+        #expect(f.removed.count == ids.count)
+        #expect(f.removed == f.removed.sorted())
+        #expect(f.removed.first == cell)
+        #expect(g.index(of: "root/keep") != nil && !f.removed.contains(g.index(of: "root/keep")!))
+    }
+
     @Test func keyframeThenDeltasKeepTheReplicaEqual() throws {
         let (g, e) = try scene()
         var r = Replica()
