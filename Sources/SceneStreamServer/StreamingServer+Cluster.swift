@@ -271,6 +271,11 @@ extension StreamingServer {
         c.follower?.stop()
         c.follower = nil
         c.ownerPast = nil
+        // It is the owner now: nothing to hear from (a stale notice it raised as a standby is cleared).
+        if c.staleAlert != nil { staleChanged(.fresh) }
+        c.ownerWatch = nil
+        c.answersSubscription?.cancel()
+        c.answersSubscription = nil
         c.absorbSubscription?.cancel()
         c.absorbSubscription = nil
         c.standbyLease = nil

@@ -383,10 +383,10 @@ def test_owner_killed_a_standby_takes_over_within_five_seconds_versions_continue
                 await asyncio.sleep(0.05)
             assert took is not None, standby.log_tail()
             await dev.wait(lambda: dev.frames[-1][2] > at_kill + 30, timeout=15, what="versions continuing")
-            return dev, at_kill, took
+            return dev, at_kill, took, killed
 
         stop, acked, failed = threading.Event(), set(), set()
-        dev, at_kill, took = asyncio.run(run())
+        dev, at_kill, took, killed = asyncio.run(run())
         print(f"standby took over {took:.2f} s after the owner was killed")
         assert took <= 5.0, took
         # One keyframe (the first frame), then only deltas — through the takeover — with versions going up.
@@ -413,6 +413,11 @@ def test_owner_killed_a_standby_takes_over_within_five_seconds_versions_continue
         assert standby.http("/api/ingest", json.dumps({"updates": [{"twin": "line-01/press-01", "property": "temperature", "value": 50}]}).encode(),
                             token=INGEST)[0] == 200
         assert_exact(standby, [fan])
+        # The new owner follows nobody: long after the last frame it heard as a standby (a fan-out node would call
+        # its scene stale after 10 s), it does not.
+        while time.time() < killed + 12:
+            time.sleep(0.2)
+        assert metric(standby, "scenestream_cluster_stale") == 0 and "stale" not in standby.json("/healthz")
     finally:
         for s in servers:
             s.stop()
