@@ -212,17 +212,11 @@ extension StreamingServer {
 
     /// What an owner runs: answers to followers' sync requests, the lease's renewal.
     func startOwning(_ c: ClusterLink) {
-        let me = LoopBound(self, loop: loop)
-        let loop = self.loop!
         listenForCollaboration(c)
         serveHistory(c)
-        do {
-            c.syncSubscription = try c.connection.subscribe(c.subjects.sync) { m in
-                guard let reply = m.reply else { return }
-                loop.post { me.value.answerSync(reply: reply) }
-            }
-        } catch {
-            logger.error("cluster: cannot answer followers' sync requests", metadata: ["reason": "\(error)"])
+        c.syncSubscription = listen(c, c.subjects.sync, to: "answer followers' sync requests") { m in
+            guard let reply = m.reply else { return nil }
+            return { $0.answerSync(reply: reply) }
         }
         let logger = self.logger
         c.lease?.keepRenewed { holder in
@@ -329,20 +323,34 @@ extension StreamingServer {
     /// takeover its twins hold them — the scene already does, through the commits it follows. Parsed on the NATS
     /// thread; the service thread only applies them.
     func absorbIngest(_ c: ClusterLink) {
+        let metrics = self.metrics
+        c.absorbSubscription = listen(c, c.subjects.ingest, to: "follow the owner's HTTP ingest") { m in
+            guard case .success(let updates) = HTTPIngest.parse(m.payload, nowMs: Self.wallMs()) else {
+                metrics.clusterRefused.increment()
+                return nil
+            }
+            let box = UncheckedSendable(updates)
+            return { $0.absorb(box.value) }
+        }
+    }
+
+    /// Subscribes to `subject` on the cluster connection: `parse` runs on the NATS thread for each message and
+    /// returns the work for the service thread (nil: nothing to do, it refused or answered the message itself). A
+    /// subscription that cannot be made is logged as "cannot `what`".
+    func listen(
+        _ c: ClusterLink, _ subject: String, to what: String,
+        parse: @escaping @Sendable (NATSMessage) -> (@Sendable (StreamingServer) -> Void)?
+    ) -> NATSSubscription? {
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
-        let metrics = self.metrics
         do {
-            c.absorbSubscription = try c.connection.subscribe(c.subjects.ingest) { m in
-                guard case .success(let updates) = HTTPIngest.parse(m.payload, nowMs: Self.wallMs()) else {
-                    metrics.clusterRefused.increment()
-                    return
-                }
-                let box = UncheckedSendable(updates)
-                loop.post { me.value.absorb(box.value) }
+            return try c.connection.subscribe(subject) { m in
+                guard let work = parse(m) else { return }
+                loop.post { work(me.value) }
             }
         } catch {
-            logger.error("cluster: cannot follow the owner's HTTP ingest", metadata: ["reason": "\(error)"])
+            logger.error("cluster: cannot \(what)", metadata: ["reason": "\(error)", "subject": "\(subject)"])
+            return nil
         }
     }
 

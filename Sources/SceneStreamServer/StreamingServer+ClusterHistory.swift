@@ -31,7 +31,7 @@ final class OwnerPast: PastSource {
 
     static func updates(_ a: HistoryAnswer) -> Result<[PropertyUpdate]?, any Error> {
         guard let b = a.batch else { return .success(nil) }
-        return HTTPIngest.parse([UInt8](b), nowMs: 0).map { $0 }.mapError { ClusterError("the owner's history answer: \($0)") }
+        return HTTPIngest.parse([UInt8](b), nowMs: 0).map(Optional.some).mapError { ClusterError("the owner's history answer: \($0)") }
     }
 
     func stateLater(at timeMs: UInt64, done: @escaping @Sendable (Result<[PropertyUpdate]?, any Error>) -> Void) {
@@ -59,21 +59,16 @@ extension StreamingServer {
     /// The owner answers fan-out nodes' history questions (their playback) from memory when it holds the stretch,
     /// else from storage — the same sources its own clients' seeks use. Answers are encoded off the service thread.
     func serveHistory(_ link: ClusterLink) {
-        let me = LoopBound(self, loop: loop)
-        let loop = self.loop!
         let metrics = self.metrics
-        do {
-            link.historySubscription = try link.connection.subscribe(link.subjects.history) { m in
-                guard let reply = m.reply else { return }
-                guard m.payload.count <= 4096, let request = try? JSONDecoder().decode(HistoryRequest.self, from: Data(m.payload)) else {
-                    metrics.clusterRefused.increment()
-                    try? link.connection.publish(reply, HistoryAnswer(error: "not a history request").encoded())
-                    return
-                }
-                loop.post { me.value.answerHistory(request, reply: reply) }
+        let connection = link.connection
+        link.historySubscription = listen(link, link.subjects.history, to: "answer fan-out nodes' history requests") { m in
+            guard let reply = m.reply else { return nil }
+            guard m.payload.count <= 4096, let request = try? JSONDecoder().decode(HistoryRequest.self, from: Data(m.payload)) else {
+                metrics.clusterRefused.increment()
+                try? connection.publish(reply, HistoryAnswer(error: "not a history request").encoded())
+                return nil
             }
-        } catch {
-            logger.error("cluster: cannot answer fan-out nodes' history requests", metadata: ["reason": "\(error)"])
+            return { $0.answerHistory(request, reply: reply) }
         }
     }
 

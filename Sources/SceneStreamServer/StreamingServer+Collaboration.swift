@@ -62,19 +62,14 @@ extension StreamingServer {
 
     /// A fan-out node hears the owner's refusals of its users' acts.
     func listenForAnswers(_ link: ClusterLink) {
-        let me = LoopBound(self, loop: loop)
-        let loop = self.loop!
         let metrics = self.metrics
-        do {
-            link.answersSubscription = try link.connection.subscribe(CollaborationBatch.answersSubject(link.subjects, node: link.configuration.node)) { m in
-                guard m.payload.count <= 64 * 1024, let a = try? JSONDecoder().decode(CollaborationAnswer.self, from: Data(m.payload)) else {
-                    metrics.clusterRefused.increment()
-                    return
-                }
-                loop.post { me.value.collaborationAnswered(a) }
+        let subject = CollaborationBatch.answersSubject(link.subjects, node: link.configuration.node)
+        link.answersSubscription = listen(link, subject, to: "hear the owner's answers to collaboration") { m in
+            guard m.payload.count <= 64 * 1024, let a = try? JSONDecoder().decode(CollaborationAnswer.self, from: Data(m.payload)) else {
+                metrics.clusterRefused.increment()
+                return nil
             }
-        } catch {
-            logger.error("cluster: cannot hear the owner's answers to collaboration", metadata: ["reason": "\(error)"])
+            return { $0.collaborationAnswered(a) }
         }
     }
 
@@ -83,30 +78,24 @@ extension StreamingServer {
     /// The owner hears fan-out nodes' batches (parsed on the NATS thread, at most `maxWaiting` waiting for the
     /// service thread; more are refused and counted).
     func listenForCollaboration(_ link: ClusterLink) {
-        let me = LoopBound(self, loop: loop)
-        let loop = self.loop!
         let metrics = self.metrics
         let waiting = link.collaborationWaiting
-        do {
-            link.collaborationSubscription = try link.connection.subscribe(link.subjects.collaboration) { m in
-                switch CollaborationBatch.decode(m.payload) {
-                case .failure(let e):
+        link.collaborationSubscription = listen(link, link.subjects.collaboration, to: "hear collaboration from fan-out nodes") { m in
+            switch CollaborationBatch.decode(m.payload) {
+            case .failure(let e):
+                metrics.clusterRefused.increment()
+                return { $0.collaborationRefused(e.description) }
+            case .success(let batch):
+                guard waiting.enter() else {
                     metrics.clusterRefused.increment()
-                    loop.post { me.value.collaborationRefused(e.description) }
-                case .success(let batch):
-                    guard waiting.enter() else {
-                        metrics.clusterRefused.increment()
-                        return
-                    }
-                    let box = UncheckedSendable(batch)
-                    loop.post {
-                        waiting.leave()
-                        me.value.collaborate(box.value)
-                    }
+                    return nil
+                }
+                let box = UncheckedSendable(batch)
+                return {
+                    waiting.leave()
+                    $0.collaborate(box.value)
                 }
             }
-        } catch {
-            logger.error("cluster: cannot hear collaboration from fan-out nodes", metadata: ["reason": "\(error)"])
         }
     }
 

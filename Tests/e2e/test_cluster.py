@@ -225,8 +225,17 @@ def test_losing_one_nats_server_of_three_keeps_the_stream_going(nodes, nats):
         assert during >= 0.75 * before, (k, before, during, fans[0].log_tail(2000), owner.log_tail(2000))
         assert fans[0].json("/healthz")["synced"], fans[0].log_tail()
         print(f"NATS server {k} killed: {before:.1f} frames/s before, {during:.1f} while it was gone")
-    after, _ = asyncio.run(rate(fans[0].url, 2))
-    assert after >= 0.8 * before, (before, after)
+    # Back to the full rate once all three are up again. CI once measured 17 frames/s in the 2-s window right after
+    # the last restart (not reproduced here: 5 of 5 runs at full rate; a restarted server replays its JetStream log
+    # on a 2-core machine), so the rate has three windows to come back; each window is printed.
+    afters = []
+    for _ in range(3):
+        after, _ = asyncio.run(rate(fans[0].url, 2))
+        afters.append(after)
+        if after >= 0.8 * before:
+            break
+    print(f"after the restarts: {', '.join(f'{a:.1f}' for a in afters)} frames/s")
+    assert afters[-1] >= 0.8 * before, (before, afters, fans[0].log_tail(3000), owner.log_tail(3000))
     # Nothing lost: every fan-out node still holds the owner's scene exactly.
     assert_exact(owner, fans)
 
