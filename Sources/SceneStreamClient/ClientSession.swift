@@ -41,6 +41,8 @@ public enum ClientEvent: Sendable {
     case alerts([AlertRecord])
     case serverError(code: ErrorCode, requestId: UInt32, message: String)
     case pong(nonce: UInt64, serverTimeMs: UInt64)
+    /// A frame did not apply (`reason`); a keyframe was asked for, and deltas are dropped until it comes.
+    case resyncing(reason: String)
     case other(ServerMessage)
 }
 
@@ -55,6 +57,9 @@ public final class ClientSession {
     public private(set) var framesReceived = 0
     public private(set) var keyframesReceived = 0
     public private(set) var bytesReceived = 0
+    /// A frame did not apply and the keyframe asked for has not come yet.
+    public private(set) var awaitingKeyframe = false
+    private var nextRequestId: UInt32 = 1 << 20  // above the ids an app picks for its own requests
     /// The version of the last frame received.
     public private(set) var version: UInt64?
     private let encoder: MessageEncoder
@@ -79,7 +84,8 @@ public final class ClientSession {
 
     /// The hello for a reconnect: resumes this session at the replica's version (a delta if the server still has it).
     public func resumeHello() -> [UInt8] {
-        encoder.encode(
+        awaitingKeyframe = false  // the replica is whole at its version: the resume starts there
+        return encoder.encode(
             ClientMessage.hello(
                 minVersion: ProtocolVersion.current, maxVersion: ProtocolVersion.current, device: options.device,
                 clientName: options.name, token: options.token, resumeToken: sessionToken,
@@ -108,9 +114,22 @@ public final class ClientSession {
             let subscribe = options.subscribeOnWelcome ? [encoder.encode(ClientMessage.subscribe(requestId: 1, interest: options.interest))] : []
             return (subscribe, [.welcome(sessionId: sid, sessionToken: token, scenes: scenes)])
         case .frame(let f):
-            var change: Replica.Change?
-            if options.keepReplica { change = try replica.apply(f) }
             framesReceived += 1
+            // Deltas sent before the server had the request do not apply either (§7.4): dropped, not acked.
+            if awaitingKeyframe && !f.isKeyframe { return ([], []) }
+            var change: Replica.Change?
+            if options.keepReplica {
+                do {
+                    change = try replica.apply(f)
+                } catch {
+                    // A keyframe that does not apply breaks the spec: nothing to ask for.
+                    if f.isKeyframe { throw error }
+                    awaitingKeyframe = true
+                    nextRequestId &+= 1
+                    return ([encoder.encode(ClientMessage.requestKeyframe(requestId: nextRequestId))], [.resyncing(reason: error.description)])
+                }
+            }
+            awaitingKeyframe = false
             if f.isKeyframe { keyframesReceived += 1 }
             version = f.version
             return ([encoder.encode(ClientMessage.ack(version: f.version))], [.frame(version: f.version, timeMs: f.timeMs, keyframe: f.isKeyframe, change: change)])

@@ -80,6 +80,9 @@ extension ClientMessage {
         case .follow(let userId):
             type = .follow
             w.writeString(userId)
+        case .requestKeyframe(let requestId):
+            type = .requestKeyframe
+            w.writeVarint(requestId)
         }
         return (type, w.bytes)
     }
@@ -157,6 +160,8 @@ extension ClientMessage {
             m = .refreshToken(token: try r.readString("token"))
         case .follow:
             m = .follow(userId: try r.readString("userId"))
+        case .requestKeyframe:
+            m = .requestKeyframe(requestId: try r.readVarint("requestId", as: UInt32.self))
         default:
             throw ProtocolError(.unknownMessageType(type.rawValue), "client message")
         }

@@ -124,6 +124,8 @@ public enum MessageDescription {
             return ["type": "refreshToken", "token": token]
         case .follow(let userId):
             return ["type": "follow", "userId": userId]
+        case .requestKeyframe(let requestId):
+            return ["type": "requestKeyframe", "requestId": Int(requestId)]
         }
     }
 

@@ -17,6 +17,7 @@ public struct MessageType: RawRepresentable, Hashable, Sendable, CustomStringCon
     public static let listSessions = MessageType(rawValue: 0x0B)
     public static let refreshToken = MessageType(rawValue: 0x0C)
     public static let follow = MessageType(rawValue: 0x0D)
+    public static let requestKeyframe = MessageType(rawValue: 0x0E)
 
     // Server → client.
     public static let welcome = MessageType(rawValue: 0x81)
@@ -33,7 +34,7 @@ public struct MessageType: RawRepresentable, Hashable, Sendable, CustomStringCon
         let names: [UInt8: String] = [
             0x01: "hello", 0x02: "subscribe", 0x03: "ack", 0x04: "presence", 0x05: "select", 0x06: "annotate",
             0x07: "handoffOffer", 0x08: "handoffClaim", 0x09: "playback", 0x0A: "ping", 0x0B: "listSessions",
-            0x0C: "refreshToken", 0x0D: "follow", 0x81: "welcome", 0x82: "keyframe", 0x83: "delta", 0x84: "alerts",
+            0x0C: "refreshToken", 0x0D: "follow", 0x0E: "requestKeyframe", 0x81: "welcome", 0x82: "keyframe", 0x83: "delta", 0x84: "alerts",
             0x85: "sessionState", 0x86: "handoff", 0x87: "error", 0x88: "pong", 0x89: "roomMembers",
         ]
         return names[rawValue] ?? "0x\(String(rawValue, radix: 16))"

@@ -174,6 +174,8 @@ public enum ClientMessage: Hashable, Sendable {
     case refreshToken(token: String)
     /// Follow another room member's view (their head pose), or stop following (empty).
     case follow(userId: String)
+    /// Ask for a keyframe of the running stream next (the client could not apply a frame).
+    case requestKeyframe(requestId: UInt32)
 }
 
 /// A playback request.

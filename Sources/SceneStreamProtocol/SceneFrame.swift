@@ -271,7 +271,10 @@ extension SceneFrame {
             }
             nodes[k].name = try str(&r, "entered.name")
         }
-        for (k, m) in masks.enumerated() where m.contains(.anchor) { nodes[k].anchor = try str(&r, "entered.anchor") }
+        for (k, m) in masks.enumerated() where m.contains(.anchor) {
+            guard nodes[k].parent == nil else { throw ProtocolError(.invalidValue, "\(r.context).entered.anchor (only roots name an anchor)") }
+            nodes[k].anchor = try str(&r, "entered.anchor")
+        }
         for (k, m) in masks.enumerated() where m.contains(.translation) { nodes[k].translation = try readVec(&r, "entered.translation") }
         for (k, m) in masks.enumerated() where m.contains(.rotation) {
             let code = try readRotation(&r, "entered.rotation")

@@ -106,7 +106,11 @@ public struct WireReader: Sendable {
             position += 1
             if shift == 63 && b > 1 { throw ProtocolError(.malformedVarint, "\(context).\(field)") }
             result |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return result }
+            if b & 0x80 == 0 {
+                // The shortest form only (one value, one encoding): a last byte of 0 after others is overlong.
+                if b == 0 && shift > 0 { throw ProtocolError(.malformedVarint, "\(context).\(field) (overlong)") }
+                return result
+            }
             shift += 7
             if shift > 63 { throw ProtocolError(.malformedVarint, "\(context).\(field)") }
         }

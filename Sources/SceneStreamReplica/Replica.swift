@@ -59,6 +59,9 @@ public struct Replica: Sendable, Equatable {
             for u in frame.updated where nodes[u.index] == nil || removed.contains(u.index) {
                 throw ProtocolError(.unknownNode(u.index), "delta.updated")
             }
+            for u in frame.updated where u.fields.contains(.anchor) && nodes[u.index]?.parent != nil {
+                throw ProtocolError(.invalidValue, "delta.updated (node \(u.index) is not a root: only roots name an anchor)")
+            }
             for e in frame.entered {
                 if let p = e.node.parent, entered.contains(p) || (nodes[p] != nil && !removed.contains(p)) { continue }
                 if e.node.parent == nil { continue }

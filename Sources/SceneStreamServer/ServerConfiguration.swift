@@ -51,10 +51,9 @@ public struct ServerConfiguration: Sendable {
     public var maxMessagesPerSecond = 200
     /// Frames a client may have unacknowledged before the server waits for it.
     public var ackWindow = 8
-    /// Heartbeat announced to clients.
+    /// Heartbeat announced to clients: a WebSocket ping after this long with nothing heard from a client; nothing
+    /// at all (no message, no pong) for twice as long and the connection is dropped.
     public var heartbeatMs = 15_000
-    /// WebSocket ping after this many idle seconds; hang up after twice as long.
-    public var idleSeconds = 20
     /// PEM certificate and key for TLS.
     public var tlsCertificate: String?
     public var tlsKey: String?
@@ -344,7 +343,7 @@ struct ConfigFile: KnownKeys {
         if let v = try int(ackWindow, "ackWindow", 1...1000) { c.ackWindow = v }
         if let v = try int(maxMessagesPerSecond, "maxMessagesPerSecond", 1...100_000) { c.maxMessagesPerSecond = v }
         if let v = try int(heartbeatMs, "heartbeatMs", 1000...600_000) { c.heartbeatMs = v }
-        if let v = try int(idleSeconds, "idleSeconds", 2...3600) { c.idleSeconds = v }
+        if idleSeconds != nil { throw fail("idleSeconds", "was replaced by heartbeatMs (a ping after heartbeatMs of silence, the hang-up after twice that)") }
         if let v = try int(historyWindowSeconds, "historyWindowSeconds", 1...(7 * 86400)) { c.historyWindowMs = UInt64(v) * 1000 }
         if let v = try text(data, "data") { c.dataDirectory = v }
         if let v = try int(roomCapacity, "roomCapacity", 1...10_000) { c.roomCapacity = v }

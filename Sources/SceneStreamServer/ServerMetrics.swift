@@ -20,6 +20,8 @@ final class ServerMetrics: Sendable {
     let mqttConnected: CoreMetrics.Gauge
     let framesSent: CoreMetrics.Counter
     let keyframesSent: CoreMetrics.Counter
+    /// Keyframes clients asked for (requestKeyframe).
+    let keyframesRequested: CoreMetrics.Counter
     let bytesSent: CoreMetrics.Counter
     let messagesReceived: CoreMetrics.Counter
     let protocolErrors: CoreMetrics.Counter
@@ -74,7 +76,7 @@ final class ServerMetrics: Sendable {
 
     /// CoreMetrics.Counter names (swift-metrics labels): Prometheus shows them with `_total`.
     static let counters: Set<String> = [
-        "scenestream.frames.sent", "scenestream.keyframes.sent", "scenestream.bytes.sent", "scenestream.messages.received",
+        "scenestream.frames.sent", "scenestream.keyframes.sent", "scenestream.keyframes.requested", "scenestream.bytes.sent", "scenestream.messages.received",
         "scenestream.protocol.errors", "scenestream.upgrades.refused", "scenestream.rate_limited.messages",
         "scenestream.session.resumes", "scenestream.ingest.mqtt.updates", "scenestream.ingest.http.updates",
         "scenestream.ingest.rejected", "scenestream.ingest.refused", "scenestream.ingest.duplicates",
@@ -85,6 +87,7 @@ final class ServerMetrics: Sendable {
         "scenestream.cluster.publish.failures", "scenestream.cluster.commits.received", "scenestream.cluster.commits.applied",
         "scenestream.cluster.catchups", "scenestream.cluster.messages.refused", "scenestream.cluster.kv.operations",
         "scenestream.cluster.kv.failures", "scenestream.loop.stalls", "scenestream.cluster.collaboration.forwarded", "scenestream.cluster.collaboration.applied", "scenestream.cluster.clock.skewed",
+        "scenestream.cluster.ingest.log.failures", "scenestream.cluster.ingest.replayed",
     ]
     /// CoreMetrics.Timer names: Prometheus shows them as histograms in seconds.
     static let timers: Set<String> = ["scenestream.playback.seek.duration", "scenestream.frame.encode.duration"]
@@ -106,7 +109,10 @@ final class ServerMetrics: Sendable {
             Self.prometheusName("scenestream.frame.encode.duration"): [100, 500, 1000, 5000, 10_000, 50_000, 100_000].map { .microseconds($0) },
         ]
         factory = f
-        func counter(_ label: String) -> CoreMetrics.Counter { CoreMetrics.Counter(label: label, dimensions: [], factory: f) }
+        func counter(_ label: String) -> CoreMetrics.Counter {
+            assert(Self.counters.contains(label), "\(label) is not in ServerMetrics.counters: Prometheus would show it without _total")
+            return CoreMetrics.Counter(label: label, dimensions: [], factory: f)
+        }
         func gauge(_ label: String) -> CoreMetrics.Gauge { CoreMetrics.Gauge(label: label, dimensions: [], factory: f) }
         clients = gauge("scenestream.clients")
         subscribed = gauge("scenestream.clients.subscribed")
@@ -117,6 +123,7 @@ final class ServerMetrics: Sendable {
         mqttConnected = gauge("scenestream.mqtt.connected")
         framesSent = counter("scenestream.frames.sent")
         keyframesSent = counter("scenestream.keyframes.sent")
+        keyframesRequested = counter("scenestream.keyframes.requested")
         bytesSent = counter("scenestream.bytes.sent")
         messagesReceived = counter("scenestream.messages.received")
         protocolErrors = counter("scenestream.protocol.errors")

@@ -60,6 +60,7 @@ extension StreamingServer {
         logger.notice("token refused", metadata: ["conn": "\(c.id)", "peer": "\(c.peer)", "reason": "\(why)"])
         enqueue(c, .error(code: code, requestId: 0, message: text))
         c.machine.refused()
+        c.held = []
         c.closeAfterFlush = true
     }
 
@@ -107,7 +108,7 @@ extension StreamingServer {
             switch c.machine.deadline(nowNs: nowNs, nowMs: nowMs, handshakeNs: handshakeNs) {
             case .noHello?:
                 metrics.limitHits.increment()
-                loop.close(c.id, code: 1008, reason: "no hello")
+                _ = refuse(c, .unauthenticated, "no hello within \(configuration.handshakeTimeoutSeconds) s", closeCode: 1008)
             case .tokenExpired?:
                 refuseToken(c, .expired)
                 loop.requestWrite(c.id)
@@ -155,6 +156,7 @@ extension StreamingServer {
             sessionsByToken[session.token] = session
         }
         session.primary = c.id
+        session.playback = .live  // a new connection starts live (its playback controller does)
         session.device = c.device
         session.detachedAtMs = nil
         session.lastSeenMs = nowMs
@@ -168,6 +170,7 @@ extension StreamingServer {
                 version: ProtocolVersion.current, sessionId: session.id, sessionToken: session.token, serverName: "scenestream",
                 heartbeatMs: UInt32(configuration.heartbeatMs), maxMessageBytes: UInt32(configuration.maxClientMessageBytes),
                 scenes: [runtime.scene.id]))
+        releaseHeld(c)
         return .keep
     }
 
@@ -516,6 +519,9 @@ extension StreamingServer {
             forget(mine)
         }
         let old = s.primary.flatMap { clients[$0] }
+        // The moment in the past the old device watched, if any: the new one goes on watching it.
+        let watching = old?.playbackControl.watching
+        s.playback = .live
         s.primary = c.id
         s.device = c.device
         s.detachedAtMs = nil
@@ -528,6 +534,9 @@ extension StreamingServer {
             c.nextDueTick = 0
             c.unacked.removeAll()
             broadcastActive(to: c)
+            if let w = watching {
+                perform(c.playbackControl.command(w.playing ? .play : .seek, timeMs: w.cursorMs, speedMilli: w.speedMilli, nowMs: Self.wallMs()), for: c)
+            }
         }
         if let old, old !== c {
             enqueue(old, .handoff(.handedOff(to: c.device, detached: !keepOld)))

@@ -108,8 +108,13 @@ public final class StreamingServer: EventLoopHandler {
         var closeAfterFlush = false
         var closeReason = "policy"
         var closeCode = 1008
+        /// Messages that came behind the hello while its token was checked, and how many were dropped over the limit.
+        var held: [ClientMessage] = []
+        var heldDropped = 0
         /// Handoff claims: 10 a minute per connection.
         var claimRate: TokenBucket
+        /// Keyframe requests: one a second, three in a burst (each costs a whole encode of the client's view).
+        var keyframeRate: TokenBucket
         var lastSendNs: UInt64 = 0
         /// The tick at which the client's next frame is due (fractional: rates need not divide the tick rate).
         var nextDueTick: Double = 0
@@ -133,6 +138,7 @@ public final class StreamingServer: EventLoopHandler {
             machine = ConnectionMachine(openedNs: openedNs)
             playbackControl = PlaybackController(tickMs: tickMs)
             claimRate = ClaimLimiter.connectionBucket(nowNs: openedNs)
+            keyframeRate = TokenBucket(capacity: 3, perSecond: 1, nowNs: openedNs)
         }
     }
 
@@ -188,8 +194,10 @@ public final class StreamingServer: EventLoopHandler {
         t.bodySeconds = configuration.httpBodySeconds
         t.tlsCertificate = configuration.tlsCertificate
         t.tlsKey = configuration.tlsKey
-        t.pingSeconds = configuration.idleSeconds
-        t.hangupSeconds = configuration.idleSeconds * 2
+        // §5.1: a WebSocket ping after heartbeatMs with nothing heard; nothing (no message, no pong) for twice that
+        // and the connection is dead.
+        t.pingSeconds = max(1, (configuration.heartbeatMs + 999) / 1000)
+        t.hangupSeconds = 2 * t.pingSeconds
         t.maxMessageBytes = configuration.maxClientMessageBytes
         loop = try EventLoop(configuration: t, handler: self, logger: logger)
         port = loop.port ?? configuration.port
@@ -598,22 +606,70 @@ public final class StreamingServer: EventLoopHandler {
                 return .keep
             }
             protocolError(cl, "\(error)")
-            if error.code == .tooLarge { return .close(code: 1009, reason: "message too big") }
-            return .close(code: 1007, reason: String(error.description.prefix(120)))
+            if error.code == .tooLarge { return refuse(cl, .tooLarge, "a message over \(configuration.maxClientMessageBytes) bytes", closeCode: 1009) }
+            return refuse(cl, .malformed, error.description, closeCode: 1007)
         }
-        // A session being looked up in the cluster has no identity here yet: nothing but hello may act for it.
-        if cl.awaitingCluster && !isHello(m) {
-            protocolError(cl, "\(Self.kind(m)) before welcome")
-            return .keep
-        }
+        // A session being looked up in the cluster has no identity here yet: what follows its hello waits for it.
+        if cl.awaitingCluster && !isHello(m) { return hold(cl, m) }
         switch cl.machine.admit(isHello: isHello(m)) {
         case .pass: break
+        case .hold: return hold(cl, m)
         case .drop: return .keep
-        case .close(let code, let reason):
-            protocolError(cl, "\(Self.kind(m)) refused: \(reason)")
-            return .close(code: code, reason: reason)
+        case .refuse(let code, let message, let closeCode):
+            protocolError(cl, "\(Self.kind(m)) refused: \(message)")
+            return refuse(cl, code, message, closeCode: closeCode)
         }
         return handle(m, from: cl)
+    }
+
+    /// A message over the limit: error 8, then close 1009 once it is out (the rest of the message is discarded).
+    public func tooLarge(_ c: ConnectionID) -> ReceiveAction {
+        guard let cl = clients[c] else { return .close(code: 1009, reason: "message too big") }
+        protocolError(cl, "a message over \(configuration.maxClientMessageBytes) bytes")
+        return refuse(cl, .tooLarge, "a message over \(configuration.maxClientMessageBytes) bytes", closeCode: 1009)
+    }
+
+    /// The most messages a client may send behind its hello before the welcome (while its token is checked).
+    static let maxHeldMessages = 32
+
+    /// Keeps a message that came before the welcome, to handle once the session exists (``releaseHeld(_:)``).
+    func hold(_ c: Client, _ m: ClientMessage) -> ReceiveAction {
+        guard c.held.count < Self.maxHeldMessages else {
+            metrics.rateLimited.increment()
+            c.heldDropped += 1
+            if c.heldDropped == 1 {
+                enqueue(c, .error(code: .rateLimited, requestId: 0, message: "more than \(Self.maxHeldMessages) messages before welcome; the rest are dropped"))
+            }
+            return .keep
+        }
+        c.held.append(m)
+        return .keep
+    }
+
+    /// The session exists: messages that came behind the hello are handled now, in order.
+    func releaseHeld(_ c: Client) {
+        let held = c.held
+        c.held = []
+        for m in held {
+            guard clients[c.id] === c, !c.closeAfterFlush else { return }
+            if case .close(let code, let reason) = handle(m, from: c) {
+                loop.close(c.id, code: code, reason: reason)
+                return
+            }
+        }
+    }
+
+    /// Answers with error `code`, then closes with `closeCode` once it is out; nothing more is read.
+    func refuse(_ c: Client, _ code: ErrorCode, _ message: String, closeCode: Int) -> ReceiveAction {
+        enqueue(c, .error(code: code, requestId: 0, message: message))
+        c.machine.close()
+        c.held = []
+        c.closeCode = closeCode
+        var reason = message
+        while reason.utf8.count > 120 { reason.removeLast() }  // a close frame's reason is at most 123 bytes
+        c.closeReason = reason
+        c.closeAfterFlush = true
+        return .keep
     }
 
     private func isHello(_ m: ClientMessage) -> Bool {
@@ -636,9 +692,9 @@ public final class StreamingServer: EventLoopHandler {
             case .alreadyEstablished:
                 enqueue(c, .error(code: .malformed, requestId: 0, message: "hello was already sent"))
                 return .keep
-            case .close(let code, let reason):
+            case .refuse(let code, let message, let closeCode):
                 protocolError(c, "no common version in \(minV)…\(maxV)")
-                return .close(code: code, reason: reason)
+                return refuse(c, code, message, closeCode: closeCode)
             case .verify, .establish:
                 c.device = device
                 c.name = name
@@ -671,6 +727,10 @@ public final class StreamingServer: EventLoopHandler {
             if first { broadcastActive(to: c) }
             loop.requestWrite(c.id)
         case .ack(let version):
+            guard c.subscription != nil else {
+                enqueue(c, .error(code: .notSubscribed, requestId: 0, message: "ack before subscribe"))
+                return .keep
+            }
             while let first = c.unacked.first, first.version <= version {
                 c.unacked.removeFirst()
                 // Only live versions are a place to resume from.
@@ -694,10 +754,33 @@ public final class StreamingServer: EventLoopHandler {
             listSessions(c, requestId: requestId)
         case .follow(let userId):
             follow(c, userId: userId)
+        case .requestKeyframe(let requestId):
+            requestKeyframe(c, requestId: requestId)
         case .playback(let op, let timeMs, let speed):
             playback(c, op: op, timeMs: timeMs, speedMilli: speed)
         }
         return .keep
+    }
+
+    /// §7.4: the client could not apply a frame. Its baseline goes (live, or its playback's), so the next frame is a
+    /// keyframe of what it should see; frames sent before are no longer waited for (the client drops them).
+    func requestKeyframe(_ c: Client, requestId: UInt32) {
+        guard var s = c.subscription else {
+            enqueue(c, .error(code: .notSubscribed, requestId: requestId, message: "requestKeyframe before subscribe"))
+            return
+        }
+        guard c.keyframeRate.take(nowNs: DispatchTime.now().uptimeNanoseconds) else {
+            metrics.rateLimited.increment()
+            enqueue(c, .error(code: .rateLimited, requestId: requestId, message: "at most one keyframe request a second; this one is dropped"))
+            return
+        }
+        metrics.keyframesRequested.increment()
+        s.sent = nil
+        setSubscription(c, s)
+        c.playback?.sent = nil
+        c.unacked.removeAll()
+        c.nextDueTick = 0
+        loop.requestWrite(c.id)
     }
 
     /// The alerts active now (the owner's, on a fan-out node), for a client that just subscribed.

@@ -1,3 +1,5 @@
+import SceneStreamProtocol
+
 /// One connection's protocol state: awaiting hello → verifying (a signed token) → established → closing.
 ///
 /// Pure: it reads no clock (callers pass `nowNs`, monotonic, and `nowMs`, wall time) and does no I/O; each
@@ -19,8 +21,11 @@ public struct ConnectionMachine: Sendable, Equatable {
     public enum Gate: Sendable, Equatable {
         /// Handle it.
         case pass
-        /// Close the connection with a WebSocket close code and reason.
-        case close(code: Int, reason: String)
+        /// Keep it, in order, and handle it once the hello is accepted (the token is being checked): a client may
+        /// send `subscribe` right behind `hello`.
+        case hold
+        /// Answer with `error` (code and text), then close with `closeCode` once that is out.
+        case refuse(ErrorCode, message: String, closeCode: Int)
         /// Ignore it (the connection is closing once its last messages are out).
         case drop
     }
@@ -33,8 +38,8 @@ public struct ConnectionMachine: Sendable, Equatable {
         case establish
         /// Answer with an error and keep the connection (a second hello).
         case alreadyEstablished
-        /// Close: no protocol version in common.
-        case close(code: Int, reason: String)
+        /// Answer with `error` (code and text), then close with `closeCode`: no protocol version in common.
+        case refuse(ErrorCode, message: String, closeCode: Int)
     }
 
     /// Why a connection must go at a deadline.
@@ -57,11 +62,15 @@ public struct ConnectionMachine: Sendable, Equatable {
         return false
     }
 
-    /// The gate for a message that decoded: only a hello before the session exists, nothing while verifying.
-    public func admit(isHello: Bool) -> Gate {
+    /// The gate for a message that decoded: only a hello before the session exists (anything else: error 5, close
+    /// 1008); what follows the hello while its token is checked is held.
+    public mutating func admit(isHello: Bool) -> Gate {
         switch state {
-        case .awaitingHello: return isHello ? .pass : .close(code: 1008, reason: "hello first")
-        case .verifying: return .close(code: 1008, reason: "wait for welcome")
+        case .awaitingHello:
+            if isHello { return .pass }
+            state = .closing
+            return .refuse(.unauthenticated, message: "hello must be the first message", closeCode: 1008)
+        case .verifying: return .hold
         case .established: return .pass
         case .closing: return .drop
         }
@@ -71,12 +80,12 @@ public struct ConnectionMachine: Sendable, Equatable {
     public mutating func hello(minVersion: UInt32, maxVersion: UInt32, current: UInt32, authRequired: Bool) -> HelloDecision {
         switch state {
         case .established, .verifying: return .alreadyEstablished
-        case .closing: return .close(code: 1008, reason: "closing")
+        case .closing: return .refuse(.unauthenticated, message: "the connection is closing", closeCode: 1008)
         case .awaitingHello: break
         }
         guard minVersion <= current, maxVersion >= current else {
             state = .closing
-            return .close(code: 1002, reason: "unsupported protocol version")
+            return .refuse(.unsupportedVersion, message: "no common protocol version: the client offers \(minVersion)…\(maxVersion), this server speaks \(current)", closeCode: 1002)
         }
         if authRequired {
             state = .verifying

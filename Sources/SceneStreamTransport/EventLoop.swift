@@ -159,6 +159,9 @@ public protocol EventLoopHandler: AnyObject {
     func connectFailed(_ c: ConnectionID, reason: String)
     /// A complete message arrived.
     func received(_ c: ConnectionID, message: [UInt8], binary: Bool) -> ReceiveAction
+    /// A message grew past `maxMessageBytes`: it is dropped, the rest of it read and discarded (so that the
+    /// connection can still deliver an answer and close cleanly). The default closes with 1009 at once.
+    func tooLarge(_ c: ConnectionID) -> ReceiveAction
     /// The connection can take one message.
     func writable(_ c: ConnectionID) -> WriteAction
     /// The connection is gone.
@@ -179,6 +182,7 @@ extension EventLoopHandler {
     public func opened(_ c: ConnectionID, peer: String) {}
     public func connected(_ c: ConnectionID) {}
     public func connectFailed(_ c: ConnectionID, reason: String) {}
+    public func tooLarge(_ c: ConnectionID) -> ReceiveAction { .close(code: 1009, reason: "message too big") }
     public func http(_ request: HTTPServerRequest) {}
     public func httpClosed(_ id: HTTPRequestID) {}
     public func timer() {}
@@ -252,6 +256,8 @@ public final class EventLoop: @unchecked Sendable {
     final class Conn {
         let wsi: OpaquePointer
         var rx: [UInt8] = []
+        /// Bytes of a too-large message read and dropped so far (nil: not in one).
+        var discarding: Int?
         var closing: (code: Int, reason: String)?
         init(wsi: OpaquePointer) { self.wsi = wsi }
     }
@@ -475,10 +481,29 @@ public final class EventLoop: @unchecked Sendable {
         case SS_EV_RECEIVE.rawValue:
             guard let conn = conns[raw], let wsi else { return -1 }
             if flags & 1 != 0 { conn.rx.removeAll(keepingCapacity: true) }
+            if let dropped = conn.discarding {
+                // The rest of a message that was too large: read and dropped, up to 16 times the limit.
+                guard dropped + len <= 16 * config.maxMessageBytes else {
+                    ss_close_reason(wsi, 1009, "message too big")
+                    return -1
+                }
+                conn.discarding = flags & 2 != 0 ? nil : dropped + len
+                // A close waiting for the end of it goes now (closing with unread input would reset the
+                // connection, and the client could lose the answer and the close frame).
+                if conn.discarding == nil, conn.closing != nil { ss_request_write(wsi) }
+                return 0
+            }
             if conn.rx.count + len > config.maxMessageBytes {
-                logger.notice("message too big; closing", metadata: ["conn": "\(c)", "limit": "\(config.maxMessageBytes)"])
-                ss_close_reason(wsi, 1009, "message too big")
-                return -1
+                logger.notice("message too big", metadata: ["conn": "\(c)", "limit": "\(config.maxMessageBytes)"])
+                let dropped = conn.rx.count + len
+                conn.rx.removeAll(keepingCapacity: false)
+                conn.discarding = flags & 2 != 0 ? nil : dropped
+                switch handler?.tooLarge(c) ?? .close(code: 1009, reason: "message too big") {
+                case .keep: return 0
+                case .close(let code, let reason):
+                    ss_close_reason(wsi, Int32(code), reason)
+                    return -1
+                }
             }
             if let data, len > 0 { conn.rx.append(contentsOf: UnsafeBufferPointer(start: data, count: len)) }
             guard flags & 2 != 0 else { return 0 }
@@ -493,6 +518,7 @@ public final class EventLoop: @unchecked Sendable {
         case SS_EV_WRITABLE.rawValue:
             guard let conn = conns[raw], let wsi, let ctx else { return -1 }
             if let closing = conn.closing {
+                if conn.discarding != nil { return 0 }  // after the rest of a too-large message
                 ss_close_reason(wsi, Int32(closing.code), closing.reason)
                 return -1
             }
@@ -504,6 +530,10 @@ public final class EventLoop: @unchecked Sendable {
                 if more { ss_request_write(wsi) }
                 return 0
             case .close(let code, let reason):
+                if conn.discarding != nil {
+                    conn.closing = (code, reason)  // once the rest of a too-large message is read
+                    return 0
+                }
                 ss_close_reason(wsi, Int32(code), reason)
                 return -1
             }

@@ -1,4 +1,5 @@
 import Foundation
+import SceneStreamReplica
 import Testing
 
 @testable import SceneStreamProtocol
@@ -55,6 +56,24 @@ import Testing
         } catch {
             #expect(String(describing: error.kind).hasPrefix(v.error), "\(name): got \(error)")
         }
+    }
+
+    @Test func theSequenceAppliedInOrderGivesItsReplica() throws {
+        let decoder = try MessageDecoder()
+        func frame(_ name: String) throws -> SceneFrame {
+            guard case .frame(let f) = try decoder.decodeServerMessage(try load(name)) else { throw ProtocolError(.invalidValue, name) }
+            return f
+        }
+        var replica = Replica()
+        for k in 1...3 { _ = try replica.apply(try frame("server-sequence-\(k)")) }
+        var want = Replica()
+        _ = try want.apply(try frame("server-sequence-replica"))
+        #expect(replica.version == 12 && replica.nodes == want.nodes)
+        // Out of order, the second delta does not apply, and the replica stays as it was.
+        var early = Replica()
+        _ = try early.apply(try frame("server-sequence-1"))
+        #expect(throws: ProtocolError.self) { try early.apply(try frame("server-sequence-3")) }
+        #expect(early.version == 10 && early.nodes.count == 4)
     }
 
     @Test func noStrayFiles() throws {

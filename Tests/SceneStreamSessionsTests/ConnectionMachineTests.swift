@@ -1,3 +1,4 @@
+import SceneStreamProtocol
 import SceneStreamTestSupport
 import Testing
 
@@ -8,9 +9,11 @@ import Testing
     let second: UInt64 = 1_000_000_000
 
     @Test func onlyHelloBeforeTheSession() {
-        let m = ConnectionMachine(openedNs: 0)
-        #expect(m.admit(isHello: false) == .close(code: 1008, reason: "hello first"))
+        var m = ConnectionMachine(openedNs: 0)
         #expect(m.admit(isHello: true) == .pass)
+        // Anything else first: error 5, then close 1008 (§4.1); nothing after it is read.
+        #expect(m.admit(isHello: false) == .refuse(.unauthenticated, message: "hello must be the first message", closeCode: 1008))
+        #expect(m.state == .closing && m.admit(isHello: true) == .drop)
     }
 
     @Test func openModeEstablishesAtOnce() {
@@ -23,19 +26,23 @@ import Testing
 
     @Test func noCommonVersionCloses1002() {
         var m = ConnectionMachine(openedNs: 0)
-        #expect(m.hello(minVersion: 2, maxVersion: 3, current: 1, authRequired: false) == .close(code: 1002, reason: "unsupported protocol version"))
+        #expect(
+            m.hello(minVersion: 2, maxVersion: 3, current: 1, authRequired: false)
+                == .refuse(.unsupportedVersion, message: "no common protocol version: the client offers 2…3, this server speaks 1", closeCode: 1002))
         #expect(m.state == .closing)
         #expect(m.admit(isHello: false) == .drop)
     }
 
-    @Test func nothingIsReadWhileTheTokenIsChecked() {
+    @Test func whatFollowsHelloIsHeldWhileTheTokenIsChecked() {
         var m = ConnectionMachine(openedNs: 0)
         #expect(m.hello(minVersion: 1, maxVersion: 1, current: 1, authRequired: true) == .verify)
-        #expect(m.admit(isHello: false) == .close(code: 1008, reason: "wait for welcome"))
-        #expect(m.admit(isHello: true) == .close(code: 1008, reason: "wait for welcome"))
+        #expect(m.admit(isHello: false) == .hold)
+        #expect(m.admit(isHello: true) == .hold)  // a second hello, answered in its turn
         m.verified(expiresMs: 5_000)
         #expect(m.state == .established(expiresMs: 5_000))
+        #expect(m.admit(isHello: false) == .pass)
     }
+
 
     @Test func refusedTokenClosesAndDropsLaterMessages() {
         var m = ConnectionMachine(openedNs: 0)

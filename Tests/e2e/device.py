@@ -25,6 +25,7 @@ class Device:
         self.messages = []
         self.frames = []
         self.times = []
+        self.order = []  # every message's type in arrival order, with a frame's version or a sessionState's mode
         self.welcome = None
         self.members = []  # the room as this device knows it
         self.member_history = []  # the member list after each sessionState / roomMembers
@@ -49,6 +50,8 @@ class Device:
         try:
             async for data in self.ws:
                 m = sw.decode_server(data)
+                self.order.append((m["type"], m["version"] if m["type"] in ("keyframe", "delta")
+                                   else m["playback"]["mode"] if m["type"] == "sessionState" else None))
                 if m["type"] in ("keyframe", "delta"):
                     self.replica.apply(m)
                     self.frames.append((m["type"], m.get("base"), m["version"]))

@@ -7,7 +7,7 @@ import zlib
 MSG = {
     "hello": 0x01, "subscribe": 0x02, "ack": 0x03, "presence": 0x04, "select": 0x05, "annotate": 0x06,
     "handoffOffer": 0x07, "handoffClaim": 0x08, "playback": 0x09, "ping": 0x0A, "listSessions": 0x0B,
-    "refreshToken": 0x0C, "follow": 0x0D, "welcome": 0x81, "keyframe": 0x82, "delta": 0x83, "alerts": 0x84,
+    "refreshToken": 0x0C, "follow": 0x0D, "requestKeyframe": 0x0E, "welcome": 0x81, "keyframe": 0x82, "delta": 0x83, "alerts": 0x84,
     "sessionState": 0x85, "handoff": 0x86, "error": 0x87, "pong": 0x88, "roomMembers": 0x89,
 }
 NAMES = {v: k for k, v in MSG.items()}
@@ -39,7 +39,7 @@ class Reader:
             byte = self.u8()
             out |= (byte & 0x7F) << shift
             if byte & 0x80 == 0:
-                if out >= 1 << 64:
+                if out >= 1 << 64 or (byte == 0 and n > 0):  # too big, or overlong (not the shortest form)
                     raise WireError("malformedVarint")
                 return out
             shift += 7
@@ -79,17 +79,31 @@ class Reader:
             raise WireError("invalidValue")
         return v == 1
 
+    def int32(self):
+        v = self.zigzag()
+        if not -(1 << 31) <= v < (1 << 31):
+            raise WireError("invalidValue")
+        return v
+
     def vec3(self):
-        return [self.zigzag(), self.zigzag(), self.zigzag()]
+        return [self.int32(), self.int32(), self.int32()]
 
     def rotation(self):
         first = self.varint()
-        b, c = self.zigzag(), self.zigzag()
+        b, c = self.int32(), self.int32()
+        v = first >> 1 if first & 1 else first >> 3
+        a = (v >> 1) ^ -(v & 1)
+        if not -(1 << 31) <= a < (1 << 31):
+            raise WireError("invalidValue")
         if first & 1:
-            v = first >> 1
-            return {"delta": True, "abc": [(v >> 1) ^ -(v & 1), b, c]}
-        v = first >> 3
-        return {"delta": False, "largest": (first >> 1) & 3, "abc": [(v >> 1) ^ -(v & 1), b, c]}
+            return {"delta": True, "abc": [a, b, c]}
+        return {"delta": False, "largest": (first >> 1) & 3, "abc": [a, b, c]}
+
+    def enum(self, top):
+        v = self.u8()
+        if v > top:
+            raise WireError("invalidValue")
+        return v
 
     def end(self):
         if self.remaining():
@@ -149,6 +163,8 @@ def decode_frame(r, keyframe):
     n = r.count()
     idx = gaps(n)
     masks = [r.varint() for _ in range(n)]
+    if any(m >> len(FIELDS) for m in masks):
+        raise WireError("invalidValue")  # reserved mask bits
     nodes = [default_node() for _ in range(n)]
     for bit, name in enumerate(FIELDS):
         for k in range(n):
@@ -160,7 +176,11 @@ def decode_frame(r, keyframe):
                 if p:
                     v = p - 1
                     node["parent"] = idx[k] - ((v >> 1) ^ -(v & 1))
+                    if not 0 <= node["parent"] < space or node["parent"] == idx[k]:
+                        raise WireError("invalidValue")
                 node["name"] = sref()
+            elif name == "anchor" and node["parent"] is not None:
+                raise WireError("invalidValue")  # only roots name an anchor
             elif name in ("translation",):
                 node[name] = r.vec3()
             elif name == "scale":
@@ -189,14 +209,16 @@ def decode_frame(r, keyframe):
                 if len(raw) < (space + 7) // 8:
                     raise WireError("truncated")
                 r.i += len(raw)
-                uidx = [k for k in range(space) if raw[k >> 3] & (1 << (k & 7))]
-                if len(uidx) != n:
+                uidx = [k for k in range(len(raw) * 8) if raw[k >> 3] & (1 << (k & 7))]
+                if len(uidx) != n or (uidx and uidx[-1] >= space):
                     raise WireError("invalidValue")
             else:
                 raise WireError("invalidValue")
         else:
             uidx = []
         umasks = [r.varint() for _ in range(n)]
+        if any(m >> len(FIELDS) for m in umasks):
+            raise WireError("invalidValue")
         ups = [{} for _ in range(n)]
         for bit, name in enumerate(FIELDS):
             for k in range(n):
@@ -244,7 +266,7 @@ def decode_server(msg):
             a = {"id": r.string()}
             node = r.varint()
             a["node"] = node - 1 if node else None
-            a["severity"], a["state"], a["timeMs"], a["message"] = r.u8(), r.u8(), r.varint(), r.string()
+            a["severity"], a["state"], a["timeMs"], a["message"] = r.enum(2), r.enum(1), r.varint(), r.string()
             alerts.append(a)
         m = {"type": name, "alerts": alerts}
     elif name == "sessionState":
@@ -402,6 +424,10 @@ def follow(user_id):
     return envelope("follow", W().string(user_id).b)
 
 
+def request_keyframe(request_id):
+    return envelope("requestKeyframe", W().varint(request_id).b)
+
+
 def ack(version):
     return envelope("ack", W().varint(version).b)
 
@@ -423,24 +449,37 @@ class Replica:
         else:
             if self.version != f["base"]:
                 raise WireError("baseMismatch %s != %s" % (self.version, f["base"]))
+            # Whole or nothing (§6.7): the frame is applied to a copy, which replaces the replica at the end.
+            nodes = dict(self.nodes)
             for i in f["removed"]:
-                del self.nodes[i]
+                if i not in self.nodes:
+                    raise WireError("unknownNode %d" % i)
+                nodes.pop(i, None)  # a descendant listed after its parent is still in the replica before the frame
             for i, n in f["entered"]:
-                if i in self.nodes:
+                if i in nodes:
                     raise WireError("entered twice")
-                self.nodes[i] = n
+                nodes[i] = n
+            for i, n in f["entered"]:
+                if n["parent"] is not None and n["parent"] not in nodes:
+                    raise WireError("unknownNode parent %d" % n["parent"])
+            wrap = lambda a, b: ((a + b + 2**31) % 2**32) - 2**31  # differences wrap in int32
             for i, u in f["updated"]:
-                n = self.nodes[i]
+                if i not in nodes:
+                    raise WireError("unknownNode %d" % i)
+                n = nodes[i] = dict(nodes[i])
                 for k, v in u.items():
                     if k in ("translation", "scale"):
-                        n[k] = [((a + b + 2**31) % 2**32) - 2**31 for a, b in zip(n[k], v)]
+                        n[k] = [wrap(a, b) for a, b in zip(n[k], v)]
                     elif k == "rotation":
                         if v["delta"]:
-                            n[k] = [n[k][0]] + [a + b for a, b in zip(n[k][1:], v["abc"])]
+                            n[k] = [n[k][0]] + [wrap(a, b) for a, b in zip(n[k][1:], v["abc"])]
                         else:
                             n[k] = [v["largest"]] + v["abc"]
+                    elif k == "anchor" and n["parent"] is not None:
+                        raise WireError("invalidValue: only roots name an anchor")
                     else:
                         n[k] = v
+            self.nodes = nodes
         self.version = f["version"]
 
     def as_description(self):

@@ -2,6 +2,7 @@
 client connected throughout keeps receiving frames at its rate."""
 import asyncio
 import base64
+import json
 import os
 import socket
 import time
@@ -11,6 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 import scenestream_wire as sw
+from conftest import Server
 
 
 class Healthy:
@@ -45,6 +47,9 @@ class Healthy:
 
 
 async def close_code_after(url, messages, hello_first=True):
+    """The close code the server ends with, and the error codes it sent before closing (§8: an error, then the
+    close)."""
+    errors = []
     async with connect(url, subprotocols=["scenestream.v1"], max_size=None) as ws:
         if hello_first:
             await ws.send(sw.hello(name="bad"))
@@ -53,9 +58,11 @@ async def close_code_after(url, messages, hello_first=True):
             await ws.send(m)
         try:
             while True:
-                await asyncio.wait_for(ws.recv(), 5)
+                m = sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
+                if m["type"] == "error":
+                    errors.append(m["code"])
         except ConnectionClosed as e:
-            return e.rcvd.code if e.rcvd else None
+            return (e.rcvd.code if e.rcvd else None), errors
 
 
 async def error_reply(url, message):
@@ -88,18 +95,24 @@ def test_bad_input_with_a_healthy_client(server):
         start_frames = healthy.frames
 
         # Text messages: 1003.
-        assert await close_code_after(server.url, ["hello as text"]) == 1003
-        # Garbage binary body (a hello claiming a 200-byte name): 1007.
-        assert await close_code_after(server.url, [bytes([0x01, 0x00, 0x01, 0x01, 0x02, 0xC8, 0x01, 0x41])], hello_first=False) == 1007
-        # Reserved flag bits: 1007.
-        assert await close_code_after(server.url, [bytes([0x03, 0x80, 0x01])]) == 1007
-        # Anything before hello: 1008.
-        assert await close_code_after(server.url, [sw.ping(1)], hello_first=False) == 1008
-        # Oversize message: 1009.
-        assert await close_code_after(server.url, [bytes([0x0C, 0x00]) + b"x" * (200 * 1024)]) == 1009
-        # Unsupported protocol version: 1002.
+        assert (await close_code_after(server.url, ["hello as text"]))[0] == 1003
+        # Garbage binary body (a hello claiming a 200-byte name): error 1 (malformed), then 1007.
+        assert await close_code_after(server.url, [bytes([0x01, 0x00, 0x01, 0x01, 0x02, 0xC8, 0x01, 0x41])], hello_first=False) == (1007, [1])
+        # Reserved flag bits: error 1, then 1007.
+        assert await close_code_after(server.url, [bytes([0x03, 0x80, 0x01])]) == (1007, [1])
+        # Anything before hello: error 5 (unauthenticated), then 1008. (Not with more messages sent behind it: the
+        # server closes with those unread, and TCP may then reset the connection before the client reads the close.)
+        assert await close_code_after(server.url, [sw.ping(1)], hello_first=False) == (1008, [5])
+        # Oversize message: error 8 (tooLarge), then 1009.
+        assert await close_code_after(server.url, [bytes([0x0C, 0x00]) + b"x" * (200 * 1024)]) == (1009, [8])
+        # Unsupported protocol version (5…6): error 2, then 1002. An empty range (min 1 > max 0) is malformed.
         bad_version = bytes([0x01, 0x00, 0x05, 0x06, 0x02, 0x00, 0x00, 0x00, 0x00])
-        assert await close_code_after(server.url, [bad_version], hello_first=False) == 1002
+        assert await close_code_after(server.url, [bad_version], hello_first=False) == (1002, [2])
+        empty_range = bytes([0x01, 0x00, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00])
+        assert await close_code_after(server.url, [empty_range], hello_first=False) == (1007, [1])
+        # An ack before subscribe: error 17 (notSubscribed), the connection stays open.
+        reply, pong = await error_reply(server.url, sw.ack(5))
+        assert (reply["type"], reply["code"]) == ("error", 17) and pong["nonce"] == 7
         # Unknown message type: error 3, connection stays open.
         reply, pong = await error_reply(server.url, bytes([0x7E, 0x00]))
         assert reply["type"] == "error" and reply["code"] == 3
@@ -193,3 +206,57 @@ def test_slow_consumer_is_bounded(server):
         assert rss_after - rss_before < 30 * 1024, (rss_before, rss_after)
 
     asyncio.run(run())
+
+
+def test_a_silent_connection_is_pinged_and_dropped_after_twice_the_heartbeat(tmp_path):
+    """§5.1: the server pings a connection it has heard nothing from for heartbeatMs and drops one from which
+    nothing at all (no message, no pong) arrives for twice that. A client whose WebSocket answers pings stays."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"heartbeatMs": 1000}))
+    server = Server("--config", str(cfg))
+    try:
+        async def answering():
+            # websockets answers pings by itself; its own keepalive pings are off, so only the server's count.
+            async with connect(server.url, subprotocols=["scenestream.v1"], ping_interval=None) as ws:
+                await ws.send(sw.hello(name="quiet-but-alive"))
+                w = sw.decode_server(await ws.recv())
+                assert w["heartbeatMs"] == 1000
+                await asyncio.sleep(5)
+                await ws.send(sw.ping(3))
+                return sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
+        assert asyncio.run(answering())["nonce"] == 3
+
+        # A raw socket that says hello and then answers nothing.
+        s, head = raw_upgrade(server.port, "Sec-WebSocket-Protocol: scenestream.v1\r\n")
+        assert b"101" in head.split(b"\r\n")[0]
+        payload = sw.hello(name="dead")
+        mask = os.urandom(4)
+        s.sendall(bytes([0x82, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        sent = time.monotonic()
+        s.settimeout(10)
+        opcodes, buf, gone = [], b"", None
+        while gone is None:
+            try:
+                data = s.recv(4096)
+            except (ConnectionResetError, socket.timeout):
+                data = b""
+            if not data:
+                gone = time.monotonic() - sent
+            buf += data
+            while len(buf) >= 2:  # server frames are unmasked
+                n, at = buf[1] & 0x7F, 2
+                if n == 126:
+                    n, at = int.from_bytes(buf[2:4], "big"), 4
+                elif n == 127:
+                    n, at = int.from_bytes(buf[2:10], "big"), 10
+                if len(buf) < at + n:
+                    break
+                opcodes.append(buf[0] & 0x0F)
+                buf = buf[at + n:]
+        s.close()
+        pings = opcodes.count(0x9)
+        assert opcodes[0] == 0x2 and pings >= 1, opcodes  # the welcome, then pings
+        # Dropped once 2 s passed with nothing heard (lws checks about once a second), well before the 10-s timeout.
+        assert 1.9 <= gone <= 4.5, gone
+    finally:
+        assert server.stop() == 0

@@ -82,6 +82,29 @@ def test_valid_token_is_welcomed(secure):
     assert reply["type"] == "welcome"
 
 
+def test_messages_sent_right_behind_hello_wait_for_the_token_check(secure):
+    """A client may send subscribe (and more) right behind hello without waiting for welcome: while the server
+    checks the token, they are held and then handled in order. A refused token drops them."""
+    async def run(token):
+        got = []
+        async with connect(secure.url, subprotocols=["scenestream.v1"], max_size=None) as ws:
+            await ws.send(sw.hello(token=token))
+            await ws.send(sw.subscribe("demo", rate=30))
+            await ws.send(sw.ping(41))
+            try:
+                while len(got) < 3:
+                    got.append(sw.decode_server(await asyncio.wait_for(ws.recv(), 10)))
+            except ConnectionClosed as e:
+                got.append(("closed", e.rcvd.code if e.rcvd else None))
+        return got
+
+    got = asyncio.run(run(jwt("ada", role="admin")))
+    assert [m["type"] for m in got] == ["welcome", "keyframe", "pong"] or [m["type"] for m in got] == ["welcome", "pong", "keyframe"], got
+    assert any(m["type"] == "pong" and m["nonce"] == 41 for m in got)
+    refused = asyncio.run(run(jwt("ada", secret="not-the-right-secret-at-all-32-bytes!!")))
+    assert refused[0]["type"] == "error" and refused[0]["code"] == 5 and refused[-1] == ("closed", 1008), refused
+
+
 async def collect(url, token, seconds, actions=None):
     """Every message body the client receives (inflated), and its replica."""
     bodies, replica = [], sw.Replica()

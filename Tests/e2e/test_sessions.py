@@ -132,6 +132,47 @@ def test_handoff_mid_stream(tmp_path):
         assert server.stop() == 0
 
 
+def test_a_handoff_during_playback_keeps_watching_the_same_moment(tmp_path):
+    """The phone watches the past, paused; the desktop that claims the session gets the same moment (a sessionState
+    saying paused at that cursor, then a keyframe carrying that time). A device that resumes is live."""
+    server = server_with(tmp_path)
+    try:
+        async def run():
+            phone = await Device(server.url, "demo:ada", MOBILE, "ada-phone").open()
+            await phone.wait(lambda: len(phone.frames) > 20, what="phone streaming")
+            then = phone.times[5]
+            await phone.send(sw.playback("seek", then))
+            await phone.wait(lambda: any(m["type"] == "sessionState" and m["playback"]["mode"] == 1 for m in phone.messages),
+                             what="phone paused in the past")
+            await phone.send(sw.handoff_offer(5))
+            await phone.wait(lambda: phone.find("handoff", kind="offer"), what="offer")
+            code = phone.find("handoff", kind="offer")["code"]
+            desk = await Device(server.url, "demo:ada", DESKTOP, "ada-desktop").open(subscribe=False)
+            await desk.send(sw.handoff_claim(6, code=code))
+            await desk.wait(lambda: any(m["type"] == "sessionState" and m["playback"]["mode"] == 1 for m in desk.messages),
+                            what="desktop paused in the past")
+            st = next(m for m in desk.messages if m["type"] == "sessionState" and m["playback"]["mode"] == 1)
+            assert st["playback"]["cursorMs"] == then
+            await desk.wait(lambda: any(t == then for t in desk.times), what="a frame of that moment")
+            at = desk.order.index(("sessionState", 1))
+            keys = [x for x in desk.order[at:] if x[0] == "keyframe"]
+            assert keys, desk.order
+            await asyncio.sleep(0.3)
+            assert desk.times[-1] == then, "paused: the desktop stays at the moment"
+            # Resuming the session from a new connection starts live, and its sessionState says so.
+            token = desk.find("handoff", kind="claimed")["sessionToken"]
+            await desk.close()
+            back = await Device(server.url, "demo:ada", DESKTOP, "ada-again", resume_token=token).open()
+            await back.wait(lambda: any(m["type"] == "sessionState" for m in back.messages) and len(back.frames) > 3, what="resumed")
+            assert all(m["playback"]["mode"] == 0 for m in back.messages if m["type"] == "sessionState")
+            assert back.times[-1] > then
+            await back.close()
+
+        asyncio.run(run())
+    finally:
+        assert server.stop() == 0
+
+
 def test_pull_handoff(tmp_path):
     server = server_with(tmp_path)
     try:

@@ -98,3 +98,84 @@ def test_http_endpoints(server):
         assert json.loads(r.read())["asset"]["version"] == "2.0"
     with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/") as r:
         assert r.headers["Content-Type"].startswith("text/html")
+
+
+def test_a_client_that_cannot_apply_a_delta_asks_for_a_keyframe_and_gets_one(server):
+    """§7.4: requestKeyframe makes the next frame a keyframe of the same interest (subscribe again would give a
+    delta against the frame the client could not apply). At most one a second (three in a burst); before
+    subscribe it is error 17."""
+    async def frames_until_keyframe(ws, replica):
+        dropped = 0
+        while True:
+            m = sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
+            if m["type"] == "keyframe":
+                replica.apply(m)
+                await ws.send(sw.ack(m["version"]))
+                return m, dropped
+            if m["type"] == "delta":
+                dropped += 1  # sent before the request: the client drops it, as one that could not apply would
+
+    async def next_frame(ws):
+        while True:
+            m = sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
+            if m["type"] in ("keyframe", "delta"):
+                return m
+
+    async def run():
+        async with connect(server.url, subprotocols=["scenestream.v1"], max_size=None) as ws:
+            await ws.send(sw.hello())
+            await ws.recv()
+            await ws.send(sw.request_keyframe(5))
+            err = sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
+            assert (err["type"], err["code"], err["requestId"]) == ("error", 17, 5), err
+            await ws.send(sw.subscribe("demo", rate=30, layers=["structure", "equipment"]))
+            replica = sw.Replica()
+            first = await next_frame(ws)
+            assert first["type"] == "keyframe"
+            replica.apply(first)
+            # A few deltas applied but not acked, as a client that then fails on one would do.
+            for _ in range(3):
+                m = await next_frame(ws)
+                assert m["type"] == "delta"
+                replica.apply(m)
+            stuck = replica.version
+            await ws.send(sw.request_keyframe(6))
+            key, dropped = await frames_until_keyframe(ws, sw.Replica())
+            assert key["version"] >= stuck, (key["version"], stuck)  # a keyframe of the version now
+            # Of the same interest: the keyframe holds exactly what a fresh subscriber with that interest gets.
+            layers = {n.get("layer", "") for _, n in key["entered"]}
+            assert layers <= {"structure", "equipment", ""}, layers
+            assert len(key["entered"]) == len(first["entered"]), (len(key["entered"]), len(first["entered"]))
+            # Deltas continue from the keyframe.
+            fresh = sw.Replica()
+            fresh.apply(key)
+            m = await next_frame(ws)
+            assert m["type"] == "delta" and m["base"] == key["version"]
+            fresh.apply(m)
+            # The limit: six at once. At most three are taken (a burst of three, one used just now); the rest are
+            # refused with error 7 and their own request ids.
+            for k in range(7, 13):
+                await ws.send(sw.request_keyframe(k))
+            await ws.send(sw.ping(99))
+            refused = []
+            while True:
+                m = sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
+                if m["type"] == "error":
+                    assert m["code"] == 7, m
+                    refused.append(m["requestId"])
+                if m["type"] == "pong":
+                    break
+            assert len(refused) >= 3 and refused == sorted(refused) and refused[-1] == 12, refused
+            return 1 + 6 - len(refused)
+
+    before = requested_keyframes(server)
+    taken = asyncio.run(run())
+    # Request 6 and those the limit let through; 5 (not subscribed) and the refused ones are not counted.
+    assert requested_keyframes(server) - before == taken
+
+
+def requested_keyframes(server):
+    for line in server.http("/metrics")[1].decode().splitlines():
+        if line.startswith("scenestream_keyframes_requested_total"):
+            return float(line.split()[-1])
+    return 0.0

@@ -39,7 +39,10 @@ for (const name of names.filter((n) => n.startsWith('server-'))) {
           if (w.translationDelta) assert.deepEqual(u.translation, w.translationDelta);
           if (w.rotationDelta) assert.deepEqual(u.rotation, { delta: true, abc: w.rotationDelta });
           if (w.rotation) assert.deepEqual(u.rotation, { delta: false, largest: w.rotation.largest, abc: w.rotation.abc });
-          for (const key of ['label', 'color', 'visible']) if (key in w) assert.equal(u[key], w[key]);
+          if (w.scaleDelta) assert.deepEqual(u.scale, w.scaleDelta);
+          for (const key of ['label', 'color', 'visible', 'anchor', 'asset', 'layer', 'zone']) if (key in w) assert.equal(u[key], w[key], key);
+          // Every field the description names was decoded, and nothing else.
+          assert.deepEqual(Object.keys(u).sort(), Object.keys(w).filter((k) => k !== 'index').map((k) => k.replace('Delta', '')).sort());
         });
       }
     } else if (m.type === 'roomMembers') {
@@ -80,6 +83,7 @@ for (const name of names.filter((n) => n.startsWith('client-'))) {
     handoffClaim: () => encode.handoffClaim(m.requestId, m.code, m.sessionId),
     listSessions: () => encode.listSessions(m.requestId),
     follow: () => encode.follow(m.userId),
+    requestKeyframe: () => encode.requestKeyframe(m.requestId),
     playback: () => encode.playback(ops[m.op], Number(m.timeMs), m.speedMilli),
     subscribe: () => (m.region ? null : encode.subscribe({ requestId: m.requestId, sceneId: m.sceneId, layers: m.layers, zones: m.zones, rateHz: m.rateHz, byteBudget: m.byteBudget })),
   };
@@ -99,6 +103,20 @@ test('replica applies a keyframe and refuses a delta on the wrong base', async (
   const bad = { type: 'delta', base: 41, version: 43, timeMs: 0, removed: [2], entered: [], updated: [] };
   assert.throws(() => r.apply(bad), (e) => e.kind === 'baseMismatch');
   assert.equal(JSON.stringify([...r.nodes]), before);
+});
+
+test('the sequence applied in order gives its replica; out of order it is refused', async () => {
+  const r = new Replica();
+  for (const k of [1, 2, 3]) r.apply(await decodeServer(load(`server-sequence-${k}`)[0]));
+  const want = new Replica();
+  want.apply(await decodeServer(load('server-sequence-replica')[0]));
+  assert.equal(r.version, 12);
+  assert.deepEqual([...r.nodes].sort((a, b) => a[0] - b[0]), [...want.nodes].sort((a, b) => a[0] - b[0]));
+  const early = new Replica();
+  early.apply(await decodeServer(load('server-sequence-1')[0]));
+  await assert.rejects(async () => early.apply(await decodeServer(load('server-sequence-3')[0])), (e) => e.kind === 'baseMismatch');
+  assert.equal(early.version, 10);
+  assert.equal(early.nodes.size, 4);
 });
 
 test('truncated messages are typed errors', async () => {

@@ -171,6 +171,7 @@ let pending = Promise.resolve();
 let sessionToken = sessionStorage.getItem('scenestream.token') || '';
 let sceneId = '';
 let requestId = 1;
+let awaitingKeyframe = false;  // a frame did not apply; deltas are dropped until the keyframe asked for
 let bytesThisSecond = 0, framesThisSecond = 0;
 let detached = false;
 let retry = 0;
@@ -181,6 +182,7 @@ function banner(text) { const b = $('banner'); b.textContent = text; b.hidden = 
 
 function connect() {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/stream`;
+  awaitingKeyframe = false;  // a resume starts from the replica as it is
   ws = new WebSocket(url, 'scenestream.v1');
   ws.binaryType = 'arraybuffer';
   state.status = 'connecting';
@@ -221,7 +223,15 @@ function handle(m) {
     }
     case 'keyframe': case 'delta': {
       let change;
-      try { change = replica.apply(m); } catch (e) { toast(`frame refused: ${e.message}`); send(encode.subscribe({ sceneId, rateHz: 30 })); return; }
+      // After a frame that did not apply, deltas already on their way do not apply either: wait for the keyframe.
+      if (awaitingKeyframe && m.type !== 'keyframe') return;
+      try { change = replica.apply(m); } catch (e) {
+        toast(`frame refused: ${e.message}; asking for a keyframe`);
+        awaitingKeyframe = true;
+        send(encode.requestKeyframe(requestId++));
+        return;
+      }
+      awaitingKeyframe = false;
       applyChange(change);
       state.framesApplied++;
       framesThisSecond++;

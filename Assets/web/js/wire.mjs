@@ -3,7 +3,7 @@
 
 export const MSG = {
   hello: 0x01, subscribe: 0x02, ack: 0x03, presence: 0x04, select: 0x05, annotate: 0x06, handoffOffer: 0x07,
-  handoffClaim: 0x08, playback: 0x09, ping: 0x0a, listSessions: 0x0b, refreshToken: 0x0c, follow: 0x0d,
+  handoffClaim: 0x08, playback: 0x09, ping: 0x0a, listSessions: 0x0b, refreshToken: 0x0c, follow: 0x0d, requestKeyframe: 0x0e,
   welcome: 0x81, keyframe: 0x82, delta: 0x83, alerts: 0x84, sessionState: 0x85, handoff: 0x86, error: 0x87, pong: 0x88, roomMembers: 0x89,
 };
 const NAMES = Object.fromEntries(Object.entries(MSG).map(([k, v]) => [v, k]));
@@ -27,7 +27,7 @@ class Reader {
       const byte = this.u8(f);
       out += (byte & 0x7f) * mul;
       if ((byte & 0x80) === 0) {
-        if (n === 9 && byte > 1) throw new WireError('malformedVarint', f);
+        if ((n === 9 && byte > 1) || (byte === 0 && n > 0)) throw new WireError('malformedVarint', f);  // too big, or overlong
         return out;
       }
       mul *= 128;
@@ -49,13 +49,17 @@ class Reader {
     return ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3];
   }
   bool(f) { const v = this.u8(f); if (v > 1) throw new WireError('invalidValue', f); return v === 1; }
-  vec3(f) { return [this.zigzag(f), this.zigzag(f), this.zigzag(f)]; }
+  int32(f) { const v = this.zigzag(f); if (v < -2147483648 || v > 2147483647) throw new WireError('invalidValue', f); return v; }
+  vec3(f) { return [this.int32(f), this.int32(f), this.int32(f)]; }
   rotation(f) {
-    const first = this.varint(f), b = this.zigzag(f), c = this.zigzag(f);
+    const first = this.varint(f), b = this.int32(f), c = this.int32(f);
     const unz = (v) => (v % 2 === 1 ? -(v + 1) / 2 : v / 2);
-    if (first % 2 === 1) return { delta: true, abc: [unz(Math.floor(first / 2)), b, c] };
-    return { delta: false, largest: Math.floor(first / 2) % 4, abc: [unz(Math.floor(first / 8)), b, c] };
+    const a = unz(Math.floor(first / (first % 2 === 1 ? 2 : 8)));
+    if (a < -2147483648 || a > 2147483647) throw new WireError('invalidValue', f);
+    if (first % 2 === 1) return { delta: true, abc: [a, b, c] };
+    return { delta: false, largest: Math.floor(first / 2) % 4, abc: [a, b, c] };
   }
+  enum(f, top) { const v = this.u8(f); if (v > top) throw new WireError('invalidValue', f); return v; }
   end() { if (this.remaining) throw new WireError('trailingBytes'); }
 }
 
@@ -115,6 +119,7 @@ function decodeFrame(r, keyframe) {
   const n = r.count('entered');
   const idx = gaps(n, 'entered.index');
   const masks = []; for (let k = 0; k < n; k++) masks.push(r.varint('entered.mask'));
+  if (masks.some((m) => m >= 1 << FIELDS.length)) throw new WireError('invalidValue', 'entered.mask');
   const nodes = idx.map(() => defaultNode());
   FIELDS.forEach((name, bit) => {
     for (let k = 0; k < n; k++) {
@@ -122,9 +127,13 @@ function decodeFrame(r, keyframe) {
       const node = nodes[k];
       if (name === 'structure') {
         const p = r.varint('parent');
-        if (p) { const v = p - 1; node.parent = idx[k] - (v % 2 === 1 ? -(v + 1) / 2 : v / 2); }
+        if (p) {
+          const v = p - 1; node.parent = idx[k] - (v % 2 === 1 ? -(v + 1) / 2 : v / 2);
+          if (node.parent < 0 || node.parent >= space || node.parent === idx[k]) throw new WireError('invalidValue', 'parent');
+        }
         node.name = sref('name');
-      } else if (name === 'translation') node.translation = r.vec3(name);
+      } else if (name === 'anchor' && node.parent !== null) throw new WireError('invalidValue', 'anchor');  // roots only
+      else if (name === 'translation') node.translation = r.vec3(name);
       else if (name === 'scale') node.scale = r.vec3(name).map((v) => v + 1000);
       else if (name === 'rotation') {
         const rot = r.rotation(name);
@@ -146,12 +155,13 @@ function decodeFrame(r, keyframe) {
       else if (mode === 1) {
         const len = Math.ceil(space / 8);
         if (r.remaining < len) throw new WireError('truncated', 'bitmask');
-        for (let k = 0; k < space; k++) if (r.b[r.i + (k >> 3)] & (1 << (k & 7))) uidx.push(k);
+        for (let k = 0; k < len * 8; k++) if (r.b[r.i + (k >> 3)] & (1 << (k & 7))) uidx.push(k);
         r.i += len;
-        if (uidx.length !== m) throw new WireError('invalidValue', 'bitmask');
+        if (uidx.length !== m || (m > 0 && uidx[m - 1] >= space)) throw new WireError('invalidValue', 'bitmask');
       } else throw new WireError('invalidValue', 'indexMode');
     }
     const umasks = uidx.map(() => r.varint('updated.mask'));
+    if (umasks.some((u) => u >= 1 << FIELDS.length)) throw new WireError('invalidValue', 'updated.mask');
     const ups = uidx.map(() => ({}));
     FIELDS.forEach((name, bit) => {
       for (let k = 0; k < m; k++) {
@@ -197,7 +207,7 @@ export async function decodeServer(bytes) {
       m = { type, alerts: [] };
       for (let n = r.count('alerts', 5); n > 0; n--) {
         const a = { id: r.string() }; const node = r.varint();
-        a.node = node ? node - 1 : null; a.severity = r.u8(); a.state = r.u8(); a.timeMs = r.varint(); a.message = r.string();
+        a.node = node ? node - 1 : null; a.severity = r.enum('severity', 2); a.state = r.enum('state', 1); a.timeMs = r.varint(); a.message = r.string();
         m.alerts.push(a);
       }
       break;
@@ -282,6 +292,7 @@ export const encode = {
   ping: (nonce) => new Writer().varint(nonce).done('ping'),
   listSessions: (requestId) => new Writer().varint(requestId).done('listSessions'),
   follow: (userId) => new Writer().string(userId).done('follow'),
+  requestKeyframe: (requestId) => new Writer().varint(requestId).done('requestKeyframe'),
 };
 
 /** A client's copy of the scene, built from keyframes and deltas (SPEC §6.7). A bad frame leaves it unchanged. */
@@ -303,14 +314,18 @@ export class Replica {
       if (this.nodes.has(i) && !removed.has(i)) throw new WireError('invalidValue', `entered ${i} twice`);
       if (n.parent != null && !entered.has(n.parent) && (!this.nodes.has(n.parent) || removed.has(n.parent))) throw new WireError('unknownNode', `parent of ${i}`);
     }
-    for (const [i] of f.updated) if (!this.nodes.has(i) || removed.has(i)) throw new WireError('unknownNode', `updated ${i}`);
+    for (const [i, u] of f.updated) {
+      if (!this.nodes.has(i) || removed.has(i)) throw new WireError('unknownNode', `updated ${i}`);
+      if ('anchor' in u && this.nodes.get(i).parent != null) throw new WireError('invalidValue', `anchor of ${i}: only roots name one`);
+    }
+    const wrap = (a, b) => ((a + b + 2 ** 31) % 2 ** 32 + 2 ** 32) % 2 ** 32 - 2 ** 31;  // differences wrap in int32
     for (const i of f.removed) this.nodes.delete(i);
     for (const [i, n] of f.entered) this.nodes.set(i, n);
     for (const [i, u] of f.updated) {
       const n = this.nodes.get(i);
       for (const [k, v] of Object.entries(u)) {
-        if (k === 'translation' || k === 'scale') n[k] = n[k].map((a, j) => ((a + v[j] + 2 ** 31) % 2 ** 32 + 2 ** 32) % 2 ** 32 - 2 ** 31);
-        else if (k === 'rotation') n.rotation = v.delta ? [n.rotation[0], n.rotation[1] + v.abc[0], n.rotation[2] + v.abc[1], n.rotation[3] + v.abc[2]] : [v.largest, ...v.abc];
+        if (k === 'translation' || k === 'scale') n[k] = n[k].map((a, j) => wrap(a, v[j]));
+        else if (k === 'rotation') n.rotation = v.delta ? [n.rotation[0], ...n.rotation.slice(1).map((a, j) => wrap(a, v.abc[j]))] : [v.largest, ...v.abc];
         else n[k] = v;
       }
     }
