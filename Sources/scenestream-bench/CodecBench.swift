@@ -88,6 +88,8 @@ struct CodecBenchCommand: ParsableCommand {
         var moving = 0
         var encodeNs: UInt64 = 0
         var updates = 0
+        var totalV2 = 0
+        var encodeV2Ns: UInt64 = 0
         for (f, frame) in frames.enumerated() {
             let previous = f == 0 ? initial : frames[f - 1]
             for c in 0..<frame.count where frame[c] != previous[c] {
@@ -105,6 +107,13 @@ struct CodecBenchCommand: ParsableCommand {
             updates += sceneFrame.updated.count
             rawTotal += 2 + sceneFrame.encodedBodySize
             total += bytes.count
+            let v0 = DispatchTime.now().uptimeNanoseconds
+            var w2 = WireWriter(capacity: 4096)
+            FrameCodecV2.encodeBody(sceneFrame, into: &w2)
+            encodeV2Ns += DispatchTime.now().uptimeNanoseconds - v0
+            totalV2 += w2.bytes.count + 2
+            var r2 = WireReader(w2.bytes, context: "v2")
+            guard try FrameCodecV2.decodeBody(&r2, isKeyframe: false) == sceneFrame else { throw ValidationError("frame \(f): v2 did not decode back exactly") }
             // Decode against the reference replica and check every cube exactly.
             guard case .frame(let decoded) = try decoder.decodeServerMessage(bytes), var replica = replicas[refVersion] else {
                 throw ValidationError("frame \(f): not a frame or no reference replica")
@@ -128,6 +137,12 @@ struct CodecBenchCommand: ParsableCommand {
             "keyframe_bytes": keyframeBytes, "keyframe_bytes_per_node": round2(Double(keyframeBytes) / 902),
             "encode_updates_per_s": Int(Double(updates) / (Double(encodeNs) / 1e9)),
             "decoded_exactly": true,
+            "v2": [
+                "bytes_per_frame": round2(Double(totalV2) / n), "kbps": round2(Double(totalV2) / n * 60 * 8 / 1000),
+                "ratio_to_v1": round4(Double(totalV2) / Double(total)),
+                "encode_updates_per_s": Int(Double(updates) / (Double(encodeV2Ns) / 1e9)),
+                "frames_decode_back_exactly": true,
+            ],
         ]
     }
 
@@ -170,6 +185,10 @@ struct CodecBenchCommand: ParsableCommand {
         var breakdown: [UInt64] = [0, 0, 0]
         var breakdownUpdates = 0
         let breakdownDeflater = try Deflater(level: level)
+        // Version 2 (range-coded bodies, not negotiated yet) on the same frames: bytes, encode time, exact decode.
+        var totalV2 = 0
+        var encodeV2Ns: UInt64 = 0
+        var updatesV2 = 0
         for tick in 0..<ticks {
             t = start + 2000 + UInt64(tick + 1) * 1000 / 30
             let ups = sim.step(to: t)
@@ -207,6 +226,15 @@ struct CodecBenchCommand: ParsableCommand {
                 breakdownUpdates += f.updated.count
             }
             total += frame.bytes.count
+            let same = engine.frame(from: base, filter: .everything)
+            let v0 = DispatchTime.now().uptimeNanoseconds
+            var w2 = WireWriter(capacity: 4096)
+            FrameCodecV2.encodeBody(same, into: &w2)
+            encodeV2Ns += DispatchTime.now().uptimeNanoseconds - v0
+            totalV2 += w2.bytes.count + 2  // and the envelope
+            updatesV2 += same.updated.count
+            var r2 = WireReader(w2.bytes, context: "v2")
+            guard try FrameCodecV2.decodeBody(&r2, isKeyframe: same.isKeyframe) == same else { throw ValidationError("a v2 frame did not decode back exactly") }
             guard case .frame(let decoded) = try decoder.decodeServerMessage(frame.bytes) else { throw ValidationError("not a frame") }
             updates += decoded.updated.count
             try replica.apply(decoded)
@@ -223,6 +251,12 @@ struct CodecBenchCommand: ParsableCommand {
         return [
             "scenario": "plant", "frames": ticks, "rate_hz": 30, "nodes": nodeCount,
             "bytes_per_frame": round2(bpf), "kbps": round2(bpf * 30 * 8 / 1000),
+            "v2": [
+                "bytes_per_frame": round2(Double(totalV2) / n), "kbps": round2(Double(totalV2) / n * 30 * 8 / 1000),
+                "ratio_to_v1": round4(Double(totalV2) / Double(total)),
+                "encode_updates_per_s": Int(Double(updatesV2) / (Double(encodeV2Ns) / 1e9)),
+                "frames_decode_back_exactly": true,
+            ],
             "changed_node_share": round4(Double(changes) / (n * Double(nodeCount))),
             "property_updates_per_s": Int(Double(propertyUpdates) / seconds),
             "keyframe_bytes": key.bytes.count, "keyframe_bytes_per_node": round2(Double(key.bytes.count) / Double(nodeCount)),

@@ -1,0 +1,370 @@
+/// Frame bodies of protocol version 2: the header and string table of version 1, then every block range-coded
+/// (``RangeEncoder``) with models that start fresh in each frame, so one encoded frame still goes to every client
+/// of a group and any frame decodes on its own.
+///
+/// The blocks and their order are version 1's (removed, entered, updated; within a block indices, masks, then one
+/// column per field in bit order); what changes is how values are coded: index gaps and string references as
+/// adaptive integers, masks bit by bit in the context of the previous record's mask, every number a signed
+/// adaptive integer per axis and component, colours byte by byte as trees, rotations in updates a delta flag then
+/// either component differences or an absolute code. Not wired into the server yet (negotiation comes with the
+/// JavaScript and Python decoders); `scenestream-bench codec` measures it against version 1 on the same frames.
+public enum FrameCodecV2 {
+    /// Per-frame models (all at p = 1/2 at the start of each frame).
+    struct Models {
+        var count = UIntModel()
+        var removedGap = GapModel()
+        var enteredGap = GapModel()
+        var updatedGap = GapModel()
+        var enteredMask = MaskModel()
+        var updatedMask = MaskModel()
+        var parent = UIntModel()
+        var refs = [UIntModel](repeating: UIntModel(), count: 11)  // by field bit: name (0), anchor, label, …
+        var entryTranslation = [IntModel](repeating: IntModel(), count: 3)
+        var entryRotation = [IntModel](repeating: IntModel(), count: 3)
+        var entryLargest = TreeModel(bits: 2)
+        var entryScale = [IntModel](repeating: IntModel(), count: 3)
+        var entryColor = [TreeModel](repeating: TreeModel(bits: 8), count: 4)
+        var entryVisible = Prob()
+        var updateTranslation = [IntModel](repeating: IntModel(), count: 3)
+        var updateRotationIsDelta = Prob()
+        var updateRotationDelta = [IntModel](repeating: IntModel(), count: 3)
+        var updateRotation = [IntModel](repeating: IntModel(), count: 3)
+        var updateLargest = TreeModel(bits: 2)
+        var updateScale = [IntModel](repeating: IntModel(), count: 3)
+        var updateColor = [TreeModel](repeating: TreeModel(bits: 8), count: 4)
+        var updateVisible = Prob()
+    }
+
+    /// Index gaps, in the context of the gap before (0 or not): records come in runs (the joints of one robot).
+    struct GapModel {
+        var models = [UIntModel](repeating: UIntModel(), count: 3)
+        var previous: UInt64 = 1
+        var context: Int { previous == 0 ? 0 : previous < 8 ? 1 : 2 }
+
+        mutating func encode(_ gap: UInt64, _ e: inout RangeEncoder) {
+            models[context].encode(gap, &e)
+            previous = gap
+        }
+
+        mutating func decode(_ d: inout RangeDecoder) -> UInt64? {
+            let g = models[context].decode(&d)
+            previous = g ?? 0
+            return g
+        }
+    }
+
+    /// Field masks bit by bit, each bit in the context of the same bit of the record before.
+    struct MaskModel {
+        var probs = [Prob](repeating: Prob(), count: 22)
+        var previous: UInt32 = 0
+
+        mutating func encode(_ m: UInt32, from first: Int, _ e: inout RangeEncoder) {
+            for k in first..<11 {
+                let ctx = k * 2 + Int((previous >> UInt32(k)) & 1)
+                e.encode((m >> UInt32(k)) & 1 == 1, &probs[ctx])
+            }
+            previous = m
+        }
+
+        mutating func decode(from first: Int, _ d: inout RangeDecoder) -> UInt32 {
+            var m: UInt32 = 0
+            for k in first..<11 {
+                let ctx = k * 2 + Int((previous >> UInt32(k)) & 1)
+                if d.decode(&probs[ctx]) { m |= 1 << UInt32(k) }
+            }
+            previous = m
+            return m
+        }
+    }
+
+    /// The string fields of a node in bit order, with their bits.
+    static let stringFields: [(NodeFields, Int)] = [(.anchor, 1), (.label, 7), (.asset, 8), (.layer, 9), (.zone, 10)]
+
+    /// Encodes the body of `f` (what follows the envelope).
+    public static func encodeBody(_ f: SceneFrame, into w: inout WireWriter) {
+        var strings = StringTable()
+        for e in f.entered {
+            let n = e.node
+            let m = n.differences(from: .defaults)
+            if m.contains(.structure) { _ = strings.ref(n.name) }
+            if m.contains(.anchor) { _ = strings.ref(n.anchor) }
+            if m.contains(.label) { _ = strings.ref(n.label) }
+            if m.contains(.asset) { _ = strings.ref(n.asset) }
+            if m.contains(.layer) { _ = strings.ref(n.layer) }
+            if m.contains(.zone) { _ = strings.ref(n.zone) }
+        }
+        for u in f.updated {
+            if u.fields.contains(.anchor) { _ = strings.ref(u.anchor) }
+            if u.fields.contains(.label) { _ = strings.ref(u.label) }
+            if u.fields.contains(.asset) { _ = strings.ref(u.asset) }
+            if u.fields.contains(.layer) { _ = strings.ref(u.layer) }
+            if u.fields.contains(.zone) { _ = strings.ref(u.zone) }
+        }
+        w.writeVarint(f.version)
+        switch f.kind {
+        case .keyframe(let sceneId, let q):
+            w.writeString(sceneId)
+            w.writeVarint(q.positionUnitsPerMetre)
+            w.writeU8(q.rotationBits)
+        case .delta(let base):
+            w.writeVarint(f.version &- base)
+        }
+        w.writeVarint(f.timeMs)
+        w.writeVarint(f.nodeSpace)
+        w.writeVarint(strings.strings.count)
+        for s in strings.strings { w.writeString(s) }
+
+        var e = RangeEncoder(capacity: 64 + 4 * (f.entered.count + f.updated.count))
+        var m = Models()
+        if !f.isKeyframe {
+            m.count.encode(UInt64(f.removed.count), &e)
+            gaps(f.removed, &m.removedGap, &e)
+        }
+        // Entered: indices, masks, columns.
+        m.count.encode(UInt64(f.entered.count), &e)
+        gaps(f.entered.map(\.index), &m.enteredGap, &e)
+        let masks = f.entered.map { $0.node.differences(from: .defaults) }
+        for k in masks { m.enteredMask.encode(k.rawValue, from: 0, &e) }
+        for (k, x) in f.entered.enumerated() where masks[k].contains(.structure) {
+            m.parent.encode(x.node.parent.map { zigzag(Int64(x.index) - Int64($0)) + 1 } ?? 0, &e)
+            m.refs[0].encode(UInt64(strings.index[x.node.name]!), &e)
+        }
+        for (k, x) in f.entered.enumerated() where masks[k].contains(.anchor) { m.refs[1].encode(UInt64(strings.index[x.node.anchor]!), &e) }
+        for (k, x) in f.entered.enumerated() where masks[k].contains(.translation) { vec(x.node.translation, &m.entryTranslation, &e) }
+        for (k, x) in f.entered.enumerated() where masks[k].contains(.rotation) {
+            let r = x.node.rotation
+            m.entryLargest.encode(UInt32(r.largest & 3), &e)
+            vec(QVec3(r.a, r.b, r.c), &m.entryRotation, &e)
+        }
+        for (k, x) in f.entered.enumerated() where masks[k].contains(.scale) {
+            let s = x.node.scale
+            let u = Quantization.scaleUnits
+            vec(QVec3(s.x &- u, s.y &- u, s.z &- u), &m.entryScale, &e)
+        }
+        for (k, x) in f.entered.enumerated() where masks[k].contains(.color) { color(x.node.color, &m.entryColor, &e) }
+        for (k, x) in f.entered.enumerated() where masks[k].contains(.visible) { e.encode(x.node.visible, &m.entryVisible) }
+        for (field, bit) in stringFields where field != .anchor {
+            for (k, x) in f.entered.enumerated() where masks[k].contains(field) {
+                m.refs[bit].encode(UInt64(strings.index[x.node.string(field)]!), &e)
+            }
+        }
+        // Updated: indices, masks (no structure bit), columns.
+        if !f.isKeyframe {
+            m.count.encode(UInt64(f.updated.count), &e)
+            gaps(f.updated.map(\.index), &m.updatedGap, &e)
+            for u in f.updated { m.updatedMask.encode(u.fields.rawValue, from: 1, &e) }
+            for u in f.updated where u.fields.contains(.anchor) { m.refs[1].encode(UInt64(strings.index[u.anchor]!), &e) }
+            for u in f.updated where u.fields.contains(.translation) { vec(u.translation, &m.updateTranslation, &e) }
+            for u in f.updated where u.fields.contains(.rotation) {
+                let r = u.rotation
+                e.encode(r.isDelta, &m.updateRotationIsDelta)
+                if r.isDelta {
+                    vec(QVec3(r.a, r.b, r.c), &m.updateRotationDelta, &e)
+                } else {
+                    m.updateLargest.encode(UInt32(r.largest & 3), &e)
+                    vec(QVec3(r.a, r.b, r.c), &m.updateRotation, &e)
+                }
+            }
+            for u in f.updated where u.fields.contains(.scale) { vec(u.scale, &m.updateScale, &e) }
+            for u in f.updated where u.fields.contains(.color) { color(u.color, &m.updateColor, &e) }
+            for u in f.updated where u.fields.contains(.visible) { e.encode(u.visible, &m.updateVisible) }
+            for (field, bit) in stringFields where field != .anchor {
+                for u in f.updated where u.fields.contains(field) { m.refs[bit].encode(UInt64(strings.index[u.string(field)]!), &e) }
+            }
+        }
+        e.finish()
+        w.writeBytes(e.bytes)
+    }
+
+    static func gaps(_ indices: [UInt32], _ model: inout GapModel, _ e: inout RangeEncoder) {
+        var prev: Int64 = -1
+        for i in indices {
+            model.encode(UInt64(Int64(i) - prev - 1), &e)
+            prev = Int64(i)
+        }
+    }
+
+    static func vec(_ v: QVec3, _ models: inout [IntModel], _ e: inout RangeEncoder) {
+        models[0].encode(Int64(v.x), &e)
+        models[1].encode(Int64(v.y), &e)
+        models[2].encode(Int64(v.z), &e)
+    }
+
+    static func color(_ c: UInt32, _ models: inout [TreeModel], _ e: inout RangeEncoder) {
+        for k in 0..<4 { models[k].encode((c >> UInt32(24 - 8 * k)) & 0xFF, &e) }
+    }
+
+    /// Decodes a version-2 frame body. Counts are bounded by nodeSpace and by what the bytes could hold, before
+    /// anything is allocated for them.
+    public static func decodeBody(_ r: inout WireReader, isKeyframe: Bool) throws(ProtocolError) -> SceneFrame {
+        let version = try r.readVarint("version")
+        let kind: SceneFrame.Kind
+        if isKeyframe {
+            let sceneId = try r.readString("sceneId")
+            let units = try r.readVarint("positionUnitsPerMetre", as: UInt32.self)
+            let bits = try r.readU8("rotationBits")
+            guard units > 0, (2...31).contains(bits) else { throw ProtocolError(.invalidValue, "\(r.context).quantization") }
+            kind = .keyframe(sceneId: sceneId, quantization: Quantization(positionUnitsPerMetre: units, rotationBits: bits))
+        } else {
+            let back = try r.readVarint("baseDistance")
+            guard back <= version else { throw ProtocolError(.invalidValue, "\(r.context).baseDistance") }
+            kind = .delta(base: version - back)
+        }
+        let time = try r.readVarint("timeMs")
+        let nodeSpace = try r.readVarint("nodeSpace", as: UInt32.self)
+        let stringCount = try r.readCount("strings.count")
+        var strings: [String] = []
+        strings.reserveCapacity(stringCount)
+        for _ in 0..<stringCount { strings.append(try r.readString("strings")) }
+        let rest = try r.readBytes(r.remaining, "blocks")
+        let context = r.context
+        var d = RangeDecoder(Array(rest))
+        var m = Models()
+        // Each record costs at least one adaptive decision (≥ 0.022 bits at the most skewed probability).
+        let most = min(Int(nodeSpace), 400 * (rest.count + 8))
+
+        func count(_ field: String) throws(ProtocolError) -> Int {
+            guard let n = m.count.decode(&d), n <= UInt64(most) else { throw ProtocolError(.invalidValue, "\(context).\(field) (count)") }
+            return Int(n)
+        }
+        func indices(_ n: Int, _ model: inout GapModel, _ field: String) throws(ProtocolError) -> [UInt32] {
+            var out: [UInt32] = []
+            out.reserveCapacity(n)
+            var prev: Int64 = -1
+            for _ in 0..<n {
+                guard let gap = model.decode(&d), gap < UInt64(nodeSpace), prev + 1 + Int64(gap) < Int64(nodeSpace) else {
+                    throw ProtocolError(.invalidValue, "\(context).\(field) (index beyond nodeSpace \(nodeSpace))")
+                }
+                prev += 1 + Int64(gap)
+                out.append(UInt32(prev))
+            }
+            return out
+        }
+        func ref(_ bit: Int, _ field: String) throws(ProtocolError) -> String {
+            guard let i = m.refs[bit].decode(&d), i < UInt64(strings.count) else { throw ProtocolError(.invalidValue, "\(context).\(field) (string ref)") }
+            return strings[Int(i)]
+        }
+        func vec(_ models: inout [IntModel], _ field: String) throws(ProtocolError) -> QVec3 {
+            guard let x = models[0].decode32(&d), let y = models[1].decode32(&d), let z = models[2].decode32(&d) else {
+                throw ProtocolError(.invalidValue, "\(context).\(field) (beyond int32)")
+            }
+            return QVec3(x, y, z)
+        }
+        func color(_ models: inout [TreeModel]) -> UInt32 {
+            var c: UInt32 = 0
+            for k in 0..<4 { c = c << 8 | models[k].decode(&d) }
+            return c
+        }
+
+        var removed: [UInt32] = []
+        if !isKeyframe { removed = try indices(try count("removed.count"), &m.removedGap, "removed") }
+        let enteredIdx = try indices(try count("entered.count"), &m.enteredGap, "entered")
+        var masks: [NodeFields] = []
+        masks.reserveCapacity(enteredIdx.count)
+        for _ in enteredIdx { masks.append(NodeFields(rawValue: m.enteredMask.decode(from: 0, &d))) }
+        var nodes = [WireNode](repeating: .defaults, count: enteredIdx.count)
+        for (k, mask) in masks.enumerated() where mask.contains(.structure) {
+            guard let p = m.parent.decode(&d) else { throw ProtocolError(.invalidValue, "\(context).entered.parent") }
+            if p != 0 {
+                let (parent, overflow) = Int64(enteredIdx[k]).subtractingReportingOverflow(unzigzag(p - 1))
+                guard !overflow, parent >= 0, parent < Int64(nodeSpace), parent != Int64(enteredIdx[k]) else {
+                    throw ProtocolError(.invalidValue, "\(context).entered.parent")
+                }
+                nodes[k].parent = UInt32(parent)
+            }
+            nodes[k].name = try ref(0, "entered.name")
+        }
+        for (k, mask) in masks.enumerated() where mask.contains(.anchor) {
+            guard nodes[k].parent == nil else { throw ProtocolError(.invalidValue, "\(context).entered.anchor (only roots name an anchor)") }
+            nodes[k].anchor = try ref(1, "entered.anchor")
+        }
+        for (k, mask) in masks.enumerated() where mask.contains(.translation) { nodes[k].translation = try vec(&m.entryTranslation, "entered.translation") }
+        for (k, mask) in masks.enumerated() where mask.contains(.rotation) {
+            let largest = UInt8(m.entryLargest.decode(&d))
+            let v = try vec(&m.entryRotation, "entered.rotation")
+            nodes[k].rotation = QRotation(largest: largest, v.x, v.y, v.z)
+        }
+        for (k, mask) in masks.enumerated() where mask.contains(.scale) {
+            let v = try vec(&m.entryScale, "entered.scale")
+            let u = Quantization.scaleUnits
+            nodes[k].scale = QVec3(v.x &+ u, v.y &+ u, v.z &+ u)
+        }
+        for (k, mask) in masks.enumerated() where mask.contains(.color) { nodes[k].color = color(&m.entryColor) }
+        for (k, mask) in masks.enumerated() where mask.contains(.visible) { nodes[k].visible = d.decode(&m.entryVisible) }
+        for (field, bit) in stringFields where field != .anchor {
+            for (k, mask) in masks.enumerated() where mask.contains(field) { nodes[k].setString(field, try ref(bit, "entered.strings")) }
+        }
+        let entered = zip(enteredIdx, nodes).map { NodeEntry(index: $0, node: $1) }
+
+        var updated: [NodeUpdate] = []
+        if !isKeyframe {
+            let idx = try indices(try count("updated.count"), &m.updatedGap, "updated")
+            updated = idx.map { NodeUpdate(index: $0, fields: []) }
+            for k in updated.indices { updated[k].fields = NodeFields(rawValue: m.updatedMask.decode(from: 1, &d)) }
+            for k in updated.indices where updated[k].fields.contains(.anchor) { updated[k].anchor = try ref(1, "updated.anchor") }
+            for k in updated.indices where updated[k].fields.contains(.translation) { updated[k].translation = try vec(&m.updateTranslation, "updated.translation") }
+            for k in updated.indices where updated[k].fields.contains(.rotation) {
+                if d.decode(&m.updateRotationIsDelta) {
+                    let v = try vec(&m.updateRotationDelta, "updated.rotation")
+                    updated[k].rotation = RotationCode(isDelta: true, largest: 0, v.x, v.y, v.z)
+                } else {
+                    let largest = UInt8(m.updateLargest.decode(&d))
+                    let v = try vec(&m.updateRotation, "updated.rotation")
+                    updated[k].rotation = RotationCode(isDelta: false, largest: largest, v.x, v.y, v.z)
+                }
+            }
+            for k in updated.indices where updated[k].fields.contains(.scale) { updated[k].scale = try vec(&m.updateScale, "updated.scale") }
+            for k in updated.indices where updated[k].fields.contains(.color) { updated[k].color = color(&m.updateColor) }
+            for k in updated.indices where updated[k].fields.contains(.visible) { updated[k].visible = d.decode(&m.updateVisible) }
+            for (field, bit) in stringFields where field != .anchor {
+                for k in updated.indices where updated[k].fields.contains(field) { updated[k].setString(field, try ref(bit, "updated.strings")) }
+            }
+        }
+        try d.checkEnd(context)
+        return SceneFrame(kind: kind, version: version, timeMs: time, nodeSpace: nodeSpace, removed: removed, entered: entered, updated: updated)
+    }
+}
+
+extension WireNode {
+    func string(_ f: NodeFields) -> String {
+        switch f {
+        case .anchor: return anchor
+        case .label: return label
+        case .asset: return asset
+        case .layer: return layer
+        default: return zone
+        }
+    }
+
+    mutating func setString(_ f: NodeFields, _ s: String) {
+        switch f {
+        case .anchor: anchor = s
+        case .label: label = s
+        case .asset: asset = s
+        case .layer: layer = s
+        default: zone = s
+        }
+    }
+}
+
+extension NodeUpdate {
+    func string(_ f: NodeFields) -> String {
+        switch f {
+        case .anchor: return anchor
+        case .label: return label
+        case .asset: return asset
+        case .layer: return layer
+        default: return zone
+        }
+    }
+
+    mutating func setString(_ f: NodeFields, _ s: String) {
+        switch f {
+        case .anchor: anchor = s
+        case .label: label = s
+        case .asset: asset = s
+        case .layer: layer = s
+        default: zone = s
+        }
+    }
+}
