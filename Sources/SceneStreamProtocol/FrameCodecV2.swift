@@ -80,6 +80,26 @@ public enum FrameCodecV2 {
     /// The string fields of a node in bit order, with their bits.
     static let stringFields: [(NodeFields, Int)] = [(.anchor, 1), (.label, 7), (.asset, 8), (.layer, 9), (.zone, 10)]
 
+    /// A whole version-2 frame message: the envelope (keyframe 0x82 or delta 0x83, flags 0: a range-coded body is
+    /// not deflated) and the body.
+    public static func encodeMessage(_ f: SceneFrame) -> [UInt8] {
+        var w = WireWriter(capacity: 256 + 4 * (f.entered.count + f.updated.count))
+        w.writeU8(f.isKeyframe ? MessageType.keyframe.rawValue : MessageType.delta.rawValue)
+        w.writeU8(0)
+        encodeBody(f, into: &w)
+        return w.bytes
+    }
+
+    /// Decodes a whole version-2 frame message.
+    public static func decodeMessage(_ bytes: [UInt8]) throws(ProtocolError) -> SceneFrame {
+        guard bytes.count >= 2 else { throw ProtocolError(.truncated, "envelope") }
+        let type = MessageType(rawValue: bytes[0])
+        guard type == .keyframe || type == .delta else { throw ProtocolError(.unknownMessageType(bytes[0]), "a version-2 frame") }
+        guard bytes[1] == 0 else { throw ProtocolError(.reservedFlags(bytes[1]), "envelope(\(type)) of a version-2 frame") }
+        var r = WireReader(bytes, range: 2..<bytes.count, context: type.description)
+        return try decodeBody(&r, isKeyframe: type == .keyframe)
+    }
+
     /// Encodes the body of `f` (what follows the envelope).
     public static func encodeBody(_ f: SceneFrame, into w: inout WireWriter) {
         var strings = StringTable()

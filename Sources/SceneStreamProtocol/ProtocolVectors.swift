@@ -42,6 +42,12 @@ public enum ProtocolVectors {
         NodeEntry(index: 2, node: WireNode(parent: 1, name: "j1", translation: QVec3(0, 500, 0), rotation: QRotation(largest: 3, 0, 1024, 0), color: 0x22CC44FF, label: "J1")),
     ]
 
+    /// Every frame vector again, with a version-2 body (`v2-` + its name): the same frame, range-coded.
+    public static let version2: [(name: String, frame: SceneFrame, note: String)] = all.compactMap { v in
+        guard case .frame(let f)? = v.server else { return nil }
+        return ("v2-" + v.name, f, v.note + " (version 2)")
+    }
+
     /// Frames to apply in order (`server-sequence-1` … `-3`); the replica after them equals the keyframe
     /// `server-sequence-replica`.
     static let sequence: [Vector] = {

@@ -36,7 +36,12 @@ struct VectorsCommand: ParsableCommand {
         for v in ProtocolVectors.invalid {
             try write(v.name, v.bytes, ["direction": v.direction.rawValue, "note": v.note, "error": v.error])
         }
-        print("wrote \(ProtocolVectors.all.count + ProtocolVectors.invalid.count) vectors to \(out)")
+        for v in ProtocolVectors.version2 {
+            try write(
+                v.name, FrameCodecV2.encodeMessage(v.frame),
+                ["direction": "server-to-client", "deflated": false, "protocolVersion": 2, "note": v.note, "message": MessageDescription.describe(.frame(v.frame))])
+        }
+        print("wrote \(ProtocolVectors.all.count + ProtocolVectors.invalid.count + ProtocolVectors.version2.count) vectors to \(out)")
     }
 
     func write(_ name: String, _ bytes: [UInt8], _ json: [String: Any]) throws {

@@ -76,8 +76,16 @@ import Testing
         #expect(early.version == 10 && early.nodes.count == 4)
     }
 
+    @Test(arguments: ProtocolVectors.version2.map(\.name))
+    func version2VectorDecodesAndReencodesExactly(_ name: String) throws {
+        let v = ProtocolVectors.version2.first { $0.name == name }!
+        let bytes = try load(name)
+        #expect(try FrameCodecV2.decodeMessage(bytes) == v.frame)
+        #expect(FrameCodecV2.encodeMessage(v.frame) == bytes)
+    }
+
     @Test func noStrayFiles() throws {
-        let names = Set(ProtocolVectors.all.map(\.name) + ProtocolVectors.invalid.map(\.name))
+        let names = Set(ProtocolVectors.all.map(\.name) + ProtocolVectors.invalid.map(\.name) + ProtocolVectors.version2.map(\.name))
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path)
         for f in files where f.hasSuffix(".bin") || f.hasSuffix(".json") {
             let stem = String(f.prefix { $0 != "." })

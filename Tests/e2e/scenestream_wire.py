@@ -506,3 +506,271 @@ def apply_members(members, m):
         changed = {c["userId"] for c in m["changes"]}
         return [x for x in members if x["userId"] not in changed] + [e for c in m["changes"] for e in c["members"]]
     return members
+
+
+# --- Protocol version 2 frame bodies (SPEC §11): v1's header and string table, then range-coded blocks. ---
+
+class RangeDecoder:
+    """LZMA's binary range decoder; the encoder left out the first byte (always 0) and up to 8 trailing zeros."""
+    MAX_OVERRUN = 8
+
+    def __init__(self, b):
+        self.b, self.i, self.range, self.code, self.overrun = b, 0, 0xFFFFFFFF, 0, 0
+        for _ in range(4):
+            self.code = (self.code << 8) | self.byte()
+
+    def byte(self):
+        if self.i < len(self.b):
+            self.i += 1
+            return self.b[self.i - 1]
+        self.overrun += 1
+        return 0
+
+    def normalize(self):
+        while self.range < 1 << 24:
+            self.range = (self.range << 8) & 0xFFFFFFFF
+            self.code = ((self.code << 8) | self.byte()) & 0xFFFFFFFF
+
+    def bit(self, probs, k):
+        """One bit with the adaptive probability probs[k] (of a 0, in 1/2048ths; moves 1/16 of the way)."""
+        p = probs[k]
+        bound = (self.range >> 11) * p
+        if self.code < bound:
+            self.range = bound
+            probs[k] = p + ((2048 - p) >> 4)
+            out = 0
+        else:
+            self.code -= bound
+            self.range -= bound
+            probs[k] = p - (p >> 4)
+            out = 1
+        self.normalize()
+        return out
+
+    def direct(self, n):
+        v = 0
+        for _ in range(n):
+            self.range >>= 1
+            b = 0
+            if self.code >= self.range:
+                self.code -= self.range
+                b = 1
+            v = (v << 1) | b
+            self.normalize()
+        return v
+
+
+class UIntModel:
+    """Bit length of v + 1 in unary, then the top three bits under the leading one as a tree per length, the rest
+    direct."""
+    T = 3
+
+    def __init__(self):
+        self.length = [1024] * 65
+        self.top = [1024] * (65 << self.T)
+
+    def decode(self, d):
+        n = 0
+        while n < 64 and d.bit(self.length, n):
+            n += 1
+        if n == 64:
+            raise WireError("invalidValue")
+        t, node, x = min(n, self.T), 1, 1
+        for _ in range(t):
+            b = d.bit(self.top, (n << self.T) + node)
+            node, x = (node << 1) | b, (x << 1) | b
+        x = (x << (n - t)) | d.direct(n - t)
+        return x - 1
+
+
+class IntModel:
+    def __init__(self):
+        self.p = [1024, 1024]  # zero?, sign
+        self.magnitude = UIntModel()
+
+    def decode32(self, d):
+        if not d.bit(self.p, 0):
+            return 0
+        negative = d.bit(self.p, 1)
+        m = self.magnitude.decode(d)
+        v = -m - 1 if negative else m + 1
+        if not -(1 << 31) <= v < (1 << 31):
+            raise WireError("invalidValue")
+        return v
+
+
+class TreeModel:
+    def __init__(self, bits):
+        self.bits, self.p = bits, [1024] * (1 << bits)
+
+    def decode(self, d):
+        node = 1
+        for _ in range(self.bits):
+            node = (node << 1) | d.bit(self.p, node)
+        return node - (1 << self.bits)
+
+
+class GapModel:
+    def __init__(self):
+        self.models, self.previous = [UIntModel(), UIntModel(), UIntModel()], 1
+
+    def decode(self, d):
+        ctx = 0 if self.previous == 0 else 1 if self.previous < 8 else 2
+        g = self.models[ctx].decode(d)
+        self.previous = g
+        return g
+
+
+class MaskModel:
+    def __init__(self):
+        self.p, self.previous = [1024] * 22, 0
+
+    def decode(self, d, first):
+        m = 0
+        for k in range(first, 11):
+            if d.bit(self.p, k * 2 + ((self.previous >> k) & 1)):
+                m |= 1 << k
+        self.previous = m
+        return m
+
+
+def decode_frame_v2(msg):
+    """A version-2 keyframe or delta message, as the same dict decode_server gives for a version-1 frame."""
+    if len(msg) < 2:
+        raise WireError("truncated")
+    if msg[0] not in (0x82, 0x83):
+        raise WireError("unknownMessageType")
+    if msg[1]:
+        raise WireError("reservedFlags")
+    keyframe = msg[0] == 0x82
+    r = Reader(bytes(msg[2:]))
+    f = {"type": "keyframe" if keyframe else "delta", "version": r.varint()}
+    if keyframe:
+        f["sceneId"], f["positionUnitsPerMetre"], f["rotationBits"] = r.string(), r.varint(), r.u8()
+    else:
+        back = r.varint()
+        if back > f["version"]:
+            raise WireError("invalidValue")
+        f["base"] = f["version"] - back
+    f["timeMs"] = r.varint()
+    space = f["nodeSpace"] = r.varint()
+    strings = [r.string() for _ in range(r.count())]
+    rest = r.b[r.i:]
+    d = RangeDecoder(rest)
+    most = min(space, 400 * (len(rest) + 8))
+    count_model = UIntModel()
+    refs = [UIntModel() for _ in range(11)]
+
+    def count():
+        n = count_model.decode(d)
+        if n > most:
+            raise WireError("invalidValue")
+        return n
+
+    def indices(n, model):
+        out, prev = [], -1
+        for _ in range(n):
+            i = prev + 1 + model.decode(d)
+            if i >= space:
+                raise WireError("invalidValue")
+            out.append(i)
+            prev = i
+        return out
+
+    def ref(bit):
+        i = refs[bit].decode(d)
+        if i >= len(strings):
+            raise WireError("invalidValue")
+        return strings[i]
+
+    def vec(models):
+        return [models[0].decode32(d), models[1].decode32(d), models[2].decode32(d)]
+
+    def color(models):
+        c = 0
+        for m in models:
+            c = (c << 8) | m.decode(d)
+        return c
+
+    removed_gap, entered_gap, updated_gap = GapModel(), GapModel(), GapModel()
+    f["removed"] = indices(count(), removed_gap) if not keyframe else []
+    idx = indices(count(), entered_gap)
+    entered_mask = MaskModel()
+    masks = [entered_mask.decode(d, 0) for _ in idx]
+    nodes = [default_node() for _ in idx]
+    parent = UIntModel()
+    et, er, es = [IntModel() for _ in range(3)], [IntModel() for _ in range(3)], [IntModel() for _ in range(3)]
+    elargest, ecolor, evisible = TreeModel(2), [TreeModel(8) for _ in range(4)], [1024]
+    for k, m in enumerate(masks):
+        if m & 1:
+            p = parent.decode(d)
+            if p:
+                v = p - 1
+                nodes[k]["parent"] = idx[k] - ((v >> 1) ^ -(v & 1))
+                if not 0 <= nodes[k]["parent"] < space or nodes[k]["parent"] == idx[k]:
+                    raise WireError("invalidValue")
+            nodes[k]["name"] = ref(0)
+    for k, m in enumerate(masks):
+        if m & 2:
+            if nodes[k]["parent"] is not None:
+                raise WireError("invalidValue")
+            nodes[k]["anchor"] = ref(1)
+    for k, m in enumerate(masks):
+        if m & 4:
+            nodes[k]["translation"] = vec(et)
+    for k, m in enumerate(masks):
+        if m & 8:
+            largest = elargest.decode(d)
+            nodes[k]["rotation"] = [largest] + vec(er)
+    for k, m in enumerate(masks):
+        if m & 16:
+            nodes[k]["scale"] = [v + 1000 for v in vec(es)]
+    for k, m in enumerate(masks):
+        if m & 32:
+            nodes[k]["color"] = color(ecolor)
+    for k, m in enumerate(masks):
+        if m & 64:
+            nodes[k]["visible"] = d.bit(evisible, 0) == 1
+    for bit, name in ((7, "label"), (8, "asset"), (9, "layer"), (10, "zone")):
+        for k, m in enumerate(masks):
+            if m & (1 << bit):
+                nodes[k][name] = ref(bit)
+    f["entered"] = list(zip(idx, nodes))
+    f["updated"] = []
+    if not keyframe:
+        uidx = indices(count(), updated_gap)
+        updated_mask = MaskModel()
+        umasks = [updated_mask.decode(d, 1) for _ in uidx]
+        ups = [{} for _ in uidx]
+        ut, urd, ura, us = ([IntModel() for _ in range(3)] for _ in range(4))
+        uisdelta, ulargest, ucolor, uvisible = [1024], TreeModel(2), [TreeModel(8) for _ in range(4)], [1024]
+        for k, m in enumerate(umasks):
+            if m & 2:
+                ups[k]["anchor"] = ref(1)
+        for k, m in enumerate(umasks):
+            if m & 4:
+                ups[k]["translation"] = vec(ut)
+        for k, m in enumerate(umasks):
+            if m & 8:
+                if d.bit(uisdelta, 0):
+                    ups[k]["rotation"] = {"delta": True, "abc": vec(urd)}
+                else:
+                    largest = ulargest.decode(d)
+                    ups[k]["rotation"] = {"delta": False, "largest": largest, "abc": vec(ura)}
+        for k, m in enumerate(umasks):
+            if m & 16:
+                ups[k]["scale"] = vec(us)
+        for k, m in enumerate(umasks):
+            if m & 32:
+                ups[k]["color"] = color(ucolor)
+        for k, m in enumerate(umasks):
+            if m & 64:
+                ups[k]["visible"] = d.bit(uvisible, 0) == 1
+        for bit, name in ((7, "label"), (8, "asset"), (9, "layer"), (10, "zone")):
+            for k, m in enumerate(umasks):
+                if m & (1 << bit):
+                    ups[k][name] = ref(bit)
+        f["updated"] = list(zip(uidx, ups))
+    if d.overrun > RangeDecoder.MAX_OVERRUN:
+        raise WireError("truncated")
+    return f

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { decodeServer, encode, Replica, WireError, quaternion, smallestThree } from '../../Assets/web/js/wire.mjs';
+import { decodeServer, decodeFrameV2, encode, Replica, WireError, quaternion, smallestThree } from '../../Assets/web/js/wire.mjs';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'Protocol', 'vectors');
 const names = readdirSync(dir).filter((f) => f.endsWith('.bin')).map((f) => f.slice(0, -4)).sort();
@@ -117,6 +117,24 @@ test('the sequence applied in order gives its replica; out of order it is refuse
   await assert.rejects(async () => early.apply(await decodeServer(load('server-sequence-3')[0])), (e) => e.kind === 'baseMismatch');
   assert.equal(early.version, 10);
   assert.equal(early.nodes.size, 4);
+});
+
+for (const name of names.filter((n) => n.startsWith('v2-'))) {
+  test(`version 2: ${name} decodes to the same frame as its version-1 vector`, async () => {
+    const [bytes, desc] = load(name);
+    assert.equal(desc.protocolVersion, 2);
+    const want = await decodeServer(load(name.slice(3))[0]);
+    assert.deepEqual(decodeFrameV2(bytes), want);
+  });
+}
+
+test('version 2: every cut of a delta is refused or decodes, never reads past its end', () => {
+  const [bytes] = load('v2-server-delta');
+  let refused = 0;
+  for (let cut = 0; cut < bytes.length; cut++) {
+    try { decodeFrameV2(bytes.subarray(0, cut)); } catch (e) { assert.ok(e instanceof WireError); refused++; }
+  }
+  assert.ok(refused > 0);
 });
 
 test('truncated messages are typed errors', async () => {

@@ -363,3 +363,166 @@ export function smallestThree(q, bits) {
   const rest = [0, 1, 2, 3].filter((i) => i !== L).map((i) => Math.max(-M, Math.min(M, Math.round(s * q[i] * Math.SQRT2 * M))));
   return [L, ...rest];
 }
+
+// --- Protocol version 2 frame bodies (SPEC §11): v1's header and string table, then range-coded blocks. ---
+
+/** LZMA's binary range decoder; the encoder left out the first byte (always 0) and up to 8 trailing zeros. */
+class RangeDecoder {
+  constructor(b) {
+    this.b = b; this.i = 0; this.range = 0xffffffff; this.code = 0; this.overrun = 0;
+    for (let k = 0; k < 4; k++) this.code = ((this.code * 256) + this.byte()) >>> 0;
+  }
+  byte() { if (this.i < this.b.length) return this.b[this.i++]; this.overrun++; return 0; }
+  normalize() {
+    while (this.range < 0x1000000) {
+      this.range = (this.range * 256) >>> 0;
+      this.code = ((this.code * 256) + this.byte()) >>> 0;
+    }
+  }
+  /** One bit with the adaptive probability probs[k] (of a 0, in 1/2048ths; it moves 1/16 of the way). */
+  bit(probs, k) {
+    const p = probs[k], bound = (this.range >>> 11) * p;
+    let out;
+    if (this.code < bound) { this.range = bound; probs[k] = p + ((2048 - p) >> 4); out = 0; }
+    else { this.code -= bound; this.range -= bound; probs[k] = p - (p >> 4); out = 1; }
+    this.normalize();
+    return out;
+  }
+  direct(n) {
+    let v = 0;
+    for (let k = 0; k < n; k++) {
+      this.range = this.range >>> 1;
+      let b = 0;
+      if (this.code >= this.range) { this.code -= this.range; b = 1; }
+      v = v * 2 + b;
+      this.normalize();
+    }
+    return v;
+  }
+}
+
+const T = 3;
+class UIntModel {
+  constructor() { this.length = new Uint16Array(65).fill(1024); this.top = new Uint16Array(65 << T).fill(1024); }
+  decode(d, f) {
+    let n = 0;
+    while (n < 64 && d.bit(this.length, n)) n++;
+    if (n > 52) throw new WireError('invalidValue', f);  // no valid value is that long (and Numbers end at 2^53)
+    const t = Math.min(n, T);
+    let node = 1, x = 1;
+    for (let k = 0; k < t; k++) { const b = d.bit(this.top, (n << T) + node); node = node * 2 + b; x = x * 2 + b; }
+    x = x * 2 ** (n - t) + d.direct(n - t);
+    return x - 1;
+  }
+}
+class IntModel {
+  constructor() { this.p = new Uint16Array(2).fill(1024); this.magnitude = new UIntModel(); }
+  decode32(d, f) {
+    if (!d.bit(this.p, 0)) return 0;
+    const negative = d.bit(this.p, 1), m = this.magnitude.decode(d, f);
+    const v = negative ? -m - 1 : m + 1;
+    if (v < -2147483648 || v > 2147483647) throw new WireError('invalidValue', f);
+    return v;
+  }
+}
+class TreeModel {
+  constructor(bits) { this.bits = bits; this.p = new Uint16Array(1 << bits).fill(1024); }
+  decode(d) { let node = 1; for (let k = 0; k < this.bits; k++) node = node * 2 + d.bit(this.p, node); return node - (1 << this.bits); }
+}
+class GapModel {
+  constructor() { this.models = [new UIntModel(), new UIntModel(), new UIntModel()]; this.previous = 1; }
+  decode(d, f) {
+    const g = this.models[this.previous === 0 ? 0 : this.previous < 8 ? 1 : 2].decode(d, f);
+    this.previous = g;
+    return g;
+  }
+}
+class MaskModel {
+  constructor() { this.p = new Uint16Array(22).fill(1024); this.previous = 0; }
+  decode(d, first) {
+    let m = 0;
+    for (let k = first; k < 11; k++) if (d.bit(this.p, k * 2 + ((this.previous >> k) & 1))) m |= 1 << k;
+    this.previous = m;
+    return m;
+  }
+}
+
+/** A version-2 keyframe or delta message, as the same object decodeServer gives for a version-1 frame. */
+export function decodeFrameV2(bytes) {
+  if (bytes.length < 2) throw new WireError('truncated', 'envelope');
+  if (bytes[0] !== MSG.keyframe && bytes[0] !== MSG.delta) throw new WireError('unknownMessageType', 'envelope');
+  if (bytes[1] !== 0) throw new WireError('reservedFlags', 'envelope');
+  const keyframe = bytes[0] === MSG.keyframe;
+  const r = new Reader(bytes.subarray(2));
+  const f = { type: keyframe ? 'keyframe' : 'delta', version: r.varint('version') };
+  if (keyframe) {
+    f.sceneId = r.string('sceneId'); f.positionUnitsPerMetre = r.varint('positionUnitsPerMetre'); f.rotationBits = r.u8('rotationBits');
+  } else {
+    const back = r.varint('baseDistance');
+    if (back > f.version) throw new WireError('invalidValue', 'baseDistance');
+    f.base = f.version - back;
+  }
+  f.timeMs = r.varint('timeMs');
+  const space = (f.nodeSpace = r.varint('nodeSpace'));
+  const strings = [];
+  for (let n = r.count('strings'); n > 0; n--) strings.push(r.string('strings'));
+  const rest = r.b.subarray(r.i);
+  const d = new RangeDecoder(rest);
+  const most = Math.min(space, 400 * (rest.length + 8));
+  const counts = new UIntModel(), refs = Array.from({ length: 11 }, () => new UIntModel());
+  const count = (fld) => { const n = counts.decode(d, fld); if (n > most) throw new WireError('invalidValue', fld); return n; };
+  const indices = (n, model, fld) => {
+    const out = []; let prev = -1;
+    for (let k = 0; k < n; k++) { const i = prev + 1 + model.decode(d, fld); if (i >= space) throw new WireError('invalidValue', fld); out.push(i); prev = i; }
+    return out;
+  };
+  const ref = (bit, fld) => { const i = refs[bit].decode(d, fld); if (i >= strings.length) throw new WireError('invalidValue', fld); return strings[i]; };
+  const ints = () => [new IntModel(), new IntModel(), new IntModel()];
+  const vec = (m, fld) => [m[0].decode32(d, fld), m[1].decode32(d, fld), m[2].decode32(d, fld)];
+  const trees = () => [new TreeModel(8), new TreeModel(8), new TreeModel(8), new TreeModel(8)];
+  const color = (m) => m.reduce((c, t) => c * 256 + t.decode(d), 0);
+  const strFields = [[7, 'label'], [8, 'asset'], [9, 'layer'], [10, 'zone']];
+
+  f.removed = keyframe ? [] : indices(count('removed'), new GapModel(), 'removed');
+  const idx = indices(count('entered'), new GapModel(), 'entered');
+  const em = new MaskModel(), masks = idx.map(() => em.decode(d, 0));
+  const nodes = idx.map(() => defaultNode());
+  const parent = new UIntModel(), et = ints(), er = ints(), es = ints(), elargest = new TreeModel(2), ecolor = trees(), evis = new Uint16Array(1).fill(1024);
+  masks.forEach((m, k) => {
+    if (!(m & 1)) return;
+    const p = parent.decode(d, 'parent');
+    if (p) {
+      const v = p - 1; nodes[k].parent = idx[k] - (v % 2 === 1 ? -(v + 1) / 2 : v / 2);
+      if (nodes[k].parent < 0 || nodes[k].parent >= space || nodes[k].parent === idx[k]) throw new WireError('invalidValue', 'parent');
+    }
+    nodes[k].name = ref(0, 'name');
+  });
+  masks.forEach((m, k) => { if (m & 2) { if (nodes[k].parent !== null) throw new WireError('invalidValue', 'anchor'); nodes[k].anchor = ref(1, 'anchor'); } });
+  masks.forEach((m, k) => { if (m & 4) nodes[k].translation = vec(et, 'translation'); });
+  masks.forEach((m, k) => { if (m & 8) { const L = elargest.decode(d); nodes[k].rotation = [L, ...vec(er, 'rotation')]; } });
+  masks.forEach((m, k) => { if (m & 16) nodes[k].scale = vec(es, 'scale').map((v) => v + 1000); });
+  masks.forEach((m, k) => { if (m & 32) nodes[k].color = color(ecolor); });
+  masks.forEach((m, k) => { if (m & 64) nodes[k].visible = d.bit(evis, 0) === 1; });
+  for (const [bit, name] of strFields) masks.forEach((m, k) => { if (m & (1 << bit)) nodes[k][name] = ref(bit, name); });
+  f.entered = idx.map((i, k) => [i, nodes[k]]);
+  f.updated = [];
+  if (!keyframe) {
+    const uidx = indices(count('updated'), new GapModel(), 'updated');
+    const um = new MaskModel(), umasks = uidx.map(() => um.decode(d, 1)), ups = uidx.map(() => ({}));
+    const ut = ints(), urd = ints(), ura = ints(), us = ints(), isDelta = new Uint16Array(1).fill(1024), ulargest = new TreeModel(2), ucolor = trees(), uvis = new Uint16Array(1).fill(1024);
+    umasks.forEach((m, k) => { if (m & 2) ups[k].anchor = ref(1, 'anchor'); });
+    umasks.forEach((m, k) => { if (m & 4) ups[k].translation = vec(ut, 'translation'); });
+    umasks.forEach((m, k) => {
+      if (!(m & 8)) return;
+      if (d.bit(isDelta, 0)) ups[k].rotation = { delta: true, abc: vec(urd, 'rotation') };
+      else { const L = ulargest.decode(d); ups[k].rotation = { delta: false, largest: L, abc: vec(ura, 'rotation') }; }
+    });
+    umasks.forEach((m, k) => { if (m & 16) ups[k].scale = vec(us, 'scale'); });
+    umasks.forEach((m, k) => { if (m & 32) ups[k].color = color(ucolor); });
+    umasks.forEach((m, k) => { if (m & 64) ups[k].visible = d.bit(uvis, 0) === 1; });
+    for (const [bit, name] of strFields) umasks.forEach((m, k) => { if (m & (1 << bit)) ups[k][name] = ref(bit, name); });
+    f.updated = uidx.map((i, k) => [i, ups[k]]);
+  }
+  if (d.overrun > 8) throw new WireError('truncated', 'range-coded blocks');
+  return f;
+}
