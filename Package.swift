@@ -179,6 +179,7 @@ if Context.environment["SCENESTREAM_FUZZ"] != nil {
     let fuzzers: [(String, [String])] = [
         ("fuzz-client-messages", ["SceneStreamProtocol"]),
         ("fuzz-server-frames", ["SceneStreamProtocol", "SceneStreamReplica"]),
+        ("fuzz-frames-v2", ["SceneStreamProtocol", "SceneStreamReplica"]),
         ("fuzz-plant-files", ["SceneStreamCore"]),
         ("fuzz-mqtt-payloads", ["SceneStreamCore"]),
         ("fuzz-sparkplug-payloads", ["SceneStreamSparkplug"]),

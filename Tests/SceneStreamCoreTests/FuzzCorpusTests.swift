@@ -49,6 +49,19 @@ import SceneStreamSparkplug
         }
     }
 
+    @Test func framesV2() throws {
+        #expect(Self.inputs("fuzz-frames-v2").count >= 50)
+        var decoded = 0
+        for b in Self.inputs("fuzz-frames-v2") {
+            guard let f = try? FrameCodecV2.decodeMessage(b) else { continue }
+            decoded += 1
+            #expect(try FrameCodecV2.decodeMessage(FrameCodecV2.encodeMessage(f)) == f)
+            var r = Replica()
+            _ = try? r.apply(f)
+        }
+        #expect(decoded > 0)
+    }
+
     @Test func plantFiles() {
         #expect(Self.inputs("fuzz-plant-files").count >= 50)
         for b in Self.inputs("fuzz-plant-files") {
