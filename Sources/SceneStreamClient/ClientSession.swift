@@ -17,6 +17,8 @@ public struct ClientOptions: Sendable {
     /// Resume an earlier session: its token and the last version applied.
     public var resumeToken: String
     public var resumeVersion: UInt64
+    /// The highest protocol version to offer (the server picks; 2 has range-coded frames).
+    public var maxProtocolVersion = ProtocolVersion.supported.upperBound
 
     /// Creates options.
     public init(
@@ -57,6 +59,8 @@ public final class ClientSession {
     public private(set) var framesReceived = 0
     public private(set) var keyframesReceived = 0
     public private(set) var bytesReceived = 0
+    /// The protocol version the server chose (1 until the welcome).
+    public private(set) var protocolVersion: UInt32 = 1
     /// A frame did not apply and the keyframe asked for has not come yet.
     public private(set) var awaitingKeyframe = false
     private var nextRequestId: UInt32 = 1 << 20  // above the ids an app picks for its own requests
@@ -77,7 +81,7 @@ public final class ClientSession {
     public func start() -> [UInt8] {
         encoder.encode(
             ClientMessage.hello(
-                minVersion: ProtocolVersion.current, maxVersion: ProtocolVersion.current, device: options.device,
+                minVersion: ProtocolVersion.supported.lowerBound, maxVersion: options.maxProtocolVersion, device: options.device,
                 clientName: options.name, token: options.token, resumeToken: options.resumeToken,
                 resumeVersion: options.resumeVersion))
     }
@@ -87,7 +91,7 @@ public final class ClientSession {
         awaitingKeyframe = false  // the replica is whole at its version: the resume starts there
         return encoder.encode(
             ClientMessage.hello(
-                minVersion: ProtocolVersion.current, maxVersion: ProtocolVersion.current, device: options.device,
+                minVersion: ProtocolVersion.supported.lowerBound, maxVersion: options.maxProtocolVersion, device: options.device,
                 clientName: options.name, token: options.token, resumeToken: sessionToken,
                 resumeVersion: sessionToken.isEmpty ? 0 : (replica.version ?? 0)))
     }
@@ -106,9 +110,10 @@ public final class ClientSession {
             let ack = framesReceived % max(1, options.ackEvery) == 0 ? [encoder.encode(ClientMessage.ack(version: UInt64(Int64.max)))] : []
             return (ack, [.frame(version: 0, timeMs: 0, keyframe: first == MessageType.keyframe.rawValue, change: nil)])
         }
-        let m = try decoder.decodeServerMessage(bytes)
+        let m = try decoder.decodeServerMessage(bytes, version: protocolVersion)
         switch m {
-        case .welcome(_, let sid, let token, _, _, _, let scenes):
+        case .welcome(let v, let sid, let token, _, _, _, let scenes, _):
+            protocolVersion = v
             sessionId = sid
             sessionToken = token
             let subscribe = options.subscribeOnWelcome ? [encoder.encode(ClientMessage.subscribe(requestId: 1, interest: options.interest))] : []

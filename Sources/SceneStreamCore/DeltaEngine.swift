@@ -23,11 +23,14 @@ public final class DeltaEngine {
     private var membershipCache: [MembershipKey: Bitset] = [:]
     private var lastMembership: [InterestFilter: (version: UInt64, bits: Bitset)] = [:]
     private var frameCache: [FrameKey: EncodedFrame] = [:]
+    private var sceneFrames: [FrameKey: SceneFrame] = [:]
     private var frameCacheVersion: UInt64 = .max
     /// Frames encoded (cache misses) since creation.
     public private(set) var framesEncoded = 0
     /// Frames served from the cache since creation.
     public private(set) var framesShared = 0
+    /// Frames computed (before encoding in any protocol version) since creation.
+    public private(set) var framesComputed = 0
 
     struct MembershipKey: Hashable {
         var filter: InterestFilter
@@ -37,6 +40,8 @@ public final class DeltaEngine {
     struct FrameKey: Hashable {
         var base: ClientBaseline?
         var filter: InterestFilter
+        /// The protocol version it is encoded in (0 for the frame itself, before encoding).
+        var protocolVersion: UInt32
     }
 
     /// An encoded keyframe or delta, ready to send.
@@ -125,21 +130,32 @@ public final class DeltaEngine {
             timeMs: graph.timeMs, nodeSpace: graph.nodeSpace, entered: entered)
     }
 
-    /// The encoded frame for a client at `base` under `filter`; shared by every client asking the same at this version.
-    /// Returns nil when the client is already at the current version with the same filter.
-    public func encodedFrame(from base: ClientBaseline?, filter: InterestFilter) -> EncodedFrame? {
+    /// The encoded frame for a client at `base` under `filter` in protocol `version`; shared by every client asking
+    /// the same at this scene version. The frame itself is computed once for every protocol version (a group with
+    /// version-1 and version-2 clients computes it once and encodes it twice). Returns nil when the client is already
+    /// at the current version with the same filter.
+    public func encodedFrame(from base: ClientBaseline?, filter: InterestFilter, version: UInt32 = 1) -> EncodedFrame? {
         if let base, base.version == graph.version, base.filter == filter { return nil }
         if frameCacheVersion != graph.version {
             frameCache.removeAll(keepingCapacity: true)
+            sceneFrames.removeAll(keepingCapacity: true)
             frameCacheVersion = graph.version
         }
-        let key = FrameKey(base: base, filter: filter)
+        let key = FrameKey(base: base, filter: filter, protocolVersion: version)
         if let hit = frameCache[key] {
             framesShared += 1
             return hit
         }
-        let f = frame(from: base, filter: filter)
-        let bytes = encoder.encode(.frame(f))
+        let frameKey = FrameKey(base: base, filter: filter, protocolVersion: 0)
+        let f: SceneFrame
+        if let known = sceneFrames[frameKey] {
+            f = known
+        } else {
+            f = frame(from: base, filter: filter)
+            sceneFrames[frameKey] = f
+            framesComputed += 1
+        }
+        let bytes = encoder.encode(.frame(f), version: version)
         let e = EncodedFrame(
             bytes: bytes, isKeyframe: f.isKeyframe, version: f.version,
             nodeRecords: f.entered.count + f.updated.count + f.removed.count)

@@ -36,9 +36,9 @@ public final class MessageDecoder {
     }
 
     /// Decodes a message the server sent.
-    public func decodeServerMessage(_ message: [UInt8]) throws(ProtocolError) -> ServerMessage {
+    public func decodeServerMessage(_ message: [UInt8], version: UInt32 = 1) throws(ProtocolError) -> ServerMessage {
         let (type, body) = try open(message)
-        return try ServerMessage.decode(type: type, body: body)
+        return try ServerMessage.decode(type: type, body: body, version: version)
     }
 
     /// Decodes a message a client sent.

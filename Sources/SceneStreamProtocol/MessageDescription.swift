@@ -4,11 +4,13 @@ public enum MessageDescription {
     /// A JSON-compatible description of a server message.
     public static func describe(_ m: ServerMessage) -> [String: Any] {
         switch m {
-        case .welcome(let version, let sessionId, let token, let serverName, let heartbeat, let maxBytes, let scenes):
-            return [
+        case .welcome(let version, let sessionId, let token, let serverName, let heartbeat, let maxBytes, let scenes, let window):
+            var d: [String: Any] = [
                 "type": "welcome", "version": Int(version), "sessionId": sessionId, "sessionToken": token,
                 "serverName": serverName, "heartbeatMs": Int(heartbeat), "maxMessageBytes": Int(maxBytes), "scenes": scenes,
             ]
+            if version >= 2 { d["ackWindow"] = Int(window) }
+            return d
         case .frame(let f):
             var d: [String: Any] = [
                 "version": String(f.version), "timeMs": String(f.timeMs), "nodeSpace": Int(f.nodeSpace),

@@ -54,8 +54,10 @@ public final class MessageEncoder {
     }
 
     /// Encodes a server message; frames and other large bodies are compressed when it helps.
-    public func encode(_ message: ServerMessage, compress: Bool = true) -> [UInt8] {
-        let (type, body) = message.encodedBody()
+    public func encode(_ message: ServerMessage, compress: Bool = true, version: UInt32 = 1) -> [UInt8] {
+        let (type, body) = message.encodedBody(version: version)
+        // A version-2 frame is range-coded: deflate would only cost time.
+        if version >= 2, case .frame = message { return envelope(type, body: body, compress: false) }
         return envelope(type, body: body, compress: compress)
     }
 

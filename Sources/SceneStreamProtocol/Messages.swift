@@ -200,9 +200,10 @@ public enum HandoffNotice: Hashable, Sendable {
 
 /// A message from the server to a client (`SPEC.md` §5).
 public enum ServerMessage: Hashable, Sendable {
-    /// Answer to hello: the version chosen and the session.
+    /// Answer to hello: the version chosen and the session; from version 2 on, the ack window too (0 in version 1,
+    /// which does not carry it).
     case welcome(version: UInt32, sessionId: String, sessionToken: String, serverName: String, heartbeatMs: UInt32,
-        maxMessageBytes: UInt32, scenes: [String])
+        maxMessageBytes: UInt32, scenes: [String], ackWindow: UInt32 = 0)
     /// A keyframe or delta.
     case frame(SceneFrame)
     /// Alerts raised or cleared.

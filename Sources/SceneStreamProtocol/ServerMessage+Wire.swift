@@ -1,11 +1,11 @@
 /// Server → client message bodies (`SPEC.md` §5): each message's fields in order.
 extension ServerMessage {
-    /// The message type and body bytes.
-    public func encodedBody() -> (MessageType, [UInt8]) {
+    /// The message type and body bytes in protocol `version` (frames have a range-coded body from version 2).
+    public func encodedBody(version protocolVersion: UInt32 = 1) -> (MessageType, [UInt8]) {
         var w = WireWriter(capacity: 256)
         let type: MessageType
         switch self {
-        case .welcome(let version, let sessionId, let token, let serverName, let heartbeat, let maxBytes, let scenes):
+        case .welcome(let version, let sessionId, let token, let serverName, let heartbeat, let maxBytes, let scenes, let ackWindow):
             type = .welcome
             w.writeVarint(version)
             w.writeString(sessionId)
@@ -15,9 +15,10 @@ extension ServerMessage {
             w.writeVarint(maxBytes)
             w.writeVarint(scenes.count)
             for s in scenes { w.writeString(s) }
+            if version >= 2 { w.writeVarint(ackWindow) }
         case .frame(let f):
             type = f.isKeyframe ? .keyframe : .delta
-            f.encodeBody(into: &w)
+            if protocolVersion >= 2 { FrameCodecV2.encodeBody(f, into: &w) } else { f.encodeBody(into: &w) }
         case .alerts(let alerts):
             type = .alerts
             w.writeVarint(alerts.count)
@@ -113,7 +114,7 @@ extension ServerMessage {
     }
 
     /// Decodes the body of a server message of `type`.
-    public static func decode(type: MessageType, body: [UInt8]) throws(ProtocolError) -> ServerMessage {
+    public static func decode(type: MessageType, body: [UInt8], version protocolVersion: UInt32 = 1) throws(ProtocolError) -> ServerMessage {
         var r = WireReader(body, context: type.description)
         let m: ServerMessage
         switch type {
@@ -126,11 +127,16 @@ extension ServerMessage {
             let maxBytes = try r.readVarint("maxMessageBytes", as: UInt32.self)
             var scenes: [String] = []
             for _ in 0..<(try r.readCount("scenes.count")) { scenes.append(try r.readString("scenes")) }
+            let window = version >= 2 ? try r.readVarint("ackWindow", as: UInt32.self) : 0
             m = .welcome(
                 version: version, sessionId: sessionId, sessionToken: token, serverName: name, heartbeatMs: heartbeat,
-                maxMessageBytes: maxBytes, scenes: scenes)
+                maxMessageBytes: maxBytes, scenes: scenes, ackWindow: window)
         case .keyframe, .delta:
-            m = .frame(try SceneFrame.decodeBody(&r, isKeyframe: type == .keyframe))
+            if protocolVersion >= 2 {
+                m = .frame(try FrameCodecV2.decodeBody(&r, isKeyframe: type == .keyframe))
+            } else {
+                m = .frame(try SceneFrame.decodeBody(&r, isKeyframe: type == .keyframe))
+            }
         case .alerts:
             var alerts: [AlertRecord] = []
             for _ in 0..<(try r.readCount("alerts.count", minBytes: 5)) {
@@ -224,8 +230,10 @@ extension ServerMessage {
 
 /// The protocol versions this implementation speaks.
 public enum ProtocolVersion {
-    /// The version described by `Protocol/SPEC.md`.
+    /// The version described by `Protocol/SPEC.md` §1–10 (what a client that asks for nothing else gets).
     public static let current: UInt32 = 1
+    /// The versions this implementation speaks: 2 has range-coded frame bodies (§11) and the ack window in welcome.
+    public static let supported: ClosedRange<UInt32> = 1...2
     /// The WebSocket subprotocol name.
     public static let subprotocol = "scenestream.v1"
 }

@@ -167,9 +167,9 @@ extension StreamingServer {
         enqueue(
             c,
             .welcome(
-                version: ProtocolVersion.current, sessionId: session.id, sessionToken: session.token, serverName: "scenestream",
+                version: c.machine.version, sessionId: session.id, sessionToken: session.token, serverName: "scenestream",
                 heartbeatMs: UInt32(configuration.heartbeatMs), maxMessageBytes: UInt32(configuration.maxClientMessageBytes),
-                scenes: [runtime.scene.id]))
+                scenes: [runtime.scene.id], ackWindow: UInt32(configuration.ackWindow)))
         releaseHeld(c)
         return .keep
     }

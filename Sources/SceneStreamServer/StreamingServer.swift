@@ -564,7 +564,7 @@ public final class StreamingServer: EventLoopHandler {
         }
         let t0 = DispatchTime.now().uptimeNanoseconds
         let encodedBefore = engine.framesEncoded
-        guard let f = engine.encodedFrame(from: s.sent, filter: s.filter) else { return .idle }
+        guard let f = engine.encodedFrame(from: s.sent, filter: s.filter, version: cl.machine.version) else { return .idle }
         if engine.framesEncoded != encodedBefore {
             metrics.encodeDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - t0))
         }
@@ -688,7 +688,7 @@ public final class StreamingServer: EventLoopHandler {
     private func handle(_ m: ClientMessage, from c: Client) -> ReceiveAction {
         switch m {
         case .hello(let minV, let maxV, let device, let name, let token, let resumeToken, let resumeVersion):
-            switch c.machine.hello(minVersion: minV, maxVersion: maxV, current: ProtocolVersion.current, authRequired: authenticator != nil) {
+            switch c.machine.hello(minVersion: minV, maxVersion: maxV, supported: ProtocolVersion.supported, authRequired: authenticator != nil) {
             case .alreadyEstablished:
                 enqueue(c, .error(code: .malformed, requestId: 0, message: "hello was already sent"))
                 return .keep

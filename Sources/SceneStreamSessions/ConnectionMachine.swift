@@ -52,6 +52,8 @@ public struct ConnectionMachine: Sendable, Equatable {
 
     /// The state now.
     public private(set) var state: State
+    /// The protocol version the hello settled on (1 before it).
+    public private(set) var version: UInt32 = 1
 
     /// A connection opened at `openedNs`.
     public init(openedNs: UInt64) { state = .awaitingHello(openedNs: openedNs) }
@@ -76,17 +78,21 @@ public struct ConnectionMachine: Sendable, Equatable {
         }
     }
 
-    /// A hello offering protocol versions `minVersion…maxVersion`; `authRequired` when tokens are signed.
-    public mutating func hello(minVersion: UInt32, maxVersion: UInt32, current: UInt32, authRequired: Bool) -> HelloDecision {
+    /// A hello offering protocol versions `minVersion…maxVersion`, to a server that speaks `supported`: the highest
+    /// in common is chosen (``version``). `authRequired` when tokens are signed.
+    public mutating func hello(minVersion: UInt32, maxVersion: UInt32, supported: ClosedRange<UInt32>, authRequired: Bool) -> HelloDecision {
         switch state {
         case .established, .verifying: return .alreadyEstablished
         case .closing: return .refuse(.unauthenticated, message: "the connection is closing", closeCode: 1008)
         case .awaitingHello: break
         }
-        guard minVersion <= current, maxVersion >= current else {
+        let chosen = min(maxVersion, supported.upperBound)
+        guard chosen >= max(minVersion, supported.lowerBound) else {
             state = .closing
-            return .refuse(.unsupportedVersion, message: "no common protocol version: the client offers \(minVersion)…\(maxVersion), this server speaks \(current)", closeCode: 1002)
+            let speaks = supported.count == 1 ? "\(supported.lowerBound)" : "\(supported.lowerBound)…\(supported.upperBound)"
+            return .refuse(.unsupportedVersion, message: "no common protocol version: the client offers \(minVersion)…\(maxVersion), this server speaks \(speaks)", closeCode: 1002)
         }
+        version = chosen
         if authRequired {
             state = .verifying
             return .verify

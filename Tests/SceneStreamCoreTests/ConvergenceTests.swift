@@ -7,13 +7,15 @@ import Testing
 @testable import SceneStreamCore
 
 /// Random change streams, random interest changes and random delivery delays: after applying every frame it was
-/// sent, each client's replica equals the server's view of that client's interest.
+/// sent, each client's replica equals the server's view of that client's interest. Half the clients speak protocol
+/// version 1, half version 2 (range-coded frames), in the same groups.
 @Suite struct ConvergenceTests {
     struct Client {
         var filter: InterestFilter
         var sent: ClientBaseline?
         var inFlight: [[UInt8]] = []
         var replica = Replica()
+        var protocolVersion: UInt32 = 1
     }
 
     static let layers = ["", "a", "b"]
@@ -49,7 +51,7 @@ import Testing
         g.commit(timeMs: 1)
         let engine = try DeltaEngine(graph: g)
         let decoder = try MessageDecoder()
-        var clients = (0..<4).map { _ in Client(filter: randomFilter(&rng)) }
+        var clients = (0..<4).map { k in Client(filter: randomFilter(&rng), protocolVersion: UInt32(1 + k % 2)) }
 
         for step in 0..<steps {
             // Mutate.
@@ -70,14 +72,14 @@ import Testing
             for c in clients.indices {
                 if rng.unit() < 0.1 { clients[c].filter = randomFilter(&rng) }
                 // Sometimes a client is not due this tick (rate), sometimes it is.
-                if rng.unit() < 0.7, let f = engine.encodedFrame(from: clients[c].sent, filter: clients[c].filter) {
+                if rng.unit() < 0.7, let f = engine.encodedFrame(from: clients[c].sent, filter: clients[c].filter, version: clients[c].protocolVersion) {
                     clients[c].inFlight.append(f.bytes)
                     clients[c].sent = ClientBaseline(version: f.version, filter: clients[c].filter)
                 }
                 // Deliver some of what is in flight, in order.
                 let n = Int(rng.next() % UInt64(clients[c].inFlight.count + 1))
                 for bytes in clients[c].inFlight.prefix(n) {
-                    guard case .frame(let frame) = try decoder.decodeServerMessage(bytes) else { Issue.record("not a frame"); return }
+                    guard case .frame(let frame) = try decoder.decodeServerMessage(bytes, version: clients[c].protocolVersion) else { Issue.record("not a frame"); return }
                     try clients[c].replica.apply(frame)
                 }
                 clients[c].inFlight.removeFirst(n)

@@ -83,6 +83,28 @@ import Testing
         #expect(e.framesEncoded == before + 2)
     }
 
+    @Test func versionOneAndVersionTwoClientsOfOneGroupShareTheFrameAndEachEncoding() throws {
+        let (g, e) = try scene()
+        let k = e.encodedFrame(from: nil, filter: .everything)!
+        g.update(5) { $0.visible = false }
+        g.update(7) { $0.label = "seven" }
+        g.commit(timeMs: 2)
+        let base = ClientBaseline(version: k.version, filter: .everything)
+        let (computed, encoded) = (e.framesComputed, e.framesEncoded)
+        var v1: Set<[UInt8]> = [], v2: Set<[UInt8]> = []
+        for _ in 0..<50 {
+            v1.insert(e.encodedFrame(from: base, filter: .everything, version: 1)!.bytes)
+            v2.insert(e.encodedFrame(from: base, filter: .everything, version: 2)!.bytes)
+        }
+        // One frame computed, encoded once per protocol version; every client of a version gets the same bytes.
+        #expect(e.framesComputed == computed + 1 && e.framesEncoded == encoded + 2)
+        #expect(v1.count == 1 && v2.count == 1 && v1 != v2)
+        // Both say the same thing.
+        let d = try MessageDecoder()
+        #expect(try d.decodeServerMessage(v1.first!) == d.decodeServerMessage(v2.first!, version: 2))
+        #expect(v2.first![1] == 0, "version-2 frames are never deflated")
+    }
+
     @Test func interestChangesSendEntriesAndRemovals() throws {
         let (g, e) = try scene()
         let even = InterestFilter(layers: ["", "even"])

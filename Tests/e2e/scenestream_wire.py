@@ -246,7 +246,10 @@ def default_node():
             "scale": [1000, 1000, 1000], "color": 0, "visible": True, "label": "", "asset": "", "layer": "", "zone": ""}
 
 
-def decode_server(msg):
+def decode_server(msg, version=1):
+    """A server message; `version` is the protocol version the welcome chose (frames are range-coded from 2)."""
+    if version >= 2 and len(msg) >= 1 and msg[0] in (0x82, 0x83):
+        return decode_frame_v2(msg)
     t, body = open_envelope(msg)
     r = Reader(body)
     name = NAMES.get(t)
@@ -256,6 +259,8 @@ def decode_server(msg):
         m = {"type": name, "version": r.varint(), "sessionId": r.string(), "sessionToken": r.string(),
              "serverName": r.string(), "heartbeatMs": r.varint(), "maxMessageBytes": r.varint(),
              "scenes": [r.string() for _ in range(r.count())]}
+        if m["version"] >= 2:
+            m["ackWindow"] = r.varint()
     elif name == "error":
         m = {"type": name, "code": r.varint(), "requestId": r.varint(), "message": r.string()}
     elif name == "pong":
@@ -342,8 +347,8 @@ def envelope(t, body):
     return bytes([MSG[t], 0]) + bytes(body)
 
 
-def hello(device=2, name="py-e2e", token="", resume_token="", resume_version=0):
-    w = W().varint(1).varint(1).u8(device).string(name).string(token).string(resume_token).varint(resume_version)
+def hello(device=2, name="py-e2e", token="", resume_token="", resume_version=0, max_version=1):
+    w = W().varint(1).varint(max_version).u8(device).string(name).string(token).string(resume_token).varint(resume_version)
     return envelope("hello", w.b)
 
 

@@ -179,3 +179,48 @@ def requested_keyframes(server):
         if line.startswith("scenestream_keyframes_requested_total"):
             return float(line.split()[-1])
     return 0.0
+
+
+def test_version_1_and_version_2_clients_in_one_group_each_get_their_own_encoding_and_converge(server):
+    """A hello offering 1…2 gets version 2 (the ack window in welcome, range-coded frames); a version-1 hello is
+    still served version 1. Side by side on one scene, both replicas end exactly equal to the server's."""
+    async def client(max_version):
+        ws = await connect(server.url, subprotocols=["scenestream.v1"], max_size=None)
+        await ws.send(sw.hello(max_version=max_version))
+        w = sw.decode_server(await ws.recv())
+        await ws.send(sw.subscribe("demo", rate=30))
+        return ws, w
+
+    async def pump(ws, version, replica, flags, until):
+        while replica.version is None or replica.version < until():
+            data = await asyncio.wait_for(ws.recv(), 5)
+            m = sw.decode_server(data, version)
+            if m["type"] in ("keyframe", "delta"):
+                replica.apply(m)
+                flags.add(data[1])
+                await ws.send(sw.ack(m["version"]))
+
+    async def run():
+        (old, w1), (new, w2) = await client(1), await client(2)
+        assert w1["version"] == 1 and "ackWindow" not in w1
+        assert w2["version"] == 2 and w2["ackWindow"] == 8
+        r1, r2, f1, f2 = sw.Replica(), sw.Replica(), set(), set()
+        start = int(server.json("/api/scene")["version"])
+        await asyncio.gather(pump(old, 1, r1, f1, lambda: start + 60), pump(new, 2, r2, f2, lambda: start + 60))
+        assert f2 == {0}, f2  # range-coded, never deflated
+        assert 1 in f1, f1  # version 1 frames are deflated when that helps
+        server.http("/api/simulator", json.dumps({"running": False}).encode())
+        try:
+            time.sleep(0.2)
+            snap = server.json("/api/scene")
+            target = int(snap["version"])
+            await asyncio.gather(pump(old, 1, r1, f1, lambda: target), pump(new, 2, r2, f2, lambda: target))
+            want = {e["index"]: e for e in snap["entered"]}
+            assert r1.version == r2.version == target
+            assert r1.as_description() == want and r2.as_description() == want
+        finally:
+            server.http("/api/simulator", json.dumps({"running": True}).encode())
+        await old.close()
+        await new.close()
+
+    asyncio.run(run())

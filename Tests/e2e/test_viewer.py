@@ -60,8 +60,10 @@ def test_viewer_draws_and_hands_off(server):
             await browser.start()
             a = await browser.open(f"http://127.0.0.1:{server.port}/?user=ada")
             await a.wait("window.sceneStream && window.sceneStream.version && window.sceneStream.drawn > 100", what="scene drawn")
-            state = await a.eval("({nodes: sceneStream.nodes, keyframes: sceneStream.keyframes, status: sceneStream.status})")
+            state = await a.eval("({nodes: sceneStream.nodes, keyframes: sceneStream.keyframes, status: sceneStream.status, protocol: sceneStream.protocolVersion, errors: sceneStream.errors.length})")
             assert state["status"] == "connected" and state["keyframes"] == 1 and state["nodes"] > 200
+            # The viewer offers 1…2 and the server chose 2: every frame it drew was range-coded (SPEC §11).
+            assert state["protocol"] == 2 and state["errors"] == 0, state
             # Not a blank canvas: many colours; and changing between two screenshots.
             first = canvas_pixels(await a.screenshot("/tmp/scenestream-viewer-1.png"))
             colours = len(set(first))

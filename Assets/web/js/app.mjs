@@ -171,6 +171,7 @@ let pending = Promise.resolve();
 let sessionToken = sessionStorage.getItem('scenestream.token') || '';
 let sceneId = '';
 let requestId = 1;
+let protocolVersion = 1;  // what the welcome chose: 2 has range-coded frames (SPEC §11)
 let awaitingKeyframe = false;  // a frame did not apply; deltas are dropped until the keyframe asked for
 let bytesThisSecond = 0, framesThisSecond = 0;
 let detached = false;
@@ -190,13 +191,14 @@ function connect() {
     retry = 0;
     state.status = 'connected';
     $('conn').textContent = 'connected';
-    send(encode.hello({ device, name: 'web-viewer', token, resumeToken: sessionToken, resumeVersion: sessionToken && replica.version ? replica.version : 0 }));
+    protocolVersion = 1;  // until this connection's welcome says otherwise
+    send(encode.hello({ device, name: 'web-viewer', token, resumeToken: sessionToken, resumeVersion: sessionToken && replica.version ? replica.version : 0, maxVersion: 2 }));
   };
   ws.onmessage = (ev) => {
     const bytes = new Uint8Array(ev.data);
     bytesThisSecond += bytes.length;
     // Decoding is asynchronous (inflate); keep messages in order.
-    pending = pending.then(() => decodeServer(bytes)).then(handle).catch((e) => {
+    pending = pending.then(() => decodeServer(bytes, protocolVersion)).then(handle).catch((e) => {
       toast(`bad message: ${e.message}`);
       ws.close(1008, 'bad frame');
     });
@@ -211,6 +213,8 @@ function connect() {
 function handle(m) {
   switch (m.type) {
     case 'welcome': {
+      protocolVersion = m.version;
+      state.protocolVersion = m.version;
       state.sessionId = m.sessionId;
       sessionToken = m.sessionToken;
       sessionStorage.setItem('scenestream.token', sessionToken);

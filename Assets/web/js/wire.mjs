@@ -187,7 +187,9 @@ function readPose(r) {
 }
 
 /** Decodes one server message (envelope included). Rejects with WireError on bad input. */
-export async function decodeServer(bytes) {
+/** A server message; `version` is the protocol version the welcome chose (frames are range-coded from 2). */
+export async function decodeServer(bytes, version = 1) {
+  if (version >= 2 && (bytes[0] === MSG.keyframe || bytes[0] === MSG.delta)) return decodeFrameV2(bytes);
   if (bytes.length < 2) throw new WireError('truncated', 'envelope');
   const t = bytes[0], flags = bytes[1];
   if (flags & ~1) throw new WireError('reservedFlags');
@@ -202,6 +204,7 @@ export async function decodeServer(bytes) {
       m = { type, version: r.varint(), sessionId: r.string(), sessionToken: r.string(), serverName: r.string(),
         heartbeatMs: r.varint(), maxMessageBytes: r.varint(), scenes: [] };
       for (let n = r.count(); n > 0; n--) m.scenes.push(r.string());
+      if (m.version >= 2) m.ackWindow = r.varint();
       break;
     case 'alerts':
       m = { type, alerts: [] };
