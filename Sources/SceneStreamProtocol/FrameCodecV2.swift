@@ -120,19 +120,7 @@ public enum FrameCodecV2 {
             if u.fields.contains(.layer) { _ = strings.ref(u.layer) }
             if u.fields.contains(.zone) { _ = strings.ref(u.zone) }
         }
-        w.writeVarint(f.version)
-        switch f.kind {
-        case .keyframe(let sceneId, let q):
-            w.writeString(sceneId)
-            w.writeVarint(q.positionUnitsPerMetre)
-            w.writeU8(q.rotationBits)
-        case .delta(let base):
-            w.writeVarint(f.version &- base)
-        }
-        w.writeVarint(f.timeMs)
-        w.writeVarint(f.nodeSpace)
-        w.writeVarint(strings.strings.count)
-        for s in strings.strings { w.writeString(s) }
+        FrameHead(kind: f.kind, version: f.version, timeMs: f.timeMs, nodeSpace: f.nodeSpace, strings: strings.strings).write(into: &w)
 
         var e = RangeEncoder(capacity: 64 + 4 * (f.entered.count + f.updated.count))
         var m = Models()
@@ -217,25 +205,8 @@ public enum FrameCodecV2 {
     /// Decodes a version-2 frame body. Counts are bounded by nodeSpace and by what the bytes could hold, before
     /// anything is allocated for them.
     public static func decodeBody(_ r: inout WireReader, isKeyframe: Bool) throws(ProtocolError) -> SceneFrame {
-        let version = try r.readVarint("version")
-        let kind: SceneFrame.Kind
-        if isKeyframe {
-            let sceneId = try r.readString("sceneId")
-            let units = try r.readVarint("positionUnitsPerMetre", as: UInt32.self)
-            let bits = try r.readU8("rotationBits")
-            guard units > 0, (2...31).contains(bits) else { throw ProtocolError(.invalidValue, "\(r.context).quantization") }
-            kind = .keyframe(sceneId: sceneId, quantization: Quantization(positionUnitsPerMetre: units, rotationBits: bits))
-        } else {
-            let back = try r.readVarint("baseDistance")
-            guard back <= version else { throw ProtocolError(.invalidValue, "\(r.context).baseDistance") }
-            kind = .delta(base: version - back)
-        }
-        let time = try r.readVarint("timeMs")
-        let nodeSpace = try r.readVarint("nodeSpace", as: UInt32.self)
-        let stringCount = try r.readCount("strings.count")
-        var strings: [String] = []
-        strings.reserveCapacity(stringCount)
-        for _ in 0..<stringCount { strings.append(try r.readString("strings")) }
+        let head = try FrameHead.read(&r, isKeyframe: isKeyframe)
+        let (kind, version, time, nodeSpace, strings) = (head.kind, head.version, head.timeMs, head.nodeSpace, head.strings)
         let rest = try r.readBytes(r.remaining, "blocks")
         let context = r.context
         var d = RangeDecoder(Array(rest))
@@ -345,46 +316,29 @@ public enum FrameCodecV2 {
     }
 }
 
-extension WireNode {
-    func string(_ f: NodeFields) -> String {
-        switch f {
-        case .anchor: return anchor
-        case .label: return label
-        case .asset: return asset
-        case .layer: return layer
-        default: return zone
-        }
-    }
-
-    mutating func setString(_ f: NodeFields, _ s: String) {
-        switch f {
-        case .anchor: anchor = s
-        case .label: label = s
-        case .asset: asset = s
-        case .layer: layer = s
-        default: zone = s
-        }
-    }
+/// The string fields a node and an update share, by their mask bit.
+protocol StringFields {
+    var anchor: String { get set }
+    var label: String { get set }
+    var asset: String { get set }
+    var layer: String { get set }
+    var zone: String { get set }
 }
 
-extension NodeUpdate {
-    func string(_ f: NodeFields) -> String {
+extension StringFields {
+    static func keyPath(_ f: NodeFields) -> WritableKeyPath<Self, String> {
         switch f {
-        case .anchor: return anchor
-        case .label: return label
-        case .asset: return asset
-        case .layer: return layer
-        default: return zone
+        case .anchor: return \.anchor
+        case .label: return \.label
+        case .asset: return \.asset
+        case .layer: return \.layer
+        default: return \.zone
         }
     }
 
-    mutating func setString(_ f: NodeFields, _ s: String) {
-        switch f {
-        case .anchor: anchor = s
-        case .label: label = s
-        case .asset: asset = s
-        case .layer: layer = s
-        default: zone = s
-        }
-    }
+    func string(_ f: NodeFields) -> String { self[keyPath: Self.keyPath(f)] }
+    mutating func setString(_ f: NodeFields, _ s: String) { self[keyPath: Self.keyPath(f)] = s }
 }
+
+extension WireNode: StringFields {}
+extension NodeUpdate: StringFields {}

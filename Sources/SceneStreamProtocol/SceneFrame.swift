@@ -43,6 +43,54 @@ public struct SceneFrame: Hashable, Sendable {
     }
 }
 
+/// What comes before a frame's blocks (§6.1–6.2): the same in protocol versions 1 and 2.
+struct FrameHead {
+    var kind: SceneFrame.Kind
+    var version: UInt64
+    var timeMs: UInt64
+    var nodeSpace: UInt32
+    var strings: [String]
+
+    func write(into w: inout WireWriter) {
+        w.writeVarint(version)
+        switch kind {
+        case .keyframe(let sceneId, let q):
+            w.writeString(sceneId)
+            w.writeVarint(q.positionUnitsPerMetre)
+            w.writeU8(q.rotationBits)
+        case .delta(let base):
+            w.writeVarint(version &- base)
+        }
+        w.writeVarint(timeMs)
+        w.writeVarint(nodeSpace)
+        w.writeVarint(strings.count)
+        for s in strings { w.writeString(s) }
+    }
+
+    static func read(_ r: inout WireReader, isKeyframe: Bool) throws(ProtocolError) -> FrameHead {
+        let version = try r.readVarint("version")
+        let kind: SceneFrame.Kind
+        if isKeyframe {
+            let sceneId = try r.readString("sceneId")
+            let units = try r.readVarint("positionUnitsPerMetre", as: UInt32.self)
+            let bits = try r.readU8("rotationBits")
+            guard units > 0, (2...31).contains(bits) else { throw ProtocolError(.invalidValue, "\(r.context).quantization") }
+            kind = .keyframe(sceneId: sceneId, quantization: Quantization(positionUnitsPerMetre: units, rotationBits: bits))
+        } else {
+            let back = try r.readVarint("baseDistance")
+            guard back <= version else { throw ProtocolError(.invalidValue, "\(r.context).baseDistance") }
+            kind = .delta(base: version - back)
+        }
+        let time = try r.readVarint("timeMs")
+        let nodeSpace = try r.readVarint("nodeSpace", as: UInt32.self)
+        let stringCount = try r.readCount("strings.count")
+        var strings: [String] = []
+        strings.reserveCapacity(stringCount)
+        for _ in 0..<stringCount { strings.append(try r.readString("strings")) }
+        return FrameHead(kind: kind, version: version, timeMs: time, nodeSpace: nodeSpace, strings: strings)
+    }
+}
+
 /// Collects a frame's strings in order of first use.
 struct StringTable {
     var strings: [String] = []
@@ -128,21 +176,7 @@ extension SceneFrame {
             if f.contains(.zone) { updateCols.zone.writeVarint(strings.ref(u.zone)) }
         }
 
-        // Header.
-        w.writeVarint(version)
-        switch kind {
-        case .keyframe(let sceneId, let q):
-            w.writeString(sceneId)
-            w.writeVarint(q.positionUnitsPerMetre)
-            w.writeU8(q.rotationBits)
-        case .delta(let base):
-            w.writeVarint(version &- base)
-        }
-        w.writeVarint(timeMs)
-        w.writeVarint(nodeSpace)
-        // String table.
-        w.writeVarint(strings.strings.count)
-        for s in strings.strings { w.writeString(s) }
+        FrameHead(kind: kind, version: version, timeMs: timeMs, nodeSpace: nodeSpace, strings: strings.strings).write(into: &w)
         // Removals.
         if !isKeyframe {
             w.writeVarint(removed.count)
@@ -204,25 +238,8 @@ extension SceneFrame {
 
     /// Decodes a frame body of the given kind (`isKeyframe` comes from the message type).
     public static func decodeBody(_ r: inout WireReader, isKeyframe: Bool) throws(ProtocolError) -> SceneFrame {
-        let version = try r.readVarint("version")
-        let kind: Kind
-        if isKeyframe {
-            let sceneId = try r.readString("sceneId")
-            let units = try r.readVarint("positionUnitsPerMetre", as: UInt32.self)
-            let bits = try r.readU8("rotationBits")
-            guard units > 0, (2...31).contains(bits) else { throw ProtocolError(.invalidValue, "\(r.context).quantization") }
-            kind = .keyframe(sceneId: sceneId, quantization: Quantization(positionUnitsPerMetre: units, rotationBits: bits))
-        } else {
-            let back = try r.readVarint("baseDistance")
-            guard back <= version else { throw ProtocolError(.invalidValue, "\(r.context).baseDistance") }
-            kind = .delta(base: version - back)
-        }
-        let time = try r.readVarint("timeMs")
-        let nodeSpace = try r.readVarint("nodeSpace", as: UInt32.self)
-        let stringCount = try r.readCount("strings.count")
-        var strings: [String] = []
-        strings.reserveCapacity(stringCount)
-        for _ in 0..<stringCount { strings.append(try r.readString("strings")) }
+        let head = try FrameHead.read(&r, isKeyframe: isKeyframe)
+        let (kind, version, time, nodeSpace, strings) = (head.kind, head.version, head.timeMs, head.nodeSpace, head.strings)
         func str(_ r: inout WireReader, _ field: String) throws(ProtocolError) -> String {
             let i = try r.readVarint(field)
             guard i < UInt64(strings.count) else { throw ProtocolError(.invalidValue, "\(r.context).\(field) (string ref \(i))") }

@@ -128,7 +128,8 @@ def open_envelope(msg):
     return t, body
 
 
-def decode_frame(r, keyframe):
+def read_head(r, keyframe):
+    """What comes before a frame's blocks (§6.1–6.2), the same in versions 1 and 2: the frame so far, its strings."""
     f = {"type": "keyframe" if keyframe else "delta", "version": r.varint()}
     if keyframe:
         f["sceneId"] = r.string()
@@ -140,8 +141,13 @@ def decode_frame(r, keyframe):
             raise WireError("invalidValue")
         f["base"] = f["version"] - back
     f["timeMs"] = r.varint()
-    space = f["nodeSpace"] = r.varint()
-    strings = [r.string() for _ in range(r.count())]
+    f["nodeSpace"] = r.varint()
+    return f, [r.string() for _ in range(r.count())]
+
+
+def decode_frame(r, keyframe):
+    f, strings = read_head(r, keyframe)
+    space = f["nodeSpace"]
 
     def sref():
         i = r.varint()
@@ -649,17 +655,8 @@ def decode_frame_v2(msg):
         raise WireError("reservedFlags")
     keyframe = msg[0] == 0x82
     r = Reader(bytes(msg[2:]))
-    f = {"type": "keyframe" if keyframe else "delta", "version": r.varint()}
-    if keyframe:
-        f["sceneId"], f["positionUnitsPerMetre"], f["rotationBits"] = r.string(), r.varint(), r.u8()
-    else:
-        back = r.varint()
-        if back > f["version"]:
-            raise WireError("invalidValue")
-        f["base"] = f["version"] - back
-    f["timeMs"] = r.varint()
-    space = f["nodeSpace"] = r.varint()
-    strings = [r.string() for _ in range(r.count())]
+    f, strings = read_head(r, keyframe)
+    space = f["nodeSpace"]
     rest = r.b[r.i:]
     d = RangeDecoder(rest)
     most = min(space, 400 * (len(rest) + 8))

@@ -94,7 +94,8 @@ export function defaultNode() {
     color: 0, visible: true, label: '', asset: '', layer: '', zone: '' };
 }
 
-function decodeFrame(r, keyframe) {
+/** What comes before a frame's blocks (§6.1–6.2), the same in versions 1 and 2: the frame so far and its strings. */
+function readHead(r, keyframe) {
   const f = { type: keyframe ? 'keyframe' : 'delta', version: r.varint('version') };
   if (keyframe) {
     f.sceneId = r.string('sceneId');
@@ -106,9 +107,15 @@ function decodeFrame(r, keyframe) {
     f.base = f.version - back;
   }
   f.timeMs = r.varint('timeMs');
-  const space = (f.nodeSpace = r.varint('nodeSpace'));
+  f.nodeSpace = r.varint('nodeSpace');
   const strings = [];
   for (let n = r.count('strings'); n > 0; n--) strings.push(r.string('strings'));
+  return [f, strings];
+}
+
+function decodeFrame(r, keyframe) {
+  const [f, strings] = readHead(r, keyframe);
+  const space = f.nodeSpace;
   const sref = (fld) => { const i = r.varint(fld); if (i >= strings.length) throw new WireError('invalidValue', fld); return strings[i]; };
   const gaps = (n, fld) => {
     const out = []; let prev = -1;
@@ -457,18 +464,8 @@ export function decodeFrameV2(bytes) {
   if (bytes[1] !== 0) throw new WireError('reservedFlags', 'envelope');
   const keyframe = bytes[0] === MSG.keyframe;
   const r = new Reader(bytes.subarray(2));
-  const f = { type: keyframe ? 'keyframe' : 'delta', version: r.varint('version') };
-  if (keyframe) {
-    f.sceneId = r.string('sceneId'); f.positionUnitsPerMetre = r.varint('positionUnitsPerMetre'); f.rotationBits = r.u8('rotationBits');
-  } else {
-    const back = r.varint('baseDistance');
-    if (back > f.version) throw new WireError('invalidValue', 'baseDistance');
-    f.base = f.version - back;
-  }
-  f.timeMs = r.varint('timeMs');
-  const space = (f.nodeSpace = r.varint('nodeSpace'));
-  const strings = [];
-  for (let n = r.count('strings'); n > 0; n--) strings.push(r.string('strings'));
+  const [f, strings] = readHead(r, keyframe);
+  const space = f.nodeSpace;
   const rest = r.b.subarray(r.i);
   const d = new RangeDecoder(rest);
   const most = Math.min(space, 400 * (rest.length + 8));
