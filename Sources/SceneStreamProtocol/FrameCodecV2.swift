@@ -19,18 +19,18 @@ public enum FrameCodecV2 {
         var updatedMask = MaskModel()
         var parent = UIntModel()
         var refs = [UIntModel](repeating: UIntModel(), count: 11)  // by field bit: name (0), anchor, label, …
-        var entryTranslation = [IntModel](repeating: IntModel(), count: 3)
-        var entryRotation = [IntModel](repeating: IntModel(), count: 3)
+        var entryTranslation = VecModel()
+        var entryRotation = VecModel()
         var entryLargest = TreeModel(bits: 2)
-        var entryScale = [IntModel](repeating: IntModel(), count: 3)
+        var entryScale = VecModel()
         var entryColor = [TreeModel](repeating: TreeModel(bits: 8), count: 4)
         var entryVisible = Prob()
-        var updateTranslation = [IntModel](repeating: IntModel(), count: 3)
+        var updateTranslation = VecModel()
         var updateRotationIsDelta = Prob()
-        var updateRotationDelta = [IntModel](repeating: IntModel(), count: 3)
-        var updateRotation = [IntModel](repeating: IntModel(), count: 3)
+        var updateRotationDelta = VecModel()
+        var updateRotation = VecModel()
         var updateLargest = TreeModel(bits: 2)
-        var updateScale = [IntModel](repeating: IntModel(), count: 3)
+        var updateScale = VecModel()
         var updateColor = [TreeModel](repeating: TreeModel(bits: 8), count: 4)
         var updateVisible = Prob()
     }
@@ -192,10 +192,8 @@ public enum FrameCodecV2 {
         }
     }
 
-    static func vec(_ v: QVec3, _ models: inout [IntModel], _ e: inout RangeEncoder) {
-        models[0].encode(Int64(v.x), &e)
-        models[1].encode(Int64(v.y), &e)
-        models[2].encode(Int64(v.z), &e)
+    static func vec(_ v: QVec3, _ model: inout VecModel, _ e: inout RangeEncoder) {
+        model.encode(v.x, v.y, v.z, &e)
     }
 
     static func color(_ c: UInt32, _ models: inout [TreeModel], _ e: inout RangeEncoder) {
@@ -235,10 +233,8 @@ public enum FrameCodecV2 {
             guard let i = m.refs[bit].decode(&d), i < UInt64(strings.count) else { throw ProtocolError(.invalidValue, "\(context).\(field) (string ref)") }
             return strings[Int(i)]
         }
-        func vec(_ models: inout [IntModel], _ field: String) throws(ProtocolError) -> QVec3 {
-            guard let x = models[0].decode32(&d), let y = models[1].decode32(&d), let z = models[2].decode32(&d) else {
-                throw ProtocolError(.invalidValue, "\(context).\(field) (beyond int32)")
-            }
+        func vec(_ model: inout VecModel, _ field: String) throws(ProtocolError) -> QVec3 {
+            guard let (x, y, z) = model.decode(&d) else { throw ProtocolError(.invalidValue, "\(context).\(field) (beyond int32)") }
             return QVec3(x, y, z)
         }
         func color(_ models: inout [TreeModel]) -> UInt32 {

@@ -594,19 +594,22 @@ class UIntModel:
         return x - 1
 
 
-class IntModel:
-    def __init__(self):
-        self.p = [1024, 1024]  # zero?, sign
-        self.magnitude = UIntModel()
+class VecModel:
+    """Three int32s: which are non-zero (a 3-bit tree, x = 4, y = 2, z = 1), then each non-zero one's sign and
+    magnitude − 1."""
 
-    def decode32(self, d):
-        if not d.bit(self.p, 0):
-            return 0
-        negative = d.bit(self.p, 1)
-        m = self.magnitude.decode(d)
-        v = -m - 1 if negative else m + 1
-        if not -(1 << 31) <= v < (1 << 31):
-            raise WireError("invalidValue")
+    def __init__(self):
+        self.pattern, self.sign, self.magnitude = TreeModel(3), [1024] * 3, [UIntModel() for _ in range(3)]
+
+    def decode(self, d):
+        p, v = self.pattern.decode(d), [0, 0, 0]
+        for k in range(3):
+            if p & (4 >> k):
+                negative = d.bit(self.sign, k)
+                m = self.magnitude[k].decode(d)
+                v[k] = -m - 1 if negative else m + 1
+                if not -(1 << 31) <= v[k] < (1 << 31):
+                    raise WireError("invalidValue")
         return v
 
 
@@ -685,8 +688,8 @@ def decode_frame_v2(msg):
             raise WireError("invalidValue")
         return strings[i]
 
-    def vec(models):
-        return [models[0].decode32(d), models[1].decode32(d), models[2].decode32(d)]
+    def vec(model):
+        return model.decode(d)
 
     def color(models):
         c = 0
@@ -701,7 +704,7 @@ def decode_frame_v2(msg):
     masks = [entered_mask.decode(d, 0) for _ in idx]
     nodes = [default_node() for _ in idx]
     parent = UIntModel()
-    et, er, es = [IntModel() for _ in range(3)], [IntModel() for _ in range(3)], [IntModel() for _ in range(3)]
+    et, er, es = VecModel(), VecModel(), VecModel()
     elargest, ecolor, evisible = TreeModel(2), [TreeModel(8) for _ in range(4)], [1024]
     for k, m in enumerate(masks):
         if m & 1:
@@ -744,7 +747,7 @@ def decode_frame_v2(msg):
         updated_mask = MaskModel()
         umasks = [updated_mask.decode(d, 1) for _ in uidx]
         ups = [{} for _ in uidx]
-        ut, urd, ura, us = ([IntModel() for _ in range(3)] for _ in range(4))
+        ut, urd, ura, us = VecModel(), VecModel(), VecModel(), VecModel()
         uisdelta, ulargest, ucolor, uvisible = [1024], TreeModel(2), [TreeModel(8) for _ in range(4)], [1024]
         for k, m in enumerate(umasks):
             if m & 2:

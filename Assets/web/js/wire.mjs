@@ -425,13 +425,21 @@ class UIntModel {
     return x - 1;
   }
 }
-class IntModel {
-  constructor() { this.p = new Uint16Array(2).fill(1024); this.magnitude = new UIntModel(); }
-  decode32(d, f) {
-    if (!d.bit(this.p, 0)) return 0;
-    const negative = d.bit(this.p, 1), m = this.magnitude.decode(d, f);
-    const v = negative ? -m - 1 : m + 1;
-    if (v < -2147483648 || v > 2147483647) throw new WireError('invalidValue', f);
+/** Three int32s: which are non-zero (a 3-bit tree, x = 4, y = 2, z = 1), then each non-zero one's sign and
+ * magnitude − 1. */
+class VecModel {
+  constructor() {
+    this.pattern = new TreeModel(3); this.sign = new Uint16Array(3).fill(1024);
+    this.magnitude = [new UIntModel(), new UIntModel(), new UIntModel()];
+  }
+  decode(d, f) {
+    const p = this.pattern.decode(d), v = [0, 0, 0];
+    for (let k = 0; k < 3; k++) {
+      if (!(p & (4 >> k))) continue;
+      const negative = d.bit(this.sign, k), m = this.magnitude[k].decode(d, f);
+      v[k] = negative ? -m - 1 : m + 1;
+      if (v[k] < -2147483648 || v[k] > 2147483647) throw new WireError('invalidValue', f);
+    }
     return v;
   }
 }
@@ -477,8 +485,8 @@ export function decodeFrameV2(bytes) {
     return out;
   };
   const ref = (bit, fld) => { const i = refs[bit].decode(d, fld); if (i >= strings.length) throw new WireError('invalidValue', fld); return strings[i]; };
-  const ints = () => [new IntModel(), new IntModel(), new IntModel()];
-  const vec = (m, fld) => [m[0].decode32(d, fld), m[1].decode32(d, fld), m[2].decode32(d, fld)];
+  const ints = () => new VecModel();
+  const vec = (m, fld) => m.decode(d, fld);
   const trees = () => [new TreeModel(8), new TreeModel(8), new TreeModel(8), new TreeModel(8)];
   const color = (m) => m.reduce((c, t) => c * 256 + t.decode(d), 0);
   const strFields = [[7, 'label'], [8, 'asset'], [9, 'layer'], [10, 'zone']];
