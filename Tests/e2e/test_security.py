@@ -132,6 +132,36 @@ async def collect(url, token, seconds, actions=None):
     return bodies, replica
 
 
+def test_zones_hold_on_a_version_2_stream(secure):
+    """The same zone rule on the range-coded path (protocol 2): a contractor limited to line 01 gets no byte of line
+    02 (names travel in the string table, uncompressed, so a byte search is exact), while an admin in the same run
+    does — so the check could fail."""
+    async def run(token):
+        data, replica = [], sw.Replica()
+        async with connect(secure.url, subprotocols=["scenestream.v1"], max_size=None) as ws:
+            await ws.send(sw.hello(token=token, max_version=2))
+            w = sw.decode_server(await ws.recv())
+            assert w["type"] == "welcome" and w["version"] == 2, w
+            await ws.send(sw.subscribe("demo", rate=30))
+            end = time.time() + 3
+            while time.time() < end:
+                msg = await asyncio.wait_for(ws.recv(), 5)
+                data.append(msg)
+                m = sw.decode_server(msg, 2)
+                if m["type"] in ("keyframe", "delta"):
+                    replica.apply(m)
+                    await ws.send(sw.ack(m["version"]))
+        return b"".join(data), replica
+
+    async def both():
+        return await asyncio.gather(run(jwt("con", zones=["hall-a-line-01"])), run(jwt("boss", role="admin")))
+
+    (contractor, c_replica), (admin, a_replica) = asyncio.run(both())
+    assert c_replica.nodes and b"line-02" not in contractor
+    assert all(n["name"] != "line-02" for n in c_replica.nodes.values())
+    assert b"line-02" in admin and len(a_replica.nodes) > len(c_replica.nodes)
+
+
 def test_contractor_sees_nothing_from_other_zones(secure):
     async def admin_actions(ws, replica):
         await ws.send(sw.presence("hall-a", head=[30000, 1700, 20000]))
