@@ -1,13 +1,13 @@
-/// Frame bodies of protocol version 2: the header and string table of version 1, then every block range-coded
-/// (``RangeEncoder``) with models that start fresh in each frame, so one encoded frame still goes to every client
-/// of a group and any frame decodes on its own.
+/// Frame bodies of protocol version 2 (SPEC §11): the header and string table of version 1, then every block
+/// range-coded (``RangeEncoder``) with models that start fresh in each frame, so one encoded frame still goes to
+/// every client of a group and any frame decodes on its own.
 ///
 /// The blocks and their order are version 1's (removed, entered, updated; within a block indices, masks, then one
-/// column per field in bit order); what changes is how values are coded: index gaps and string references as
-/// adaptive integers, masks bit by bit in the context of the previous record's mask, every number a signed
-/// adaptive integer per axis and component, colours byte by byte as trees, rotations in updates a delta flag then
-/// either component differences or an absolute code. Not wired into the server yet (negotiation comes with the
-/// JavaScript and Python decoders); `scenestream-bench codec` measures it against version 1 on the same frames.
+/// column per field in bit order); what changes is how values are coded: index gaps in the context of the gaps
+/// before (runs of consecutive indices), masks as "same as the record before" or bit by bit, string references as
+/// adaptive integers, every number a signed adaptive integer per component whose zero pattern is modelled per run
+/// position, colours byte by byte as trees, rotations in updates a delta flag then either component differences
+/// or an absolute code.
 public enum FrameCodecV2 {
     /// Per-frame models (all at p = 1/2 at the start of each frame).
     struct Models {
@@ -35,46 +35,77 @@ public enum FrameCodecV2 {
         var updateVisible = Prob()
     }
 
-    /// Index gaps, in the context of the gap before (0 or not): records come in runs (the joints of one robot).
+    /// Index gaps, in the context of the gaps before: after a zero gap, how many zeros in a row (1…7, runs of
+    /// consecutive indices such as the joints of a robot end after their length); else whether the gap before was
+    /// 1…7 (or none yet) or larger.
     struct GapModel {
-        var models = [UIntModel](repeating: UIntModel(), count: 3)
+        var models = [UIntModel](repeating: UIntModel(), count: 9)
         var previous: UInt64 = 1
-        var context: Int { previous == 0 ? 0 : previous < 8 ? 1 : 2 }
+        var zeros = 0
+        var context: Int { previous == 0 ? min(zeros, 7) - 1 : previous < 8 ? 7 : 8 }
 
         mutating func encode(_ gap: UInt64, _ e: inout RangeEncoder) {
             models[context].encode(gap, &e)
-            previous = gap
+            seen(gap)
         }
 
         mutating func decode(_ d: inout RangeDecoder) -> UInt64? {
             let g = models[context].decode(&d)
-            previous = g ?? 0
+            seen(g ?? 1)
             return g
+        }
+
+        private mutating func seen(_ gap: UInt64) {
+            zeros = gap == 0 ? zeros + 1 : 0
+            previous = gap
         }
     }
 
-    /// Field masks bit by bit, each bit in the context of the same bit of the record before.
+    /// Field masks: first whether the mask is the same as the record before's (in the context of whether this
+    /// record's gap is 0 and whether the record before was the same), else bit by bit, each bit in the context of
+    /// the same bit of the record before.
     struct MaskModel {
+        var same = [Prob](repeating: Prob(), count: 4)
         var probs = [Prob](repeating: Prob(), count: 22)
         var previous: UInt32 = 0
+        var previousSame = true
 
-        mutating func encode(_ m: UInt32, from first: Int, _ e: inout RangeEncoder) {
-            for k in first..<11 {
-                let ctx = k * 2 + Int((previous >> UInt32(k)) & 1)
-                e.encode((m >> UInt32(k)) & 1 == 1, &probs[ctx])
+        mutating func encode(_ m: UInt32, from first: Int, gapIsZero: Bool, _ e: inout RangeEncoder) {
+            let isSame = m == previous
+            e.encode(isSame, &same[(gapIsZero ? 2 : 0) + (previousSame ? 1 : 0)])
+            if !isSame {
+                for k in first..<11 {
+                    let ctx = k * 2 + Int((previous >> UInt32(k)) & 1)
+                    e.encode((m >> UInt32(k)) & 1 == 1, &probs[ctx])
+                }
             }
             previous = m
+            previousSame = isSame
         }
 
-        mutating func decode(from first: Int, _ d: inout RangeDecoder) -> UInt32 {
-            var m: UInt32 = 0
-            for k in first..<11 {
-                let ctx = k * 2 + Int((previous >> UInt32(k)) & 1)
-                if d.decode(&probs[ctx]) { m |= 1 << UInt32(k) }
+        mutating func decode(from first: Int, gapIsZero: Bool, _ d: inout RangeDecoder) -> UInt32 {
+            let isSame = d.decode(&same[(gapIsZero ? 2 : 0) + (previousSame ? 1 : 0)])
+            var m = previous
+            if !isSame {
+                m = 0
+                for k in first..<11 {
+                    let ctx = k * 2 + Int((previous >> UInt32(k)) & 1)
+                    if d.decode(&probs[ctx]) { m |= 1 << UInt32(k) }
+                }
             }
             previous = m
+            previousSame = isSame
             return m
         }
+    }
+
+    /// Each record's run position: how many records right before it have consecutive indices (at most 7).
+    static func runPositions(_ indices: [UInt32]) -> [Int] {
+        var out = [Int](repeating: 0, count: indices.count)
+        for k in indices.indices.dropFirst() where indices[k] == indices[k - 1] &+ 1 {
+            out[k] = min(out[k - 1] + 1, VecModel.runPositions - 1)
+        }
+        return out
     }
 
     /// The string fields of a node in bit order, with their bits.
@@ -130,24 +161,26 @@ public enum FrameCodecV2 {
         }
         // Entered: indices, masks, columns.
         m.count.encode(UInt64(f.entered.count), &e)
-        gaps(f.entered.map(\.index), &m.enteredGap, &e)
+        let enteredIndices = f.entered.map(\.index)
+        gaps(enteredIndices, &m.enteredGap, &e)
+        let runs = runPositions(enteredIndices)
         let masks = f.entered.map { $0.node.differences(from: .defaults) }
-        for k in masks { m.enteredMask.encode(k.rawValue, from: 0, &e) }
+        for (k, mask) in masks.enumerated() { m.enteredMask.encode(mask.rawValue, from: 0, gapIsZero: runs[k] > 0, &e) }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.structure) {
             m.parent.encode(x.node.parent.map { zigzag(Int64(x.index) - Int64($0)) + 1 } ?? 0, &e)
             m.refs[0].encode(UInt64(strings.index[x.node.name]!), &e)
         }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.anchor) { m.refs[1].encode(UInt64(strings.index[x.node.anchor]!), &e) }
-        for (k, x) in f.entered.enumerated() where masks[k].contains(.translation) { vec(x.node.translation, &m.entryTranslation, &e) }
+        for (k, x) in f.entered.enumerated() where masks[k].contains(.translation) { vec(x.node.translation, runs[k], &m.entryTranslation, &e) }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.rotation) {
             let r = x.node.rotation
             m.entryLargest.encode(UInt32(r.largest & 3), &e)
-            vec(QVec3(r.a, r.b, r.c), &m.entryRotation, &e)
+            vec(QVec3(r.a, r.b, r.c), runs[k], &m.entryRotation, &e)
         }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.scale) {
             let s = x.node.scale
             let u = Quantization.scaleUnits
-            vec(QVec3(s.x &- u, s.y &- u, s.z &- u), &m.entryScale, &e)
+            vec(QVec3(s.x &- u, s.y &- u, s.z &- u), runs[k], &m.entryScale, &e)
         }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.color) { color(x.node.color, &m.entryColor, &e) }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.visible) { e.encode(x.node.visible, &m.entryVisible) }
@@ -159,21 +192,23 @@ public enum FrameCodecV2 {
         // Updated: indices, masks (no structure bit), columns.
         if !f.isKeyframe {
             m.count.encode(UInt64(f.updated.count), &e)
-            gaps(f.updated.map(\.index), &m.updatedGap, &e)
-            for u in f.updated { m.updatedMask.encode(u.fields.rawValue, from: 1, &e) }
+            let updatedIndices = f.updated.map(\.index)
+            gaps(updatedIndices, &m.updatedGap, &e)
+            let runs = runPositions(updatedIndices)
+            for (k, u) in f.updated.enumerated() { m.updatedMask.encode(u.fields.rawValue, from: 1, gapIsZero: runs[k] > 0, &e) }
             for u in f.updated where u.fields.contains(.anchor) { m.refs[1].encode(UInt64(strings.index[u.anchor]!), &e) }
-            for u in f.updated where u.fields.contains(.translation) { vec(u.translation, &m.updateTranslation, &e) }
-            for u in f.updated where u.fields.contains(.rotation) {
+            for (k, u) in f.updated.enumerated() where u.fields.contains(.translation) { vec(u.translation, runs[k], &m.updateTranslation, &e) }
+            for (k, u) in f.updated.enumerated() where u.fields.contains(.rotation) {
                 let r = u.rotation
                 e.encode(r.isDelta, &m.updateRotationIsDelta)
                 if r.isDelta {
-                    vec(QVec3(r.a, r.b, r.c), &m.updateRotationDelta, &e)
+                    vec(QVec3(r.a, r.b, r.c), runs[k], &m.updateRotationDelta, &e)
                 } else {
                     m.updateLargest.encode(UInt32(r.largest & 3), &e)
-                    vec(QVec3(r.a, r.b, r.c), &m.updateRotation, &e)
+                    vec(QVec3(r.a, r.b, r.c), runs[k], &m.updateRotation, &e)
                 }
             }
-            for u in f.updated where u.fields.contains(.scale) { vec(u.scale, &m.updateScale, &e) }
+            for (k, u) in f.updated.enumerated() where u.fields.contains(.scale) { vec(u.scale, runs[k], &m.updateScale, &e) }
             for u in f.updated where u.fields.contains(.color) { color(u.color, &m.updateColor, &e) }
             for u in f.updated where u.fields.contains(.visible) { e.encode(u.visible, &m.updateVisible) }
             for (field, bit) in stringFields where field != .anchor {
@@ -192,8 +227,8 @@ public enum FrameCodecV2 {
         }
     }
 
-    static func vec(_ v: QVec3, _ model: inout VecModel, _ e: inout RangeEncoder) {
-        model.encode(v.x, v.y, v.z, &e)
+    static func vec(_ v: QVec3, _ run: Int, _ model: inout VecModel, _ e: inout RangeEncoder) {
+        model.encode(v.x, v.y, v.z, run: run, &e)
     }
 
     static func color(_ c: UInt32, _ models: inout [TreeModel], _ e: inout RangeEncoder) {
@@ -233,8 +268,8 @@ public enum FrameCodecV2 {
             guard let i = m.refs[bit].decode(&d), i < UInt64(strings.count) else { throw ProtocolError(.invalidValue, "\(context).\(field) (string ref)") }
             return strings[Int(i)]
         }
-        func vec(_ model: inout VecModel, _ field: String) throws(ProtocolError) -> QVec3 {
-            guard let (x, y, z) = model.decode(&d) else { throw ProtocolError(.invalidValue, "\(context).\(field) (beyond int32)") }
+        func vec(_ model: inout VecModel, _ run: Int, _ field: String) throws(ProtocolError) -> QVec3 {
+            guard let (x, y, z) = model.decode(run: run, &d) else { throw ProtocolError(.invalidValue, "\(context).\(field) (beyond int32)") }
             return QVec3(x, y, z)
         }
         func color(_ models: inout [TreeModel]) -> UInt32 {
@@ -246,9 +281,10 @@ public enum FrameCodecV2 {
         var removed: [UInt32] = []
         if !isKeyframe { removed = try indices(try count("removed.count"), &m.removedGap, "removed") }
         let enteredIdx = try indices(try count("entered.count"), &m.enteredGap, "entered")
+        let runs = runPositions(enteredIdx)
         var masks: [NodeFields] = []
         masks.reserveCapacity(enteredIdx.count)
-        for _ in enteredIdx { masks.append(NodeFields(rawValue: m.enteredMask.decode(from: 0, &d))) }
+        for k in enteredIdx.indices { masks.append(NodeFields(rawValue: m.enteredMask.decode(from: 0, gapIsZero: runs[k] > 0, &d))) }
         var nodes = [WireNode](repeating: .defaults, count: enteredIdx.count)
         for (k, mask) in masks.enumerated() where mask.contains(.structure) {
             guard let p = m.parent.decode(&d) else { throw ProtocolError(.invalidValue, "\(context).entered.parent") }
@@ -265,14 +301,14 @@ public enum FrameCodecV2 {
             guard nodes[k].parent == nil else { throw ProtocolError(.invalidValue, "\(context).entered.anchor (only roots name an anchor)") }
             nodes[k].anchor = try ref(1, "entered.anchor")
         }
-        for (k, mask) in masks.enumerated() where mask.contains(.translation) { nodes[k].translation = try vec(&m.entryTranslation, "entered.translation") }
+        for (k, mask) in masks.enumerated() where mask.contains(.translation) { nodes[k].translation = try vec(&m.entryTranslation, runs[k], "entered.translation") }
         for (k, mask) in masks.enumerated() where mask.contains(.rotation) {
             let largest = UInt8(m.entryLargest.decode(&d))
-            let v = try vec(&m.entryRotation, "entered.rotation")
+            let v = try vec(&m.entryRotation, runs[k], "entered.rotation")
             nodes[k].rotation = QRotation(largest: largest, v.x, v.y, v.z)
         }
         for (k, mask) in masks.enumerated() where mask.contains(.scale) {
-            let v = try vec(&m.entryScale, "entered.scale")
+            let v = try vec(&m.entryScale, runs[k], "entered.scale")
             let u = Quantization.scaleUnits
             nodes[k].scale = QVec3(v.x &+ u, v.y &+ u, v.z &+ u)
         }
@@ -286,21 +322,22 @@ public enum FrameCodecV2 {
         var updated: [NodeUpdate] = []
         if !isKeyframe {
             let idx = try indices(try count("updated.count"), &m.updatedGap, "updated")
+            let runs = runPositions(idx)
             updated = idx.map { NodeUpdate(index: $0, fields: []) }
-            for k in updated.indices { updated[k].fields = NodeFields(rawValue: m.updatedMask.decode(from: 1, &d)) }
+            for k in updated.indices { updated[k].fields = NodeFields(rawValue: m.updatedMask.decode(from: 1, gapIsZero: runs[k] > 0, &d)) }
             for k in updated.indices where updated[k].fields.contains(.anchor) { updated[k].anchor = try ref(1, "updated.anchor") }
-            for k in updated.indices where updated[k].fields.contains(.translation) { updated[k].translation = try vec(&m.updateTranslation, "updated.translation") }
+            for k in updated.indices where updated[k].fields.contains(.translation) { updated[k].translation = try vec(&m.updateTranslation, runs[k], "updated.translation") }
             for k in updated.indices where updated[k].fields.contains(.rotation) {
                 if d.decode(&m.updateRotationIsDelta) {
-                    let v = try vec(&m.updateRotationDelta, "updated.rotation")
+                    let v = try vec(&m.updateRotationDelta, runs[k], "updated.rotation")
                     updated[k].rotation = RotationCode(isDelta: true, largest: 0, v.x, v.y, v.z)
                 } else {
                     let largest = UInt8(m.updateLargest.decode(&d))
-                    let v = try vec(&m.updateRotation, "updated.rotation")
+                    let v = try vec(&m.updateRotation, runs[k], "updated.rotation")
                     updated[k].rotation = RotationCode(isDelta: false, largest: largest, v.x, v.y, v.z)
                 }
             }
-            for k in updated.indices where updated[k].fields.contains(.scale) { updated[k].scale = try vec(&m.updateScale, "updated.scale") }
+            for k in updated.indices where updated[k].fields.contains(.scale) { updated[k].scale = try vec(&m.updateScale, runs[k], "updated.scale") }
             for k in updated.indices where updated[k].fields.contains(.color) { updated[k].color = color(&m.updateColor) }
             for k in updated.indices where updated[k].fields.contains(.visible) { updated[k].visible = d.decode(&m.updateVisible) }
             for (field, bit) in stringFields where field != .anchor {

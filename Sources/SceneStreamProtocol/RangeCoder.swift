@@ -203,37 +203,47 @@ public struct UIntModel: Sendable {
 }
 
 /// Three int32 components (a position, a scale, a rotation's a, b, c, or differences of them): which are non-zero
-/// (x, y, z as the bits 4, 2, 1 of a 3-bit tree), then each non-zero one's sign (one probability per component) and
-/// magnitude − 1 (one ``UIntModel`` per component). Joints turn about one axis and vehicles move in a plane: the
-/// zero components cost a fraction of a bit together. (A "same as the record before" flag was tried: it cost more
-/// than it saved on both benchmark scenes.)
+/// (x, y, z as the bits 4, 2, 1 of a 3-bit tree, one tree per run position), then each non-zero one's sign (one
+/// probability per component) and magnitude − 1 (one ``UIntModel`` per component). Joints turn about one axis and
+/// vehicles move in a plane: the zero components cost a fraction of a bit together. The run position — how many
+/// records right before this one in the block have consecutive indices, at most 7 — tells the joints of a robot
+/// apart (each turns about its own axis). (Magnitudes by run position, and a "same as the record before" flag, were
+/// tried: both cost more than they saved on the benchmark scenes.)
 public struct VecModel: Sendable {
-    var pattern = TreeModel(bits: 3)
+    /// Run positions are counted up to this, and the pattern trees are one per position.
+    public static let runPositions = 8
+    var pattern = [TreeModel](repeating: TreeModel(bits: 3), count: runPositions)
     var sign = [Prob](repeating: Prob(), count: 3)
     var magnitude = [UIntModel](repeating: UIntModel(), count: 3)
     public init() {}
 
-    /// Codes the three components.
-    public mutating func encode(_ x: Int32, _ y: Int32, _ z: Int32, _ e: inout RangeEncoder) {
-        let v = [x, y, z]
-        pattern.encode((x != 0 ? 4 : 0) | (y != 0 ? 2 : 0) | (z != 0 ? 1 : 0), &e)
-        for k in 0..<3 where v[k] != 0 {
-            e.encode(v[k] < 0, &sign[k])
-            magnitude[k].encode(UInt64(v[k].magnitude) - 1, &e)
-        }
+    /// Codes the three components of a record at run position `run` (0…7).
+    public mutating func encode(_ x: Int32, _ y: Int32, _ z: Int32, run: Int, _ e: inout RangeEncoder) {
+        pattern[run].encode((x != 0 ? 4 : 0) | (y != 0 ? 2 : 0) | (z != 0 ? 1 : 0), &e)
+        if x != 0 { component(0, x, &e) }
+        if y != 0 { component(1, y, &e) }
+        if z != 0 { component(2, z, &e) }
     }
 
-    /// Decodes three components; nil when one does not fit an int32.
-    public mutating func decode(_ d: inout RangeDecoder) -> (Int32, Int32, Int32)? {
-        let p = pattern.decode(&d)
-        var v: [Int32] = [0, 0, 0]
-        for k in 0..<3 where p & (4 >> UInt32(k)) != 0 {
-            let negative = d.decode(&sign[k])
-            guard let m = magnitude[k].decode(&d), m < 1 << 31 else { return nil }
-            guard let c = Int32(exactly: negative ? -Int64(m) - 1 : Int64(m) + 1) else { return nil }
-            v[k] = c
-        }
-        return (v[0], v[1], v[2])
+    @inline(__always) private mutating func component(_ k: Int, _ v: Int32, _ e: inout RangeEncoder) {
+        e.encode(v < 0, &sign[k])
+        magnitude[k].encode(UInt64(v.magnitude) - 1, &e)
+    }
+
+    /// Decodes three components of a record at run position `run`; nil when one does not fit an int32.
+    public mutating func decode(run: Int, _ d: inout RangeDecoder) -> (Int32, Int32, Int32)? {
+        let p = pattern[run].decode(&d)
+        var v: (Int32, Int32, Int32) = (0, 0, 0)
+        if p & 4 != 0 { guard let c = component(0, &d) else { return nil }; v.0 = c }
+        if p & 2 != 0 { guard let c = component(1, &d) else { return nil }; v.1 = c }
+        if p & 1 != 0 { guard let c = component(2, &d) else { return nil }; v.2 = c }
+        return v
+    }
+
+    @inline(__always) private mutating func component(_ k: Int, _ d: inout RangeDecoder) -> Int32? {
+        let negative = d.decode(&sign[k])
+        guard let m = magnitude[k].decode(&d), m < 1 << 31 else { return nil }
+        return Int32(exactly: negative ? -Int64(m) - 1 : Int64(m) + 1)
     }
 }
 

@@ -77,20 +77,26 @@ import Testing
         for t in stride(from: 100 as UInt64, through: 5000, by: 100) { #expect(a.step(to: t) == b.step(to: t)) }
     }
 
-    @Test func cubeFileRoundTrip() throws {
+    @Test(arguments: [10, 11])
+    func cubeFilesRoundTripInBothLayoutsAndTheLayoutIsDetected(frameCount: Int) throws {
         var sim = CubeSimulation()
         let initial = sim.snapshot()
         var frames: [[CubeState]] = []
-        for _ in 0..<10 {
+        for _ in 0..<frameCount {
             sim.step()
             frames.append(sim.snapshot())
         }
-        let bytes = CubeDataFile.serialize(initial: initial, frames: frames)
-        #expect(bytes.count == 10 * 901 * 64)
-        let (i2, f2) = try CubeDataFile.parse(bytes)
-        #expect(i2 == initial)
-        #expect(f2 == frames)
-        #expect(throws: ConfigError.self) { try CubeDataFile.parse(Array(bytes.dropLast())) }
-        for s in frames[9] { #expect(CubeState(s.wireNode(name: "c", parent: 0)) == s) }
+        // 10 frames: 11 blocks (odd: only initial-then-frames); 11 frames: 12 blocks, told apart by content.
+        for layout in CubeDataFile.Layout.allCases {
+            let bytes = CubeDataFile.serialize(initial: initial, frames: frames, layout: layout)
+            #expect(bytes.count == (layout == .pairs ? frameCount * 901 * 64 : (frameCount + 1) * 901 * 32))
+            let read = try CubeDataFile.parse(bytes)
+            #expect(read.layout == layout)
+            #expect(read.initial == initial)
+            #expect(read.frames == frames)
+            #expect(throws: ConfigError.self) { try CubeDataFile.parse(Array(bytes.dropLast())) }
+        }
+        #expect(throws: ConfigError.self) { try CubeDataFile.parse(Array(repeating: 0, count: 901 * 32)) }
+        for s in frames.last! { #expect(CubeState(s.wireNode(name: "c", parent: 0)) == s) }
     }
 }
