@@ -595,14 +595,14 @@ class UIntModel:
 
 
 class VecModel:
-    """Three int32s: which are non-zero (a 3-bit tree, x = 4, y = 2, z = 1), then each non-zero one's sign and
-    magnitude − 1."""
+    """Three int32s: which are non-zero (a 3-bit tree per run position, x = 4, y = 2, z = 1), then each non-zero
+    one's sign and magnitude − 1."""
 
     def __init__(self):
-        self.pattern, self.sign, self.magnitude = TreeModel(3), [1024] * 3, [UIntModel() for _ in range(3)]
+        self.pattern, self.sign, self.magnitude = [TreeModel(3) for _ in range(8)], [1024] * 3, [UIntModel() for _ in range(3)]
 
-    def decode(self, d):
-        p, v = self.pattern.decode(d), [0, 0, 0]
+    def decode(self, d, run):
+        p, v = self.pattern[run].decode(d), [0, 0, 0]
         for k in range(3):
             if p & (4 >> k):
                 negative = d.bit(self.sign, k)
@@ -625,27 +625,49 @@ class TreeModel:
 
 
 class GapModel:
+    """Nine U models: after a zero gap, one per length of the zero run (1…7, longer as 7); else one for a previous
+    gap of 1…7 (or none yet) and one for 8 or more."""
+
     def __init__(self):
-        self.models, self.previous = [UIntModel(), UIntModel(), UIntModel()], 1
+        self.models, self.previous, self.zeros = [UIntModel() for _ in range(9)], 1, 0
 
     def decode(self, d):
-        ctx = 0 if self.previous == 0 else 1 if self.previous < 8 else 2
+        if self.previous == 0:
+            ctx = min(self.zeros, 7) - 1
+        else:
+            ctx = 7 if self.previous < 8 else 8
         g = self.models[ctx].decode(d)
+        self.zeros = self.zeros + 1 if g == 0 else 0
         self.previous = g
         return g
 
 
 class MaskModel:
-    def __init__(self):
-        self.p, self.previous = [1024] * 22, 0
+    """A "same as the previous mask" bit (context: the record follows the one before directly, the record before
+    was the same), else the bits one by one in the context of the previous mask's bit."""
 
-    def decode(self, d, first):
-        m = 0
-        for k in range(first, 11):
-            if d.bit(self.p, k * 2 + ((self.previous >> k) & 1)):
-                m |= 1 << k
-        self.previous = m
+    def __init__(self):
+        self.p, self.same, self.previous, self.previous_same = [1024] * 22, [1024] * 4, 0, 1
+
+    def decode(self, d, first, follows):
+        same = d.bit(self.same, 2 * follows + self.previous_same)
+        m = self.previous
+        if not same:
+            m = 0
+            for k in range(first, 11):
+                if d.bit(self.p, k * 2 + ((self.previous >> k) & 1)):
+                    m |= 1 << k
+        self.previous, self.previous_same = m, same
         return m
+
+
+def run_positions(idx):
+    """How many records right before each one have consecutive indices (at most 7)."""
+    out = [0] * len(idx)
+    for k in range(1, len(idx)):
+        if idx[k] == idx[k - 1] + 1:
+            out[k] = min(out[k - 1] + 1, 7)
+    return out
 
 
 def decode_frame_v2(msg):
@@ -688,8 +710,8 @@ def decode_frame_v2(msg):
             raise WireError("invalidValue")
         return strings[i]
 
-    def vec(model):
-        return model.decode(d)
+    def vec(model, run):
+        return model.decode(d, run)
 
     def color(models):
         c = 0
@@ -700,8 +722,9 @@ def decode_frame_v2(msg):
     removed_gap, entered_gap, updated_gap = GapModel(), GapModel(), GapModel()
     f["removed"] = indices(count(), removed_gap) if not keyframe else []
     idx = indices(count(), entered_gap)
+    runs = run_positions(idx)
     entered_mask = MaskModel()
-    masks = [entered_mask.decode(d, 0) for _ in idx]
+    masks = [entered_mask.decode(d, 0, 1 if runs[k] else 0) for k in range(len(idx))]
     nodes = [default_node() for _ in idx]
     parent = UIntModel()
     et, er, es = VecModel(), VecModel(), VecModel()
@@ -722,14 +745,14 @@ def decode_frame_v2(msg):
             nodes[k]["anchor"] = ref(1)
     for k, m in enumerate(masks):
         if m & 4:
-            nodes[k]["translation"] = vec(et)
+            nodes[k]["translation"] = vec(et, runs[k])
     for k, m in enumerate(masks):
         if m & 8:
             largest = elargest.decode(d)
-            nodes[k]["rotation"] = [largest] + vec(er)
+            nodes[k]["rotation"] = [largest] + vec(er, runs[k])
     for k, m in enumerate(masks):
         if m & 16:
-            nodes[k]["scale"] = [v + 1000 for v in vec(es)]
+            nodes[k]["scale"] = [v + 1000 for v in vec(es, runs[k])]
     for k, m in enumerate(masks):
         if m & 32:
             nodes[k]["color"] = color(ecolor)
@@ -744,8 +767,9 @@ def decode_frame_v2(msg):
     f["updated"] = []
     if not keyframe:
         uidx = indices(count(), updated_gap)
+        uruns = run_positions(uidx)
         updated_mask = MaskModel()
-        umasks = [updated_mask.decode(d, 1) for _ in uidx]
+        umasks = [updated_mask.decode(d, 1, 1 if uruns[k] else 0) for k in range(len(uidx))]
         ups = [{} for _ in uidx]
         ut, urd, ura, us = VecModel(), VecModel(), VecModel(), VecModel()
         uisdelta, ulargest, ucolor, uvisible = [1024], TreeModel(2), [TreeModel(8) for _ in range(4)], [1024]
@@ -754,17 +778,17 @@ def decode_frame_v2(msg):
                 ups[k]["anchor"] = ref(1)
         for k, m in enumerate(umasks):
             if m & 4:
-                ups[k]["translation"] = vec(ut)
+                ups[k]["translation"] = vec(ut, uruns[k])
         for k, m in enumerate(umasks):
             if m & 8:
                 if d.bit(uisdelta, 0):
-                    ups[k]["rotation"] = {"delta": True, "abc": vec(urd)}
+                    ups[k]["rotation"] = {"delta": True, "abc": vec(urd, uruns[k])}
                 else:
                     largest = ulargest.decode(d)
-                    ups[k]["rotation"] = {"delta": False, "largest": largest, "abc": vec(ura)}
+                    ups[k]["rotation"] = {"delta": False, "largest": largest, "abc": vec(ura, uruns[k])}
         for k, m in enumerate(umasks):
             if m & 16:
-                ups[k]["scale"] = vec(us)
+                ups[k]["scale"] = vec(us, uruns[k])
         for k, m in enumerate(umasks):
             if m & 32:
                 ups[k]["color"] = color(ucolor)

@@ -425,15 +425,15 @@ class UIntModel {
     return x - 1;
   }
 }
-/** Three int32s: which are non-zero (a 3-bit tree, x = 4, y = 2, z = 1), then each non-zero one's sign and
- * magnitude − 1. */
+/** Three int32s: which are non-zero (a 3-bit tree per run position, x = 4, y = 2, z = 1), then each non-zero
+ * one's sign and magnitude − 1. */
 class VecModel {
   constructor() {
-    this.pattern = new TreeModel(3); this.sign = new Uint16Array(3).fill(1024);
+    this.pattern = Array.from({ length: 8 }, () => new TreeModel(3)); this.sign = new Uint16Array(3).fill(1024);
     this.magnitude = [new UIntModel(), new UIntModel(), new UIntModel()];
   }
-  decode(d, f) {
-    const p = this.pattern.decode(d), v = [0, 0, 0];
+  decode(d, run, f) {
+    const p = this.pattern[run].decode(d), v = [0, 0, 0];
     for (let k = 0; k < 3; k++) {
       if (!(p & (4 >> k))) continue;
       const negative = d.bit(this.sign, k), m = this.magnitude[k].decode(d, f);
@@ -447,22 +447,38 @@ class TreeModel {
   constructor(bits) { this.bits = bits; this.p = new Uint16Array(1 << bits).fill(1024); }
   decode(d) { let node = 1; for (let k = 0; k < this.bits; k++) node = node * 2 + d.bit(this.p, node); return node - (1 << this.bits); }
 }
+/** Nine U models: after a zero gap one per length of the zero run (1…7, longer as 7); else one for a previous gap
+ * of 1…7 (or none yet) and one for 8 or more. */
 class GapModel {
-  constructor() { this.models = [new UIntModel(), new UIntModel(), new UIntModel()]; this.previous = 1; }
+  constructor() { this.models = Array.from({ length: 9 }, () => new UIntModel()); this.previous = 1; this.zeros = 0; }
   decode(d, f) {
-    const g = this.models[this.previous === 0 ? 0 : this.previous < 8 ? 1 : 2].decode(d, f);
+    const ctx = this.previous === 0 ? Math.min(this.zeros, 7) - 1 : this.previous < 8 ? 7 : 8;
+    const g = this.models[ctx].decode(d, f);
+    this.zeros = g === 0 ? this.zeros + 1 : 0;
     this.previous = g;
     return g;
   }
 }
+/** A "same as the previous mask" bit (context: the record follows the one before directly; the one before was the
+ * same), else the bits one by one in the context of the previous mask's bit. */
 class MaskModel {
-  constructor() { this.p = new Uint16Array(22).fill(1024); this.previous = 0; }
-  decode(d, first) {
-    let m = 0;
-    for (let k = first; k < 11; k++) if (d.bit(this.p, k * 2 + ((this.previous >> k) & 1))) m |= 1 << k;
-    this.previous = m;
+  constructor() { this.p = new Uint16Array(22).fill(1024); this.same = new Uint16Array(4).fill(1024); this.previous = 0; this.previousSame = 1; }
+  decode(d, first, follows) {
+    const same = d.bit(this.same, 2 * follows + this.previousSame);
+    let m = this.previous;
+    if (!same) {
+      m = 0;
+      for (let k = first; k < 11; k++) if (d.bit(this.p, k * 2 + ((this.previous >> k) & 1))) m |= 1 << k;
+    }
+    this.previous = m; this.previousSame = same;
     return m;
   }
+}
+/** How many records right before each one have consecutive indices (at most 7). */
+function runPositions(idx) {
+  const out = new Array(idx.length).fill(0);
+  for (let k = 1; k < idx.length; k++) if (idx[k] === idx[k - 1] + 1) out[k] = Math.min(out[k - 1] + 1, 7);
+  return out;
 }
 
 /** A version-2 keyframe or delta message, as the same object decodeServer gives for a version-1 frame. */
@@ -486,14 +502,14 @@ export function decodeFrameV2(bytes) {
   };
   const ref = (bit, fld) => { const i = refs[bit].decode(d, fld); if (i >= strings.length) throw new WireError('invalidValue', fld); return strings[i]; };
   const ints = () => new VecModel();
-  const vec = (m, fld) => m.decode(d, fld);
+  const vec = (m, run, fld) => m.decode(d, run, fld);
   const trees = () => [new TreeModel(8), new TreeModel(8), new TreeModel(8), new TreeModel(8)];
   const color = (m) => m.reduce((c, t) => c * 256 + t.decode(d), 0);
   const strFields = [[7, 'label'], [8, 'asset'], [9, 'layer'], [10, 'zone']];
 
   f.removed = keyframe ? [] : indices(count('removed'), new GapModel(), 'removed');
   const idx = indices(count('entered'), new GapModel(), 'entered');
-  const em = new MaskModel(), masks = idx.map(() => em.decode(d, 0));
+  const runs = runPositions(idx), em = new MaskModel(), masks = idx.map((_, k) => em.decode(d, 0, runs[k] ? 1 : 0));
   const nodes = idx.map(() => defaultNode());
   const parent = new UIntModel(), et = ints(), er = ints(), es = ints(), elargest = new TreeModel(2), ecolor = trees(), evis = new Uint16Array(1).fill(1024);
   masks.forEach((m, k) => {
@@ -506,9 +522,9 @@ export function decodeFrameV2(bytes) {
     nodes[k].name = ref(0, 'name');
   });
   masks.forEach((m, k) => { if (m & 2) { if (nodes[k].parent !== null) throw new WireError('invalidValue', 'anchor'); nodes[k].anchor = ref(1, 'anchor'); } });
-  masks.forEach((m, k) => { if (m & 4) nodes[k].translation = vec(et, 'translation'); });
-  masks.forEach((m, k) => { if (m & 8) { const L = elargest.decode(d); nodes[k].rotation = [L, ...vec(er, 'rotation')]; } });
-  masks.forEach((m, k) => { if (m & 16) nodes[k].scale = vec(es, 'scale').map((v) => v + 1000); });
+  masks.forEach((m, k) => { if (m & 4) nodes[k].translation = vec(et, runs[k], 'translation'); });
+  masks.forEach((m, k) => { if (m & 8) { const L = elargest.decode(d); nodes[k].rotation = [L, ...vec(er, runs[k], 'rotation')]; } });
+  masks.forEach((m, k) => { if (m & 16) nodes[k].scale = vec(es, runs[k], 'scale').map((v) => v + 1000); });
   masks.forEach((m, k) => { if (m & 32) nodes[k].color = color(ecolor); });
   masks.forEach((m, k) => { if (m & 64) nodes[k].visible = d.bit(evis, 0) === 1; });
   for (const [bit, name] of strFields) masks.forEach((m, k) => { if (m & (1 << bit)) nodes[k][name] = ref(bit, name); });
@@ -516,16 +532,17 @@ export function decodeFrameV2(bytes) {
   f.updated = [];
   if (!keyframe) {
     const uidx = indices(count('updated'), new GapModel(), 'updated');
-    const um = new MaskModel(), umasks = uidx.map(() => um.decode(d, 1)), ups = uidx.map(() => ({}));
+    const uruns = runPositions(uidx), um = new MaskModel(), ups = uidx.map(() => ({}));
+    const umasks = uidx.map((_, k) => um.decode(d, 1, uruns[k] ? 1 : 0));
     const ut = ints(), urd = ints(), ura = ints(), us = ints(), isDelta = new Uint16Array(1).fill(1024), ulargest = new TreeModel(2), ucolor = trees(), uvis = new Uint16Array(1).fill(1024);
     umasks.forEach((m, k) => { if (m & 2) ups[k].anchor = ref(1, 'anchor'); });
-    umasks.forEach((m, k) => { if (m & 4) ups[k].translation = vec(ut, 'translation'); });
+    umasks.forEach((m, k) => { if (m & 4) ups[k].translation = vec(ut, uruns[k], 'translation'); });
     umasks.forEach((m, k) => {
       if (!(m & 8)) return;
-      if (d.bit(isDelta, 0)) ups[k].rotation = { delta: true, abc: vec(urd, 'rotation') };
-      else { const L = ulargest.decode(d); ups[k].rotation = { delta: false, largest: L, abc: vec(ura, 'rotation') }; }
+      if (d.bit(isDelta, 0)) ups[k].rotation = { delta: true, abc: vec(urd, uruns[k], 'rotation') };
+      else { const L = ulargest.decode(d); ups[k].rotation = { delta: false, largest: L, abc: vec(ura, uruns[k], 'rotation') }; }
     });
-    umasks.forEach((m, k) => { if (m & 16) ups[k].scale = vec(us, 'scale'); });
+    umasks.forEach((m, k) => { if (m & 16) ups[k].scale = vec(us, uruns[k], 'scale'); });
     umasks.forEach((m, k) => { if (m & 32) ups[k].color = color(ucolor); });
     umasks.forEach((m, k) => { if (m & 64) ups[k].visible = d.bit(uvis, 0) === 1; });
     for (const [bit, name] of strFields) umasks.forEach((m, k) => { if (m & (1 << bit)) ups[k][name] = ref(bit, name); });
