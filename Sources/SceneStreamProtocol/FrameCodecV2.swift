@@ -133,24 +133,7 @@ public enum FrameCodecV2 {
 
     /// Encodes the body of `f` (what follows the envelope).
     public static func encodeBody(_ f: SceneFrame, into w: inout WireWriter) {
-        var strings = StringTable()
-        for e in f.entered {
-            let n = e.node
-            let m = n.differences(from: .defaults)
-            if m.contains(.structure) { _ = strings.ref(n.name) }
-            if m.contains(.anchor) { _ = strings.ref(n.anchor) }
-            if m.contains(.label) { _ = strings.ref(n.label) }
-            if m.contains(.asset) { _ = strings.ref(n.asset) }
-            if m.contains(.layer) { _ = strings.ref(n.layer) }
-            if m.contains(.zone) { _ = strings.ref(n.zone) }
-        }
-        for u in f.updated {
-            if u.fields.contains(.anchor) { _ = strings.ref(u.anchor) }
-            if u.fields.contains(.label) { _ = strings.ref(u.label) }
-            if u.fields.contains(.asset) { _ = strings.ref(u.asset) }
-            if u.fields.contains(.layer) { _ = strings.ref(u.layer) }
-            if u.fields.contains(.zone) { _ = strings.ref(u.zone) }
-        }
+        let strings = StringTable(canonicalFor: f)
         FrameHead(kind: f.kind, version: f.version, timeMs: f.timeMs, nodeSpace: f.nodeSpace, strings: strings.strings).write(into: &w)
 
         var e = RangeEncoder(capacity: 64 + 4 * (f.entered.count + f.updated.count))

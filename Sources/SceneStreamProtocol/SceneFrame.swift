@@ -96,13 +96,29 @@ struct StringTable {
     var strings: [String] = []
     var index: [String: UInt32] = [:]
 
-    mutating func ref(_ s: String) -> UInt32 {
-        if let i = index[s] { return i }
-        let i = UInt32(strings.count)
-        strings.append(s)
-        index[s] = i
-        return i
+    /// The table of `f` in its canonical order (SPEC §6.8), for both frame encodings: records in frame order
+    /// (entered, then updated), each record's strings in field-bit order (name, anchor, label, asset, layer, zone),
+    /// each string once, where it first occurs.
+    init(canonicalFor f: SceneFrame) {
+        for e in f.entered {
+            let n = e.node
+            let m = n.differences(from: .defaults)
+            if m.contains(.structure) { add(n.name) }
+            for (field, _) in FrameCodecV2.stringFields where m.contains(field) { add(n.string(field)) }
+        }
+        for u in f.updated {
+            for (field, _) in FrameCodecV2.stringFields where u.fields.contains(field) { add(u.string(field)) }
+        }
     }
+
+    private mutating func add(_ s: String) {
+        guard index[s] == nil else { return }
+        index[s] = UInt32(strings.count)
+        strings.append(s)
+    }
+
+    /// The reference of a string of the frame the table was made for.
+    func ref(_ s: String) -> UInt32 { index[s]! }
 }
 
 /// Per-field columns of a node block; written separately and concatenated so that deflate sees like next to like.
@@ -130,7 +146,7 @@ struct Columns {
 extension SceneFrame {
     /// Encodes the frame body (without envelope or compression).
     public func encodeBody(into w: inout WireWriter) {
-        var strings = StringTable()
+        let strings = StringTable(canonicalFor: self)
         var entryCols = Columns()
         var updateCols = Columns()
         // Entered nodes, absolute values, fields that differ from defaults.

@@ -9,7 +9,7 @@ import Prometheus
 final class ServerMetrics: Sendable {
     /// What `/metrics` renders.
     let registry: PrometheusCollectorRegistry
-    let factory: PrometheusMetricsFactory
+    let factory: PrometheusNaming
 
     let clients: CoreMetrics.Gauge
     let subscribed: CoreMetrics.Gauge
@@ -74,45 +74,16 @@ final class ServerMetrics: Sendable {
     /// Tick intervals over two ticks long in which the service thread's own work (CPU time) took more than a tick.
     let loopStalls: CoreMetrics.Counter
 
-    /// CoreMetrics.Counter names (swift-metrics labels): Prometheus shows them with `_total`.
-    static let counters: Set<String> = [
-        "scenestream.frames.sent", "scenestream.keyframes.sent", "scenestream.keyframes.requested", "scenestream.bytes.sent", "scenestream.messages.received",
-        "scenestream.protocol.errors", "scenestream.upgrades.refused", "scenestream.rate_limited.messages",
-        "scenestream.session.resumes", "scenestream.ingest.mqtt.updates", "scenestream.ingest.http.updates",
-        "scenestream.ingest.rejected", "scenestream.ingest.refused", "scenestream.ingest.duplicates",
-        "scenestream.sparkplug.messages", "scenestream.sparkplug.rebirth_requests", "scenestream.storage.errors",
-        "scenestream.handoffs", "scenestream.refusals", "scenestream.limits.hit", "scenestream.auth.failures",
-        "scenestream.ingest.updates", "scenestream.node.changes", "scenestream.alerts", "scenestream.http.responses",
-        "scenestream.playback.seeks", "scenestream.cluster.commits.published", "scenestream.cluster.keyframes.published",
-        "scenestream.cluster.publish.failures", "scenestream.cluster.commits.received", "scenestream.cluster.commits.applied",
-        "scenestream.cluster.catchups", "scenestream.cluster.messages.refused", "scenestream.cluster.kv.operations",
-        "scenestream.cluster.kv.failures", "scenestream.loop.stalls", "scenestream.cluster.collaboration.forwarded", "scenestream.cluster.collaboration.applied", "scenestream.cluster.clock.skewed",
-        "scenestream.cluster.ingest.log.failures", "scenestream.cluster.ingest.replayed",
-    ]
-    /// CoreMetrics.Timer names: Prometheus shows them as histograms in seconds.
-    static let timers: Set<String> = ["scenestream.playback.seek.duration", "scenestream.frame.encode.duration"]
-
-    /// The Prometheus name of a swift-metrics label.
-    static func prometheusName(_ label: String) -> String {
-        let base = label.replacingOccurrences(of: ".", with: "_")
-        if counters.contains(label) { return base + "_total" }
-        if timers.contains(label) { return base.hasSuffix("_duration") ? String(base.dropLast(9)) + "_seconds" : base + "_seconds" }
-        return base
-    }
-
     init() {
         registry = PrometheusCollectorRegistry()
-        var f = PrometheusMetricsFactory(registry: registry)
-        f.nameAndLabelSanitizer = { name, labels in (ServerMetrics.prometheusName(name), labels) }
-        f.durationHistogramBuckets = [
-            Self.prometheusName("scenestream.playback.seek.duration"): [1, 5, 20, 50, 100, 200, 500, 1000].map { .milliseconds($0) },
-            Self.prometheusName("scenestream.frame.encode.duration"): [100, 500, 1000, 5000, 10_000, 50_000, 100_000].map { .microseconds($0) },
+        var prometheus = PrometheusMetricsFactory(registry: registry)
+        prometheus.durationHistogramBuckets = [
+            PrometheusNaming.timerName("scenestream.playback.seek.duration"): [1, 5, 20, 50, 100, 200, 500, 1000].map { .milliseconds($0) },
+            PrometheusNaming.timerName("scenestream.frame.encode.duration"): [100, 500, 1000, 5000, 10_000, 50_000, 100_000].map { .microseconds($0) },
         ]
+        let f = PrometheusNaming(prometheus)
         factory = f
-        func counter(_ label: String) -> CoreMetrics.Counter {
-            assert(Self.counters.contains(label), "\(label) is not in ServerMetrics.counters: Prometheus would show it without _total")
-            return CoreMetrics.Counter(label: label, dimensions: [], factory: f)
-        }
+        func counter(_ label: String) -> CoreMetrics.Counter { CoreMetrics.Counter(label: label, dimensions: [], factory: f) }
         func gauge(_ label: String) -> CoreMetrics.Gauge { CoreMetrics.Gauge(label: label, dimensions: [], factory: f) }
         clients = gauge("scenestream.clients")
         subscribed = gauge("scenestream.clients.subscribed")
@@ -184,6 +155,43 @@ final class ServerMetrics: Sendable {
     func seek(source: String) {
         CoreMetrics.Counter(label: "scenestream.playback.seeks", dimensions: [("source", source)], factory: factory).increment()
     }
+}
+
+/// Names swift-metrics labels the Prometheus way where the kind of metric is known — when it is made: counters get
+/// `_total`, timers are histograms in `_seconds` (`scenestream.frame.encode.duration` →
+/// `scenestream_frame_encode_seconds`), dots become underscores — then hands them to swift-prometheus.
+struct PrometheusNaming: MetricsFactory {
+    let base: PrometheusMetricsFactory
+
+    init(_ base: PrometheusMetricsFactory) { self.base = base }
+
+    static func plainName(_ label: String) -> String { label.replacingOccurrences(of: ".", with: "_") }
+    static func counterName(_ label: String) -> String { plainName(label) + "_total" }
+    static func timerName(_ label: String) -> String {
+        let name = plainName(label)
+        return name.hasSuffix("_duration") ? String(name.dropLast(9)) + "_seconds" : name + "_seconds"
+    }
+
+    func makeCounter(label: String, dimensions: [(String, String)]) -> CounterHandler {
+        base.makeCounter(label: Self.counterName(label), dimensions: dimensions)
+    }
+    func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> FloatingPointCounterHandler {
+        base.makeFloatingPointCounter(label: Self.counterName(label), dimensions: dimensions)
+    }
+    func makeMeter(label: String, dimensions: [(String, String)]) -> MeterHandler {
+        base.makeMeter(label: Self.plainName(label), dimensions: dimensions)
+    }
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> RecorderHandler {
+        base.makeRecorder(label: Self.plainName(label), dimensions: dimensions, aggregate: aggregate)
+    }
+    func makeTimer(label: String, dimensions: [(String, String)]) -> TimerHandler {
+        base.makeTimer(label: Self.timerName(label), dimensions: dimensions)
+    }
+    func destroyCounter(_ handler: CounterHandler) { base.destroyCounter(handler) }
+    func destroyMeter(_ handler: MeterHandler) { base.destroyMeter(handler) }
+    func destroyFloatingPointCounter(_ handler: FloatingPointCounterHandler) { base.destroyFloatingPointCounter(handler) }
+    func destroyRecorder(_ handler: RecorderHandler) { base.destroyRecorder(handler) }
+    func destroyTimer(_ handler: TimerHandler) { base.destroyTimer(handler) }
 }
 
 extension CoreMetrics.Gauge {

@@ -226,7 +226,7 @@ public struct CubeSimulation: Sendable {
     private mutating func movePlayer() {
         let wander: Double = (rng.unit() - 0.5) * 0.15
         heading += wander + 0.5 * dt * sin(time * 0.3)
-        let speed: Double = 4.5 + 2.5 * sin(time * 0.7)
+        let speed: Double = 6 + 3 * sin(time * 0.7)
         var player = bodies[0]
         if (player.p.0 * player.p.0 + player.p.1 * player.p.1).squareRoot() > 14 {
             let toCentre = atan2(-player.p.1, -player.p.0)
@@ -283,7 +283,7 @@ public struct CubeSimulation: Sendable {
         if vn < 0 {
             b.v = sub(b.v, scale(n, 1.3 * vn))
             let hard = -vn
-            if hard > 2, b.p.2 <= smallHalf + 0.01 {
+            if hard > 1.5, b.p.2 <= smallHalf + 0.01 {
                 b.v.2 += hard * (0.3 + 0.4 * rng.unit())
                 b.w = add(b.w, (rng.uniform(-1...1) * hard * 2, rng.uniform(-1...1) * hard * 2, rng.uniform(-1...1) * hard))
             }
@@ -328,7 +328,7 @@ public struct CubeSimulation: Sendable {
         let n = scale(d, 1 / dist)
         let rel = sub(a.v, b.v)
         let vn = dot(rel, n)
-        if b.asleep && vn < 0.4 && !a.interacting {
+        if b.asleep && vn < 0.25 && !a.interacting {
             // Too gentle to wake it: the sleeping cube is a wall.
             a.p = sub(a.p, scale(n, reach - dist))
             if vn > 0 { a.v = sub(a.v, scale(n, 1.1 * vn)) }
@@ -360,8 +360,8 @@ public struct CubeSimulation: Sendable {
         bodies[j] = b
     }
 
-    /// On the floor a slow cube turns flat onto its nearest face; one that stays slow and flat for a third of a
-    /// second goes to sleep.
+    /// On the floor a slow cube turns flat onto its nearest face; one that stays slow and flat for half a second goes
+    /// to sleep.
     private mutating func settle(_ i: Int) {
         var b = bodies[i]
         let onFloor = b.p.2 <= smallHalf + 0.02
@@ -382,7 +382,7 @@ public struct CubeSimulation: Sendable {
             b.w = (b.w.0 * 0.8, b.w.1 * 0.8, b.w.2 * 0.9)
             if speed < 0.08 && spin < 0.2 && s < 0.01 {
                 b.still += 1
-                if b.still >= 20 {
+                if b.still >= 30 {
                     b.asleep = true
                     b.v = (0, 0, 0)
                     b.w = (0, 0, 0)
