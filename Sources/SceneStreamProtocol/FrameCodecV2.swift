@@ -227,8 +227,9 @@ public enum FrameCodecV2 {
         let context = r.context
         var d = RangeDecoder(Array(rest))
         var m = Models()
-        // Each record costs at least one adaptive decision (≥ 0.022 bits at the most skewed probability).
-        let most = min(Int(nodeSpace), 400 * (rest.count + 8))
+        // Each record costs at least one adaptive decision: ≥ 0.0106 bits at the most skewed probability (15/2048),
+        // so at most ~755 records a byte.
+        let most = min(Int(nodeSpace), 800 * (rest.count + 8))
 
         func count(_ field: String) throws(ProtocolError) -> Int {
             guard let n = m.count.decode(&d), n <= UInt64(most) else { throw ProtocolError(.invalidValue, "\(context).\(field) (count)") }

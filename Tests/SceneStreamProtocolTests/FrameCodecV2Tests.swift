@@ -142,6 +142,15 @@ import Testing
         #expect(throws: ProtocolError.self) { _ = try FrameCodecV2.decodeBody(&r, isKeyframe: false) }
     }
 
+    @Test func aLargeRemovalOfConsecutiveNodesStaysUnderTheRecordBound() throws {
+        // 60,000 consecutive removals cost about 0.0106 bits each (the most skewed probability): ~80 bytes for the
+        // block, ~750 records a byte. A bound of 400 records a byte refused this valid frame.
+        let f = SceneFrame(
+            kind: .delta(base: 1), version: 2, timeMs: 0, nodeSpace: 70_000, removed: Array(0..<60_000), entered: [], updated: [])
+        let bytes = try roundTrip(f)
+        #expect(bytes.count < 150)
+    }
+
     @Test func theRangeCoderRoundTripsSkewedAndUniformBits() {
         var g = LCG(state: 3)
         var bits: [Bool] = []

@@ -684,7 +684,7 @@ def decode_frame_v2(msg):
     space = f["nodeSpace"]
     rest = r.b[r.i:]
     d = RangeDecoder(rest)
-    most = min(space, 400 * (len(rest) + 8))
+    most = min(space, 800 * (len(rest) + 8))
     count_model = UIntModel()
     refs = [UIntModel() for _ in range(11)]
 

@@ -492,7 +492,7 @@ export function decodeFrameV2(bytes) {
   const space = f.nodeSpace;
   const rest = r.b.subarray(r.i);
   const d = new RangeDecoder(rest);
-  const most = Math.min(space, 400 * (rest.length + 8));
+  const most = Math.min(space, 800 * (rest.length + 8));
   const counts = new UIntModel(), refs = Array.from({ length: 11 }, () => new UIntModel());
   const count = (fld) => { const n = counts.decode(d, fld); if (n > most) throw new WireError('invalidValue', fld); return n; };
   const indices = (n, model, fld) => {
