@@ -172,26 +172,26 @@ struct PrometheusNaming: MetricsFactory {
         return name.hasSuffix("_duration") ? String(name.dropLast(9)) + "_seconds" : name + "_seconds"
     }
 
-    func makeCounter(label: String, dimensions: [(String, String)]) -> CounterHandler {
+    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
         base.makeCounter(label: Self.counterName(label), dimensions: dimensions)
     }
-    func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> FloatingPointCounterHandler {
+    func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
         base.makeFloatingPointCounter(label: Self.counterName(label), dimensions: dimensions)
     }
-    func makeMeter(label: String, dimensions: [(String, String)]) -> MeterHandler {
+    func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
         base.makeMeter(label: Self.plainName(label), dimensions: dimensions)
     }
-    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> RecorderHandler {
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         base.makeRecorder(label: Self.plainName(label), dimensions: dimensions, aggregate: aggregate)
     }
-    func makeTimer(label: String, dimensions: [(String, String)]) -> TimerHandler {
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         base.makeTimer(label: Self.timerName(label), dimensions: dimensions)
     }
-    func destroyCounter(_ handler: CounterHandler) { base.destroyCounter(handler) }
-    func destroyMeter(_ handler: MeterHandler) { base.destroyMeter(handler) }
-    func destroyFloatingPointCounter(_ handler: FloatingPointCounterHandler) { base.destroyFloatingPointCounter(handler) }
-    func destroyRecorder(_ handler: RecorderHandler) { base.destroyRecorder(handler) }
-    func destroyTimer(_ handler: TimerHandler) { base.destroyTimer(handler) }
+    func destroyCounter(_ handler: any CounterHandler) { base.destroyCounter(handler) }
+    func destroyMeter(_ handler: any MeterHandler) { base.destroyMeter(handler) }
+    func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) { base.destroyFloatingPointCounter(handler) }
+    func destroyRecorder(_ handler: any RecorderHandler) { base.destroyRecorder(handler) }
+    func destroyTimer(_ handler: any TimerHandler) { base.destroyTimer(handler) }
 }
 
 extension CoreMetrics.Gauge {

@@ -64,18 +64,20 @@ def metric(server, name, default=None):
     return default
 
 
-async def follow_until(url, token, version, timeout=15):
-    """Streams until the replica reaches `version`; returns the replica and every (inflated) body received."""
+async def follow_until(url, token, version, timeout=15, protocol=1):
+    """Streams until the replica reaches `version`; returns the replica and every (inflated) body received.
+    `protocol` 2 asks for range-coded frames (their string tables are plain bytes, so a byte search still works)."""
     replica, bodies = sw.Replica(), []
     async with connect(url, subprotocols=["scenestream.v1"], max_size=None) as ws:
-        await ws.send(sw.hello(token=token))
-        assert sw.decode_server(await ws.recv())["type"] == "welcome"
+        await ws.send(sw.hello(token=token, max_version=protocol))
+        welcome = sw.decode_server(await ws.recv())
+        assert welcome["type"] == "welcome" and welcome["version"] == protocol, welcome
         await ws.send(sw.subscribe("demo", rate=30))
         deadline = time.time() + timeout
         while (replica.version or 0) < version and time.time() < deadline:
             data = await asyncio.wait_for(ws.recv(), 5)
             bodies.append(data[2:] if not data[1] & 1 else zlib.decompressobj(-15).decompress(data[2:]))
-            m = sw.decode_server(data)
+            m = sw.decode_server(data, protocol)
             if m["type"] in ("keyframe", "delta"):
                 replica.apply(m)
                 await ws.send(sw.ack(m["version"]))
@@ -181,17 +183,22 @@ def test_zones_hold_on_a_fanout_node(nodes):
         admin = asyncio.create_task(admin_on_owner())
         await asyncio.sleep(1)
         version = fans[1].json("/healthz")["version"] + 60
-        contractor = await follow_until(fans[1].url, jwt("con", role="operator", zones=["hall-a-line-01"]), version)
+        contractor_token = jwt("con", role="operator", zones=["hall-a-line-01"])
+        # The same contractor on both frame encodings: protocol 1 (deflated) and protocol 2 (range-coded).
+        contractors = await asyncio.gather(
+            follow_until(fans[1].url, contractor_token, version),
+            follow_until(fans[1].url, contractor_token, version, protocol=2))
         watcher = await follow_until(fans[0].url, ADMIN, fans[0].json("/healthz")["version"] + 5)
         await admin
-        return contractor, watcher
+        return contractors, watcher
 
-    (replica, bodies), (_, admin_bodies) = asyncio.run(run())
-    names = {n["name"] for n in replica.nodes.values()}
-    assert "line-01" in names and "robot-01" in names and "line-02" not in names
-    blob = b"".join(bodies)
-    for secret in (b"line-02", b"~presence", b"secret note", b"agv-", b"column-"):
-        assert secret not in blob, secret
+    contractors, (_, admin_bodies) = asyncio.run(run())
+    for replica, bodies in contractors:
+        names = {n["name"] for n in replica.nodes.values()}
+        assert "line-01" in names and "robot-01" in names and "line-02" not in names
+        blob = b"".join(bodies)
+        for secret in (b"line-02", b"~presence", b"secret note", b"agv-", b"column-"):
+            assert secret not in blob, secret
     # The same data did reach the other fan-out node's admin (so the check above could have failed).
     admin_blob = b"".join(admin_bodies)
     assert b"line-02" in admin_blob and b"~presence" in admin_blob and b"secret note" in admin_blob
@@ -325,6 +332,52 @@ def test_a_fanout_node_killed_its_clients_resume_on_another_with_a_delta(nodes, 
         assert_exact(owner, [fans[0]])
     finally:
         doomed.stop()
+
+
+def test_messages_sent_right_behind_a_resume_hello_wait_for_the_session_from_another_node(nodes):
+    """A resume on a node that has to look the session up in the cluster (it was made on the owner's node): the
+    subscribe and ping sent right behind hello wait for that lookup and then act for the resumed session — no error,
+    the pong, a delta from the resumed version, and nothing outside the contractor's zones."""
+    owner, fans, _ = nodes
+    token = jwt("resumer", role="operator", zones=["hall-a-line-01"])
+
+    async def run():
+        replica = sw.Replica()
+        async with connect(owner.url, subprotocols=["scenestream.v1"], max_size=None) as ws:
+            await ws.send(sw.hello(token=token))
+            welcome = sw.decode_server(await ws.recv())
+            await ws.send(sw.subscribe("demo", rate=30))
+            while (replica.version or 0) < 5:
+                m = sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
+                if m["type"] in ("keyframe", "delta"):
+                    replica.apply(m)
+                    await ws.send(sw.ack(m["version"]))
+        resumed_at = replica.version
+        got, bodies = [], []
+        async with connect(fans[0].url, subprotocols=["scenestream.v1"], max_size=None) as ws:
+            # All three in one go: nothing waits for the welcome.
+            await ws.send(sw.hello(token=token, resume_token=welcome["sessionToken"], resume_version=resumed_at))
+            await ws.send(sw.subscribe("demo", rate=30))
+            await ws.send(sw.ping(4242))
+            deadline = time.time() + 10
+            while time.time() < deadline and not (any(m["type"] == "pong" for m in got) and len([m for m in got if m["type"] == "delta"]) >= 3):
+                data = await asyncio.wait_for(ws.recv(), 5)
+                bodies.append(data[2:] if not data[1] & 1 else zlib.decompressobj(-15).decompress(data[2:]))
+                m = sw.decode_server(data)
+                got.append(m)
+                if m["type"] in ("keyframe", "delta"):
+                    replica.apply(m)
+                    await ws.send(sw.ack(m["version"]))
+        return welcome, resumed_at, got, bodies
+
+    welcome, resumed_at, got, bodies = asyncio.run(run())
+    types = [m["type"] for m in got]
+    assert types[0] == "welcome" and got[0]["sessionId"] == welcome["sessionId"], types
+    assert "error" not in types, [m for m in got if m["type"] == "error"]
+    assert "pong" in types
+    frames = [m for m in got if m["type"] in ("keyframe", "delta")]
+    assert frames and frames[0]["type"] == "delta" and frames[0]["base"] == resumed_at, frames[:1]
+    assert b"line-02" not in b"".join(bodies)
 
 
 def post_batches(server, stop, acked, failed):
