@@ -23,7 +23,10 @@ public final class DeltaEngine {
     private var membershipCache: [MembershipKey: Bitset] = [:]
     private var lastMembership: [InterestFilter: (version: UInt64, bits: Bitset)] = [:]
     private var frameCache: [FrameKey: EncodedFrame] = [:]
+    /// Computed frames of this scene version, kept for a second protocol version's encoding — only once clients
+    /// of more than one protocol version have asked (a server of one version stores nothing per group).
     private var sceneFrames: [FrameKey: SceneFrame] = [:]
+    private var protocolVersionsAsked: Set<UInt32> = []
     private var frameCacheVersion: UInt64 = .max
     /// Frames encoded (cache misses) since creation.
     public private(set) var framesEncoded = 0
@@ -31,6 +34,8 @@ public final class DeltaEngine {
     public private(set) var framesShared = 0
     /// Frames computed (before encoding in any protocol version) since creation.
     public private(set) var framesComputed = 0
+    /// Computed frames kept for another protocol version's encoding (at the current scene version).
+    public var keptFrameCount: Int { sceneFrames.count }
 
     struct MembershipKey: Hashable {
         var filter: InterestFilter
@@ -132,7 +137,8 @@ public final class DeltaEngine {
 
     /// The encoded frame for a client at `base` under `filter` in protocol `version`; shared by every client asking
     /// the same at this scene version. The frame itself is computed once for every protocol version (a group with
-    /// version-1 and version-2 clients computes it once and encodes it twice). Returns nil when the client is already
+    /// version-1 and version-2 clients computes it once and encodes it twice; the first time a second protocol
+    /// version is asked for, that group's frame is computed again). Returns nil when the client is already
     /// at the current version with the same filter.
     public func encodedFrame(from base: ClientBaseline?, filter: InterestFilter, version: UInt32 = 1) -> EncodedFrame? {
         if let base, base.version == graph.version, base.filter == filter { return nil }
@@ -146,13 +152,15 @@ public final class DeltaEngine {
             framesShared += 1
             return hit
         }
+        if !protocolVersionsAsked.contains(version) { protocolVersionsAsked.insert(version) }
+        let keep = protocolVersionsAsked.count > 1
         let frameKey = FrameKey(base: base, filter: filter, protocolVersion: 0)
         let f: SceneFrame
-        if let known = sceneFrames[frameKey] {
+        if keep, let known = sceneFrames[frameKey] {
             f = known
         } else {
             f = frame(from: base, filter: filter)
-            sceneFrames[frameKey] = f
+            if keep { sceneFrames[frameKey] = f }
             framesComputed += 1
         }
         let bytes = encoder.encode(.frame(f), version: version)

@@ -89,6 +89,12 @@ import Testing
         g.update(5) { $0.visible = false }
         g.update(7) { $0.label = "seven" }
         g.commit(timeMs: 2)
+        // The first time version 2 is asked for, the group's frame is computed again (version 1 kept none).
+        let first = ClientBaseline(version: k.version, filter: .everything)
+        _ = e.encodedFrame(from: first, filter: .everything, version: 1)
+        _ = e.encodedFrame(from: first, filter: .everything, version: 2)
+        g.update(6) { $0.label = "six" }
+        g.commit(timeMs: 3)
         let base = ClientBaseline(version: k.version, filter: .everything)
         let (computed, encoded) = (e.framesComputed, e.framesEncoded)
         var v1: Set<[UInt8]> = [], v2: Set<[UInt8]> = []
@@ -96,13 +102,28 @@ import Testing
             v1.insert(e.encodedFrame(from: base, filter: .everything, version: 1)!.bytes)
             v2.insert(e.encodedFrame(from: base, filter: .everything, version: 2)!.bytes)
         }
-        // One frame computed, encoded once per protocol version; every client of a version gets the same bytes.
+        // From then on: one frame computed, encoded once per protocol version; every client of a version gets the
+        // same bytes.
         #expect(e.framesComputed == computed + 1 && e.framesEncoded == encoded + 2)
         #expect(v1.count == 1 && v2.count == 1 && v1 != v2)
         // Both say the same thing.
         let d = try MessageDecoder()
         #expect(try d.decodeServerMessage(v1.first!) == d.decodeServerMessage(v2.first!, version: 2))
         #expect(v2.first![1] == 0, "version-2 frames are never deflated")
+    }
+
+    @Test func aServerOfOneProtocolVersionKeepsNoComputedFrames() throws {
+        let (g, e) = try scene()
+        let k = e.encodedFrame(from: nil, filter: .everything, version: 2)!
+        g.update(5) { $0.visible = false }
+        g.commit(timeMs: 2)
+        let base = ClientBaseline(version: k.version, filter: .everything)
+        let computed = e.framesComputed
+        for _ in 0..<10 { _ = e.encodedFrame(from: base, filter: .everything, version: 2) }
+        #expect(e.framesComputed == computed + 1, "the encoded frame is shared")
+        #expect(e.keptFrameCount == 0)
+        _ = e.encodedFrame(from: base, filter: .everything, version: 1)
+        #expect(e.framesComputed == computed + 2 && e.keptFrameCount == 1)
     }
 
     @Test func interestChangesSendEntriesAndRemovals() throws {
