@@ -106,7 +106,8 @@ struct StringTable {
             if m.contains(.structure) { add(n.name) }
             for (field, _) in FrameCodecV2.stringFields where m.contains(field) { add(n.string(field)) }
         }
-        for u in f.updated {
+        let stringBits: NodeFields = [.anchor, .label, .asset, .layer, .zone]
+        for u in f.updated where !u.fields.isDisjoint(with: stringBits) {
             for (field, _) in FrameCodecV2.stringFields where u.fields.contains(field) { add(u.string(field)) }
         }
     }
