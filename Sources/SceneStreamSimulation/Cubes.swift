@@ -218,7 +218,11 @@ public struct CubeSimulation: Sendable {
             for i in 1..<bodies.count { collideWithPlayer(i) }
             collideCubes()
         }
-        for i in 1..<bodies.count where !bodies[i].asleep { settle(i) }
+        for i in 1..<bodies.count where !bodies[i].asleep {
+            // Contacts may have pushed a cube into the floor.
+            bodies[i].p.2 = max(bodies[i].p.2, smallHalf)
+            settle(i)
+        }
     }
 
     /// The player wanders: its heading drifts smoothly, its speed pulses, and it turns back toward the field's

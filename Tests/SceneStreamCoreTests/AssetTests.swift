@@ -99,4 +99,47 @@ import Testing
         #expect(throws: ConfigError.self) { try CubeDataFile.parse(Array(repeating: 0, count: 901 * 32)) }
         for s in frames.last! { #expect(CubeState(s.wireNode(name: "c", parent: 0)) == s) }
     }
+
+    @Test func theCubeSimulationIsDeterministicAndPhysical() throws {
+        var a = CubeSimulation(seed: 7)
+        var b = CubeSimulation(seed: 7)
+        var other = CubeSimulation(seed: 8)
+        let start = a.snapshot()
+        var differs = false
+        var everAwake = 0
+        var interacting = 0
+        for _ in 0..<600 {
+            a.step()
+            b.step()
+            other.step()
+            let s = a.snapshot()
+            #expect(s == b.snapshot())
+            differs = differs || s != other.snapshot()
+            everAwake = max(everAwake, a.awakeCount)
+            interacting = max(interacting, s.filter { $0.interacting != 0 }.count)
+        }
+        #expect(differs, "another seed is another run")
+        let end = a.snapshot()
+        let q = CubeState.quantization
+        let moved = (1..<end.count).filter { end[$0].positionX != start[$0].positionX || end[$0].positionY != start[$0].positionY }
+        // The player pushed cubes around (piles, chain reactions), some cubes were hit while others touched them,
+        // and most of the field is at rest again.
+        #expect(moved.count > 100 && everAwake > 50 && interacting > 5, "moved \(moved.count), awake \(everAwake), interacting \(interacting)")
+        #expect(a.awakeCount < 300, "\(a.awakeCount) cubes still awake")
+        for (c, s) in end.enumerated().dropFirst() {
+            // Nothing sinks into the floor (z up, a small cube's half size 0.25 m at 512 per metre, less rounding).
+            #expect(s.positionZ >= 127, "cube \(c) at z \(s.positionZ)")
+        }
+        // A cube at rest (unchanged over a step, on the floor, after being moved) lies on a face: one of its axes
+        // points straight up or down.
+        a.step()
+        let after = a.snapshot()
+        let resting = moved.filter { after[$0] == end[$0] && end[$0].positionZ <= 130 }
+        #expect(resting.count > 50)
+        for c in resting {
+            let r = q.quaternion(end[c].wireNode(name: "c", parent: 0).rotation)
+            let up = [r.rotate((1, 0, 0)).2, r.rotate((0, 1, 0)).2, r.rotate((0, 0, 1)).2].map(abs).max()!
+            #expect(up > 0.99, "cube \(c) rests tilted: \(up)")
+        }
+    }
 }
