@@ -31,7 +31,7 @@ SCENESTREAM_BIN="$(pwd)/.build/debug/scenestream" SCENESTREAM_RELEASE_BIN="$(pwd
 
 # Benchmarks must still run (numbers are not checked here; they go in closing notes).
 .build/release/scenestream-bench codec --scenario plant --seconds 2 --json >/dev/null
-.build/release/scenestream-bench codec --scenario cubes --seconds 2 --json >/dev/null
+.build/release/scenestream-bench codec --scenario cubes --seconds 2 --protocol 2 --json >/dev/null
 .build/release/scenestream-bench playback --hours 0.01 --seeks 5 --json >/dev/null
 .build/release/scenestream-bench playback --hours 0.01 --seeks 5 --source disk --json >/dev/null
 .build/release/scenestream-bench ingest --updates 20000 --json >/dev/null

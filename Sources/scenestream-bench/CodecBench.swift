@@ -25,14 +25,39 @@ struct CodecBenchCommand: ParsableCommand {
     @Option(help: "zlib level for frames (1…9).") var level: Int32 = 6
     @Option(help: "Write every measured frame as a version-2 message to this folder (NNNNNN.bin), for studying coders.")
     var dump: String?
+    @Option(help: "Whose figures head the output: 1 (version 2's under \"v2\"), 2 (version 1's under \"v1\") or both.")
+    var `protocol`: ProtocolChoice = .both
     @Flag(help: "Print one JSON object.") var json = false
 
+    enum ProtocolChoice: String, ExpressibleByArgument, CaseIterable {
+        case one = "1", two = "2", both
+    }
+
+    /// Both versions are always measured on the same frames (and checked to decode back); `--protocol 2` puts
+    /// version 2's size and speed at the top and version 1's under "v1", `--protocol 1` leaves version 2's out.
+    static func headline(_ r: [String: Any], protocol p: ProtocolChoice) -> [String: Any] {
+        guard p != .both, let v2 = r["v2"] as? [String: Any] else { return r }
+        var out = r
+        out["v2"] = nil
+        out["protocol"] = p.rawValue
+        guard p == .two else { return out }
+        var v1: [String: Any] = [:]
+        for k in ["bytes_per_frame", "kbps", "encode_updates_per_s"] {
+            v1[k] = r[k]
+            out[k] = v2[k]
+        }
+        out["v1"] = v1
+        out["ratio_to_v1"] = v2["ratio_to_v1"]
+        return out
+    }
+
     func run() throws {
-        let result: [String: Any]
+        var result: [String: Any]
         switch scenario {
         case .cubes: result = try runCubes()
         case .plant: result = try runPlant()
         }
+        result = Self.headline(result, protocol: self.protocol)
         if json {
             let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
