@@ -23,10 +23,12 @@ public final class DeltaEngine {
     private var membershipCache: [MembershipKey: Bitset] = [:]
     private var lastMembership: [InterestFilter: (version: UInt64, bits: Bitset)] = [:]
     private var frameCache: [FrameKey: EncodedFrame] = [:]
-    /// Computed frames of this scene version, kept for a second protocol version's encoding — only once clients
-    /// of more than one protocol version have asked (a server of one version stores nothing per group).
+    /// Computed frames of this scene version, kept for a second protocol version's encoding — only while more than
+    /// one protocol version is asked for (in this scene version or the one before): a server whose clients all
+    /// speak one version stores nothing per group.
     private var sceneFrames: [FrameKey: SceneFrame] = [:]
-    private var protocolVersionsAsked: Set<UInt32> = []
+    private var versionsAskedNow: Set<UInt32> = []
+    private var versionsAskedBefore: Set<UInt32> = []
     private var frameCacheVersion: UInt64 = .max
     /// Frames encoded (cache misses) since creation.
     public private(set) var framesEncoded = 0
@@ -146,14 +148,16 @@ public final class DeltaEngine {
             frameCache.removeAll(keepingCapacity: true)
             sceneFrames.removeAll(keepingCapacity: true)
             frameCacheVersion = graph.version
+            versionsAskedBefore = versionsAskedNow
+            versionsAskedNow.removeAll(keepingCapacity: true)
         }
         let key = FrameKey(base: base, filter: filter, protocolVersion: version)
         if let hit = frameCache[key] {
             framesShared += 1
             return hit
         }
-        if !protocolVersionsAsked.contains(version) { protocolVersionsAsked.insert(version) }
-        let keep = protocolVersionsAsked.count > 1
+        if !versionsAskedNow.contains(version) { versionsAskedNow.insert(version) }
+        let keep = versionsAskedNow.count > 1 || versionsAskedBefore.count > 1
         let frameKey = FrameKey(base: base, filter: filter, protocolVersion: 0)
         let f: SceneFrame
         if keep, let known = sceneFrames[frameKey] {

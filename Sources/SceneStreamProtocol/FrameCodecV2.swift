@@ -62,17 +62,17 @@ public enum FrameCodecV2 {
     }
 
     /// Field masks: first whether the mask is the same as the record before's (in the context of whether this
-    /// record's gap is 0 and whether the record before was the same), else bit by bit, each bit in the context of
-    /// the same bit of the record before.
+    /// record follows the one before directly — its run position is above 0 — and whether the record before was the
+    /// same), else bit by bit, each bit in the context of the same bit of the record before.
     struct MaskModel {
         var same = [Prob](repeating: Prob(), count: 4)
         var probs = [Prob](repeating: Prob(), count: 22)
         var previous: UInt32 = 0
         var previousSame = true
 
-        mutating func encode(_ m: UInt32, from first: Int, gapIsZero: Bool, _ e: inout RangeEncoder) {
+        mutating func encode(_ m: UInt32, from first: Int, follows: Bool, _ e: inout RangeEncoder) {
             let isSame = m == previous
-            e.encode(isSame, &same[(gapIsZero ? 2 : 0) + (previousSame ? 1 : 0)])
+            e.encode(isSame, &same[(follows ? 2 : 0) + (previousSame ? 1 : 0)])
             if !isSame {
                 for k in first..<11 {
                     let ctx = k * 2 + Int((previous >> UInt32(k)) & 1)
@@ -83,8 +83,8 @@ public enum FrameCodecV2 {
             previousSame = isSame
         }
 
-        mutating func decode(from first: Int, gapIsZero: Bool, _ d: inout RangeDecoder) -> UInt32 {
-            let isSame = d.decode(&same[(gapIsZero ? 2 : 0) + (previousSame ? 1 : 0)])
+        mutating func decode(from first: Int, follows: Bool, _ d: inout RangeDecoder) -> UInt32 {
+            let isSame = d.decode(&same[(follows ? 2 : 0) + (previousSame ? 1 : 0)])
             var m = previous
             if !isSame {
                 m = 0
@@ -148,7 +148,7 @@ public enum FrameCodecV2 {
         gaps(enteredIndices, &m.enteredGap, &e)
         let runs = runPositions(enteredIndices)
         let masks = f.entered.map { $0.node.differences(from: .defaults) }
-        for (k, mask) in masks.enumerated() { m.enteredMask.encode(mask.rawValue, from: 0, gapIsZero: runs[k] > 0, &e) }
+        for (k, mask) in masks.enumerated() { m.enteredMask.encode(mask.rawValue, from: 0, follows: runs[k] > 0, &e) }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.structure) {
             m.parent.encode(x.node.parent.map { zigzag(Int64(x.index) - Int64($0)) + 1 } ?? 0, &e)
             m.refs[0].encode(UInt64(strings.index[x.node.name]!), &e)
@@ -178,7 +178,7 @@ public enum FrameCodecV2 {
             let updatedIndices = f.updated.map(\.index)
             gaps(updatedIndices, &m.updatedGap, &e)
             let runs = runPositions(updatedIndices)
-            for (k, u) in f.updated.enumerated() { m.updatedMask.encode(u.fields.rawValue, from: 1, gapIsZero: runs[k] > 0, &e) }
+            for (k, u) in f.updated.enumerated() { m.updatedMask.encode(u.fields.rawValue, from: 1, follows: runs[k] > 0, &e) }
             for u in f.updated where u.fields.contains(.anchor) { m.refs[1].encode(UInt64(strings.index[u.anchor]!), &e) }
             for (k, u) in f.updated.enumerated() where u.fields.contains(.translation) { vec(u.translation, runs[k], &m.updateTranslation, &e) }
             for (k, u) in f.updated.enumerated() where u.fields.contains(.rotation) {
@@ -268,7 +268,7 @@ public enum FrameCodecV2 {
         let runs = runPositions(enteredIdx)
         var masks: [NodeFields] = []
         masks.reserveCapacity(enteredIdx.count)
-        for k in enteredIdx.indices { masks.append(NodeFields(rawValue: m.enteredMask.decode(from: 0, gapIsZero: runs[k] > 0, &d))) }
+        for k in enteredIdx.indices { masks.append(NodeFields(rawValue: m.enteredMask.decode(from: 0, follows: runs[k] > 0, &d))) }
         var nodes = [WireNode](repeating: .defaults, count: enteredIdx.count)
         for (k, mask) in masks.enumerated() where mask.contains(.structure) {
             guard let p = m.parent.decode(&d) else { throw ProtocolError(.invalidValue, "\(context).entered.parent") }
@@ -308,7 +308,7 @@ public enum FrameCodecV2 {
             let idx = try indices(try count("updated.count"), &m.updatedGap, "updated")
             let runs = runPositions(idx)
             updated = idx.map { NodeUpdate(index: $0, fields: []) }
-            for k in updated.indices { updated[k].fields = NodeFields(rawValue: m.updatedMask.decode(from: 1, gapIsZero: runs[k] > 0, &d)) }
+            for k in updated.indices { updated[k].fields = NodeFields(rawValue: m.updatedMask.decode(from: 1, follows: runs[k] > 0, &d)) }
             for k in updated.indices where updated[k].fields.contains(.anchor) { updated[k].anchor = try ref(1, "updated.anchor") }
             for k in updated.indices where updated[k].fields.contains(.translation) { updated[k].translation = try vec(&m.updateTranslation, runs[k], "updated.translation") }
             for k in updated.indices where updated[k].fields.contains(.rotation) {

@@ -1,4 +1,4 @@
-/// An adaptive binary range coder (LZMA's: 32-bit range, 11-bit probabilities that move 1/32 of the way to each
+/// An adaptive binary range coder (LZMA's: 32-bit range, 11-bit probabilities that move 1/16 of the way to each
 /// bit seen) and the models frame bodies of protocol version 2 are built from. Every model starts at p = 1/2 for
 /// each frame: no state is carried across messages.
 ///

@@ -80,8 +80,9 @@ public enum CubeDataFile {
     }
 
     /// Parses a file in either layout, telling them apart by size and content: an odd number of 901-record blocks
-    /// can only be initial-then-frames; an even number is pairs when every frame's second states are the frame
-    /// 6 earlier (the same initial states for the first 6), else initial-then-frames.
+    /// can only be initial-then-frames; an even number (4 or more) is pairs when every frame's second states are
+    /// the frame 6 earlier (the same initial states for the first 6), else initial-then-frames. Two blocks (one
+    /// frame) read the same either way, and are taken as initial-then-frames.
     public static func parse(_ bytes: [UInt8]) throws(ConfigError) -> Contents {
         guard bytes.count >= 2 * frameBytes, bytes.count % frameBytes == 0 else {
             throw ConfigError(
@@ -89,7 +90,7 @@ public enum CubeDataFile {
                 reason: "size \(bytes.count) is not a whole number (at least 2) of 901-cube frames of \(frameBytes) bytes")
         }
         let blocks = bytes.count / frameBytes
-        if blocks % 2 == 0, let pairs = parsePairs(bytes) { return pairs }
+        if blocks % 2 == 0, blocks >= 4, let pairs = parsePairs(bytes) { return pairs }
         let initial = (0..<cubes).map { state(bytes, $0 * recordBytes) }
         let frames = (1..<blocks).map { f in (0..<cubes).map { state(bytes, f * frameBytes + $0 * recordBytes) } }
         return Contents(initial: initial, frames: frames, layout: .initialThenFrames)

@@ -25,7 +25,7 @@ struct CodecBenchCommand: ParsableCommand {
     @Option(help: "zlib level for frames (1…9).") var level: Int32 = 6
     @Option(help: "Write every measured frame as a version-2 message to this folder (NNNNNN.bin), for studying coders.")
     var dump: String?
-    @Option(help: "Whose figures head the output: 1 (version 2's under \"v2\"), 2 (version 1's under \"v1\") or both.")
+    @Option(help: "Whose figures head the output: 1 (version 1's alone), 2 (version 2's, version 1's under \"v1\") or both.")
     var `protocol`: ProtocolChoice = .both
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -45,6 +45,12 @@ struct CodecBenchCommand: ParsableCommand {
         for k in ["bytes_per_frame", "kbps", "encode_updates_per_s"] {
             v1[k] = r[k]
             out[k] = v2[k]
+        }
+        // Figures measured on version 1 alone go with it.
+        for k in ["uncompressed_bytes_per_frame", "keyframe_bytes", "keyframe_bytes_per_node", "keyframe_encode_nodes_per_s",
+                  "json_baseline_ratio", "json_deflate_baseline_ratio", "encode_ns_per_update", "shared_frame_us_per_tick"] {
+            guard let value = out.removeValue(forKey: k) else { continue }
+            v1[k] = value
         }
         out["v1"] = v1
         out["ratio_to_v1"] = v2["ratio_to_v1"]
@@ -176,6 +182,9 @@ struct CodecBenchCommand: ParsableCommand {
             replicas[graph.version] = replica
             if f >= CubeDataFile.referenceDistance { replicas[versions[f - CubeDataFile.referenceDistance]] = nil }
             if f % 600 == 599 { progress("cubes: \(f + 1)/\(frames.count) frames") }
+        }
+        guard frames.count > CubeDataFile.referenceDistance else {
+            throw ValidationError("\(frames.count) frames: the contest scores frames from the 7th on, so at least 7 are needed")
         }
         let n = Double(frames.count - CubeDataFile.referenceDistance)
         let bpf = Double(total) / n

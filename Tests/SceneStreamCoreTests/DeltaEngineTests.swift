@@ -124,6 +124,13 @@ import Testing
         #expect(e.keptFrameCount == 0)
         _ = e.encodedFrame(from: base, filter: .everything, version: 1)
         #expect(e.framesComputed == computed + 2 && e.keptFrameCount == 1)
+        // Once version-1 clients are gone, the tick after next keeps nothing again.
+        for (k, expected) in [(3, 1), (4, 0)] {
+            g.update(5) { $0.visible.toggle() }
+            g.commit(timeMs: UInt64(k))
+            _ = e.encodedFrame(from: base, filter: .everything, version: 2)
+            #expect(e.keptFrameCount == expected, "tick \(k)")
+        }
     }
 
     @Test func interestChangesSendEntriesAndRemovals() throws {

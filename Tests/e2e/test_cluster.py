@@ -334,7 +334,19 @@ def test_a_fanout_node_killed_its_clients_resume_on_another_with_a_delta(nodes, 
         doomed.stop()
 
 
-def test_messages_sent_right_behind_a_resume_hello_wait_for_the_session_from_another_node(nodes):
+def sessions_written(nats):
+    """How many records the session bucket's stream has taken so far (the most any server reports)."""
+    seqs = [0]
+    for n in nats.nodes:
+        try:
+            for a in n.monitor("/jsz?streams=true").get("account_details", []):
+                seqs += [st["state"]["last_seq"] for st in a.get("stream_detail", []) if st["name"] == "KV_scenestream-sessions"]
+        except (OSError, ValueError, KeyError):
+            pass
+    return max(seqs)
+
+
+def test_messages_sent_right_behind_a_resume_hello_wait_for_the_session_from_another_node(nodes, nats):
     """A resume on a node that has to look the session up in the cluster (it was made on the owner's node): the
     subscribe and ping sent right behind hello wait for that lookup and then act for the resumed session — no error,
     the pong, a delta from the resumed version, and nothing outside the contractor's zones."""
@@ -343,16 +355,24 @@ def test_messages_sent_right_behind_a_resume_hello_wait_for_the_session_from_ano
 
     async def run():
         replica = sw.Replica()
+        written = sessions_written(nats)
         async with connect(owner.url, subprotocols=["scenestream.v1"], max_size=None) as ws:
             await ws.send(sw.hello(token=token))
             welcome = sw.decode_server(await ws.recv())
             await ws.send(sw.subscribe("demo", rate=30))
-            while (replica.version or 0) < 5:
+            frames = 0
+            while frames < 5:
                 m = sw.decode_server(await asyncio.wait_for(ws.recv(), 5))
                 if m["type"] in ("keyframe", "delta"):
                     replica.apply(m)
+                    frames += 1
                     await ws.send(sw.ack(m["version"]))
         resumed_at = replica.version
+        # Readiness, not time: the session record is in the bucket, and the other node holds the resumed version.
+        deadline = time.time() + 10
+        while time.time() < deadline and (sessions_written(nats) <= written or fans[0].json("/healthz")["version"] < resumed_at):
+            await asyncio.sleep(0.05)
+        assert sessions_written(nats) > written, "the owner never wrote the session record"
         got, bodies = [], []
         async with connect(fans[0].url, subprotocols=["scenestream.v1"], max_size=None) as ws:
             # All three in one go: nothing waits for the welcome.
