@@ -156,7 +156,7 @@ public final class DeltaEngine {
             framesShared += 1
             return hit
         }
-        if !versionsAskedNow.contains(version) { versionsAskedNow.insert(version) }
+        versionsAskedNow.insert(version)
         let keep = versionsAskedNow.count > 1 || versionsAskedBefore.count > 1
         let frameKey = FrameKey(base: base, filter: filter, protocolVersion: 0)
         let f: SceneFrame

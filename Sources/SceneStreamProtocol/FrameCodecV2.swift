@@ -108,8 +108,6 @@ public enum FrameCodecV2 {
         return out
     }
 
-    /// The string fields of a node in bit order, with their bits.
-    static let stringFields: [(NodeFields, Int)] = [(.anchor, 1), (.label, 7), (.asset, 8), (.layer, 9), (.zone, 10)]
 
     /// A whole version-2 frame message: the envelope (keyframe 0x82 or delta 0x83, flags 0: a range-coded body is
     /// not deflated) and the body.
@@ -133,7 +131,8 @@ public enum FrameCodecV2 {
 
     /// Encodes the body of `f` (what follows the envelope).
     public static func encodeBody(_ f: SceneFrame, into w: inout WireWriter) {
-        let strings = StringTable(canonicalFor: f)
+        let masks = f.entered.map { $0.node.differences(from: .defaults) }
+        let strings = StringTable(canonicalFor: f, entryMasks: masks)
         FrameHead(kind: f.kind, version: f.version, timeMs: f.timeMs, nodeSpace: f.nodeSpace, strings: strings.strings).write(into: &w)
 
         var e = RangeEncoder(capacity: 64 + 4 * (f.entered.count + f.updated.count))
@@ -147,7 +146,6 @@ public enum FrameCodecV2 {
         let enteredIndices = f.entered.map(\.index)
         gaps(enteredIndices, &m.enteredGap, &e)
         let runs = runPositions(enteredIndices)
-        let masks = f.entered.map { $0.node.differences(from: .defaults) }
         for (k, mask) in masks.enumerated() { m.enteredMask.encode(mask.rawValue, from: 0, follows: runs[k] > 0, &e) }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.structure) {
             m.parent.encode(x.node.parent.map { zigzag(Int64(x.index) - Int64($0)) + 1 } ?? 0, &e)
@@ -167,7 +165,7 @@ public enum FrameCodecV2 {
         }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.color) { color(x.node.color, &m.entryColor, &e) }
         for (k, x) in f.entered.enumerated() where masks[k].contains(.visible) { e.encode(x.node.visible, &m.entryVisible) }
-        for (field, bit) in stringFields where field != .anchor {
+        for (field, bit) in NodeFields.stringFields where field != .anchor {
             for (k, x) in f.entered.enumerated() where masks[k].contains(field) {
                 m.refs[bit].encode(UInt64(strings.index[x.node.string(field)]!), &e)
             }
@@ -194,7 +192,7 @@ public enum FrameCodecV2 {
             for (k, u) in f.updated.enumerated() where u.fields.contains(.scale) { vec(u.scale, runs[k], &m.updateScale, &e) }
             for u in f.updated where u.fields.contains(.color) { color(u.color, &m.updateColor, &e) }
             for u in f.updated where u.fields.contains(.visible) { e.encode(u.visible, &m.updateVisible) }
-            for (field, bit) in stringFields where field != .anchor {
+            for (field, bit) in NodeFields.stringFields where field != .anchor {
                 for u in f.updated where u.fields.contains(field) { m.refs[bit].encode(UInt64(strings.index[u.string(field)]!), &e) }
             }
         }
@@ -298,7 +296,7 @@ public enum FrameCodecV2 {
         }
         for (k, mask) in masks.enumerated() where mask.contains(.color) { nodes[k].color = color(&m.entryColor) }
         for (k, mask) in masks.enumerated() where mask.contains(.visible) { nodes[k].visible = d.decode(&m.entryVisible) }
-        for (field, bit) in stringFields where field != .anchor {
+        for (field, bit) in NodeFields.stringFields where field != .anchor {
             for (k, mask) in masks.enumerated() where mask.contains(field) { nodes[k].setString(field, try ref(bit, "entered.strings")) }
         }
         let entered = zip(enteredIdx, nodes).map { NodeEntry(index: $0, node: $1) }
@@ -324,7 +322,7 @@ public enum FrameCodecV2 {
             for k in updated.indices where updated[k].fields.contains(.scale) { updated[k].scale = try vec(&m.updateScale, runs[k], "updated.scale") }
             for k in updated.indices where updated[k].fields.contains(.color) { updated[k].color = color(&m.updateColor) }
             for k in updated.indices where updated[k].fields.contains(.visible) { updated[k].visible = d.decode(&m.updateVisible) }
-            for (field, bit) in stringFields where field != .anchor {
+            for (field, bit) in NodeFields.stringFields where field != .anchor {
                 for k in updated.indices where updated[k].fields.contains(field) { updated[k].setString(field, try ref(bit, "updated.strings")) }
             }
         }
@@ -332,30 +330,3 @@ public enum FrameCodecV2 {
         return SceneFrame(kind: kind, version: version, timeMs: time, nodeSpace: nodeSpace, removed: removed, entered: entered, updated: updated)
     }
 }
-
-/// The string fields a node and an update share, by their mask bit.
-protocol StringFields {
-    var anchor: String { get set }
-    var label: String { get set }
-    var asset: String { get set }
-    var layer: String { get set }
-    var zone: String { get set }
-}
-
-extension StringFields {
-    static func keyPath(_ f: NodeFields) -> WritableKeyPath<Self, String> {
-        switch f {
-        case .anchor: return \.anchor
-        case .label: return \.label
-        case .asset: return \.asset
-        case .layer: return \.layer
-        default: return \.zone
-        }
-    }
-
-    func string(_ f: NodeFields) -> String { self[keyPath: Self.keyPath(f)] }
-    mutating func setString(_ f: NodeFields, _ s: String) { self[keyPath: Self.keyPath(f)] = s }
-}
-
-extension WireNode: StringFields {}
-extension NodeUpdate: StringFields {}

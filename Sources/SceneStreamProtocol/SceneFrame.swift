@@ -98,17 +98,14 @@ struct StringTable {
 
     /// The table of `f` in its canonical order (SPEC §6.8), for both frame encodings: records in frame order
     /// (entered, then updated), each record's strings in field-bit order (name, anchor, label, asset, layer, zone),
-    /// each string once, where it first occurs.
-    init(canonicalFor f: SceneFrame) {
-        for e in f.entered {
-            let n = e.node
-            let m = n.differences(from: .defaults)
-            if m.contains(.structure) { add(n.name) }
-            for (field, _) in FrameCodecV2.stringFields where m.contains(field) { add(n.string(field)) }
+    /// each string once, where it first occurs. `entryMasks` are the entries' fields that differ from the defaults.
+    init(canonicalFor f: SceneFrame, entryMasks: [NodeFields]) {
+        for (e, m) in zip(f.entered, entryMasks) {
+            if m.contains(.structure) { add(e.node.name) }
+            for (field, _) in NodeFields.stringFields where m.contains(field) { add(e.node.string(field)) }
         }
-        let stringBits: NodeFields = [.anchor, .label, .asset, .layer, .zone]
-        for u in f.updated where !u.fields.isDisjoint(with: stringBits) {
-            for (field, _) in FrameCodecV2.stringFields where u.fields.contains(field) { add(u.string(field)) }
+        for u in f.updated where !u.fields.isDisjoint(with: .strings) {
+            for (field, _) in NodeFields.stringFields where u.fields.contains(field) { add(u.string(field)) }
         }
     }
 
@@ -147,13 +144,13 @@ struct Columns {
 extension SceneFrame {
     /// Encodes the frame body (without envelope or compression).
     public func encodeBody(into w: inout WireWriter) {
-        let strings = StringTable(canonicalFor: self)
+        let entryMasks = entered.map { $0.node.differences(from: .defaults) }
+        let strings = StringTable(canonicalFor: self, entryMasks: entryMasks)
         var entryCols = Columns()
         var updateCols = Columns()
         // Entered nodes, absolute values, fields that differ from defaults.
-        for e in entered {
+        for (e, f) in zip(entered, entryMasks) {
             let n = e.node
-            let f = n.differences(from: .defaults)
             entryCols.masks.writeVarint(f.rawValue)
             if f.contains(.structure) {
                 if let p = n.parent {
@@ -391,3 +388,37 @@ extension SceneFrame {
         return RotationCode(isDelta: false, largest: UInt8((first >> 1) & 3), a, b, c)
     }
 }
+
+extension NodeFields {
+    /// The string fields of a node in bit order, with their bits (both frame encodings and the string table).
+    static let stringFields: [(NodeFields, Int)] = [(.anchor, 1), (.label, 7), (.asset, 8), (.layer, 9), (.zone, 10)]
+    /// The same fields as one set.
+    static let strings: NodeFields = [.anchor, .label, .asset, .layer, .zone]
+}
+
+/// The string fields a node and an update share, by their mask bit.
+protocol StringFields {
+    var anchor: String { get set }
+    var label: String { get set }
+    var asset: String { get set }
+    var layer: String { get set }
+    var zone: String { get set }
+}
+
+extension StringFields {
+    static func keyPath(_ f: NodeFields) -> WritableKeyPath<Self, String> {
+        switch f {
+        case .anchor: return \.anchor
+        case .label: return \.label
+        case .asset: return \.asset
+        case .layer: return \.layer
+        default: return \.zone
+        }
+    }
+
+    func string(_ f: NodeFields) -> String { self[keyPath: Self.keyPath(f)] }
+    mutating func setString(_ f: NodeFields, _ s: String) { self[keyPath: Self.keyPath(f)] = s }
+}
+
+extension WireNode: StringFields {}
+extension NodeUpdate: StringFields {}

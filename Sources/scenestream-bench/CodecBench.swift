@@ -75,7 +75,9 @@ struct CodecBenchCommand: ParsableCommand {
     /// Writes frame `n` to the dump folder, when one was asked for.
     func dumpFrame(_ n: Int, _ frame: SceneFrame) throws {
         guard let dump else { return }
-        try FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: dump) {
+            try FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
+        }
         let path = "\(dump)/\(String(format: "%06d", n)).bin"
         guard FileManager.default.createFile(atPath: path, contents: Data(FrameCodecV2.encodeMessage(frame))) else {
             throw ValidationError("cannot write \(path)")
