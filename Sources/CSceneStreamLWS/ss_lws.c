@@ -95,6 +95,24 @@ static int ss_post_header(ss_ctx *c, struct ss_pss *pss, struct lws *wsi, enum l
     return ss_post_append(c, pss, "", 1, 0);
 }
 
+/* The query's arguments: libwebsockets keeps each `name=value` as its own fragment (already percent-decoded);
+ * they go to Swift joined with '&' (a '&' inside a value was decoded by then, so it is sent as %26). */
+static int ss_post_args(ss_ctx *c, struct ss_pss *pss, struct lws *wsi, size_t max) {
+    char frag[2048], out[4096];
+    size_t len = 0;
+    for (int i = 0; ; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, (int)sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n <= 0) break;
+        if (len && len < max) out[len++] = '&';
+        for (int k = 0; k < n && len + 3 < max; k++) {
+            if (frag[k] == '&' || frag[k] == '%') { len += (size_t)snprintf(out + len, 4, "%%%02X", (unsigned char)frag[k]); }
+            else out[len++] = frag[k];
+        }
+    }
+    if (ss_post_append(c, pss, out, len, 0) < 0) return -1;
+    return ss_post_append(c, pss, "", 1, 0);
+}
+
 /* Hands the request (headers collected, body if any) to Swift. */
 static int ss_http_deliver(ss_ctx *c, struct lws *wsi, struct ss_pss *pss, int flags) {
     int r = c->fn(c->user, SS_EV_HTTP, pss->req, wsi, (const uint8_t *)pss->post, pss->post_len, flags);
@@ -183,7 +201,7 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         const char *method = ss_methods[m];
         if (ss_post_append(c, pss, method, strlen(method) + 1, 0) < 0) return -1;
         if (ss_post_append(c, pss, uri, (size_t)ulen, 0) < 0 || ss_post_append(c, pss, "", 1, 0) < 0) return -1;
-        if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_URI_ARGS, 2048) < 0) return -1;
+        if (ss_post_args(c, pss, wsi, 4096) < 0) return -1;
         if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_AUTHORIZATION, 4096) < 0) return -1;
         if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, 256) < 0) return -1;
         char peer[128] = "";

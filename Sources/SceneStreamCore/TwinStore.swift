@@ -129,6 +129,24 @@ public struct TwinHistory: Sendable {
         return Array(entries[lo..<hi])
     }
 
+    /// One property's updates with `from <= timestamp < to`, in order, and its last update before `from` looked
+    /// for among at most `lookBehind` older entries (where a chart's line enters the range).
+    public func series(twin: String, property: String, from: UInt64, to: UInt64, lookBehind: Int = 200_000)
+        -> (before: PropertyUpdate?, updates: [PropertyUpdate])
+    {
+        let lo = firstIndex(atOrAfter: from), hi = firstIndex(atOrAfter: to)
+        var out: [PropertyUpdate] = []
+        if lo < hi {
+            for u in entries[lo..<hi] where u.property == property && u.twin == twin { out.append(u) }
+        }
+        var i = lo
+        while i > max(0, lo - lookBehind) {
+            i -= 1
+            if entries[i].property == property && entries[i].twin == twin { return (entries[i], out) }
+        }
+        return (nil, out)
+    }
+
     /// The last update of each (twin, property) with `from <= timestamp < to`, oldest first: what a replay of the
     /// range leaves behind, without replaying every step.
     public func latestPerProperty(from: UInt64, to: UInt64) -> [PropertyUpdate] {

@@ -44,7 +44,8 @@ final class Session {
     let id: String
     var token: String
     var identity: Identity
-    let color: UInt32
+    /// The user's colour in everyone's view (presence, selection, member list).
+    var color: UInt32
     /// The device that streams the session now.
     var primary: ConnectionID?
     /// Devices that stay attached after a handoff that kept them.
@@ -69,8 +70,25 @@ final class Session {
         self.identity = identity
         self.device = device
         lastSeenMs = nowMs
-        let palette: [UInt32] = [0x3A7BD5FF, 0xEB3B2FFF, 0x27AE60FF, 0xF2994AFF, 0x9B51E0FF, 0x2D9CDBFF, 0xF2C94CFF, 0x6FCF97FF]
-        color = palette[Int(truncatingIfNeeded: fnvHash(identity.userId) % UInt64(palette.count))]
+        color = Self.palette[Self.paletteStart(identity.userId)]
+    }
+
+    /// Colours far apart, for up to twelve users at once.
+    static let palette: [UInt32] = [
+        0x3A7BD5FF, 0xEB3B2FFF, 0x27AE60FF, 0xF2994AFF, 0x9B51E0FF, 0x2D9CDBFF,
+        0xF2C94CFF, 0x6FCF97FF, 0xE056FDFF, 0x8D6E63FF, 0x00BFA5FF, 0xFF80ABFF,
+    ]
+
+    /// Where a user's colour is looked for first (the same user gets the same colour on every node).
+    static func paletteStart(_ userId: String) -> Int { Int(truncatingIfNeeded: fnvHash(userId) % UInt64(palette.count)) }
+
+    /// The first colour from the user's own start that no other user in `taken` has (the user's own when all are).
+    static func distinctColor(for userId: String, taken: [String: UInt32]) -> UInt32 {
+        if let mine = taken[userId] { return mine }
+        let used = Set(taken.values)
+        let start = paletteStart(userId)
+        for k in 0..<palette.count where !used.contains(palette[(start + k) % palette.count]) { return palette[(start + k) % palette.count] }
+        return palette[start]
     }
 }
 

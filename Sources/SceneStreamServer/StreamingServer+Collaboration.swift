@@ -160,6 +160,7 @@ extension StreamingServer {
         // New, or the user's rights changed (a refreshed token): a fresh stand-in, the old one's marks removed.
         if link.remoteSessions[id] != nil { dropRemote(id) }
         let s = Session(id: id, token: "", identity: identity, device: device, nowMs: nowMs)
+        s.color = Session.distinctColor(for: identity.userId, taken: colorsInUse())
         link.remoteSessions[id] = s
         return s
     }

@@ -10,7 +10,7 @@ import SceneStreamTransport
 /// The HTTP routes. Every route declares who may use it; with `auth` configured, `/api` takes the stream's bearer
 /// JWT and narrows what it returns to the token's scenes and zones.
 enum APIRoute: Hashable, Sendable {
-    case healthz, metrics, status, scene, twin, ingest, simulator, plantFiles, files
+    case healthz, metrics, status, scene, twin, twins, history, ingest, simulator, plantFiles, files
 }
 
 extension StreamingServer {
@@ -21,6 +21,8 @@ extension StreamingServer {
             Route(.get, "/api/status", .token, .status),
             Route(.get, "/api/scene", .token, .scene),
             Route(.get, "/api/twin", .token, .twin),
+            Route(.get, "/api/twins", .token, .twins),
+            Route(.get, "/api/history", .token, .history),
             Route(.post, "/api/ingest", .ingest, .ingest),
             Route(.post, "/api/simulator", .admin, .simulator),
             // The plant's files reveal its whole layout: admins only once tokens are required.
@@ -180,7 +182,7 @@ extension StreamingServer {
             var body = clusterHealth()
             body["status"] = "ok"
             answer(r, .json([UInt8]((try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data())), route: name)
-        case .twin where isFollower, .ingest where isFollower, .simulator where isFollower:
+        case .twin where isFollower, .twins where isFollower, .ingest where isFollower, .simulator where isFollower:
             answer(r, .text("this is a fan-out node: twin state, ingest and the simulator are on the scene's owner\n", status: .conflict), route: name)
         case .status:
             answer(r, .json(statusJSON(caller: caller)), route: name)
@@ -200,6 +202,10 @@ extension StreamingServer {
             sceneJSON(r, filter: httpFilter(caller))
         case .twin:
             answer(r, twinJSON(r.query("id") ?? "", caller: caller), route: name)
+        case .twins:
+            answer(r, twinListJSON(caller: caller), route: name)
+        case .history:
+            historyJSON(r, caller: caller)
         case .ingest:
             httpIngest(r)
         case .simulator:
@@ -279,32 +285,6 @@ extension StreamingServer {
                 }
             }
         }
-    }
-
-    /// `GET /api/twin?id=TWIN`: the twin's properties now — for a caller limited to zones, only a twin bound to a
-    /// node it sees (others are "not found", so that their names do not leak either).
-    func twinJSON(_ id: String, caller: Identity?) -> HTTPServerResponse {
-        let props = runtime.twins.properties(of: id)
-        guard !props.isEmpty else { return .text("no twin \(id.prefix(200))\n", status: .notFound) }
-        if caller?.zones != nil {
-            let visible = engine.membership(httpFilter(caller))
-            guard runtime.bindings.nodes(boundTo: id, graph: runtime.graph).contains(where: { visible.contains(Int($0)) }) else {
-                metrics.refusals.increment()
-                return .text("no twin \(id.prefix(200))\n", status: .notFound)
-            }
-        }
-        var out: [String: Any] = [:]
-        for (k, v) in props {
-            let value: Any
-            switch v.value {
-            case .number(let d): value = d
-            case .bool(let b): value = b
-            case .text(let s): value = s
-            }
-            out[k] = ["value": value, "timestamp": v.timestampMs, "quality": "\(v.quality)"]
-        }
-        let data = (try? JSONSerialization.data(withJSONObject: ["twin": id, "properties": out], options: [.sortedKeys])) ?? Data()
-        return .json([UInt8](data))
     }
 
     /// `POST /api/simulator` `{"running": true|false}` (JSON only: a form or text/plain post from another site's page

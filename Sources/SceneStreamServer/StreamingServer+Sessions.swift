@@ -152,6 +152,7 @@ extension StreamingServer {
         } else {
             session = Session(
                 id: "s-" + Self.randomHex(6), token: "st-" + Self.randomHex(16), identity: identity, device: c.device, nowMs: nowMs)
+            session.color = Session.distinctColor(for: identity.userId, taken: colorsInUse())
             sessions[session.id] = session
             sessionsByToken[session.token] = session
         }
@@ -252,6 +253,14 @@ extension StreamingServer {
 
     static let presencePrefix = "~presence."
 
+    /// The colour each user with a session here (or a stand-in for one on another node) has.
+    func colorsInUse() -> [String: UInt32] {
+        var taken: [String: UInt32] = [:]
+        for s in sessions.values { taken[s.identity.userId] = s.color }
+        if let remote = cluster?.remoteSessions { for s in remote.values { taken[s.identity.userId] = s.color } }
+        return taken
+    }
+
     /// Poses released this tick become avatar nodes in the scene (on a fan-out node: go to the owner, which
     /// places them).
     func applyPresence() {
@@ -272,7 +281,7 @@ extension StreamingServer {
             if g.index(of: root) == nil { _ = try? g.add(NodeSpec(id: root, anchor: anchor, layer: "presence")) }
             let group = "\(root)/\(s.identity.userId)"
             if g.index(of: group) == nil {
-                _ = try? g.add(NodeSpec(id: group, color: s.color, label: s.identity.displayName))
+                _ = try? g.add(NodeSpec(id: group, color: s.color))
             }
             let parts: [(String, Pose?, String)] = [
                 ("head", p.head, "models/avatar-head.gltf"), ("left", p.left, "models/avatar-hand.gltf"),
@@ -283,7 +292,8 @@ extension StreamingServer {
                 let id = "\(group)/\(name)"
                 var index = g.index(of: id)
                 if index == nil, pose != nil {
-                    index = try? g.add(NodeSpec(id: id, color: s.color, asset: asset))
+                    // The name tag rides on the head (the group itself stays at the anchor's origin).
+                    index = try? g.add(NodeSpec(id: id, color: s.color, label: name == "head" ? s.identity.displayName : "", asset: asset))
                 }
                 guard let i = index else { continue }
                 g.update(i) { n in

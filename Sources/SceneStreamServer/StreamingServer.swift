@@ -22,6 +22,10 @@ public final class StreamingServer: EventLoopHandler {
     let engine: DeltaEngine
     var simulator: PlantSimulator?
     let twinsJSON: [UInt8]
+    /// Models, rates and units from the plant's twins file (the inspect panel's `/api/twin`).
+    let catalog: TwinCatalog
+    /// Each twin's node in the scene, found once (``machineNode(of:)``).
+    var machineNodes: [String: UInt32] = [:]
     let logger: Logger
     let metrics: ServerMetrics
     private(set) var loop: EventLoop!
@@ -167,6 +171,7 @@ public final class StreamingServer: EventLoopHandler {
             limits: DecodeLimits(maxMessageBytes: configuration.maxClientMessageBytes, maxInflatedBytes: 4 * configuration.maxClientMessageBytes))
         let now = startMs ?? Self.wallMs()
         twinsJSON = plant.twinsJSON
+        catalog = try TwinCatalog(json: plant.twinsJSON, file: "\(plant.source)/twins.json")
         // A fan-out node's scene comes from the owner's commits: no simulator, no ingest of its own.
         let follows = configuration.cluster?.role == .fanout
         if configuration.simulator && !follows {

@@ -182,12 +182,21 @@ public struct PlantLayout: Sendable {
     public func twinsJSON() -> String {
         let list = twinList.map { "{\"id\":\"\($0.id)\",\"model\":\"\($0.model)\",\"rateHz\":\($0.rateHz)}" }
         return """
-            {"format":"scenestream.twins/1","lineLength":\(lineLength),"hallSize":\(hallSize),"twins":[
+            {"format":"scenestream.twins/1","lineLength":\(lineLength),"hallSize":\(hallSize),
+            "units":\(Self.unitsJSON),
+            "twins":[
             \(list.joined(separator: ",\n"))
             ]}
 
             """
     }
+
+    /// The units of the simulated models' properties (robot joints in radians, state a code).
+    static let unitsJSON = """
+        {"robot6":{"j1":"rad","j2":"rad","j3":"rad","j4":"rad","j5":"rad","j6":"rad"},\
+        "item":{"s":"m"},"press":{"ram":"m","temperature":"°C"},"tank":{"level":"%"},\
+        "agv":{"x":"m","z":"m","heading":"°","battery":"%"}}
+        """
 
     /// Every file of the plant, by name.
     public func files() -> [(name: String, text: String)] {

@@ -73,6 +73,10 @@ public final class Storage: @unchecked Sendable {
             // lastRow: the last history row the checkpoint reflects (rows after it were written after it).
             try db.execute(sql: "CREATE TABLE checkpoints (ts INTEGER PRIMARY KEY, lastRow INTEGER NOT NULL, data BLOB NOT NULL)")
         }
+        migrator.registerMigration("v5-history-by-key") { db in
+            // One property's trend (`/api/history`) reads its own rows, not every row of the range.
+            try db.execute(sql: "CREATE INDEX history_key_ts ON history (key, ts)")
+        }
         try migrator.migrate(db)
         keyIds = try db.read { db in
             var m: [Key: Int64] = [:]
@@ -327,6 +331,34 @@ public final class Storage: @unchecked Sendable {
         queue.async { [self] in
             self.prepareThread()
             done(try? db.read { try Int64.fetchOne($0, sql: "SELECT MIN(ts) FROM checkpoints").map { UInt64($0) } })
+        }
+    }
+
+    /// One property's history with `from <= ts < to`, in time order, plus its last row before `from` (where a
+    /// chart's line enters); on the storage queue, in order with the writes; `done` runs there.
+    public func seriesLater(
+        twin: String, property: String, from: UInt64, to: UInt64,
+        done: @escaping @Sendable (Result<(before: PropertyUpdate?, updates: [PropertyUpdate]), any Error>) -> Void
+    ) {
+        queue.async { [self] in
+            self.prepareThread()
+            let key = Key(twin: twin, property: property)
+            guard let id = keyIds[key] else { return done(.success((nil, []))) }
+            done(
+                Result {
+                    try db.read { db in
+                        let before = try Row.fetchOne(
+                            db, sql: "SELECT key, ts, v, f FROM history WHERE key = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+                            arguments: [id, Int64(from)]
+                        ).map { Self.decode($0, key: key) }
+                        var out: [PropertyUpdate] = []
+                        let cursor = try Row.fetchCursor(
+                            db, sql: "SELECT key, ts, v, f FROM history WHERE key = ? AND ts >= ? AND ts < ? ORDER BY ts, id",
+                            arguments: [id, Int64(from), Int64(to)])
+                        while let r = try cursor.next() { out.append(Self.decode(r, key: key)) }
+                        return (before, out)
+                    }
+                })
         }
     }
 
