@@ -3,7 +3,7 @@
 # (or with sudo available). Nothing here downloads anything else.
 set -euo pipefail
 
-packages=(pkg-config openssl zlib1g-dev libwebsockets-dev mosquitto mosquitto-clients libmosquitto-dev libnats-dev nats-server chromium libjs-three node-qrcode-generator)
+packages=(pkg-config openssl zlib1g-dev libwebsockets-dev mosquitto mosquitto-clients libmosquitto-dev libnats-dev nats-server chromium libjs-three libjs-dygraphs node-qrcode-generator)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

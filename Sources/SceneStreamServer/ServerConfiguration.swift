@@ -72,6 +72,7 @@ public struct ServerConfiguration: Sendable {
     /// Browser libraries served to the viewer: URL path → folder (Debian's packages by default).
     public var vendorDirectories: [(String, String)] = [
         ("/vendor/three", "/usr/share/javascript/three"), ("/vendor/qrcode", "/usr/share/javascript/qrcode-generator"),
+        ("/vendor/dygraphs", "/usr/share/javascript/dygraphs"),
     ]
     /// Bearer-token authentication; nil: the server runs open (demo tokens), and says so.
     public var auth: AuthConfiguration?

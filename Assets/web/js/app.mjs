@@ -1,169 +1,126 @@
 // The SceneStream web viewer: streams the scene over WebSocket (scenestream.v1), draws it with three.js from
-// Debian's libjs-three (served by the server, no CDN), and offers session controls (handoff, follow, annotate).
+// Debian's libjs-three (served by the server, no CDN), and lets plant engineers inspect machines (live values, trend
+// charts from /api/history), navigate the plant tree, act on alerts, play the past back, and share sessions
+// (presence, follow, annotate, hand off to another device). window.sceneStream.stats() is for tests and the status
+// bar (see README).
 import * as THREE from '/vendor/three/build/three.module.js';
 import { OrbitControls } from '/vendor/three/examples/jsm/controls/OrbitControls.js';
-import { GLTFLoader } from '/vendor/three/examples/jsm/loaders/GLTFLoader.js';
-import { CSS2DRenderer, CSS2DObject } from '/vendor/three/examples/jsm/renderers/CSS2DRenderer.js';
 import { VRButton } from '/vendor/three/examples/jsm/webxr/VRButton.js';
-import { decodeServer, encode, Replica, quaternion, smallestThree, DEVICE } from './wire.mjs';
+import { decodeServer, encode, Replica, smallestThree, quaternion, DEVICE } from './wire.mjs';
+import { PlantView, LabelLayer } from './render.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const DEVICE_NAMES = ['device', 'headset', 'desktop', 'phone'];
 const ROLE_NAMES = ['viewer', 'participant', 'host'];
+const SEVERITY = ['info', 'warning', 'critical'];
+const isPhone = matchMedia('(pointer: coarse)').matches || /Mobi|Android/i.test(navigator.userAgent);
+const hhmmss = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
 
-// Identity: ?user=NAME (remembered in this browser), ?role=viewer|participant|host.
+// Identity: ?user=NAME (remembered), ?role=viewer|participant|host; with authentication on, ?token=JWT (kept for
+// this tab, then taken out of the address bar).
 const user = params.get('user') || localStorage.getItem('scenestream.user') || `user-${Math.random().toString(36).slice(2, 6)}`;
 localStorage.setItem('scenestream.user', user);
-const token = `demo:${user}${params.get('role') ? `:${params.get('role')}` : ''}`;
-const device = params.get('device') ? DEVICE[params.get('device')] ?? DEVICE.desktop : (/Mobi|Android/i.test(navigator.userAgent) ? DEVICE.mobile : DEVICE.desktop);
+if (params.get('token')) sessionStorage.setItem('scenestream.jwt', params.get('token'));
+const jwt = sessionStorage.getItem('scenestream.jwt') || '';
+const token = jwt || `demo:${user}${params.get('role') ? `:${params.get('role')}` : ''}`;
+const device = params.get('device') ? DEVICE[params.get('device')] ?? DEVICE.desktop : (isPhone ? DEVICE.mobile : DEVICE.desktop);
 $('user').textContent = user;
 $('device').textContent = DEVICE_NAMES[device];
+if (params.get('token')) { params.delete('token'); history.replaceState(null, '', `${location.pathname}${params.toString() ? `?${params}` : ''}`); }
 
-// State visible to people (the panel) and to tests (window.sceneStream).
+/** Calls the HTTP API with the same identity as the stream. */
+async function api(path) {
+  const r = await fetch(path, { headers: jwt ? { Authorization: `Bearer ${jwt}` } : {} });
+  if (!r.ok) throw new Error(`${path.split('?')[0]}: ${r.status} ${(await r.text()).trim()}`);
+  return r.json();
+}
+
+// State for people (the panels) and for tests (window.sceneStream).
 const state = window.sceneStream = {
   status: 'connecting', version: null, nodes: 0, framesApplied: 0, keyframes: 0, drawn: 0, sessionId: '', user,
   members: [], offer: null, handedOff: null, claimed: null, errors: [], alerts: new Map(), following: '', selection: [],
+  selected: null, playback: { mode: 0 }, protocolVersion: 1, twins: new Map(), lastFrameAt: 0, dataTimeMs: 0,
+  fps: 0, jsMsPerFrame: 0, history: null, chartData: null,
 };
 
 // ---------------------------------------------------------------------------------------------------- three.js
 const view = $('view');
-const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
-renderer.setPixelRatio(window.devicePixelRatio);
-// three r111 (Debian's libjs-three) calls its WebXR manager `vr`; later releases call it `xr`.
-(renderer.xr || renderer.vr).enabled = true;
+const renderer = new THREE.WebGLRenderer({ antialias: !isPhone, preserveDrawingBuffer: true });
+renderer.setPixelRatio(Math.min(window.devicePixelRatio, isPhone ? 1.5 : 2));
 view.appendChild(renderer.domElement);
-const labels = new CSS2DRenderer();
-labels.domElement.style.position = 'absolute';
-labels.domElement.style.top = '0';
-labels.domElement.style.pointerEvents = 'none';
-view.appendChild(labels.domElement);
 const scene = new THREE.Scene();
 scene.background = new THREE.Color(0x1d2127);
 scene.add(new THREE.HemisphereLight(0xffffff, 0x404050, 1.0));
 const sun = new THREE.DirectionalLight(0xffffff, 0.8);
 sun.position.set(50, 80, 30);
 scene.add(sun);
-const camera = new THREE.PerspectiveCamera(55, 1, 0.1, 2000);
+const camera = new THREE.PerspectiveCamera(55, 1, 0.1, 3000);
 camera.position.set(-20, 30, -20);
 const controls = new OrbitControls(camera, renderer.domElement);
 controls.target.set(20, 0, 20);
+controls.screenSpacePanning = true;
 controls.update();
-document.body.appendChild(VRButton.createButton(renderer));
+const plant = new PlantView(scene);
+const labels = new LabelLayer(view, isPhone ? 14 : 40);
+const selectionBox = new THREE.Box3Helper(new THREE.Box3(), new THREE.Color(0x4fc3f7));
+selectionBox.visible = false;
+scene.add(selectionBox);
+
+// "Enter VR" only where the browser can do immersive VR (never a "VR NOT FOUND" button over the view).
+if (navigator.xr && navigator.xr.isSessionSupported) {
+  navigator.xr.isSessionSupported('immersive-vr').then((ok) => {
+    if (!ok) return;
+    (renderer.xr || renderer.vr).enabled = true;
+    $('vr-slot').appendChild(VRButton.createButton(renderer));
+  }).catch(() => {});
+}
 
 function resize() {
   const w = view.clientWidth, h = view.clientHeight;
   renderer.setSize(w, h);
-  labels.setSize(w, h);
   camera.aspect = w / Math.max(1, h);
   camera.updateProjectionMatrix();
 }
 window.addEventListener('resize', resize);
 resize();
 
-// Anchors: a desktop has no spatial anchors, so it lays them side by side; a headset resolves them itself.
-const anchors = new Map();
-function anchorGroup(name) {
-  if (!anchors.has(name)) {
-    const g = new THREE.Group();
-    g.position.set(anchors.size * 160, 0, 0);
-    g.name = `anchor:${name}`;
-    scene.add(g);
-    anchors.set(name, g);
-  }
-  return anchors.get(name);
-}
-
-const loader = new GLTFLoader();
-const assetCache = new Map();
-function loadAsset(path) {
-  if (!assetCache.has(path)) {
-    assetCache.set(path, new Promise((resolve) => loader.load(`/assets/${path}`, (g) => resolve(g.scene), undefined, () => resolve(null))));
-  }
-  return assetCache.get(path);
-}
-
 const replica = new Replica();
-const objects = new Map(); // node index → { group, model, asset, color, label }
-
-function colorModel(model, rgba) {
-  model.traverse((o) => {
-    if (!o.isMesh) return;
-    if (!o.userData.ownMaterial) { o.material = o.material.clone(); o.userData.ownMaterial = true; o.userData.baseColor = o.material.color.clone(); }
-    if (rgba) {
-      o.material.color.setRGB(((rgba >>> 24) & 255) / 255, ((rgba >>> 16) & 255) / 255, ((rgba >>> 8) & 255) / 255);
-      o.material.opacity = (rgba & 255) / 255;
-      o.material.transparent = (rgba & 255) < 255;
-    } else o.material.color.copy(o.userData.baseColor);
-  });
-}
-
-function applyNode(i, n) {
-  let o = objects.get(i);
-  if (!o) {
-    o = { group: new THREE.Group(), model: null, asset: '', color: 0, label: null };
-    o.group.userData.index = i;
-    objects.set(i, o);
-    const parent = n.parent == null ? anchorGroup(n.anchor || 'default') : objects.get(n.parent)?.group;
-    (parent || anchorGroup('default')).add(o.group);
-  }
-  const u = replica.unitsPerMetre;
-  o.group.position.set(n.translation[0] / u, n.translation[1] / u, n.translation[2] / u);
-  const q = quaternion(n.rotation, replica.rotationBits);
-  o.group.quaternion.set(q[0], q[1], q[2], q[3]);
-  o.group.scale.set(n.scale[0] / 1000, n.scale[1] / 1000, n.scale[2] / 1000);
-  o.group.visible = n.visible;
-  if (n.asset !== o.asset) {
-    o.asset = n.asset;
-    if (o.model) { o.group.remove(o.model); o.model = null; }
-    if (n.asset) {
-      loadAsset(n.asset).then((tpl) => {
-        if (!tpl || objects.get(i) !== o || o.asset !== n.asset) return;
-        o.model = tpl.clone();
-        o.model.userData.index = i;
-        o.group.add(o.model);
-        if (o.color) colorModel(o.model, o.color);
-        state.drawn++;
-      });
-    }
-  }
-  if (n.color !== o.color) {
-    o.color = n.color;
-    if (o.model) colorModel(o.model, n.color);
-  }
-  if (n.label) {
-    if (!o.label) {
-      const div = document.createElement('div');
-      div.className = 'label';
-      o.label = new CSS2DObject(div);
-      o.label.position.set(0, 0.3, 0);
-      o.group.add(o.label);
-    }
-    o.label.element.textContent = n.label;
-  } else if (o.label) {
-    o.group.remove(o.label);
-    o.label = null;
-  }
-}
-
-function removeNode(i) {
-  const o = objects.get(i);
-  if (!o) return;
-  o.group.parent?.remove(o.group);
-  objects.delete(i);
-}
 
 function applyChange(change) {
-  if (change.keyframe) {
-    for (const i of [...objects.keys()]) removeNode(i);
-  }
-  for (const i of change.removed) removeNode(i);
-  const touched = [...change.entered, ...change.updated].sort((a, b) => a - b);
-  for (const i of touched) {
-    const n = replica.nodes.get(i);
-    if (n) applyNode(i, n);
-  }
+  if (change.keyframe) plant.clear();
+  for (const i of change.removed) plant.remove(i);
+  for (const i of change.entered) { const n = replica.nodes.get(i); if (n) plant.upsert(i, n, replica); }
+  for (const i of change.updated) { const n = replica.nodes.get(i); if (n) plant.upsert(i, n, replica); }
+  if (change.keyframe || change.removed.length || change.entered.length) treeDirty = true;
 }
+
+/** Flies the camera to look at `box` (a Box3) from its current direction. */
+function flyTo(box, { instant = false } = {}) {
+  const center = box.getCenter(new THREE.Vector3());
+  const size = box.getSize(new THREE.Vector3()).length();
+  const dist = Math.max(3, size * 0.5) / Math.tan((camera.fov * Math.PI) / 360);
+  const dir = camera.position.clone().sub(controls.target).normalize();
+  if (dir.y < 0.35) { dir.y = 0.35; dir.normalize(); }
+  const endPos = center.clone().add(dir.multiplyScalar(dist));
+  if (instant) { camera.position.copy(endPos); controls.target.copy(center); controls.update(); return; }
+  const startPos = camera.position.clone(), startTarget = controls.target.clone(), t0 = performance.now();
+  flight = (now) => {
+    const k = Math.min(1, (now - t0) / 600), e = k * k * (3 - 2 * k);
+    camera.position.lerpVectors(startPos, endPos, e);
+    controls.target.lerpVectors(startTarget, center, e);
+    if (k >= 1) flight = null;
+  };
+}
+let flight = null;
+let homed = false;
+
+function plantBounds() {
+  const box = new THREE.Box3();
+  for (const [i, n] of plant.nodes) if (n.parent == null && !n.name.startsWith('~')) box.union(plant.bounds(i));
+  return box;
+}
+$('home').onclick = () => { const b = plantBounds(); if (!b.isEmpty()) flyTo(b); };
 
 // ------------------------------------------------------------------------------------------------ connection
 let ws = null;
@@ -171,44 +128,75 @@ let pending = Promise.resolve();
 let sessionToken = sessionStorage.getItem('scenestream.token') || '';
 let sceneId = '';
 let requestId = 1;
-let protocolVersion = 1;  // what the welcome chose: 2 has range-coded frames (SPEC §11)
-let awaitingKeyframe = false;  // a frame did not apply; deltas are dropped until the keyframe asked for
+let protocolVersion = 1;
+let awaitingKeyframe = false;
+let subscribed = false;       // presence waits for this (the server refuses it before subscribe)
 let bytesThisSecond = 0, framesThisSecond = 0;
 let detached = false;
-let retry = 0;
+let retry = 0, retryTimer = null;
+let claimRequest = 0;
+let jsMs = 0;                 // JavaScript time spent since the last animation frame (messages, drawing)
 
 function send(bytes) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(bytes); }
 function toast(text) { $('toast').textContent = text; state.errors.push(text); }
-function banner(text) { const b = $('banner'); b.textContent = text; b.hidden = false; setTimeout(() => { b.hidden = true; }, 6000); }
+function banner(text, ms = 6000) { const b = $('banner'); b.textContent = text; b.hidden = false; clearTimeout(banner.t); banner.t = setTimeout(() => { b.hidden = true; }, ms); }
+function notice(text) { const n = $('notice'); n.textContent = text; n.hidden = !text; clearTimeout(notice.t); if (text) notice.t = setTimeout(() => { n.hidden = true; }, 12000); }
 
 function connect() {
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  if (ws && ws.readyState <= WebSocket.OPEN) return;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/stream`;
-  awaitingKeyframe = false;  // a resume starts from the replica as it is
+  awaitingKeyframe = false;
+  subscribed = false;
   ws = new WebSocket(url, 'scenestream.v1');
   ws.binaryType = 'arraybuffer';
   state.status = 'connecting';
+  setConn('connecting…', '');
   ws.onopen = () => {
     retry = 0;
     state.status = 'connected';
-    $('conn').textContent = 'connected';
-    protocolVersion = 1;  // until this connection's welcome says otherwise
+    protocolVersion = 1;
     send(encode.hello({ device, name: 'web-viewer', token, resumeToken: sessionToken, resumeVersion: sessionToken && replica.version ? replica.version : 0, maxVersion: 2 }));
   };
   ws.onmessage = (ev) => {
     const bytes = new Uint8Array(ev.data);
     bytesThisSecond += bytes.length;
-    // Decoding is asynchronous (inflate); keep messages in order.
-    pending = pending.then(() => decodeServer(bytes, protocolVersion)).then(handle).catch((e) => {
+    pending = pending.then(() => decodeServer(bytes, protocolVersion)).then((m) => {
+      const t0 = performance.now();
+      handle(m);
+      jsMs += performance.now() - t0;
+    }).catch((e) => {
       toast(`bad message: ${e.message}`);
-      ws.close(1008, 'bad frame');
+      console.error(e);
+      ws.close(4002, 'bad frame');
     });
   };
   ws.onclose = (ev) => {
     state.status = 'disconnected';
-    $('conn').textContent = detached ? 'continued on another device' : `disconnected (${ev.code})`;
-    if (!detached) setTimeout(connect, Math.min(10000, 500 * 2 ** retry++));
+    subscribed = false;
+    if (detached) { setConn('continues on another device', 'down'); return; }
+    setConn(`disconnected (${ev.code})`, 'down');
+    showStale();
+    // Back-off from 0.5 s, at most 1 s with jitter: a plant network comes back quickly, and many viewers do not
+    // all knock at once.
+    const delay = Math.min(1000, 500 * 1.5 ** retry++) * (0.8 + 0.4 * Math.random());
+    retryTimer = setTimeout(connect, delay);
+    $('retry').hidden = false;
   };
 }
+$('retry').onclick = () => { retry = 0; connect(); };
+
+function setConn(text, cls) { const c = $('conn'); c.textContent = text; c.className = `pill ${cls}`; }
+
+/** The scene is not live: grey it and say how old the data is. */
+function showStale() {
+  view.classList.add('stale');
+  const s = $('stale');
+  s.textContent = state.dataTimeMs ? `data as of ${hhmmss(state.dataTimeMs)}` : 'no data yet';
+  s.hidden = false;
+}
+function hideStale() { view.classList.remove('stale'); $('stale').hidden = true; $('retry').hidden = true; }
 
 function handle(m) {
   switch (m.type) {
@@ -221,14 +209,17 @@ function handle(m) {
       sceneId = m.scenes[0] || '';
       $('scene-name').textContent = sceneId;
       const code = params.get('claim');
-      if (code && !state.claimed) send(encode.handoffClaim(requestId++, code));
-      else send(encode.subscribe({ sceneId, rateHz: 30 }));
+      const takeBack = sessionStorage.getItem('scenestream.takeBack');
+      if (code && !state.claimed) { claimRequest = requestId++; send(encode.handoffClaim(claimRequest, code)); }
+      else if (takeBack) { sessionStorage.removeItem('scenestream.takeBack'); claimRequest = requestId++; send(encode.handoffClaim(claimRequest, '', takeBack)); }
+      else subscribe();
+      loadTwins();
+      loadHistoryRange();
       break;
     }
     case 'keyframe': case 'delta': {
-      let change;
-      // After a frame that did not apply, deltas already on their way do not apply either: wait for the keyframe.
       if (awaitingKeyframe && m.type !== 'keyframe') return;
+      let change;
       try { change = replica.apply(m); } catch (e) {
         toast(`frame refused: ${e.message}; asking for a keyframe`);
         awaitingKeyframe = true;
@@ -236,14 +227,16 @@ function handle(m) {
         return;
       }
       awaitingKeyframe = false;
+      subscribed = true;
       applyChange(change);
       state.framesApplied++;
       framesThisSecond++;
       if (change.keyframe) state.keyframes++;
       state.version = replica.version;
       state.nodes = replica.nodes.size;
-      $('version').textContent = String(state.version);
-      $('nodes').textContent = String(state.nodes);
+      state.lastFrameAt = performance.now();
+      state.dataTimeMs = replica.timeMs || Date.now();
+      if (state.status === 'connected') { hideStale(); setConn(state.playback.mode ? 'past' : 'live', state.playback.mode ? 'past' : 'live'); }
       send(encode.ack(m.version));
       break;
     }
@@ -252,78 +245,89 @@ function handle(m) {
       renderAlerts();
       break;
     case 'roomMembers': {
-      // Only the users named changed: replace their entries, keep everyone else's.
       const changed = new Set(m.changes.map((c) => c.userId));
       state.members = state.members.filter((x) => !changed.has(x.userId)).concat(...m.changes.map((c) => c.members));
-      $('room').textContent = `${state.members.length} here`;
-      renderMembers({ members: state.members, followUserId: state.following });
+      renderMembers();
       break;
     }
-    case 'sessionState':
+    case 'sessionState': {
       state.members = m.members;
       state.sessionId = m.sessionId;
       state.following = m.followUserId;
       state.selection = m.selection;
       state.playback = m.playback;
-      $('playback-state').textContent = m.playback.mode === 0 ? 'live'
-        : `${m.playback.mode === 2 ? 'playing' : 'paused'} at ${new Date(m.playback.cursorMs).toLocaleTimeString()} ×${m.playback.speedMilli / 1000}`;
-      $('room').textContent = `${m.members.length} here`;
-      renderMembers(m);
-      if (m.viewpoint && !state.viewpointApplied) { state.viewpointApplied = true; applyViewpoint(m.viewpoint); }
+      renderPlayback();
+      renderMembers();
+      // The server echoes our own viewpoint back: it is applied only when this device has just taken the session
+      // over (the camera would otherwise jump under the user's hands).
+      if (m.viewpoint && state.applyViewpoint) { state.applyViewpoint = false; applyViewpoint(m.viewpoint); }
       break;
+    }
     case 'handoff':
       if (m.kind === 'offer') showOffer(m);
       if (m.kind === 'handedOff') {
         state.handedOff = m;
         detached = m.detached;
+        if (detached) {
+          // This tab's session lives on the other device now: forget its token, so a reload asks instead of
+          // taking the session back on its own (two devices would otherwise take it from each other forever).
+          sessionStorage.removeItem('scenestream.token');
+          sessionStorage.setItem('scenestream.handedOff', JSON.stringify({ sessionId: state.sessionId, to: m.to }));
+          sessionToken = '';
+          showTakeBack(DEVICE_NAMES[m.to], state.sessionId);
+        }
         banner(`This session continues on a ${DEVICE_NAMES[m.to]}`);
       }
       if (m.kind === 'claimed') {
         state.claimed = m;
+        claimRequest = 0;
         sessionToken = m.sessionToken;
         sessionStorage.setItem('scenestream.token', sessionToken);
-        state.viewpointApplied = false;
+        sessionStorage.removeItem('scenestream.handedOff');
+        state.applyViewpoint = true;
         banner(`Took over the session from a ${DEVICE_NAMES[m.from]}`);
-        history.replaceState(null, '', location.pathname);
+        history.replaceState(null, '', location.pathname + (params.get('user') ? `?user=${encodeURIComponent(params.get('user'))}` : ''));
       }
       if (m.kind === 'sessions') renderSessions(m.sessions);
       break;
     case 'error':
+      if (claimRequest && (m.requestId === claimRequest || m.requestId === 0) && !state.claimed) {
+        // A used, expired or mistyped handoff link: fall back to the live view and say why.
+        claimRequest = 0;
+        notice(`That handoff link could not be used (${m.message}). Showing the live plant instead.`);
+        history.replaceState(null, '', location.pathname);
+        params.delete('claim');
+        subscribe();
+        toast(`error ${m.code}: ${m.message}`);
+        break;
+      }
       toast(`error ${m.code}: ${m.message}`);
+      if (/no history/.test(m.message)) notice(`No history at that time: ${m.message.replace(/\(kept from (\d+)\)/, (_, t) => `(kept from ${hhmmss(Number(t))})`).replace(/at (\d{12,})/, (_, t) => `at ${hhmmss(Number(t))}`)}`);
       break;
     default:
       break;
   }
 }
 
-// ------------------------------------------------------------------------------------------------ panel
-function renderAlerts() {
-  const list = $('alerts');
-  list.innerHTML = '';
-  for (const a of [...state.alerts.values()].sort((x, y) => y.severity - x.severity)) {
-    const li = document.createElement('li');
-    li.className = `sev${a.severity}`;
-    li.textContent = a.message;
-    list.appendChild(li);
-  }
-  $('alert-badge').textContent = String(state.alerts.size);
-}
+function subscribe() { send(encode.subscribe({ requestId: requestId++, sceneId, rateHz: 30 })); }
 
-function renderMembers(m) {
-  const list = $('members');
-  list.innerHTML = '';
-  for (const mem of m.members) {
-    const li = document.createElement('li');
-    const dot = `#${(mem.color >>> 8).toString(16).padStart(6, '0')}`;
-    li.innerHTML = `<span style="color:${dot}">●</span> ${mem.displayName} <small>${DEVICE_NAMES[mem.device]} · ${ROLE_NAMES[mem.role]}</small> `;
-    if (mem.userId !== user) {
-      const b = document.createElement('button');
-      b.textContent = m.followUserId === mem.userId ? 'unfollow' : 'follow';
-      b.onclick = () => send(encode.follow(m.followUserId === mem.userId ? '' : mem.userId));
-      li.appendChild(b);
-    }
-    list.appendChild(li);
-  }
+// --------------------------------------------------------------------------------------- handoff, take back
+function showTakeBack(to, sessionId) {
+  $('takeback-text').textContent = `This session continues on the ${to}. Take it back here?`;
+  $('takeback').hidden = false;
+  $('takeback-yes').onclick = () => {
+    $('takeback').hidden = true;
+    sessionStorage.removeItem('scenestream.handedOff');
+    sessionStorage.setItem('scenestream.takeBack', sessionId);
+    detached = false; sessionToken = '';
+    connect();
+  };
+  $('takeback-new').onclick = () => {
+    $('takeback').hidden = true;
+    sessionStorage.removeItem('scenestream.handedOff');
+    detached = false; sessionToken = '';
+    connect();
+  };
 }
 
 function showOffer(m) {
@@ -333,7 +337,7 @@ function showOffer(m) {
   const url = `${location.origin}/?claim=${encodeURIComponent(m.code)}&user=${encodeURIComponent(user)}`;
   $('offer-url').textContent = url;
   $('offer-url').href = url;
-  $('offer-expiry').textContent = `valid until ${new Date(m.expiresMs).toLocaleTimeString()}`;
+  $('offer-expiry').textContent = `valid until ${hhmmss(m.expiresMs)}`;
   if (window.qrcode) {
     const qr = window.qrcode(0, 'M');
     qr.addData(url);
@@ -349,79 +353,495 @@ function renderSessions(list) {
     const li = document.createElement('li');
     const b = document.createElement('button');
     b.textContent = `Take over ${DEVICE_NAMES[s.device]} (${s.sessionId})`;
-    b.onclick = () => send(encode.handoffClaim(requestId++, '', s.sessionId));
+    b.onclick = () => { claimRequest = requestId++; send(encode.handoffClaim(claimRequest, '', s.sessionId)); };
     li.appendChild(b);
     ul.appendChild(li);
   }
 }
 
 $('offer').onclick = () => send(encode.handoffOffer(requestId++, false));
-$('claim').onclick = () => { const c = $('claim-code').value.trim(); if (c) send(encode.handoffClaim(requestId++, c)); };
+$('claim').onclick = () => { const c = $('claim-code').value.trim(); if (c) { claimRequest = requestId++; send(encode.handoffClaim(claimRequest, c)); } };
 $('list-sessions').onclick = () => send(encode.listSessions(requestId++));
+
+function renderMembers() {
+  const list = $('members');
+  list.innerHTML = '';
+  $('room').textContent = `${state.members.length} here`;
+  for (const mem of state.members) {
+    const li = document.createElement('li');
+    const dot = document.createElement('span');
+    dot.textContent = '● ';
+    dot.style.color = `#${(mem.color >>> 8).toString(16).padStart(6, '0')}`;
+    li.append(dot, `${mem.displayName} `);
+    const small = document.createElement('small');
+    small.textContent = `${DEVICE_NAMES[mem.device]} · ${ROLE_NAMES[mem.role]} `;
+    li.appendChild(small);
+    if (mem.userId !== user) {
+      const b = document.createElement('button');
+      b.textContent = state.following === mem.userId ? 'unfollow' : 'follow';
+      b.onclick = () => send(encode.follow(state.following === mem.userId ? '' : mem.userId));
+      li.appendChild(b);
+    }
+    list.appendChild(li);
+  }
+  const f = $('following');
+  f.hidden = !state.following;
+  if (state.following) f.textContent = `following ${state.following}${state.playback.mode ? ` · PAST ${hhmmss(state.playback.cursorMs)}` : ''}`;
+}
+
+// ---------------------------------------------------------------------------------------------- twins, inspect
+async function loadTwins() {
+  try {
+    const { twins } = await api('/api/twins');
+    state.twins = new Map(twins.filter((t) => t.node).map((t) => [t.node, t]));
+    treeDirty = true;
+  } catch (e) { toast(`twins: ${e.message}`); }
+}
+
+/** The machine a node belongs to: the nearest ancestor (or itself) that stands for a twin. */
+function machineOf(i) {
+  let k = i, guard = 0;
+  while (k != null && guard++ < 256) {
+    if (state.twins.has(plant.path(k))) return k;
+    k = plant.nodes.get(k)?.parent;
+  }
+  return null;
+}
+
+let inspectTimer = null;
+let chartProperty = '';
+
+/** Selects machine node `i` (or nothing): tells the room, opens the panel, starts its live values. */
+function select(i, { fly = false } = {}) {
+  state.selected = i;
+  clearInterval(inspectTimer);
+  if (i == null) {
+    send(encode.select([]));
+    state.selection = [];
+    selectionBox.visible = false;
+    $('inspect').hidden = true;
+    $('selection').hidden = false;
+    state.inspect = null;
+    renderTree();
+    return;
+  }
+  send(encode.select([i]));
+  state.selection = [i];
+  const path = plant.path(i);
+  const twin = state.twins.get(path);
+  $('selection').hidden = true;
+  $('inspect').hidden = false;
+  $('inspect-title').textContent = path;
+  $('props').innerHTML = '';
+  $('inspect-alerts').innerHTML = '';
+  $('chart').innerHTML = '';
+  $('chart-head').textContent = '';
+  chartProperty = '';
+  showTab('inspect');
+  updateSelectionBox();
+  if (fly) flyTo(plant.bounds(i));
+  if (twin) {
+    refreshInspect(twin.id);
+    inspectTimer = setInterval(() => refreshInspect(twin.id), 1000);
+  } else {
+    $('inspect-meta').textContent = 'no twin bound to this part';
+  }
+  renderTree();
+}
+
+function updateSelectionBox() {
+  if (state.selected == null || !plant.nodes.has(state.selected)) { selectionBox.visible = false; return; }
+  selectionBox.box.copy(plant.bounds(state.selected)).expandByScalar(0.15);
+  selectionBox.visible = true;
+}
+
+async function refreshInspect(twinId) {
+  let t;
+  try { t = await api(`/api/twin?id=${encodeURIComponent(twinId)}`); } catch (e) {
+    $('inspect-meta').textContent = e.message;
+    return;
+  }
+  if (state.selected == null || state.twins.get(plant.path(state.selected))?.id !== twinId) return;
+  state.inspect = t;
+  $('inspect-meta').textContent = `${t.model || 'twin'} ${t.twin}${t.overdue ? ' · OVERDUE: no update for a while' : ''}`;
+  const table = $('props');
+  const names = Object.keys(t.properties).sort();
+  table.innerHTML = '';
+  for (const k of names) {
+    const p = t.properties[k];
+    const stale = p.quality === 'good' && t.expectedPeriodMs && p.ageMs > Math.max(5000, 5 * t.expectedPeriodMs);
+    const q = stale ? 'stale' : p.quality;
+    const tr = document.createElement('tr');
+    tr.dataset.property = k;
+    if (k === chartProperty) tr.className = 'on';
+    const v = typeof p.value === 'number' ? (Math.abs(p.value) >= 100 ? p.value.toFixed(1) : p.value.toFixed(3).replace(/\.?0+$/, '')) : String(p.value);
+    tr.innerHTML = '<td class="k"></td><td class="v"></td><td class="q"></td><td class="a muted"></td>';
+    tr.children[0].textContent = k;
+    tr.children[1].textContent = `${v}${p.unit ? ` ${p.unit}` : ''}`;
+    tr.children[2].textContent = q;
+    tr.children[2].className = `q q-${q}`;
+    tr.children[3].textContent = p.ageMs < 1000 ? 'now' : `${Math.round(p.ageMs / 1000)} s ago`;
+    tr.onclick = () => { chartProperty = k; loadChart(); };
+    table.appendChild(tr);
+  }
+  const al = $('inspect-alerts');
+  al.innerHTML = '';
+  for (const a of t.alerts) {
+    const li = document.createElement('li');
+    li.className = a.severity === 'critical' ? 'sev2' : a.severity === 'warning' ? 'sev1' : 'sev0';
+    li.textContent = `${hhmmss(a.timeMs)} ${a.severity}: ${a.message}`;
+    al.appendChild(li);
+  }
+  if (!chartProperty) {
+    chartProperty = names.find((k) => typeof t.properties[k].value === 'number' && (k === 'temperature' || k === 'level'))
+      || names.find((k) => typeof t.properties[k].value === 'number') || '';
+    loadChart();
+  } else if (Date.now() - (state.chartData?.loadedAt || 0) > 5000 && !state.playback.mode) loadChart();
+}
+
+// ------------------------------------------------------------------------------------------------------ trend
+let chart = null;
+
+/** The trend of the selected machine's chosen property over the last 10 minutes (or around the playback cursor). */
+async function loadChart() {
+  const t = state.inspect;
+  if (!t || !chartProperty) return;
+  const cursor = state.playback.mode ? state.playback.cursorMs : Date.now();
+  const to = state.playback.mode ? cursor + 300_000 : Date.now();
+  const from = Math.max(state.history?.fromMs || 0, to - 600_000);
+  const q = `/api/history?twin=${encodeURIComponent(t.twin)}&property=${encodeURIComponent(chartProperty)}&from=${Math.floor(from)}&to=${Math.floor(to)}&points=300`;
+  let h;
+  try { h = await api(q); } catch (e) { $('chart-head').textContent = e.message; return; }
+  if (!state.inspect || state.inspect.twin !== t.twin) return;
+  state.chartData = { ...h, query: q, loadedAt: Date.now() };
+  for (const tr of $('props').children) tr.className = tr.dataset.property === chartProperty ? 'on' : '';
+  $('chart-head').textContent = `${chartProperty}${h.unit ? ` (${h.unit})` : ''} · ${h.samples} samples · min/mean/max per ${Math.round(h.bucketMs / 1000)} s · click to play back from there`;
+  const rows = h.points.map((p) => [new Date(p.t + h.bucketMs / 2), [p.min, p.mean, p.max]]);
+  if (h.before && rows.length === 0) rows.push([new Date(h.fromMs), [h.before.v, h.before.v, h.before.v]]);
+  if (rows.length === 0) { $('chart').textContent = 'no values in this range'; chart = null; return; }
+  if (!window.Dygraph) { $('chart').textContent = 'chart library missing (/vendor/dygraphs)'; return; }
+  const options = {
+    customBars: true, labels: ['time', chartProperty], colors: ['#4fc3f7'], axisLabelFontSize: 10, legend: 'follow',
+    axes: { x: { axisLabelFormatter: (d) => hhmmss(d.getTime()).slice(0, 5) } },
+    dateWindow: [from, to],
+    underlayCallback: (ctx, area, g) => {
+      const c = state.playback.mode ? state.playback.cursorMs : null;
+      if (c == null) return;
+      const x = g.toDomXCoord(c);
+      ctx.fillStyle = '#9b51e0';
+      ctx.fillRect(x - 1, area.y, 2, area.h);
+    },
+    clickCallback: (e, x) => seek(Math.round(x)),
+  };
+  if (chart && chart.maindiv_ && chart.maindiv_.isConnected) chart.updateOptions({ file: rows, ...options });
+  else { $('chart').innerHTML = ''; chart = new window.Dygraph($('chart'), rows, options); }
+}
+
+// --------------------------------------------------------------------------------------------------- alerts
+const acked = new Set(JSON.parse(localStorage.getItem('scenestream.acked') || '[]'));
+let severityShown = new Set([0, 1, 2]);
+function alertNode(a) { return a.node != null && plant.nodes.has(a.node) ? a.node : null; }
+
+function renderAlerts() {
+  const list = $('alerts');
+  list.innerHTML = '';
+  const all = [...state.alerts.values()].sort((x, y) => y.severity - x.severity || y.timeMs - x.timeMs);
+  const showAcked = $('show-acked').checked;
+  for (const a of all) {
+    if (!severityShown.has(a.severity) || (acked.has(a.id) && !showAcked)) continue;
+    const li = document.createElement('li');
+    li.className = `sev${a.severity}${acked.has(a.id) ? ' acked' : ''}`;
+    li.dataset.alert = a.id;
+    const t = document.createElement('span');
+    t.className = 't';
+    t.textContent = hhmmss(a.timeMs);
+    const msg = document.createElement('span');
+    msg.textContent = `${SEVERITY[a.severity] || a.severity}: ${a.message}`;
+    li.append(t, msg);
+    if (!acked.has(a.id)) {
+      const b = document.createElement('button');
+      b.textContent = 'ack';
+      b.title = 'Acknowledge (on this device)';
+      b.onclick = (ev) => { ev.stopPropagation(); acked.add(a.id); localStorage.setItem('scenestream.acked', JSON.stringify([...acked].slice(-500))); renderAlerts(); };
+      li.appendChild(b);
+    }
+    li.onclick = () => { const n = alertNode(a); const m = n == null ? null : machineOf(n) ?? n; if (m != null) select(m, { fly: true }); };
+    list.appendChild(li);
+  }
+  const open = all.filter((a) => !acked.has(a.id)).length;
+  $('alert-badge').textContent = String(open);
+}
+for (const box of document.querySelectorAll('#sev-filter input[value]')) {
+  box.onchange = () => { severityShown = new Set([...document.querySelectorAll('#sev-filter input[value]')].filter((x) => x.checked).map((x) => Number(x.value))); renderAlerts(); };
+}
+$('show-acked').onchange = renderAlerts;
+
+// --------------------------------------------------------------------------------------------------- tree
+let treeDirty = true;
+const expanded = new Set();
+
+/** The asset tree: halls → lines → machines (nodes that stand for twins, and their ancestors); search by id or label. */
+function renderTree() {
+  treeDirty = false;
+  const ul = $('tree');
+  const q = $('search').value.trim().toLowerCase();
+  ul.innerHTML = '';
+  const machines = [...state.twins.keys()].map((p) => plant.indexOf(p)).filter((i) => i != null);
+  const keep = new Set();
+  for (const m of machines) {
+    const n = plant.nodes.get(m);
+    const text = `${plant.path(m)} ${n.label}`.toLowerCase();
+    if (q && !text.includes(q)) continue;
+    let k = m;
+    while (k != null) { keep.add(k); k = plant.nodes.get(k)?.parent; }
+  }
+  const isMachine = new Set(machines);
+  const add = (i, depth) => {
+    const n = plant.nodes.get(i);
+    const li = document.createElement('li');
+    li.style.setProperty('--depth', depth);
+    li.dataset.node = plant.path(i);
+    const kids = [...n.children].filter((c) => keep.has(c) && !isMachine.has(i));
+    const open = q || expanded.has(i) || depth === 0;
+    const tw = document.createElement('span');
+    tw.className = 'twisty';
+    tw.textContent = kids.length ? (open ? '▾' : '▸') : '';
+    li.append(tw, `${n.name}${n.label && n.label !== n.name ? ` — ${n.label}` : ''}`);
+    if (state.selected === i) li.className = 'on';
+    li.onclick = () => {
+      if (isMachine.has(i)) select(i, { fly: true });
+      else { if (expanded.has(i)) expanded.delete(i); else expanded.add(i); renderTree(); flyTo(plant.bounds(i)); }
+    };
+    ul.appendChild(li);
+    if (open) for (const c of kids.sort((a, b) => plant.path(a).localeCompare(plant.path(b)))) add(c, depth + 1);
+  };
+  const roots = [...keep].filter((i) => plant.nodes.get(i).parent == null).sort((a, b) => plant.path(a).localeCompare(plant.path(b)));
+  for (const r of roots) add(r, 0);
+  if (!roots.length) ul.innerHTML = `<li class="muted">${state.twins.size ? 'nothing matches' : 'no machines visible to you'}</li>`;
+  renderLayers();
+}
+$('search').oninput = () => renderTree();
+
+function renderLayers() {
+  const box = $('layers');
+  const names = [...plant.layers.entries()].filter(([l, k]) => l && k > 0).map(([l]) => l).sort();
+  if (box.dataset.names === names.join(',')) return;
+  box.dataset.names = names.join(',');
+  box.innerHTML = '';
+  for (const l of names) {
+    const label = document.createElement('label');
+    const c = document.createElement('input');
+    c.type = 'checkbox';
+    c.checked = !plant.hiddenLayers.has(l);
+    c.onchange = () => plant.setLayerHidden(l, !c.checked);
+    label.append(c, ` ${l}`);
+    box.appendChild(label);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- tabs
+function showTab(name) {
+  for (const b of document.querySelectorAll('#tabs button')) b.className = b.dataset.tab === name ? 'on' : '';
+  for (const s of document.querySelectorAll('.tab')) s.hidden = s.id !== `tab-${name}`;
+  if (name === 'plant' && treeDirty) renderTree();
+}
+for (const b of document.querySelectorAll('#tabs button')) b.onclick = () => showTab(b.dataset.tab);
+
+// --------------------------------------------------------------------------------------------------- playback
+async function loadHistoryRange() {
+  try { state.history = await api('/api/history'); renderPlayback(); } catch (e) { toast(`history: ${e.message}`); }
+}
+setInterval(() => { if (state.status === 'connected') loadHistoryRange(); }, 10000);
+let scrubbing = false;
+
+function renderPlayback() {
+  const pb = state.playback, s = $('scrub');
+  const from = state.history?.fromMs ?? Date.now() - 60_000;
+  const to = Math.max(Date.now(), from + 1000);
+  if (!scrubbing) {
+    s.min = String(from);
+    s.max = String(to);
+    s.value = String(pb.mode ? pb.cursorMs : to);
+  }
+  const past = $('past');
+  past.hidden = !pb.mode;
+  if (pb.mode) {
+    past.textContent = `PAST — ${hhmmss(pb.cursorMs)}${pb.mode === 2 ? ` ▶ ${pb.speedMilli / 1000}×` : ' (paused)'}`;
+    $('scrub-time').textContent = hhmmss(pb.cursorMs);
+    setConn('past', 'past');
+  } else {
+    $('scrub-time').textContent = 'live';
+    if (state.status === 'connected' && subscribed) setConn('live', 'live');
+  }
+  if (state.following) renderMembers();
+  chart?.updateOptions({});
+}
+
+function seek(ms) {
+  const from = state.history?.fromMs ?? 0;
+  const t = Math.max(from, Math.min(Date.now(), ms));
+  send(encode.playback(0, Math.round(t)));
+}
+const scrub = $('scrub');
+scrub.oninput = () => { scrubbing = true; $('scrub-time').textContent = hhmmss(Number(scrub.value)); };
+scrub.onchange = () => { scrubbing = false; seek(Number(scrub.value)); };
+$('play').onclick = () => send(encode.playback(1, state.playback.mode ? 0 : Date.now() - 60_000, Number($('speed').value)));
+$('pause').onclick = () => send(encode.playback(2));
+$('live').onclick = () => send(encode.playback(3));
+$('step-back').onclick = () => seek((state.playback.mode ? state.playback.cursorMs : Date.now()) - 10_000);
+$('step-fwd').onclick = () => { if (state.playback.mode) seek(state.playback.cursorMs + 10_000); };
+$('speed').onchange = () => { if (state.playback.mode === 2) send(encode.playback(1, 0, Number($('speed').value))); };
+setInterval(() => { if (!state.playback.mode) renderPlayback(); }, 1000);
+
+// --------------------------------------------------------------------------------------------------- picking
+const raycaster = new THREE.Raycaster();
+let down = null;
+function rayAt(clientX, clientY) {
+  const r = renderer.domElement.getBoundingClientRect();
+  raycaster.setFromCamera(new THREE.Vector2(((clientX - r.left) / r.width) * 2 - 1, -((clientY - r.top) / r.height) * 2 + 1), camera);
+  return raycaster;
+}
+// A tap or click is a press and release close together in place and time; a drag never selects.
+renderer.domElement.addEventListener('pointerdown', (ev) => { down = { x: ev.clientX, y: ev.clientY, t: performance.now() }; });
+renderer.domElement.addEventListener('pointerup', (ev) => {
+  if (!down) return;
+  const moved = Math.hypot(ev.clientX - down.x, ev.clientY - down.y), held = performance.now() - down.t;
+  down = null;
+  if (moved > 8 || held > 700) return;
+  const hit = plant.pick(rayAt(ev.clientX, ev.clientY));
+  const m = hit ? machineOf(hit.index) : null;
+  if (m == null) { if (state.selected != null) select(null); return; }
+  const now = performance.now();
+  const again = lastTap && lastTap.node === m && now - lastTap.t < 400;
+  lastTap = { node: m, t: now };
+  if (again) flyTo(plant.bounds(m));
+  else if (m !== state.selected) select(m);
+});
+let lastTap = null;
+renderer.domElement.addEventListener('dblclick', (ev) => {
+  const hit = plant.pick(rayAt(ev.clientX, ev.clientY));
+  const m = hit ? machineOf(hit.index) : null;
+  if (m != null) flyTo(plant.bounds(m));
+});
+// The desktop's pointer: the 3D point under the mouse, sent with presence.
+let pointerAt = null, pointerMoved = false, lastPointerPick = 0;
+renderer.domElement.addEventListener('pointermove', (ev) => { if (ev.pointerType === 'mouse') { pointerMoved = { x: ev.clientX, y: ev.clientY }; } });
+renderer.domElement.addEventListener('pointerleave', () => { pointerAt = null; });
+
 $('annotate').onclick = () => {
   const text = $('note-text').value.trim();
-  if (!text || state.selection.length === 0) { toast('select an object and type a note'); return; }
-  send(encode.annotate({ requestId: requestId++, node: state.selection[0], offset: [0, 500, 0], text }));
+  if (!text || state.selected == null) { toast('select a machine and type a note'); return; }
+  send(encode.annotate({ requestId: requestId++, node: state.selected, offset: [0, 500, 0], text }));
   $('note-text').value = '';
 };
-$('scrub').onchange = () => send(encode.playback(0, Date.now() + Number($('scrub').value) * 1000));
-$('play').onclick = () => send(encode.playback(1, state.playback && state.playback.mode !== 0 ? 0 : Date.now() + Number($('scrub').value) * 1000));
-$('pause').onclick = () => send(encode.playback(2));
-$('live').onclick = () => { $('scrub').value = 0; send(encode.playback(3)); };
-
-// Picking: click selects the node under the pointer.
-const raycaster = new THREE.Raycaster();
-renderer.domElement.addEventListener('click', (ev) => {
-  const r = renderer.domElement.getBoundingClientRect();
-  raycaster.setFromCamera(new THREE.Vector2(((ev.clientX - r.left) / r.width) * 2 - 1, -((ev.clientY - r.top) / r.height) * 2 + 1), camera);
-  const hit = raycaster.intersectObjects(scene.children, true).find((h) => h.object.visible);
-  let o = hit?.object;
-  while (o && o.userData.index === undefined) o = o.parent;
-  if (o) {
-    const i = o.userData.index;
-    send(encode.select([i]));
-    state.selection = [i];
-    $('selection').textContent = replica.path(i);
-  }
-});
 
 // ------------------------------------------------------------------------------------------ presence + follow
-function anchorName() { return anchors.keys().next().value || ''; }
+function presenceAnchor() { for (const [, n] of plant.nodes) if (n.parent == null && n.anchor && !n.name.startsWith('~')) return n.anchor; return ''; }
 
 function sendPresence() {
-  const a = anchorName();
-  if (!a || !sceneId || !state.version) return;
-  const origin = anchors.get(a).position;
+  const a = presenceAnchor();
+  if (!a || !subscribed || state.status !== 'connected') return;
+  const origin = plant.anchorOffset(a);
   const p = camera.position.clone().sub(origin);
   const q = camera.quaternion;
-  send(encode.presence({ head: { anchor: a, position: [p.x, p.y, p.z].map((v) => Math.round(v * 1000)), rotation: smallestThree([q.x, q.y, q.z, q.w], 12) } }));
+  const mm = (v) => [v.x, v.y, v.z].map((x) => Math.round(x * 1000));
+  const now = performance.now();
+  if (pointerMoved && now - lastPointerPick > 200) {
+    lastPointerPick = now;
+    const hit = plant.pick(rayAt(pointerMoved.x, pointerMoved.y));
+    pointerAt = hit ? hit.point.clone().sub(origin) : null;
+    pointerMoved = false;
+  }
+  send(encode.presence({
+    head: { anchor: a, position: mm(p), rotation: smallestThree([q.x, q.y, q.z, q.w], 12) },
+    pointer: pointerAt ? { anchor: a, position: mm(pointerAt), rotation: smallestThree([0, 0, 0, 1], 12) } : null,
+  }));
 }
 setInterval(sendPresence, 100);
 
 function applyViewpoint(v) {
-  const g = anchors.get(v.anchor) || anchorGroup(v.anchor);
-  const q = quaternion(v.rotation, 12);
-  camera.position.set(v.position[0] / 1000, v.position[1] / 1000, v.position[2] / 1000).add(g.position);
-  camera.quaternion.set(q[0], q[1], q[2], q[3]);
-  const ahead = new THREE.Vector3(0, 0, -10).applyQuaternion(camera.quaternion).add(camera.position);
-  controls.target.copy(ahead);
+  const origin = plant.anchorOffset(v.anchor);
+  const [x, y, z, w] = quaternion(v.rotation, 12);
+  const q = new THREE.Quaternion(x, y, z, w);
+  camera.position.set(v.position[0] / 1000, v.position[1] / 1000, v.position[2] / 1000).add(origin);
+  camera.quaternion.copy(q);
+  // The orbit pivot: where the view ray meets the floor (or 20 m ahead when it looks up).
+  const dir = new THREE.Vector3(0, 0, -1).applyQuaternion(q);
+  const t = dir.y < -0.05 ? (origin.y - camera.position.y) / dir.y : 20;
+  controls.target.copy(camera.position).add(dir.multiplyScalar(Math.min(200, t)));
   controls.update();
+  homed = true;
 }
 
 function followTick() {
-  if (!state.following) return;
-  for (const [name, g] of anchors) {
-    for (const [i, o] of objects) {
-      const n = replica.nodes.get(i);
-      if (n && n.name === 'head' && replica.path(i) === `~presence.${name}/${state.following}/head`) {
-        o.group.getWorldPosition(camera.position);
-        o.group.getWorldQuaternion(camera.quaternion);
-        return;
-      }
-    }
-    void g;
-  }
+  const path = `~presence.${presenceAnchor()}/${state.following}/head`;
+  const i = plant.indexOf(path);
+  const n = i == null ? null : plant.nodes.get(i);
+  if (!n) return;
+  n.world.decompose(camera.position, camera.quaternion, new THREE.Vector3());
+  const ahead = new THREE.Vector3(0, 0, -10).applyQuaternion(camera.quaternion).add(camera.position);
+  controls.target.copy(ahead);
 }
+
+// --------------------------------------------------------------------------------------------------- labels
+function labelItems() {
+  const items = [];
+  const alerting = new Map();
+  for (const a of state.alerts.values()) {
+    const n = alertNode(a);
+    if (n == null || acked.has(a.id)) continue;
+    const m = machineOf(n) ?? n;
+    const cur = alerting.get(m);
+    if (!cur || cur.severity < a.severity) alerting.set(m, { severity: a.severity, count: (cur?.count || 0) + 1 });
+    else cur.count++;
+  }
+  for (const i of plant.labelled) {
+    const n = plant.nodes.get(i);
+    if (!n || !n.shown) continue;
+    const avatar = n.name === 'head' && plant.path(i).startsWith('~presence');
+    const m = alerting.has(i) || state.selected === i ? i : null;
+    items.push({ key: i, text: n.label, position: plant.worldPosition(i).add(new THREE.Vector3(0, avatar ? 0.5 : 0.4, 0)),
+      priority: state.selected === i ? 4 : avatar ? 3 : m != null ? 2 : 0, className: state.selected === i ? 'sel' : avatar ? 'avatar' : '' });
+  }
+  for (const [m, a] of alerting) {
+    const b = plant.bounds(m);
+    const top = new THREE.Vector3((b.min.x + b.max.x) / 2, b.max.y + 0.6, (b.min.z + b.max.z) / 2);
+    items.push({ key: `alert-${m}`, text: `⚠ ${a.count > 1 ? `${a.count} ` : ''}${plant.nodes.get(m).name}`, position: top, priority: 2 + a.severity / 10, className: `alert${a.severity}` });
+  }
+  if (state.selected != null && !plant.labelled.has(state.selected) && plant.nodes.has(state.selected)) {
+    const b = plant.bounds(state.selected);
+    items.push({ key: state.selected, text: plant.nodes.get(state.selected).name, position: new THREE.Vector3((b.min.x + b.max.x) / 2, b.max.y + 0.3, (b.min.z + b.max.z) / 2), priority: 5, className: 'sel' });
+  }
+  return items;
+}
+
+// --------------------------------------------------------------------------------------------------- loop
+let frames = 0, jsMsSum = 0, lastLabels = 0, lastCamera = '';
+renderer.setAnimationLoop((now) => {
+  const t0 = performance.now();
+  if (flight) flight(now);
+  if (state.following) followTick(); else controls.update();
+  plant.flush();
+  if (!homed && plant.nodes.size > 0) {
+    const b = plantBounds();
+    if (!b.isEmpty() && [...plant.batches.values()].some((x) => x.parts)) { homed = true; flyTo(b, { instant: true }); }
+  }
+  if (state.selected != null && (plant.dirty.size || now - lastLabels > 500)) updateSelectionBox();
+  const cam = `${camera.position.toArray().map((x) => x.toFixed(2))}`;
+  if (now - lastLabels > 100 || cam !== lastCamera) {
+    lastLabels = now;
+    lastCamera = cam;
+    labels.place(labelItems(), camera, view.clientWidth, view.clientHeight);
+  }
+  renderer.render(scene, camera);
+  state.drawn = [...plant.batches.values()].reduce((k, b) => k + (b.parts && b.parts.length ? b.count : 0), 0);
+  lastDrawCalls = renderer.info.render.calls;
+  jsMs += performance.now() - t0;
+  jsMsSum += jsMs;
+  jsMs = 0;
+  frames++;
+});
+let lastDrawCalls = 0;
 
 setInterval(() => {
   $('rate').textContent = `${framesThisSecond} frames/s`;
@@ -429,14 +849,44 @@ setInterval(() => {
   $('version').textContent = String(state.version ?? '–');
   $('nodes').textContent = String(state.nodes);
   state.framesPerSecond = framesThisSecond;
+  state.fps = frames;
+  state.jsMsPerFrame = frames ? jsMsSum / frames : 0;
+  frames = 0; jsMsSum = 0;
   framesThisSecond = 0;
   bytesThisSecond = 0;
+  // Connected but nothing for 3 s: the data is stale even though the socket is open.
+  if (state.status === 'connected' && state.lastFrameAt && performance.now() - state.lastFrameAt > 3000 && !state.playback.mode) showStale();
 }, 1000);
 
-renderer.setAnimationLoop(() => {
-  if (state.following) followTick(); else controls.update();
-  renderer.render(scene, camera);
-  labels.render(scene, camera);
+/** For tests and the status bar: what the page and the renderer show now (see README). */
+state.stats = () => ({
+  connected: state.status === 'connected' && $('stale').hidden,
+  version: state.version,
+  nodes: state.nodes,
+  drawCalls: lastDrawCalls,
+  labelsInDom: document.querySelectorAll('.labels .label').length,
+  labelledNodes: plant.labelled.size,
+  fps: state.fps,
+  jsMsPerFrame: Math.round(state.jsMsPerFrame * 100) / 100,
+  selected: state.selected == null ? null : plant.path(state.selected),
+  past: state.playback.mode ? state.playback.cursorMs : null,
 });
+/** Selects the machine of node `nodeId` (an id such as "hall-a/line-01/press-01"); returns the machine's id. */
+state.select = (nodeId) => {
+  const i = plant.indexOf(nodeId);
+  if (i == null) return null;
+  const m = machineOf(i) ?? i;
+  select(m, { fly: true });
+  return plant.path(m);
+};
+state.seek = seek;
 
-connect();
+// A tab whose session went to another device asks before taking it back.
+const handed = sessionStorage.getItem('scenestream.handedOff');
+if (handed) {
+  const h = JSON.parse(handed);
+  sessionToken = '';
+  showTakeBack(DEVICE_NAMES[h.to] || 'other device', h.sessionId);
+} else {
+  connect();
+}

@@ -1,0 +1,375 @@
+// Draws the replica with three.js r111 (Debian's libjs-three): one InstancedMesh per part of each asset, so the
+// 10,000-node reference plant is ~20 draw calls; node transforms are kept as matrices in a flat table, not as
+// three.js objects; labels are a small pool of DOM elements placed each frame without overlaps.
+import * as THREE from '/vendor/three/build/three.module.js';
+import { GLTFLoader } from '/vendor/three/examples/jsm/loaders/GLTFLoader.js';
+import { quaternion } from './wire.mjs';
+
+const RING = 'models/selection-ring.gltf';
+const AVATAR = /^models\/avatar-/;
+const ZERO = new THREE.Matrix4().makeScale(0, 0, 0);
+const tmpM = new THREE.Matrix4(), tmpV = new THREE.Vector3(), tmpQ = new THREE.Quaternion(), tmpS = new THREE.Vector3();
+
+/** Multiplies the material's colour by a per-instance colour (three r111 has no instanceColor of its own). */
+function instancedColours(material) {
+  const m = material.clone();
+  m.onBeforeCompile = (shader) => {
+    shader.vertexShader = `attribute vec3 instanceColor;\nvarying vec3 vInstanceColor;\n${shader.vertexShader}`
+      .replace('#include <begin_vertex>', '#include <begin_vertex>\n\tvInstanceColor = instanceColor;');
+    shader.fragmentShader = `varying vec3 vInstanceColor;\n${shader.fragmentShader}`
+      .replace('#include <color_fragment>', '#include <color_fragment>\n\tdiffuseColor.rgb *= vInstanceColor;');
+  };
+  return m;
+}
+
+/** Every instance of one asset: one InstancedMesh per mesh of its glTF, sharing slots (and colours). */
+class AssetBatch {
+  constructor(path, scene) {
+    this.path = path; this.scene = scene; this.parts = null; this.meshes = []; this.capacity = 0; this.count = 0;
+    this.owner = []; this.colours = null; this.radius = 0.5; this.dirty = false;
+  }
+
+  /** `template` is the glTF scene: its meshes become parts with their matrices relative to the asset root. */
+  setTemplate(template) {
+    this.parts = [];
+    if (!template) return;
+    template.updateMatrixWorld(true);
+    const box = new THREE.Box3();
+    template.traverse((o) => {
+      if (!o.isMesh) return;
+      const base = o.material.color ? o.material.color.clone() : new THREE.Color(1, 1, 1);
+      const material = instancedColours(o.material);
+      if (material.color) material.color.setRGB(1, 1, 1);
+      o.geometry.computeBoundingBox();
+      box.union(o.geometry.boundingBox.clone().applyMatrix4(o.matrixWorld));
+      this.parts.push({ geometry: o.geometry, material, matrix: o.matrixWorld.clone(), base });
+    });
+    const s = new THREE.Sphere();
+    box.getBoundingSphere(s);
+    this.radius = s.radius || 0.5;
+    this.meshes = [];
+    this.capacity = 0;
+    this.colours = null;
+    this.grow(Math.max(16, this.count));
+  }
+
+  grow(want) {
+    let cap = this.capacity || 16;
+    while (cap < want) cap *= 2;
+    if (!this.parts) { this.capacity = cap; return; }  // no template yet: only slots
+    if (cap === this.capacity && this.meshes.length === this.parts.length) return;
+    const colours = new THREE.InstancedBufferAttribute(new Float32Array(cap * 3), 3);
+    if (this.colours) colours.array.set(this.colours.array.subarray(0, this.count * 3));
+    colours.setUsage?.(THREE.DynamicDrawUsage);
+    const old = this.meshes;
+    this.meshes = this.parts.map((p, k) => {
+      const g = p.geometry.clone();
+      g.setAttribute('instanceColor', colours);
+      const m = new THREE.InstancedMesh(g, p.material, cap);
+      m.instanceMatrix.setUsage?.(THREE.DynamicDrawUsage);
+      if (old[k]) m.instanceMatrix.array.set(old[k].instanceMatrix.array.subarray(0, this.count * 16));
+      m.count = this.count;
+      m.frustumCulled = false;  // instances spread over the plant; the mesh's own bounds say nothing
+      m.userData.batch = this;
+      this.scene.add(m);
+      return m;
+    });
+    for (const m of old) { this.scene.remove(m); m.geometry.dispose(); }
+    this.colours = colours;
+    this.capacity = cap;
+  }
+
+  add(node) {
+    if (this.count >= this.capacity) this.grow(this.count + 1);
+    const slot = this.count++;
+    this.owner[slot] = node;
+    node.slot = slot;
+    for (const m of this.meshes) m.count = this.count;
+    this.dirty = true;
+    return slot;
+  }
+
+  /** Frees `node`'s slot: the last instance moves into it. */
+  remove(node) {
+    if (node.slot < 0) return;
+    const slot = node.slot, last = --this.count;
+    if (slot !== last) {
+      const moved = this.owner[last];
+      this.owner[slot] = moved;
+      moved.slot = slot;
+      for (const m of this.meshes) m.instanceMatrix.array.copyWithin(slot * 16, last * 16, last * 16 + 16);
+      if (this.colours) this.colours.array.copyWithin(slot * 3, last * 3, last * 3 + 3);
+    }
+    this.owner.length = this.count;
+    node.slot = -1;
+    for (const m of this.meshes) m.count = this.count;
+    this.dirty = true;
+  }
+
+  write(node, world, shown) {
+    if (node.slot < 0 || !this.parts) return;
+    for (let k = 0; k < this.meshes.length; k++) {
+      const target = this.meshes[k].instanceMatrix.array;
+      if (!shown) { ZERO.toArray(target, node.slot * 16); continue; }
+      tmpM.multiplyMatrices(world, this.parts[k].matrix).toArray(target, node.slot * 16);
+    }
+    const c = node.color, o = node.slot * 3, a = this.colours?.array;
+    if (a) {
+      if (c) { a[o] = ((c >>> 24) & 255) / 255; a[o + 1] = ((c >>> 16) & 255) / 255; a[o + 2] = ((c >>> 8) & 255) / 255; }
+      else { const b = this.parts[0]?.base; a[o] = b ? b.r : 1; a[o + 1] = b ? b.g : 1; a[o + 2] = b ? b.b : 1; }
+    }
+    this.dirty = true;
+  }
+
+  upload() {
+    if (!this.dirty) return;
+    for (const m of this.meshes) m.instanceMatrix.needsUpdate = true;
+    if (this.colours) this.colours.needsUpdate = true;
+    this.dirty = false;
+  }
+}
+
+/** The scene as drawn: a table of nodes (index → matrices, asset slot, label) and the batches. */
+export class PlantView {
+  constructor(scene) {
+    this.scene = scene;
+    this.nodes = new Map();
+    this.batches = new Map();
+    this.loader = new GLTFLoader();
+    this.anchors = new Map();   // anchor name → offset (a desktop lays anchors side by side)
+    this.hiddenLayers = new Set();
+    this.dirty = new Set();
+    this.labelled = new Set();
+    this.byPath = null;          // node id → index, rebuilt after structural changes
+    this.version = 0;            // bumped on every structural change (the tree UI rebuilds then)
+    this.layers = new Map();     // layer → node count
+    this.orphans = new Map();    // parent index → children that came first
+  }
+
+  anchorOffset(name) {
+    if (!this.anchors.has(name)) this.anchors.set(name, new THREE.Vector3(this.anchors.size * 160, 0, 0));
+    return this.anchors.get(name);
+  }
+
+  batch(path) {
+    let b = this.batches.get(path);
+    if (!b) {
+      b = new AssetBatch(path, this.scene);
+      this.batches.set(path, b);
+      this.loader.load(`/assets/${path}`, (g) => { b.setTemplate(g.scene); this.rewrite(b); }, undefined, () => b.setTemplate(null));
+    }
+    return b;
+  }
+
+  /** After a template arrives: every instance waiting for it gets its matrix. */
+  rewrite(b) { for (let s = 0; s < b.count; s++) this.dirty.add(b.owner[s].i); }
+
+  clear() {
+    for (const b of this.batches.values()) {
+      for (let s = b.count - 1; s >= 0; s--) b.owner[s].slot = -1;
+      b.count = 0; b.owner.length = 0;
+      for (const m of b.meshes) m.count = 0;
+    }
+    this.nodes.clear(); this.labelled.clear(); this.dirty.clear(); this.layers.clear(); this.orphans.clear();
+    this.byPath = null; this.version++;
+  }
+
+  remove(i) {
+    const n = this.nodes.get(i);
+    if (!n) return;
+    if (n.batch) n.batch.remove(n);
+    this.nodes.get(n.parent)?.children.delete(i);
+    for (const c of n.children) this.dirty.add(c);
+    this.nodes.delete(i);
+    this.labelled.delete(i);
+    this.layers.set(n.layer, (this.layers.get(n.layer) || 1) - 1);
+    this.byPath = null; this.version++;
+  }
+
+  /** Takes node `i` as the replica has it now. */
+  upsert(i, r, replica) {
+    let n = this.nodes.get(i);
+    if (!n) {
+      n = { i, parent: null, children: new Set(), local: new THREE.Matrix4(), world: new THREE.Matrix4(), asset: '', batch: null, slot: -1,
+        color: 0, visible: true, shown: true, label: '', layer: '', anchor: '', name: '' };
+      this.nodes.set(i, n);
+      // Children that arrived before their parent (same frame, lower index first) are linked now.
+      const waiting = this.orphans.get(i);
+      if (waiting) { for (const c of waiting) if (this.nodes.get(c)?.parent === i) n.children.add(c); this.orphans.delete(i); }
+      this.byPath = null; this.version++;
+    }
+    if (n.parent !== r.parent) {
+      this.nodes.get(n.parent)?.children.delete(i);
+      n.parent = r.parent;
+      if (r.parent != null) {
+        const p = this.nodes.get(r.parent);
+        if (p) p.children.add(i);
+        else { if (!this.orphans.has(r.parent)) this.orphans.set(r.parent, []); this.orphans.get(r.parent).push(i); }
+      }
+      this.byPath = null; this.version++;
+    }
+    if (n.name !== r.name) { n.name = r.name; this.byPath = null; this.version++; }
+    const u = replica.unitsPerMetre, q = quaternion(r.rotation, replica.rotationBits);
+    tmpV.set(r.translation[0] / u, r.translation[1] / u, r.translation[2] / u);
+    tmpQ.set(q[0], q[1], q[2], q[3]);
+    tmpS.set(r.scale[0] / 1000, r.scale[1] / 1000, r.scale[2] / 1000);
+    n.local.compose(tmpV, tmpQ, tmpS);
+    n.anchor = r.anchor || '';
+    n.visible = r.visible;
+    n.color = r.color;
+    if (n.layer !== r.layer) {
+      this.layers.set(n.layer, (this.layers.get(n.layer) || 1) - 1);
+      this.layers.set(r.layer, (this.layers.get(r.layer) || 0) + 1);
+      n.layer = r.layer;
+    }
+    n.label = r.label || '';
+    if (n.label) this.labelled.add(i); else this.labelled.delete(i);
+    if (n.asset !== r.asset) {
+      if (n.batch) n.batch.remove(n);
+      n.batch = null;
+      n.asset = r.asset;
+      if (r.asset) { n.batch = this.batch(r.asset); n.batch.add(n); }
+    }
+    this.dirty.add(i);
+  }
+
+  /** Recomputes world matrices of changed nodes and their subtrees, and writes their instances. */
+  flush() {
+    if (this.dirty.size) {
+      const done = new Set();
+      const visit = (i) => {
+        if (done.has(i)) return;
+        done.add(i);
+        const n = this.nodes.get(i);
+        if (!n) return;
+        const p = n.parent == null ? null : this.nodes.get(n.parent);
+        if (p) n.world.multiplyMatrices(p.world, n.local);
+        else n.world.copy(n.local).premultiply(tmpM.makeTranslation(...this.anchorOffset(n.anchor || 'default').toArray()));
+        n.shown = n.visible && (!p || p.shown) && !this.hiddenLayers.has(n.layer);
+        if (n.batch) n.batch.write(n, this.placement(n, p), n.shown);
+        for (const c of n.children) visit(c);
+      };
+      // Parents first: a node's world matrix needs its parent's.
+      const roots = [...this.dirty].filter((i) => { let p = this.nodes.get(i)?.parent; while (p != null) { if (this.dirty.has(p)) return false; p = this.nodes.get(p)?.parent; } return true; });
+      for (const i of roots) visit(i);
+      this.dirty.clear();
+    }
+    for (const b of this.batches.values()) b.upload();
+  }
+
+  /** Where an instance is drawn: its world matrix, except that a selection ring is sized to what it marks (not
+   * scaled with it: a ring under the floor would otherwise be the floor's size), and avatars are made visible. */
+  placement(n, p) {
+    if (n.asset === RING && p) {
+      p.world.decompose(tmpV, tmpQ, tmpS);
+      const r = Math.min(4, Math.max(0.6, (p.batch ? p.batch.radius : 0.8) * Math.max(tmpS.x, tmpS.z) * 0.9));
+      return tmpM.compose(tmpV, new THREE.Quaternion(), new THREE.Vector3(r, 1, r)).clone();
+    }
+    if (AVATAR.test(n.asset)) return n.world.clone().multiply(tmpM.makeScale(2.5, 2.5, 2.5));
+    return n.world;
+  }
+
+  setLayerHidden(layer, hidden) {
+    if (hidden) this.hiddenLayers.add(layer); else this.hiddenLayers.delete(layer);
+    for (const [i, n] of this.nodes) if (n.layer === layer) this.dirty.add(i);
+  }
+
+  /** Node id (path of names) → index. */
+  indexOf(path) {
+    if (!this.byPath) {
+      this.byPath = new Map();
+      for (const i of this.nodes.keys()) this.byPath.set(this.path(i), i);
+    }
+    return this.byPath.get(path);
+  }
+
+  path(i) {
+    const parts = [];
+    let n = this.nodes.get(i), guard = 0;
+    while (n && guard++ < 1024) { parts.push(n.name); n = n.parent == null ? null : this.nodes.get(n.parent); }
+    return parts.reverse().join('/');
+  }
+
+  worldPosition(i, out = new THREE.Vector3()) {
+    const n = this.nodes.get(i);
+    return n ? out.setFromMatrixPosition(n.world) : null;
+  }
+
+  /** World bounding box of node `i` and everything under it that is drawn. */
+  bounds(i) {
+    const box = new THREE.Box3(), b = new THREE.Box3();
+    const walk = (k, depth) => {
+      const n = this.nodes.get(k);
+      if (!n || depth > 64 || !n.shown) return;
+      if (n.batch && n.batch.parts && n.asset !== RING) {
+        for (const p of n.batch.parts) {
+          if (!p.geometry.boundingBox) p.geometry.computeBoundingBox();
+          box.union(b.copy(p.geometry.boundingBox).applyMatrix4(tmpM.multiplyMatrices(n.world, p.matrix)));
+        }
+      }
+      for (const c of n.children) walk(c, depth + 1);
+    };
+    walk(i, 0);
+    if (box.isEmpty()) { const p = this.worldPosition(i); if (p) box.setFromCenterAndSize(p, new THREE.Vector3(1, 1, 1)); }
+    return box;
+  }
+
+  /** The node drawn under a ray, or null. */
+  pick(raycaster) {
+    const meshes = [];
+    for (const b of this.batches.values()) if (b.path !== RING && !AVATAR.test(b.path)) meshes.push(...b.meshes);
+    const hits = raycaster.intersectObjects(meshes, false);
+    for (const h of hits) {
+      const b = h.object.userData.batch, n = b && b.owner[h.instanceId];
+      if (n && n.shown) return { index: n.i, point: h.point };
+    }
+    return null;
+  }
+
+  drawCalls() { let k = 0; for (const b of this.batches.values()) if (b.count > 0) k += b.meshes.length; return k; }
+}
+
+/** Labels: a pool of at most `max` DOM elements, nearest and most important first, none overlapping. */
+export class LabelLayer {
+  constructor(container, max) {
+    this.root = document.createElement('div');
+    this.root.className = 'labels';
+    container.appendChild(this.root);
+    this.max = max;
+    this.pool = [];
+    this.shown = 0;
+  }
+
+  /** `items`: [{ key, text, position (world), priority, className }]. */
+  place(items, camera, width, height) {
+    const v = new THREE.Vector3(), placed = [], cam = camera.position;
+    const candidates = [];
+    for (const it of items) {
+      v.copy(it.position).project(camera);
+      if (v.z < -1 || v.z > 1 || v.x < -1.05 || v.x > 1.05 || v.y < -1.05 || v.y > 1.05) continue;
+      const d = cam.distanceTo(it.position);
+      candidates.push({ it, x: (v.x + 1) / 2 * width, y: (1 - v.y) / 2 * height, score: it.priority * 1000 - d });
+    }
+    candidates.sort((a, b) => b.score - a.score);
+    let k = 0;
+    for (const c of candidates) {
+      if (k >= this.max) break;
+      const w = c.it.text.length * 6.6 + 10, h = 18;
+      const rect = { l: c.x - w / 2, r: c.x + w / 2, t: c.y - h - 6, b: c.y - 6 };
+      if (placed.some((p) => rect.l < p.r && rect.r > p.l && rect.t < p.b && rect.b > p.t)) continue;
+      placed.push(rect);
+      let el = this.pool[k];
+      if (!el) { el = document.createElement('div'); this.pool[k] = el; }
+      if (!el.parentNode) this.root.appendChild(el);
+      if (el.textContent !== c.it.text) el.textContent = c.it.text;
+      const cls = `label ${c.it.className || ''}`;
+      if (el.className !== cls) el.className = cls;
+      el.dataset.node = c.it.key;
+      el.style.transform = `translate(${Math.round(rect.l)}px, ${Math.round(rect.t)}px)`;
+      k++;
+    }
+    for (let j = k; j < this.pool.length; j++) if (this.pool[j].parentNode) this.pool[j].remove();
+    this.shown = k;
+    return placed;
+  }
+}
