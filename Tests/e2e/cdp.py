@@ -63,12 +63,22 @@ class Browser:
             raise RuntimeError(f"{method}: {r['error']}")
         return r.get("result", {})
 
-    async def open(self, url):
+    async def open(self, url, phone=False):
+        """Opens `url` in a new tab; `phone`: a 390×844 touch screen (emulated before the page loads)."""
         target = (await self.call("Target.createTarget", {"url": "about:blank"}))["targetId"]
         session = (await self.call("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
         page = Page(self, session)
         await self.call("Runtime.enable", session=session)
         await self.call("Page.enable", session=session)
+        if phone:
+            await self.call("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}, session=session)
+            await self.call("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5}, session=session)
+            await self.call("Emulation.setEmitTouchEventsForMouse", {"enabled": True, "configuration": "mobile"}, session=session)
+            await self.call("Network.enable", session=session)
+            await self.call("Network.setUserAgentOverride", {
+                "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 Mobile Safari/537.36"},
+                session=session)
         await self.call("Page.navigate", {"url": url}, session=session)
         return page
 
@@ -125,6 +135,41 @@ class Page:
             with open(path, "wb") as f:
                 f.write(data)
         return data
+
+    async def mouse_click(self, x, y, count=1):
+        """A real mouse press and release at page point (x, y)."""
+        await self.b.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y}, session=self.session)
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.b.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": count},
+                              session=self.session)
+
+    async def drag(self, x0, y0, x1, y1, steps=10):
+        """Presses at (x0, y0), moves to (x1, y1) in steps, releases there."""
+        call = self.b.call
+        await call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x0, "y": y0}, session=self.session)
+        await call("Input.dispatchMouseEvent", {"type": "mousePressed", "x": x0, "y": y0, "button": "left", "clickCount": 1},
+                   session=self.session)
+        for k in range(1, steps + 1):
+            x, y = x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps
+            await call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "button": "left", "buttons": 1},
+                       session=self.session)
+            await asyncio.sleep(0.02)
+        await call("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "clickCount": 1},
+                   session=self.session)
+
+    async def tap(self, x, y):
+        """A finger's touch and lift at (x, y) (touch emulation on)."""
+        point = [{"x": x, "y": y, "radiusX": 4, "radiusY": 4, "force": 1, "id": 1}]
+        await self.b.call("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": point}, session=self.session)
+        await asyncio.sleep(0.05)
+        await self.b.call("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []}, session=self.session)
+
+    async def front(self):
+        """Makes this tab the visible one (a hidden tab gets no animation frames: nothing is drawn there)."""
+        await self.b.call("Page.bringToFront", {}, session=self.session)
+
+    async def reload(self):
+        await self.b.call("Page.reload", {}, session=self.session)
 
     async def click(self, selector):
         await self.eval(f"document.querySelector({json.dumps(selector)}).click()")

@@ -15,7 +15,9 @@ const DEVICE_NAMES = ['device', 'headset', 'desktop', 'phone'];
 const ROLE_NAMES = ['viewer', 'participant', 'host'];
 const SEVERITY = ['info', 'warning', 'critical'];
 const isPhone = matchMedia('(pointer: coarse)').matches || /Mobi|Android/i.test(navigator.userAgent);
-const hhmmss = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
+const two = (n) => (n < 10 ? `0${n}` : `${n}`);
+/** Local wall-clock time as HH:MM:SS (cheap: alert lists format hundreds of these). */
+const hhmmss = (ms) => { const d = new Date(ms); return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`; };
 
 // Identity: ?user=NAME (remembered), ?role=viewer|participant|host; with authentication on, ?token=JWT (kept for
 // this tab, then taken out of the address bar).
@@ -46,8 +48,8 @@ const state = window.sceneStream = {
 
 // ---------------------------------------------------------------------------------------------------- three.js
 const view = $('view');
-const renderer = new THREE.WebGLRenderer({ antialias: !isPhone, preserveDrawingBuffer: true });
-renderer.setPixelRatio(Math.min(window.devicePixelRatio, isPhone ? 1.5 : 2));
+const renderer = new THREE.WebGLRenderer({ antialias: !isPhone && params.get('aa') !== '0', preserveDrawingBuffer: params.get('pdb') === '1' });
+renderer.setPixelRatio(Number(params.get('pr')) || Math.min(window.devicePixelRatio, isPhone ? 1.5 : 2));
 view.appendChild(renderer.domElement);
 const scene = new THREE.Scene();
 scene.background = new THREE.Color(0x1d2127);
@@ -61,6 +63,7 @@ const controls = new OrbitControls(camera, renderer.domElement);
 controls.target.set(20, 0, 20);
 controls.screenSpacePanning = true;
 controls.update();
+PlantView.cheap = params.get('mat') === 'lambert';
 const plant = new PlantView(scene);
 const labels = new LabelLayer(view, isPhone ? 14 : 40);
 const selectionBox = new THREE.Box3Helper(new THREE.Box3(), new THREE.Color(0x4fc3f7));
@@ -155,6 +158,7 @@ function connect() {
   setConn('connecting…', '');
   ws.onopen = () => {
     retry = 0;
+    lastPongAt = performance.now();
     state.status = 'connected';
     protocolVersion = 1;
     send(encode.hello({ device, name: 'web-viewer', token, resumeToken: sessionToken, resumeVersion: sessionToken && replica.version ? replica.version : 0, maxVersion: 2 }));
@@ -162,7 +166,12 @@ function connect() {
   ws.onmessage = (ev) => {
     const bytes = new Uint8Array(ev.data);
     bytesThisSecond += bytes.length;
-    pending = pending.then(() => decodeServer(bytes, protocolVersion)).then((m) => {
+    pending = pending.then(() => {
+      const t0 = performance.now();
+      const decoded = decodeServer(bytes, protocolVersion);
+      jsMs += performance.now() - t0;
+      return decoded;
+    }).then((m) => {
       const t0 = performance.now();
       handle(m);
       jsMs += performance.now() - t0;
@@ -242,7 +251,8 @@ function handle(m) {
     }
     case 'alerts':
       for (const a of m.alerts) { if (a.state === 0) state.alerts.set(a.id, a); else state.alerts.delete(a.id); }
-      renderAlerts();
+      // A busy plant raises and clears alerts every frame: the list is redrawn at most twice a second.
+      if (!alertsTimer) alertsTimer = setTimeout(() => { alertsTimer = null; renderAlerts(); }, 500);
       break;
     case 'roomMembers': {
       const changed = new Set(m.changes.map((c) => c.userId));
@@ -289,6 +299,11 @@ function handle(m) {
         history.replaceState(null, '', location.pathname + (params.get('user') ? `?user=${encodeURIComponent(params.get('user'))}` : ''));
       }
       if (m.kind === 'sessions') renderSessions(m.sessions);
+      break;
+    case 'pong':
+      lastPongAt = performance.now();
+      if (state.status === 'connected' && subscribed && !view.classList.contains('stale')) break;
+      if (state.status === 'connected' && subscribed) hideStale();
       break;
     case 'error':
       if (claimRequest && (m.requestId === claimRequest || m.requestId === 0) && !state.claimed) {
@@ -538,6 +553,7 @@ async function loadChart() {
 }
 
 // --------------------------------------------------------------------------------------------------- alerts
+let alertsTimer = null;
 const acked = new Set(JSON.parse(localStorage.getItem('scenestream.acked') || '[]'));
 let severityShown = new Set([0, 1, 2]);
 function alertNode(a) { return a.node != null && plant.nodes.has(a.node) ? a.node : null; }
@@ -834,14 +850,17 @@ renderer.setAnimationLoop((now) => {
     labels.place(labelItems(), camera, view.clientWidth, view.clientHeight);
   }
   renderer.render(scene, camera);
-  state.drawn = [...plant.batches.values()].reduce((k, b) => k + (b.parts && b.parts.length ? b.count : 0), 0);
+  countDrawn();
   lastDrawCalls = renderer.info.render.calls;
   jsMs += performance.now() - t0;
   jsMsSum += jsMs;
+  jsMsSecond += jsMs;
   jsMs = 0;
   frames++;
 });
 let lastDrawCalls = 0;
+/** Nodes drawn with their model (instances of loaded assets). */
+function countDrawn() { state.drawn = [...plant.batches.values()].reduce((k, b) => k + (b.parts && b.parts.length ? b.count : 0), 0); }
 
 setInterval(() => {
   $('rate').textContent = `${framesThisSecond} frames/s`;
@@ -854,9 +873,17 @@ setInterval(() => {
   frames = 0; jsMsSum = 0;
   framesThisSecond = 0;
   bytesThisSecond = 0;
-  // Connected but nothing for 3 s: the data is stale even though the socket is open.
-  if (state.status === 'connected' && state.lastFrameAt && performance.now() - state.lastFrameAt > 3000 && !state.playback.mode) showStale();
+  countDrawn();
+  state.jsMsPerSecond = jsMsSecond;
+  jsMsSecond = 0;
+  // The server answers pings: connected but no answer for 3 s means the data may be stale though the socket is
+  // open (a quiet plant sends no frames, so their absence says nothing).
+  if (state.status === 'connected') {
+    if (performance.now() - lastPongAt > 3000) showStale();
+    send(encode.ping(++pingNonce));
+  }
 }, 1000);
+let pingNonce = 0, lastPongAt = performance.now(), jsMsSecond = 0;
 
 /** For tests and the status bar: what the page and the renderer show now (see README). */
 state.stats = () => ({
@@ -868,8 +895,10 @@ state.stats = () => ({
   labelledNodes: plant.labelled.size,
   fps: state.fps,
   jsMsPerFrame: Math.round(state.jsMsPerFrame * 100) / 100,
+  jsMsPerSecond: Math.round(state.jsMsPerSecond || 0),
   selected: state.selected == null ? null : plant.path(state.selected),
   past: state.playback.mode ? state.playback.cursorMs : null,
+  triangles: renderer.info.render.triangles,
 });
 /** Selects the machine of node `nodeId` (an id such as "hall-a/line-01/press-01"); returns the machine's id. */
 state.select = (nodeId) => {
@@ -880,6 +909,27 @@ state.select = (nodeId) => {
   return plant.path(m);
 };
 state.seek = seek;
+/** For tests: the camera, its orbit pivot, and where the plant's centre is on the page (null: behind the camera). */
+state.camera = () => {
+  const c = plantBounds().getCenter(new THREE.Vector3()).project(camera);
+  const r = renderer.domElement.getBoundingClientRect();
+  return { position: camera.position.toArray(), target: controls.target.toArray(),
+    plantCentre: c.z > 1 ? null : [r.left + (c.x + 1) / 2 * r.width, r.top + (1 - c.y) / 2 * r.height], view: [r.left, r.top, r.width, r.height] };
+};
+/** For tests: the page point of the top centre of node `nodeId`'s drawn bounds. */
+state.screenPoint = (nodeId) => {
+  const i = plant.indexOf(nodeId);
+  if (i == null) return null;
+  const b = plant.bounds(i), p = new THREE.Vector3((b.min.x + b.max.x) / 2, b.min.y * 0.3 + b.max.y * 0.7, (b.min.z + b.max.z) / 2).project(camera);
+  const r = renderer.domElement.getBoundingClientRect();
+  return [r.left + (p.x + 1) / 2 * r.width, r.top + (1 - p.y) / 2 * r.height];
+};
+/** For tests: the node drawn at page point (x, y) (null: none). */
+state.nodeAt = (x, y) => { const hit = plant.pick(rayAt(x, y)); return hit ? plant.path(hit.index) : null; };
+/** For tests: drops the connection as a network failure would. */
+state.dropConnection = () => { if (ws) ws.close(4001, 'test'); };
+/** For tests: the machine a click at page point (x, y) would select (null: none). */
+state.machineAt = (x, y) => { const hit = plant.pick(rayAt(x, y)); const m = hit ? machineOf(hit.index) : null; return m == null ? null : plant.path(m); };
 
 // A tab whose session went to another device asks before taking it back.
 const handed = sessionStorage.getItem('scenestream.handedOff');

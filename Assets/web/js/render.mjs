@@ -38,7 +38,7 @@ class AssetBatch {
     template.traverse((o) => {
       if (!o.isMesh) return;
       const base = o.material.color ? o.material.color.clone() : new THREE.Color(1, 1, 1);
-      const material = instancedColours(o.material);
+      const material = instancedColours(PlantView.cheap ? new THREE.MeshLambertMaterial({ color: base }) : o.material);
       if (material.color) material.color.setRGB(1, 1, 1);
       o.geometry.computeBoundingBox();
       box.union(o.geometry.boundingBox.clone().applyMatrix4(o.matrixWorld));
