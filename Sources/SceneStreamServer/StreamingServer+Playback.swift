@@ -28,7 +28,39 @@ extension StreamingServer {
             enqueue(c, .error(code: .notSubscribed, requestId: 0, message: "playback before subscribe"))
             return
         }
-        perform(c.playbackControl.command(op, timeMs: timeMs, speedMilli: speedMilli, nowMs: Self.wallMs()), for: c)
+        let now = Self.wallMs()
+        perform(c.playbackControl.command(op, timeMs: timeMs, speedMilli: speedMilli, nowMs: now), for: c)
+        guard let leader = c.session?.identity.userId else { return }
+        // Shared playback: whoever follows this user watches the same moment (through their own interest and
+        // zones). "Where the cursor is" (time 0) is the leader's cursor, made explicit for each follower.
+        let cursor = c.playbackControl.pending?.targetMs ?? c.playbackControl.watching?.cursorMs ?? 0
+        let t = timeMs != 0 || op == .pause || op == .live ? timeMs : cursor
+        for f in followers(of: leader) where f.id != c.id {
+            perform(f.playbackControl.command(op, timeMs: t, speedMilli: speedMilli, nowMs: now), for: f)
+        }
+    }
+
+    /// The subscribed devices here whose sessions follow `userId`.
+    func followers(of userId: String) -> [Client] {
+        clients.values.filter { f in
+            guard let s = f.session, s.followUserId == userId, s.identity.userId != userId, f.subscription != nil else { return false }
+            return s.primary == f.id
+        }
+    }
+
+    /// A user starts following `leader`: their playback joins the leader's (the past the leader watches, or live).
+    func joinPlayback(_ c: Client, leader: String) {
+        guard c.subscription != nil,
+            let l = clients.values.first(where: { $0.session?.identity.userId == leader && $0.session?.primary == $0.id && $0.subscription != nil })
+        else { return }
+        let now = Self.wallMs()
+        if let w = l.playbackControl.watching {
+            perform(c.playbackControl.command(w.playing ? .play : .seek, timeMs: w.cursorMs, speedMilli: w.speedMilli, nowMs: now), for: c)
+        } else if let p = l.playbackControl.pending {
+            perform(c.playbackControl.command(p.playing ? .play : .seek, timeMs: p.targetMs, speedMilli: p.speedMilli, nowMs: now), for: c)
+        } else {
+            perform(c.playbackControl.goLive(), for: c)
+        }
     }
 
     /// Carries out what the playback controller said.

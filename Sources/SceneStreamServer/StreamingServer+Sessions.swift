@@ -587,6 +587,7 @@ extension StreamingServer {
         s.followUserId = userId
         persist(s)
         room.stateChanged(s.id)
+        if !userId.isEmpty { joinPlayback(c, leader: userId) }
     }
 
     // MARK: housekeeping

@@ -41,6 +41,16 @@ def ingest(server, updates):
         assert r.status == 200
 
 
+def history(server, seconds):
+    """The range /api/history covers, once it covers at least `seconds` (a server just started has little)."""
+    deadline = time.monotonic() + seconds + 30
+    while True:
+        rng = server.json("/api/history")
+        if rng["toMs"] - rng["fromMs"] >= seconds * 1000 or time.monotonic() > deadline:
+            return rng
+        time.sleep(0.2)
+
+
 def browse(test):
     """Runs `test(browser)` with a fresh headless Chromium, closed afterwards; page exceptions fail the test."""
     async def run():
@@ -266,7 +276,7 @@ def test_3_no_ghost_labels_after_reloads_of_the_scene(plant):
     async def test(b):
         page = await b.open(f"http://127.0.0.1:{plant.port}/?user=ghost")
         await drawn(page)
-        rng = plant.json("/api/history")
+        rng = history(plant, 6)
         labels = "(() => { const ls = [...document.querySelectorAll('.labels .label')]; return {n: ls.length, distinct: new Set(ls.map(l => l.dataset.node)).size}; })()"
         for k in range(3):
             keyframes = await page.eval("sceneStream.keyframes")
@@ -370,7 +380,9 @@ def test_8_the_scrubber_covers_the_history_there_is_and_says_when_it_is_the_past
     async def test(b):
         page = await b.open(f"http://127.0.0.1:{plant.port}/?user=scrub")
         await drawn(page)
-        await page.wait("sceneStream.history", what="history range")
+        history(plant, 8)
+        await page.eval("sceneStream.history = null")
+        await page.wait("sceneStream.history && sceneStream.history.toMs - sceneStream.history.fromMs > 8000", timeout=15, what="history range")
         s = await page.eval("(() => { const s = document.getElementById('scrub'); return {min: +s.min, max: +s.max, w: s.getBoundingClientRect().width, top: document.getElementById('playbar').getBoundingClientRect().top}; })()")
         rng = plant.json("/api/history")
         assert abs(s["min"] - rng["fromMs"]) < 15_000 and s["max"] <= rng["toMs"] + 5_000
@@ -540,3 +552,41 @@ def test_11_the_reference_plant_labels_do_not_overlap_and_alerts_have_room(tmp_p
         browse(test)
     finally:
         assert server.stop() == 0
+
+
+# ------------------------------------------------------------------------------------------------ shared playback
+
+def test_following_carries_the_leaders_playback_and_both_return_to_live_together(plant):
+    async def test(b):
+        ada = await b.open(f"http://127.0.0.1:{plant.port}/?user=lead")
+        bob = await b.open(f"http://127.0.0.1:{plant.port}/?user=trail")
+        await drawn(bob)
+        await ada.front()
+        await drawn(ada)
+        await bob.wait("sceneStream.members.some(m => m.userId === 'lead')", what="the leader in bob's room")
+        await bob.eval("[...document.querySelectorAll('#members li')].find(li => li.textContent.includes('lead')).querySelector('button').click()")
+        await bob.wait("sceneStream.following === 'lead'", what="bob follows")
+        rng = history(plant, 12)
+        target = rng["toMs"] - 10_000
+        await ada.eval(f"sceneStream.seek({target})")
+        lead = await ada.wait("sceneStream.stats().past", what="leader in the past")
+        past = await bob.wait("sceneStream.stats().past", what="follower in the past too")
+        assert abs(past - target) < 1000 and abs(lead - target) < 1000, (past, lead, target, rng)
+        # Paused at the same moment, both replicas hold the same scene.
+        await bob.wait("sceneStream.playback.mode === 1", what="paused")
+        for _ in range(50):
+            a, c = await ada.eval("sceneStream.sceneDigest()"), await bob.eval("sceneStream.sceneDigest()")
+            if a == c:
+                break
+            await asyncio.sleep(0.1)
+        assert a == c and len(a) > 200
+        text = await bob.eval("document.getElementById('following').textContent")
+        assert re.match(r"following lead · PAST \d\d:\d\d:\d\d", text), text
+        await ada.click("#live")
+        await ada.wait("sceneStream.stats().past === null", what="leader live")
+        await bob.wait("sceneStream.stats().past === null", what="follower live with the leader")
+        # Scrubbing on one's own stops following.
+        await bob.eval(f"sceneStream.seek({target})")
+        await bob.wait("sceneStream.following === '' && sceneStream.stats().past", what="bob on his own")
+        assert await ada.eval("sceneStream.stats().past") is None
+    browse(test)

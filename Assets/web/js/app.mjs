@@ -667,7 +667,7 @@ for (const b of document.querySelectorAll('#tabs button')) b.onclick = () => sho
 async function loadHistoryRange() {
   try { state.history = await api('/api/history'); renderPlayback(); } catch (e) { toast(`history: ${e.message}`); }
 }
-setInterval(() => { if (state.status === 'connected') loadHistoryRange(); }, 10000);
+setInterval(() => { if (state.status === 'connected') loadHistoryRange(); }, 5000);
 let scrubbing = false;
 
 function renderPlayback() {
@@ -693,7 +693,16 @@ function renderPlayback() {
   chart?.updateOptions({});
 }
 
+/** Playback of one's own: following someone carries their playback, so scrubbing stops following first. */
+function ownPlayback() {
+  if (!state.following) return;
+  notice(`Stopped following ${state.following} to play back on your own.`);
+  send(encode.follow(''));
+  state.following = '';
+}
+
 function seek(ms) {
+  ownPlayback();
   const from = state.history?.fromMs ?? 0;
   const t = Math.max(from, Math.min(Date.now(), ms));
   send(encode.playback(0, Math.round(t)));
@@ -701,9 +710,9 @@ function seek(ms) {
 const scrub = $('scrub');
 scrub.oninput = () => { scrubbing = true; $('scrub-time').textContent = hhmmss(Number(scrub.value)); };
 scrub.onchange = () => { scrubbing = false; seek(Number(scrub.value)); };
-$('play').onclick = () => send(encode.playback(1, state.playback.mode ? 0 : Date.now() - 60_000, Number($('speed').value)));
-$('pause').onclick = () => send(encode.playback(2));
-$('live').onclick = () => send(encode.playback(3));
+$('play').onclick = () => ownPlayback() || send(encode.playback(1, state.playback.mode ? 0 : Date.now() - 60_000, Number($('speed').value)));
+$('pause').onclick = () => ownPlayback() || send(encode.playback(2));
+$('live').onclick = () => ownPlayback() || send(encode.playback(3));
 $('step-back').onclick = () => seek((state.playback.mode ? state.playback.cursorMs : Date.now()) - 10_000);
 $('step-fwd').onclick = () => { if (state.playback.mode) seek(state.playback.cursorMs + 10_000); };
 $('speed').onchange = () => { if (state.playback.mode === 2) send(encode.playback(1, 0, Number($('speed').value))); };
@@ -926,6 +935,17 @@ state.screenPoint = (nodeId) => {
 };
 /** For tests: the node drawn at page point (x, y) (null: none). */
 state.nodeAt = (x, y) => { const hit = plant.pick(rayAt(x, y)); return hit ? plant.path(hit.index) : null; };
+/** For tests: the replica's plant nodes (no presence, selections or notes) as id → [translation, rotation, colour,
+ * visible], to compare two viewers' scenes. */
+state.sceneDigest = () => {
+  const out = {};
+  for (const [i, n] of replica.nodes) {
+    const path = replica.path(i);
+    if (path.includes('~')) continue;
+    out[path] = [n.translation, n.rotation, n.color, n.visible];
+  }
+  return out;
+};
 /** For tests: drops the connection as a network failure would. */
 state.dropConnection = () => { if (ws) ws.close(4001, 'test'); };
 /** For tests: the machine a click at page point (x, y) would select (null: none). */
