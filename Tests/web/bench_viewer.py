@@ -49,6 +49,8 @@ async def bench(plant, seconds, tmp):
         page = await b.open(url)
         await page.wait(f"window.sceneStream && sceneStream.drawn > {expected} && sceneStream.stats().drawCalls > 0", timeout=90, what="drawn")
         out["firstLoadS"] = round(time.monotonic() - t0, 2)
+        tl = await page.eval("sceneStream.timeline")
+        out["webglContextS"] = round((tl["rendererMs"] - tl["moduleMs"]) / 1000, 2)
         await page.wait("sceneStream.fps > 0 || true", what="settle")
         samples = []
         end = time.monotonic() + seconds
@@ -118,7 +120,7 @@ def main():
         print(json.dumps({"goals": GOALS, "results": results}, indent=1))
         return
     keys = ["nodes", "drawCalls", "triangles", "fps", "jsMsPerFrame", "jsMsPerSecond", "jsMsPer30HzFrame", "labelsInDom",
-            "firstLoadS", "takeOverS", "seekS", "staleShownS", "reconnectS"]
+            "firstLoadS", "webglContextS", "takeOverS", "seekS", "staleShownS", "reconnectS"]
     print(f"{'':18}" + "".join(f"{r['plant']:>12}" for r in results) + f"{'goal (reference)':>18}")
     for k in keys:
         goal = GOALS.get(k)

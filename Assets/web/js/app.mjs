@@ -39,7 +39,10 @@ async function api(path) {
 }
 
 // State for people (the panels) and for tests (window.sceneStream).
+// timeline: page-clock milliseconds of the first load's steps (module, renderer made, socket open, welcome,
+// keyframe, first frame drawn), for the viewer benchmark.
 const state = window.sceneStream = {
+  timeline: { moduleMs: Math.round(performance.now()) },
   status: 'connecting', version: null, nodes: 0, framesApplied: 0, keyframes: 0, drawn: 0, sessionId: '', user,
   members: [], offer: null, handedOff: null, claimed: null, errors: [], alerts: new Map(), following: '', selection: [],
   selected: null, playback: { mode: 0 }, protocolVersion: 1, twins: new Map(), lastFrameAt: 0, dataTimeMs: 0,
@@ -64,6 +67,7 @@ controls.target.set(20, 0, 20);
 controls.screenSpacePanning = true;
 controls.update();
 PlantView.cheap = params.get('mat') === 'lambert';
+state.timeline.rendererMs = Math.round(performance.now());
 const plant = new PlantView(scene);
 const labels = new LabelLayer(view, isPhone ? 14 : 40);
 const selectionBox = new THREE.Box3Helper(new THREE.Box3(), new THREE.Color(0x4fc3f7));
@@ -74,8 +78,24 @@ scene.add(selectionBox);
 if (navigator.xr && navigator.xr.isSessionSupported) {
   navigator.xr.isSessionSupported('immersive-vr').then((ok) => {
     if (!ok) return;
-    (renderer.xr || renderer.vr).enabled = true;
+    const xr = renderer.xr || renderer.vr;
+    xr.enabled = true;
+    // The plant stands at its anchor and the user on the floor ('local-floor': heights are the headset's own).
+    xr.setReferenceSpaceType?.('local-floor');
     $('vr-slot').appendChild(VRButton.createButton(renderer));
+    // Selection with the controller's ray: the trigger picks like a click.
+    for (const k of [0, 1]) {
+      const controller = xr.getController(k);
+      scene.add(controller);
+      controller.addEventListener('select', () => {
+        const m = new THREE.Matrix4().extractRotation(controller.matrixWorld);
+        raycaster.ray.origin.setFromMatrixPosition(controller.matrixWorld);
+        raycaster.ray.direction.set(0, 0, -1).applyMatrix4(m);
+        const hit = plant.pick(raycaster);
+        const machine = hit ? machineOf(hit.index) : null;
+        select(machine);
+      });
+    }
   }).catch(() => {});
 }
 
@@ -157,6 +177,7 @@ function connect() {
   state.status = 'connecting';
   setConn('connecting…', '');
   ws.onopen = () => {
+    state.timeline.openMs ??= Math.round(performance.now());
     retry = 0;
     lastPongAt = performance.now();
     state.status = 'connected';
@@ -210,6 +231,7 @@ function hideStale() { view.classList.remove('stale'); $('stale').hidden = true;
 function handle(m) {
   switch (m.type) {
     case 'welcome': {
+      state.timeline.welcomeMs ??= Math.round(performance.now());
       protocolVersion = m.version;
       state.protocolVersion = m.version;
       state.sessionId = m.sessionId;
@@ -240,7 +262,7 @@ function handle(m) {
       applyChange(change);
       state.framesApplied++;
       framesThisSecond++;
-      if (change.keyframe) state.keyframes++;
+      if (change.keyframe) { state.keyframes++; state.timeline.keyframeMs ??= Math.round(performance.now()); }
       state.version = replica.version;
       state.nodes = replica.nodes.size;
       state.lastFrameAt = performance.now();
@@ -858,7 +880,12 @@ renderer.setAnimationLoop((now) => {
     lastCamera = cam;
     labels.place(labelItems(), camera, view.clientWidth, view.clientHeight);
   }
+  const r0 = performance.now();
   renderer.render(scene, camera);
+  if (!state.timeline.firstRenderMs && renderer.info.render.calls > 0) {
+    state.timeline.firstRenderMs = Math.round(performance.now());
+    state.timeline.firstRenderCostMs = Math.round(performance.now() - r0);
+  }
   countDrawn();
   lastDrawCalls = renderer.info.render.calls;
   jsMs += performance.now() - t0;
@@ -958,5 +985,6 @@ if (handed) {
   sessionToken = '';
   showTakeBack(DEVICE_NAMES[h.to] || 'other device', h.sessionId);
 } else {
+  state.timeline.connectMs = Math.round(performance.now());
   connect();
 }
