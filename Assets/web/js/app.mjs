@@ -863,12 +863,14 @@ function labelItems() {
 }
 
 // --------------------------------------------------------------------------------------------------- loop
-let frames = 0, jsMsSum = 0, lastLabels = 0, lastCamera = '';
+let frames = 0, jsMsSum = 0, rafMsSum = 0, lastLabels = 0, lastCamera = '';
 renderer.setAnimationLoop((now) => {
   const t0 = performance.now();
   if (flight) flight(now);
   if (state.following) followTick(); else controls.update();
-  plant.flush();
+  const xr = renderer.xr || renderer.vr;
+  const presenting = xr && (typeof xr.isPresenting === 'function' ? xr.isPresenting() : xr.isPresenting);
+  plant.flush(camera, view.clientHeight, !!presenting);
   if (!homed && plant.nodes.size > 0) {
     const b = plantBounds();
     if (!b.isEmpty() && [...plant.batches.values()].some((x) => x.parts)) { homed = true; flyTo(b, { instant: true }); }
@@ -888,6 +890,7 @@ renderer.setAnimationLoop((now) => {
   }
   countDrawn();
   lastDrawCalls = renderer.info.render.calls;
+  rafMsSum += performance.now() - t0;
   jsMs += performance.now() - t0;
   jsMsSum += jsMs;
   jsMsSecond += jsMs;
@@ -906,7 +909,8 @@ setInterval(() => {
   state.framesPerSecond = framesThisSecond;
   state.fps = frames;
   state.jsMsPerFrame = frames ? jsMsSum / frames : 0;
-  frames = 0; jsMsSum = 0;
+  state.drawMsPerFrame = frames ? rafMsSum / frames : 0;
+  frames = 0; jsMsSum = 0; rafMsSum = 0;
   framesThisSecond = 0;
   bytesThisSecond = 0;
   countDrawn();
@@ -932,6 +936,7 @@ state.stats = () => ({
   fps: state.fps,
   jsMsPerFrame: Math.round(state.jsMsPerFrame * 100) / 100,
   jsMsPerSecond: Math.round(state.jsMsPerSecond || 0),
+  drawMsPerFrame: Math.round((state.drawMsPerFrame || 0) * 100) / 100,
   selected: state.selected == null ? null : plant.path(state.selected),
   past: state.playback.mode ? state.playback.cursorMs : null,
   triangles: renderer.info.render.triangles,
@@ -945,6 +950,7 @@ state.select = (nodeId) => {
   return plant.path(m);
 };
 state.seek = seek;
+state.plant = plant;  // for the browser's devtools
 /** For tests: the camera, its orbit pivot, and where the plant's centre is on the page (null: behind the camera). */
 state.camera = () => {
   const c = plantBounds().getCenter(new THREE.Vector3()).project(camera);

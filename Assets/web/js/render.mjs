@@ -8,6 +8,7 @@ import { quaternion } from './wire.mjs';
 const RING = 'models/selection-ring.gltf';
 const AVATAR = /^models\/avatar-/;
 const ZERO = new THREE.Matrix4().makeScale(0, 0, 0);
+const tmpSphere = new THREE.Sphere();
 const tmpM = new THREE.Matrix4(), tmpV = new THREE.Vector3(), tmpQ = new THREE.Quaternion(), tmpS = new THREE.Vector3();
 
 /** Multiplies the material's colour by a per-instance colour (three r111 has no instanceColor of its own). */
@@ -22,12 +23,34 @@ function instancedColours(material) {
   return m;
 }
 
-/** Every instance of one asset: one InstancedMesh per mesh of its glTF, sharing slots (and colours). */
+/** An InstancedMesh drawing up to `cap` instances of `geometry`, with its own per-instance colours. */
+function instanced(geometry, material, cap, batch) {
+  const g = geometry.clone();
+  const colours = new THREE.InstancedBufferAttribute(new Float32Array(cap * 3), 3);
+  colours.setUsage?.(THREE.DynamicDrawUsage);
+  g.setAttribute('instanceColor', colours);
+  const m = new THREE.InstancedMesh(g, material, cap);
+  m.instanceMatrix.setUsage?.(THREE.DynamicDrawUsage);
+  m.count = 0;
+  m.frustumCulled = false;  // instances spread over the plant: culled one by one in ``AssetBatch.cull``
+  m.userData.batch = batch;
+  m.userData.owners = [];
+  return m;
+}
+
+/** Every instance of one asset. Each node has a slot; its matrices (one per mesh of the glTF) and colour live in
+ * CPU arrays, and ``cull`` copies the instances inside the view into the InstancedMeshes — far ones that would be a
+ * few pixels big into a box of the same size (12 triangles), so software GL is not drowned in triangles nobody
+ * can see. */
 class AssetBatch {
   constructor(path, scene) {
-    this.path = path; this.scene = scene; this.parts = null; this.meshes = []; this.capacity = 0; this.count = 0;
-    this.owner = []; this.colours = null; this.radius = 0.5; this.dirty = false;
+    this.path = path; this.scene = scene; this.parts = null; this.capacity = 16; this.count = 0;
+    this.owner = []; this.radius = 0.5; this.dirty = false;
+    this.cpu = []; this.rgb = new Float32Array(16 * 3); this.shown = new Uint8Array(16);
+    this.full = []; this.proxy = []; this.gpuCapacity = 0;
   }
+
+  get meshes() { return [...this.full, ...this.proxy]; }
 
   /** `template` is the glTF scene: its meshes become parts with their matrices relative to the asset root. */
   setTemplate(template) {
@@ -38,53 +61,54 @@ class AssetBatch {
     template.traverse((o) => {
       if (!o.isMesh) return;
       const base = o.material.color ? o.material.color.clone() : new THREE.Color(1, 1, 1);
-      const material = instancedColours(PlantView.cheap ? new THREE.MeshLambertMaterial({ color: base }) : o.material);
+      const material = instancedColours(o.material);
       if (material.color) material.color.setRGB(1, 1, 1);
       o.geometry.computeBoundingBox();
       box.union(o.geometry.boundingBox.clone().applyMatrix4(o.matrixWorld));
-      this.parts.push({ geometry: o.geometry, material, matrix: o.matrixWorld.clone(), base });
+      const triangles = (o.geometry.index ? o.geometry.index.count : o.geometry.attributes.position.count) / 3;
+      let proxy = null;
+      if (triangles > 12) {
+        const b = o.geometry.boundingBox, size = b.getSize(new THREE.Vector3()), c = b.getCenter(new THREE.Vector3());
+        proxy = new THREE.BoxBufferGeometry(size.x, size.y, size.z).translate(c.x, c.y, c.z);
+      }
+      this.parts.push({ geometry: o.geometry, material, matrix: o.matrixWorld.clone(), base, proxy });
     });
     const s = new THREE.Sphere();
     box.getBoundingSphere(s);
     this.radius = s.radius || 0.5;
-    this.meshes = [];
-    this.capacity = 0;
-    this.colours = null;
-    this.grow(Math.max(16, this.count));
+    this.centre = s.center.clone();
+    this.cpu = this.parts.map(() => new Float32Array(this.capacity * 16));
+    this.dirty = true;
   }
 
   grow(want) {
-    let cap = this.capacity || 16;
+    let cap = this.capacity;
     while (cap < want) cap *= 2;
-    if (!this.parts) { this.capacity = cap; return; }  // no template yet: only slots
-    if (cap === this.capacity && this.meshes.length === this.parts.length) return;
-    const colours = new THREE.InstancedBufferAttribute(new Float32Array(cap * 3), 3);
-    if (this.colours) colours.array.set(this.colours.array.subarray(0, this.count * 3));
-    colours.setUsage?.(THREE.DynamicDrawUsage);
-    const old = this.meshes;
-    this.meshes = this.parts.map((p, k) => {
-      const g = p.geometry.clone();
-      g.setAttribute('instanceColor', colours);
-      const m = new THREE.InstancedMesh(g, p.material, cap);
-      m.instanceMatrix.setUsage?.(THREE.DynamicDrawUsage);
-      if (old[k]) m.instanceMatrix.array.set(old[k].instanceMatrix.array.subarray(0, this.count * 16));
-      m.count = this.count;
-      m.frustumCulled = false;  // instances spread over the plant; the mesh's own bounds say nothing
-      m.userData.batch = this;
-      this.scene.add(m);
-      return m;
-    });
-    for (const m of old) { this.scene.remove(m); m.geometry.dispose(); }
-    this.colours = colours;
+    if (cap === this.capacity) return;
+    const widen = (a, n) => { const b = new a.constructor(cap * n); b.set(a.subarray(0, this.count * n)); return b; };
+    this.cpu = this.cpu.map((a) => widen(a, 16));
+    this.rgb = widen(this.rgb, 3);
+    this.shown = widen(this.shown, 1);
     this.capacity = cap;
+  }
+
+  /** The GPU side holds as many instances as the CPU side. */
+  meshesFit() {
+    if (!this.parts || (this.gpuCapacity >= this.capacity && this.full.length === this.parts.length)) return;
+    for (const m of this.meshes) { this.scene.remove(m); m.geometry.dispose(); }
+    this.full = this.parts.map((p) => instanced(p.geometry, p.material, this.capacity, this));
+    // Boxes only for assets whose every mesh has more triangles than a box.
+    this.proxy = this.parts.every((p) => p.proxy) ? this.parts.map((p) => instanced(p.proxy, p.material, this.capacity, this)) : [];
+    for (const m of this.meshes) this.scene.add(m);
+    this.gpuCapacity = this.capacity;
   }
 
   add(node) {
     if (this.count >= this.capacity) this.grow(this.count + 1);
     const slot = this.count++;
     this.owner[slot] = node;
+    this.shown[slot] = 0;
     node.slot = slot;
-    for (const m of this.meshes) m.count = this.count;
     this.dirty = true;
     return slot;
   }
@@ -97,34 +121,93 @@ class AssetBatch {
       const moved = this.owner[last];
       this.owner[slot] = moved;
       moved.slot = slot;
-      for (const m of this.meshes) m.instanceMatrix.array.copyWithin(slot * 16, last * 16, last * 16 + 16);
-      if (this.colours) this.colours.array.copyWithin(slot * 3, last * 3, last * 3 + 3);
+      for (const a of this.cpu) a.copyWithin(slot * 16, last * 16, last * 16 + 16);
+      this.rgb.copyWithin(slot * 3, last * 3, last * 3 + 3);
+      this.shown[slot] = this.shown[last];
     }
     this.owner.length = this.count;
     node.slot = -1;
-    for (const m of this.meshes) m.count = this.count;
     this.dirty = true;
   }
 
   write(node, world, shown) {
     if (node.slot < 0 || !this.parts) return;
-    for (let k = 0; k < this.meshes.length; k++) {
-      const target = this.meshes[k].instanceMatrix.array;
-      if (!shown) { ZERO.toArray(target, node.slot * 16); continue; }
-      tmpM.multiplyMatrices(world, this.parts[k].matrix).toArray(target, node.slot * 16);
-    }
-    const c = node.color, o = node.slot * 3, a = this.colours?.array;
-    if (a) {
-      if (c) { a[o] = ((c >>> 24) & 255) / 255; a[o + 1] = ((c >>> 16) & 255) / 255; a[o + 2] = ((c >>> 8) & 255) / 255; }
-      else { const b = this.parts[0]?.base; a[o] = b ? b.r : 1; a[o + 1] = b ? b.g : 1; a[o + 2] = b ? b.b : 1; }
-    }
+    const slot = node.slot;
+    this.shown[slot] = shown ? 1 : 0;
+    for (let k = 0; k < this.parts.length; k++) tmpM.multiplyMatrices(world, this.parts[k].matrix).toArray(this.cpu[k], slot * 16);
+    const c = node.color, o = slot * 3, a = this.rgb;
+    if (c) { a[o] = ((c >>> 24) & 255) / 255; a[o + 1] = ((c >>> 16) & 255) / 255; a[o + 2] = ((c >>> 8) & 255) / 255; }
+    else { const b = this.parts[0]?.base; a[o] = b ? b.r : 1; a[o + 1] = b ? b.g : 1; a[o + 2] = b ? b.b : 1; }
     this.dirty = true;
   }
 
-  upload() {
-    if (!this.dirty) return;
-    for (const m of this.meshes) m.instanceMatrix.needsUpdate = true;
-    if (this.colours) this.colours.needsUpdate = true;
+  /** Copies the shown instances inside `frustum` into the meshes; those under `minPixels` on screen go to the
+   * boxes. `pixelsPerUnit`: screen pixels of one metre at one metre's distance. */
+  cull(frustum, eye, pixelsPerUnit, minPixels) {
+    this.meshesFit();
+    if (!this.parts || !this.parts.length) return;
+    const m0 = this.cpu[0], sphere = tmpSphere, centre = sphere.center, planes = frustum.planes;
+    const fullOwners = this.full[0].userData.owners, proxyOwners = this.proxy[0]?.userData.owners;
+    let nf = 0, np = 0;
+    fullOwners.length = 0;
+    if (proxyOwners) proxyOwners.length = 0;
+    const hasProxy = this.proxy.length === this.parts.length;
+    const reach = this.radius + this.centre.length(), parts = this.parts.length, rgb = this.rgb;
+    const limit = minPixels / Math.max(1e-9, pixelsPerUnit), drop = PlantView.dropPixels / Math.max(1e-9, pixelsPerUnit), ex = eye.x, ey = eye.y, ez = eye.z;
+    const copy = (from, o, to, d) => { for (let e = 0; e < 16; e++) to[d + e] = from[o + e]; };
+    for (let s = 0; s < this.count; s++) {
+      if (!this.shown[s]) continue;
+      const o = s * 16;
+      // Bounding sphere: the asset's, moved and scaled by part 0's matrix (parts share the node's transform).
+      const a = m0[o] * m0[o] + m0[o + 1] * m0[o + 1] + m0[o + 2] * m0[o + 2];
+      const b = m0[o + 4] * m0[o + 4] + m0[o + 5] * m0[o + 5] + m0[o + 6] * m0[o + 6];
+      const c = m0[o + 8] * m0[o + 8] + m0[o + 9] * m0[o + 9] + m0[o + 10] * m0[o + 10];
+      const scale2 = a > b ? (a > c ? a : c) : (b > c ? b : c);
+      if (scale2 === 0) continue;
+      const r = reach * Math.sqrt(scale2), x = m0[o + 12], y = m0[o + 13], z = m0[o + 14];
+      let inside = true;
+      for (let p = 0; p < 6; p++) {
+        const pl = planes[p];
+        if (pl.normal.x * x + pl.normal.y * y + pl.normal.z * z + pl.constant < -r) { inside = false; break; }
+      }
+      if (!inside) continue;
+      // Far: the sphere would be fewer than `minPixels` across (2r / distance < minPixels / pixelsPerUnit); under
+      // `PlantView.dropPixels` it is not drawn at all (smaller than a pixel or two).
+      const dx = x - ex, dy = y - ey, dz = z - ez, d2 = dx * dx + dy * dy + dz * dz;
+      if (4 * r * r < drop * drop * d2) continue;
+      if (hasProxy && 4 * r * r < limit * limit * d2) {
+        for (let k = 0; k < parts; k++) {
+          copy(this.cpu[k], o, this.proxy[k].instanceMatrix.array, np * 16);
+          const t = this.proxy[k].geometry.attributes.instanceColor.array;
+          t[np * 3] = rgb[s * 3]; t[np * 3 + 1] = rgb[s * 3 + 1]; t[np * 3 + 2] = rgb[s * 3 + 2];
+        }
+        proxyOwners.push(this.owner[s]);
+        np++;
+        continue;
+      }
+      for (let k = 0; k < parts; k++) {
+        copy(this.cpu[k], o, this.full[k].instanceMatrix.array, nf * 16);
+        const t = this.full[k].geometry.attributes.instanceColor.array;
+        t[nf * 3] = rgb[s * 3]; t[nf * 3 + 1] = rgb[s * 3 + 1]; t[nf * 3 + 2] = rgb[s * 3 + 2];
+      }
+      fullOwners.push(this.owner[s]);
+      nf++;
+    }
+    const publish = (m, n, owners) => {
+      m.count = n;
+      m.userData.owners = owners;
+      if (n === 0) return;
+      // Only the used part of each buffer goes to the GPU.
+      m.instanceMatrix.updateRange.offset = 0;
+      m.instanceMatrix.updateRange.count = n * 16;
+      m.instanceMatrix.needsUpdate = true;
+      const col = m.geometry.attributes.instanceColor;
+      col.updateRange.offset = 0;
+      col.updateRange.count = n * 3;
+      col.needsUpdate = true;
+    };
+    for (const m of this.full) publish(m, nf, fullOwners);
+    for (const m of this.proxy) publish(m, np, proxyOwners);
     this.dirty = false;
   }
 }
@@ -144,6 +227,9 @@ export class PlantView {
     this.version = 0;            // bumped on every structural change (the tree UI rebuilds then)
     this.layers = new Map();     // layer → node count
     this.orphans = new Map();    // parent index → children that came first
+    this.frustum = new THREE.Frustum();
+    this.everything = { intersectsSphere: () => true };
+    this.lastView = '';
   }
 
   anchorOffset(name) {
@@ -233,8 +319,9 @@ export class PlantView {
     this.dirty.add(i);
   }
 
-  /** Recomputes world matrices of changed nodes and their subtrees, and writes their instances. */
-  flush() {
+  /** Recomputes changed world matrices and fills the instance buffers with what `camera` sees (`height`: the
+   * view's height in pixels; `noCull`: draw everything, as in VR where each eye has its own camera). */
+  flush(camera = null, height = 0, noCull = false) {
     if (this.dirty.size) {
       const done = new Set();
       const visit = (i) => {
@@ -254,7 +341,22 @@ export class PlantView {
       for (const i of roots) visit(i);
       this.dirty.clear();
     }
-    for (const b of this.batches.values()) b.upload();
+    // What the camera sees: re-culled when it moved or the instances changed.
+    if (camera) camera.updateMatrixWorld();
+    const key = camera ? camera.matrixWorld.elements.join() + camera.projectionMatrix.elements.join() + height : '';
+    const moved = key !== this.lastView;
+    this.lastView = key;
+    if (camera) {
+      camera.matrixWorldInverse.getInverse ? camera.matrixWorldInverse.getInverse(camera.matrixWorld) : camera.matrixWorldInverse.copy(camera.matrixWorld).invert();
+      tmpM.multiplyMatrices(camera.projectionMatrix, camera.matrixWorldInverse);
+      if (this.frustum.setFromMatrix) this.frustum.setFromMatrix(tmpM); else this.frustum.setFromProjectionMatrix(tmpM);
+    }
+    const pixelsPerUnit = camera ? (height / 2) / Math.tan((camera.fov * Math.PI) / 360) : 0;
+    for (const b of this.batches.values()) {
+      if (!b.dirty && !moved) continue;
+      if (noCull || !camera) b.cull(this.everything, tmpV.set(0, 0, 0), 0, 0);
+      else b.cull(this.frustum, camera.position, pixelsPerUnit, PlantView.minPixels);
+    }
   }
 
   /** Where an instance is drawn: its world matrix, except that a selection ring is sized to what it marks (not
@@ -320,14 +422,19 @@ export class PlantView {
     for (const b of this.batches.values()) if (b.path !== RING && !AVATAR.test(b.path)) meshes.push(...b.meshes);
     const hits = raycaster.intersectObjects(meshes, false);
     for (const h of hits) {
-      const b = h.object.userData.batch, n = b && b.owner[h.instanceId];
+      const n = h.object.userData.owners[h.instanceId];
       if (n && n.shown) return { index: n.i, point: h.point };
     }
     return null;
   }
 
-  drawCalls() { let k = 0; for (const b of this.batches.values()) if (b.count > 0) k += b.meshes.length; return k; }
+  drawCalls() { let k = 0; for (const b of this.batches.values()) for (const m of b.meshes) if (m.count > 0) k++; return k; }
 }
+
+/** Instances smaller than this on screen (pixels across) are drawn as boxes… */
+PlantView.minPixels = 12;
+/** …and smaller than this not at all. */
+PlantView.dropPixels = 1.5;
 
 /** Labels: a pool of at most `max` DOM elements, nearest and most important first, none overlapping. */
 export class LabelLayer {
