@@ -133,7 +133,8 @@ def test_a_fanout_node_has_no_ingest_and_no_twin_state(nodes):
     _, fans, _ = nodes
     import urllib.error
     for path, body, token in (("/api/ingest", b'{"updates": []}', INGEST), ("/api/simulator", b'{"running": false}', ADMIN),
-                              ("/api/twin?id=x", None, ADMIN)):
+                              ("/api/twin?id=x", None, ADMIN), ("/api/twins", None, ADMIN),
+                              ("/api/history?twin=hall-a/line-01/press-01&property=temperature", None, ADMIN)):
         # Authentication still comes first.
         with pytest.raises(urllib.error.HTTPError) as e:
             fans[0].http(path, body)
@@ -142,6 +143,9 @@ def test_a_fanout_node_has_no_ingest_and_no_twin_state(nodes):
         with pytest.raises(urllib.error.HTTPError) as e:
             fans[0].http(path, body, token=token)
         assert e.value.code == 409 and b"owner" in e.value.read(), (path, e.value.code)
+    # The range history covers is the owner's (asked over NATS), for the viewer's scrubber.
+    rng = fans[0].json("/api/history", token=ADMIN)
+    assert rng["fromMs"] <= rng["toMs"]
     metrics = {l.split()[0]: float(l.split()[1]) for l in fans[0].http("/metrics", token=ADMIN)[1].decode().splitlines()
                if l.startswith("scenestream_cluster_")}
     assert metrics["scenestream_cluster_synced"] == 1 and metrics["scenestream_cluster_nats_connected"] == 1

@@ -64,7 +64,8 @@ OPERATOR = jwt("op", role="operator")
 CONTRACTOR = jwt("con", role="operator", zones=["hall-a-line-01"])
 
 
-@pytest.mark.parametrize("path", ["/api/scene", "/api/twin?id=hall-a/line-01/press-01", "/api/status",
+@pytest.mark.parametrize("path", ["/api/scene", "/api/twin?id=hall-a/line-01/press-01", "/api/status", "/api/twins",
+                                  "/api/history", "/api/history?twin=hall-a/line-01/press-01&property=temperature",
                                   "/assets/plants/demo/scene.json", "/assets/plants/demo/twins.json", "/metrics"])
 def test_nothing_of_the_plant_without_credentials(guarded, path):
     status, body, headers = get(guarded, path)
@@ -120,6 +121,15 @@ def test_a_zone_token_sees_only_its_zone_over_http(guarded):
     status, body, _ = get(guarded, "/api/twin?id=hall-a/line-02/press-01", CONTRACTOR)
     assert status == 404 and b"temperature" not in body
     assert get(guarded, "/api/twin?id=hall-a/line-02/press-01", ADMIN)[0] == 200
+    # The twin list and the history hold to the same zones.
+    mine = [t["id"] for t in json.loads(get(guarded, "/api/twins", CONTRACTOR)[1])["twins"]]
+    every = [t["id"] for t in json.loads(get(guarded, "/api/twins", ADMIN)[1])["twins"]]
+    assert mine and all(t.startswith("hall-a/line-01/") for t in mine) and len(mine) < len(every)
+    history = "/api/history?property=temperature&points=10&twin="
+    assert get(guarded, history + "hall-a/line-01/press-01", CONTRACTOR)[0] == 200
+    status, body, _ = get(guarded, history + "hall-a/line-02/press-01", CONTRACTOR)
+    assert status == 404 and b"points" not in body
+    assert get(guarded, history + "hall-a/line-02/press-01", ADMIN)[0] == 200
 
 
 def test_status_is_narrowed_to_what_the_token_may_see(guarded):
