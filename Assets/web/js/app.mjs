@@ -119,10 +119,10 @@ function applyChange(change) {
 }
 
 /** Flies the camera to look at `box` (a Box3) from its current direction. */
-function flyTo(box, { instant = false } = {}) {
+function flyTo(box, { instant = false, margin = 1.2 } = {}) {
   const center = box.getCenter(new THREE.Vector3());
   const size = box.getSize(new THREE.Vector3()).length();
-  const dist = Math.max(3, size * 0.5) / Math.tan((camera.fov * Math.PI) / 360);
+  const dist = Math.max(3, size * margin) / Math.tan((camera.fov * Math.PI) / 360);
   const dir = camera.position.clone().sub(controls.target).normalize();
   if (dir.y < 0.35) { dir.y = 0.35; dir.normalize(); }
   const endPos = center.clone().add(dir.multiplyScalar(dist));
@@ -143,7 +143,7 @@ function plantBounds() {
   for (const [i, n] of plant.nodes) if (n.parent == null && !n.name.startsWith('~')) box.union(plant.bounds(i));
   return box;
 }
-$('home').onclick = () => { const b = plantBounds(); if (!b.isEmpty()) flyTo(b); };
+$('home').onclick = () => { const b = plantBounds(); if (!b.isEmpty()) flyTo(b, { margin: 0.5 }); };
 
 // ------------------------------------------------------------------------------------------------ connection
 let ws = null;
@@ -552,14 +552,14 @@ async function loadChart() {
   if (!state.inspect || state.inspect.twin !== t.twin) return;
   state.chartData = { ...h, query: q, loadedAt: Date.now() };
   for (const tr of $('props').children) tr.className = tr.dataset.property === chartProperty ? 'on' : '';
-  $('chart-head').textContent = `${chartProperty}${h.unit ? ` (${h.unit})` : ''} · ${h.samples} samples · min/mean/max per ${Math.round(h.bucketMs / 1000)} s · click to play back from there`;
+  $('chart-head').textContent = `${chartProperty}${h.unit ? ` (${h.unit})` : ''} · ${h.samples} samples · min/mean/max per ${h.bucketMs < 1000 ? `${h.bucketMs} ms` : `${Math.round(h.bucketMs / 1000)} s`} · click to play back from there`;
   const rows = h.points.map((p) => [new Date(p.t + h.bucketMs / 2), [p.min, p.mean, p.max]]);
   if (h.before && rows.length === 0) rows.push([new Date(h.fromMs), [h.before.v, h.before.v, h.before.v]]);
   if (rows.length === 0) { $('chart').textContent = 'no values in this range'; chart = null; return; }
   if (!window.Dygraph) { $('chart').textContent = 'chart library missing (/vendor/dygraphs)'; return; }
   const options = {
     customBars: true, labels: ['time', chartProperty], colors: ['#4fc3f7'], axisLabelFontSize: 10, legend: 'follow',
-    axes: { x: { axisLabelFormatter: (d) => hhmmss(d.getTime()).slice(0, 5) } },
+    axes: { x: { axisLabelFormatter: (d) => (to - from > 900_000 ? hhmmss(d.getTime()).slice(0, 5) : hhmmss(d.getTime())) } },
     dateWindow: [from, to],
     underlayCallback: (ctx, area, g) => {
       const c = state.playback.mode ? state.playback.cursorMs : null;
@@ -873,7 +873,7 @@ renderer.setAnimationLoop((now) => {
   plant.flush(camera, view.clientHeight, !!presenting);
   if (!homed && plant.nodes.size > 0) {
     const b = plantBounds();
-    if (!b.isEmpty() && [...plant.batches.values()].some((x) => x.parts)) { homed = true; flyTo(b, { instant: true }); }
+    if (!b.isEmpty() && [...plant.batches.values()].some((x) => x.parts)) { homed = true; flyTo(b, { instant: true, margin: 0.5 }); }
   }
   if (state.selected != null && (plant.dirty.size || now - lastLabels > 500)) updateSelectionBox();
   const cam = `${camera.position.toArray().map((x) => x.toFixed(2))}`;
