@@ -96,17 +96,23 @@ static int ss_post_header(ss_ctx *c, struct ss_pss *pss, struct lws *wsi, enum l
 }
 
 /* The query's arguments: libwebsockets keeps each `name=value` as its own fragment (already percent-decoded);
- * they go to Swift joined with '&' (a '&' inside a value was decoded by then, so it is sent as %26). */
-static int ss_post_args(ss_ctx *c, struct ss_pss *pss, struct lws *wsi, size_t max) {
+ * they go to Swift joined with '&', percent-encoded again where a byte would change the meaning of what Swift
+ * reads: '&' and '%', and control bytes (a decoded %00 would end this field of the NUL-separated record early).
+ * A fragment too long for its buffer is left out; the ones after it still come. */
+static int ss_post_args(ss_ctx *c, struct ss_pss *pss, struct lws *wsi) {
     char frag[2048], out[4096];
     size_t len = 0;
     for (int i = 0; ; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0) break;
+        if (flen >= (int)sizeof frag) continue;
         int n = lws_hdr_copy_fragment(wsi, frag, (int)sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (n <= 0) break;
-        if (len && len < max) out[len++] = '&';
-        for (int k = 0; k < n && len + 3 < max; k++) {
-            if (frag[k] == '&' || frag[k] == '%') { len += (size_t)snprintf(out + len, 4, "%%%02X", (unsigned char)frag[k]); }
-            else out[len++] = frag[k];
+        if (n <= 0) continue;
+        if (len && len + 1 < sizeof out) out[len++] = '&';
+        for (int k = 0; k < n && len + 4 < sizeof out; k++) {
+            unsigned char b = (unsigned char)frag[k];
+            if (b == '&' || b == '%' || b < 0x20 || b == 0x7F) len += (size_t)snprintf(out + len, 4, "%%%02X", b);
+            else out[len++] = (char)b;
         }
     }
     if (ss_post_append(c, pss, out, len, 0) < 0) return -1;
@@ -201,7 +207,7 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         const char *method = ss_methods[m];
         if (ss_post_append(c, pss, method, strlen(method) + 1, 0) < 0) return -1;
         if (ss_post_append(c, pss, uri, (size_t)ulen, 0) < 0 || ss_post_append(c, pss, "", 1, 0) < 0) return -1;
-        if (ss_post_args(c, pss, wsi, 4096) < 0) return -1;
+        if (ss_post_args(c, pss, wsi) < 0) return -1;
         if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_AUTHORIZATION, 4096) < 0) return -1;
         if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, 256) < 0) return -1;
         char peer[128] = "";

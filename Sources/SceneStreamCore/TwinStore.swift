@@ -129,6 +129,9 @@ public struct TwinHistory: Sendable {
         return Array(entries[lo..<hi])
     }
 
+    /// How many updates (of every property) have `from <= timestamp < to`.
+    public func count(from: UInt64, to: UInt64) -> Int { max(0, firstIndex(atOrAfter: to) - firstIndex(atOrAfter: from)) }
+
     /// One property's updates with `from <= timestamp < to`, in order, and its last update before `from` looked
     /// for among at most `lookBehind` older entries (where a chart's line enters the range).
     public func series(twin: String, property: String, from: UInt64, to: UInt64, lookBehind: Int = 200_000)

@@ -9,8 +9,8 @@ import SceneStreamTransport
 extension StreamingServer {
     /// The node that stands for `twin` in the scene: the node with the twin's id, else its topmost bound node.
     func machineNode(of twin: String) -> UInt32? {
-        if let n = machineNodes[twin] { return n }
         let g = runtime.graph
+        if let n = machineNodes[twin], g.id(of: n) != nil { return n }
         let found = g.index(of: twin)
             ?? runtime.bindings.nodes(boundTo: twin, graph: g).min { (g.id(of: $0)?.count ?? .max) < (g.id(of: $1)?.count ?? .max) }
         if let found { machineNodes[twin] = found }
@@ -49,7 +49,8 @@ extension StreamingServer {
         let now = Self.wallMs()
         let entry = catalog.entries[id]
         // Overdue: no update for several expected periods (a source that died without a death certificate).
-        let overdueMs = entry.map { $0.rateHz > 0 ? UInt64(max(5_000, 5_000 / $0.rateHz)) : 0 } ?? 0
+        // (Rates are clamped to at least one update in 1,000 s: a tiny rate in a file cannot overflow anything.)
+        let overdueMs = entry.map { $0.rateHz > 0 ? UInt64(max(5_000, 5_000 / max($0.rateHz, 0.001))) : 0 } ?? 0
         var out: [String: Any] = [:]
         for (k, v) in props {
             var p: [String: Any] = [
@@ -62,9 +63,9 @@ extension StreamingServer {
         var body: [String: Any] = ["twin": id, "properties": out, "timeMs": now]
         if let entry {
             body["model"] = entry.model
-            if entry.rateHz > 0 { body["expectedPeriodMs"] = Int(1000 / entry.rateHz) }
+            if entry.rateHz > 0 { body["expectedPeriodMs"] = Int(1000 / max(entry.rateHz, 0.001)) }
         }
-        if overdueMs > 0, let newest = props.values.map(\.timestampMs).max(), now > newest + overdueMs { body["overdue"] = true }
+        if overdueMs > 0, let newest = props.values.map(\.timestampMs).max(), now > newest, now - newest > overdueMs { body["overdue"] = true }
         if let n = machineNode(of: id), let nodeId = runtime.graph.id(of: n) { body["node"] = nodeId }
         body["alerts"] = runtime.alerts.active.values.filter { $0.twin == id }.sorted { $0.timeMs > $1.timeMs }.map {
             ["id": $0.id, "severity": "\($0.severity)", "timeMs": $0.timeMs, "message": $0.message] as [String: Any]
@@ -116,8 +117,9 @@ extension StreamingServer {
             guard let s = r.query(name) else { return .some(fallback) }
             return UInt64(s).map { .some($0) } ?? .none
         }
-        guard let to = whole("to", now) ?? nil, let from = whole("from", to > 600_000 ? to - 600_000 : 0) ?? nil,
-            let points = Int(r.query("points") ?? "500")
+        // Nothing is recorded in the future: `to` stops a minute after now (so a huge `to` cannot stretch the range).
+        guard let asked = whole("to", now) ?? nil, case let to = min(asked, now + 60_000),
+            let from = whole("from", to > 600_000 ? to - 600_000 : 0) ?? nil, let points = Int(r.query("points") ?? "500")
         else {
             return answer(r, .text("from, to (milliseconds since 1970) and points must be whole numbers\n", status: .badRequest), route: .history)
         }
@@ -129,40 +131,44 @@ extension StreamingServer {
         guard props[property] != nil else {
             return answer(r, .text("twin \(twin.prefix(200)) has no property \(property.prefix(200))\n", status: .notFound), route: .history)
         }
-        do { _ = try HistorySeries(fromMs: from, toMs: to, points: points, samples: []) } catch {
+        let empty: HistorySeries
+        do { empty = try HistorySeries(fromMs: from, toMs: to, points: points) } catch {
             return answer(r, .text("\(error)\n", status: .badRequest), route: .history)
         }
-        let unit = catalog.unit(twin: twin, property: property)
-        let id = r.id
-        let finish: @Sendable (Result<(before: PropertyUpdate?, updates: [PropertyUpdate]), any Error>, String) -> Void = { result, source in
-            let response: HTTPServerResponse
-            switch result {
-            case .failure(let error):
-                response = .text("history could not be read: \(error)\n", status: .internalServerError)
-            case .success(let got):
-                let samples = got.updates.compactMap { u in u.value.number.map { HistorySeries.Sample(timeMs: u.timestampMs, value: $0) } }
-                var series = try! HistorySeries(fromMs: from, toMs: to, points: points, samples: samples)
-                if let b = got.before, let v = b.value.number { series.before = .init(timeMs: b.timestampMs, value: v) }
-                var header: [String: Any] = ["twin": twin, "property": property]
-                if let unit { header["unit"] = unit }
-                response = Self.json(Self.describe(series, header: header, source: source))
+        var header: [String: String] = ["twin": twin, "property": property]
+        if let unit = catalog.unit(twin: twin, property: property) { header["unit"] = unit }
+        if let storage {
+            // Disk holds every update (written in order on the storage queue): read there, by the (key, ts) index,
+            // row by row into the buckets. The service thread only asks.
+            let id = r.id, fixed = header
+            storage.seriesLater(twin: twin, property: property, into: empty) { result in
+                let response: HTTPServerResponse
+                switch result {
+                case .success(let series): response = Self.json(Self.describe(series, header: fixed, source: "disk"))
+                case .failure(let error): response = .text("history could not be read: \(error)\n", status: .internalServerError)
+                }
+                Self.answerLater(loop, m, id, .history, response)
             }
-            Self.answerLater(loop, m, id, .history, response)
-        }
-        let memory = runtime.twins.history  // a copy-on-write value: the worker reads it while ingest goes on
-        if memoryHoldsHistory, memory.holdsEverything(after: from) || pastSource == nil {
-            bulkWork.async {
-                finish(.success(memory.series(twin: twin, property: property, from: from, to: to)), "memory")
+        } else if memoryHoldsHistory {
+            // No data folder: memory is all there is. Read here (a copy for a worker would make the next ingest
+            // copy the whole history), so only ranges of bounded size.
+            let h = runtime.twins.history
+            guard h.count(from: from, to: to) <= 200_000 else {
+                return answer(r, .text("that range holds too many updates to read without a data folder: ask for a shorter one\n", status: .contentTooLarge), route: .history)
             }
-        } else if let storage {
-            storage.seriesLater(twin: twin, property: property, from: from, to: to) { finish($0, "disk") }
+            let got = h.series(twin: twin, property: property, from: from, to: to)
+            var series = empty
+            for u in got.updates { if let v = u.value.number { series.add(.init(timeMs: u.timestampMs, value: v)) } }
+            series.finish()
+            if let b = got.before, let v = b.value.number { series.before = .init(timeMs: b.timestampMs, value: v) }
+            answer(r, Self.json(Self.describe(series, header: header, source: "memory")), route: .history)
         } else {
             answer(r, .text("this node keeps no history of twin values\n", status: .conflict), route: .history)
         }
     }
 
-    static func describe(_ s: HistorySeries, header: [String: Any], source: String) -> [String: Any] {
-        var body = header
+    static func describe(_ s: HistorySeries, header: [String: String], source: String) -> [String: Any] {
+        var body: [String: Any] = header
         body["fromMs"] = s.fromMs
         body["toMs"] = s.toMs
         body["bucketMs"] = s.bucketMs

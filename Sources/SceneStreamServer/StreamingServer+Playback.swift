@@ -30,13 +30,29 @@ extension StreamingServer {
         }
         let now = Self.wallMs()
         perform(c.playbackControl.command(op, timeMs: timeMs, speedMilli: speedMilli, nowMs: now), for: c)
-        guard let leader = c.session?.identity.userId else { return }
         // Shared playback: whoever follows this user watches the same moment (through their own interest and
-        // zones). "Where the cursor is" (time 0) is the leader's cursor, made explicit for each follower.
-        let cursor = c.playbackControl.pending?.targetMs ?? c.playbackControl.watching?.cursorMs ?? 0
-        let t = timeMs != 0 || op == .pause || op == .live ? timeMs : cursor
-        for f in followers(of: leader) where f.id != c.id {
-            perform(f.playbackControl.command(op, timeMs: t, speedMilli: speedMilli, nowMs: now), for: f)
+        // zones). Only the device that streams the leader's session leads.
+        guard let s = c.session, s.primary == c.id else { return }
+        let cursor = c.playbackControl.pending?.targetMs ?? c.playbackControl.watching?.cursorMs
+        for f in followers(of: s.identity.userId) where f.id != c.id {
+            let watching = f.playbackControl.watching != nil || f.playbackControl.pending != nil
+            switch op {
+            case .live:
+                perform(f.playbackControl.command(.live, timeMs: 0, speedMilli: speedMilli, nowMs: now), for: f)
+            case .pause:
+                // Paused at the leader's moment, not at the follower's (cursors drift a tick or two apart).
+                if let cursor, f.playbackControl.watching?.cursorMs != cursor {
+                    perform(f.playbackControl.command(.seek, timeMs: cursor, speedMilli: speedMilli, nowMs: now), for: f)
+                }
+                perform(f.playbackControl.command(.pause, timeMs: 0, speedMilli: speedMilli, nowMs: now), for: f)
+            case .play where timeMs == 0 && watching:
+                // Resume or change speed where the follower is: no rebuild, no keyframe.
+                perform(f.playbackControl.command(.play, timeMs: 0, speedMilli: speedMilli, nowMs: now), for: f)
+            case .seek, .play:
+                let t = timeMs != 0 ? timeMs : (cursor ?? 0)
+                guard t != 0 else { continue }
+                perform(f.playbackControl.command(op, timeMs: t, speedMilli: speedMilli, nowMs: now), for: f)
+            }
         }
     }
 

@@ -253,10 +253,11 @@ extension StreamingServer {
 
     static let presencePrefix = "~presence."
 
-    /// The colour each user with a session here (or a stand-in for one on another node) has.
+    /// The colour each user with a device connected here (or a stand-in for one on another node) has; sessions
+    /// waiting to be resumed do not hold a colour.
     func colorsInUse() -> [String: UInt32] {
         var taken: [String: UInt32] = [:]
-        for s in sessions.values { taken[s.identity.userId] = s.color }
+        for s in sessions.values where s.primary != nil || !s.companions.isEmpty { taken[s.identity.userId] = s.color }
         if let remote = cluster?.remoteSessions { for s in remote.values { taken[s.identity.userId] = s.color } }
         return taken
     }

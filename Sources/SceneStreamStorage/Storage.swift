@@ -334,29 +334,39 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
-    /// One property's history with `from <= ts < to`, in time order, plus its last row before `from` (where a
-    /// chart's line enters); on the storage queue, in order with the writes; `done` runs there.
+    /// Fills `series` with one property's history over its range, row by row (memory stays the size of its
+    /// buckets however long the range), and its last value before the range (where a chart's line enters); on the
+    /// storage queue, in order with the writes; `done` runs there.
     public func seriesLater(
-        twin: String, property: String, from: UInt64, to: UInt64,
-        done: @escaping @Sendable (Result<(before: PropertyUpdate?, updates: [PropertyUpdate]), any Error>) -> Void
+        twin: String, property: String, into series: HistorySeries,
+        done: @escaping @Sendable (Result<HistorySeries, any Error>) -> Void
     ) {
         queue.async { [self] in
             self.prepareThread()
+            var series = series
             let key = Key(twin: twin, property: property)
-            guard let id = keyIds[key] else { return done(.success((nil, []))) }
+            guard let id = keyIds[key] else {
+                series.finish()
+                return done(.success(series))
+            }
+            let from = Int64(clamping: series.fromMs), to = Int64(clamping: series.toMs)
             done(
                 Result {
                     try db.read { db in
-                        let before = try Row.fetchOne(
-                            db, sql: "SELECT key, ts, v, f FROM history WHERE key = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
-                            arguments: [id, Int64(from)]
-                        ).map { Self.decode($0, key: key) }
-                        var out: [PropertyUpdate] = []
+                        if let row = try Row.fetchOne(
+                            db, sql: "SELECT key, ts, v, f FROM history WHERE key = ? AND ts < ? ORDER BY ts DESC LIMIT 1", arguments: [id, from]),
+                            let v = Self.decode(row, key: key).value.number
+                        {
+                            series.before = .init(timeMs: UInt64(row[1] as Int64), value: v)
+                        }
                         let cursor = try Row.fetchCursor(
-                            db, sql: "SELECT key, ts, v, f FROM history WHERE key = ? AND ts >= ? AND ts < ? ORDER BY ts, id",
-                            arguments: [id, Int64(from), Int64(to)])
-                        while let r = try cursor.next() { out.append(Self.decode(r, key: key)) }
-                        return (before, out)
+                            db, sql: "SELECT key, ts, v, f FROM history WHERE key = ? AND ts >= ? AND ts < ? ORDER BY ts, id", arguments: [id, from, to])
+                        while let r = try cursor.next() {
+                            let u = Self.decode(r, key: key)
+                            if let v = u.value.number { series.add(.init(timeMs: u.timestampMs, value: v)) }
+                        }
+                        series.finish()
+                        return series
                     }
                 })
         }

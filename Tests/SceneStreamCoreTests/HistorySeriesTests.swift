@@ -38,6 +38,25 @@ import Testing
         }
     }
 
+    @Test func theWidestRangesDoNotOverflowAndLongOnesAreRefused() throws {
+        // The largest span allowed, in the fewest and the most buckets: bucket widths are whole and cover it.
+        let top = UInt64.max - 1
+        for points in [1, 7, HistorySeries.maxPoints] {
+            let s = try HistorySeries(fromMs: top - HistorySeries.maxSpanMs, toMs: top, points: points, samples: [S(timeMs: top - 1, value: 1)])
+            #expect(s.bucketMs * UInt64(points) >= HistorySeries.maxSpanMs)
+            #expect(s.buckets.count == 1 && s.samples == 1)
+        }
+        #expect(throws: HistorySeries.Problem.tooLong(spanMs: UInt64.max)) { try HistorySeries(fromMs: 0, toMs: .max, points: 10) }
+    }
+
+    @Test func samplesAddedOneByOneGiveTheSameSeries() throws {
+        let samples = (0..<1000).map { S(timeMs: UInt64($0 * 13 % 10_000), value: Double($0 % 37)) }
+        var byOne = try HistorySeries(fromMs: 0, toMs: 10_000, points: 50)
+        for s in samples { byOne.add(s) }
+        byOne.finish()
+        #expect(byOne == (try HistorySeries(fromMs: 0, toMs: 10_000, points: 50, samples: samples)))
+    }
+
     @Test func badRangesAndPointCountsAreRefusedWithTheirReason() {
         #expect(throws: HistorySeries.Problem.emptyRange(fromMs: 5, toMs: 5)) { try HistorySeries(fromMs: 5, toMs: 5, points: 10, samples: []) }
         #expect(throws: HistorySeries.Problem.points(0)) { try HistorySeries(fromMs: 0, toMs: 5, points: 0, samples: []) }

@@ -30,6 +30,14 @@ def plant(tmp_path_factory):
     assert s.stop() == 0
 
 
+def twin_exists(server):
+    try:
+        server.http(f"/api/twin?id={PRESS}")
+        return True
+    except urllib.error.HTTPError:
+        return False
+
+
 def simulator(server, running):
     server.http("/api/simulator", json.dumps({"running": running}).encode())
 
@@ -174,6 +182,11 @@ def test_the_trend_matches_api_history_and_a_click_on_it_seeks(plant):
 
 
 def test_api_history_downsamples_and_refuses_bad_questions(plant):
+    # The simulator's first temperature comes within a second of the start.
+    deadline = time.monotonic() + 15
+    while not (twin_exists(plant) and "temperature" in plant.json(f"/api/twin?id={PRESS}")["properties"]):
+        assert time.monotonic() < deadline, "the press never got a temperature"
+        time.sleep(0.1)
     now = int(time.time() * 1000)
     h = plant.json(f"/api/history?twin={PRESS}&property=temperature&from={now - 600_000}&to={now}&points=5")
     assert len(h["points"]) <= 5 and h["unit"] == "°C" and h["samples"] >= sum(p["n"] for p in h["points"]) > 0
@@ -183,10 +196,27 @@ def test_api_history_downsamples_and_refuses_bad_questions(plant):
     assert rng["fromMs"] <= now <= rng["toMs"] + 1000
     for query, code in [(f"twin={PRESS}", 400), (f"twin={PRESS}&property=temperature&from=x", 400),
                         (f"twin={PRESS}&property=temperature&points=0", 400), (f"twin={PRESS}&property=nope", 404),
-                        ("twin=no-such-twin&property=temperature", 404)]:
+                        ("twin=no-such-twin&property=temperature", 404),
+                        # A range longer than 31 days; a control byte in a value (it must not shift the request's fields).
+                        (f"twin={PRESS}&property=temperature&from=0&to=18446744073709551615", 400),
+                        ("twin=x%01y&property=temperature", 404)]:
         with pytest.raises(urllib.error.HTTPError) as e:
             plant.http(f"/api/history?{query}")
         assert e.value.code == code, query
+    # A `to` far in the future is cut at now (no overflow), and an argument too long to keep does not cost the others.
+    huge = plant.json(f"/api/history?twin={PRESS}&property=temperature&from={now - 60_000}&to=18446744073709551615&points=3")
+    assert huge["toMs"] <= int(time.time() * 1000) + 61_000 and len(huge["points"]) <= 3
+    padded = plant.json(f"/api/history?pad={'x' * 3000}&twin={PRESS}&property=temperature&points=2")
+    assert padded["twin"] == PRESS and len(padded["points"]) <= 2
+    # '&' and '%' inside a value arrive as they were sent; a NUL is refused by the HTTP layer, and nothing else suffers.
+    with pytest.raises(urllib.error.HTTPError) as e:
+        plant.http("/api/twin?id=a%26b%25c")
+    assert e.value.code == 404 and e.value.read() == b"no twin a&b%c\n"
+    try:
+        plant.http("/api/history?twin=%00&property=temperature")
+    except (urllib.error.HTTPError, OSError):
+        pass
+    assert plant.json("/healthz")["status"] == "ok"
 
 
 # ------------------------------------------------------------------------------------------------------- alerts
@@ -242,27 +272,43 @@ def test_1_the_orbit_pivot_stays_put_after_selecting_and_after_someone_joins(pla
     browse(test)
 
 
+async def floor_point(page):
+    """A page point over bare floor (asked of the page's own picking)."""
+    view = (await page.eval("sceneStream.camera()"))["view"]
+    for fx in (0.1, 0.2, 0.3, 0.7, 0.8, 0.9):
+        for fy in (0.4, 0.5, 0.6, 0.7, 0.8):
+            p = (view[0] + view[2] * fx, view[1] + view[3] * fy)
+            if await page.eval(f"sceneStream.nodeAt({p[0]}, {p[1]})") == "hall-a/floor":
+                return p
+    raise AssertionError("no floor visible")
+
+
+async def camera_still(page):
+    """Waits until the camera has stopped moving (a fly-to takes 0.6 s)."""
+    last = None
+    for _ in range(100):
+        cam = await page.eval("sceneStream.camera().position")
+        if cam == last:
+            return
+        last = cam
+        await asyncio.sleep(0.1)
+
+
 def test_2_releasing_a_drag_selects_nothing_and_the_floor_is_no_machine(plant):
     async def test(b):
         page = await b.open(f"http://127.0.0.1:{plant.port}/?user=dragger")
         await drawn(page)
-        view = (await page.eval("sceneStream.camera()"))["view"]
-        floor = None
-        for fx in (0.1, 0.2, 0.3, 0.7, 0.8, 0.9):
-            for fy in (0.4, 0.5, 0.6, 0.7, 0.8):
-                p = (view[0] + view[2] * fx, view[1] + view[3] * fy)
-                if await page.eval(f"sceneStream.nodeAt({p[0]}, {p[1]})") == "hall-a/floor":
-                    floor = p
-                    break
-            if floor:
-                break
-        assert floor, "no floor visible"
+        floor = await floor_point(page)
         # A drag that starts and ends over a machine and the floor selects nothing.
         machine, (x, y) = await visible_point(page, PRESSES)
         await page.drag(x, y, floor[0], floor[1])
         await page.drag(floor[0], floor[1], x, y)
         assert await page.eval("sceneStream.stats().selected") is None
-        # A click on the floor selects nothing (no 79 m ring in everyone's view).
+        # A click on the floor selects nothing (no 79 m ring in everyone's view). The drags turned the view: the
+        # points are found again.
+        await camera_still(page)
+        floor = await floor_point(page)
+        machine, (x, y) = await visible_point(page, PRESSES)
         await page.mouse_click(*floor)
         await page.mouse_click(x, y)
         await page.wait(f"sceneStream.stats().selected === {json.dumps(machine)}", what="a click on a machine selects it")
@@ -284,7 +330,7 @@ def test_3_no_ghost_labels_after_reloads_of_the_scene(plant):
             await page.wait(f"sceneStream.keyframes > {keyframes} && sceneStream.stats().past", what=f"seek {k + 1}")
         await page.click("#live")
         await page.wait("sceneStream.stats().past === null", what="live")
-        await asyncio.sleep(0.3)  # a few label placements (every 100 ms)
+        await page.wait("document.querySelectorAll('.labels .label').length > 0", what="labels placed again")
         stats, l = await page.eval("sceneStream.stats()"), await page.eval(labels)
         assert l["n"] == l["distinct"] == stats["labelsInDom"], (l, stats)
         assert stats["labelsInDom"] <= stats["labelledNodes"] + 10, stats
@@ -300,7 +346,8 @@ def test_4_a_tap_selects_on_a_phone_and_the_phone_can_annotate(plant):
         await page.wait(f"sceneStream.stats().selected === {json.dumps(machine)}", what="tap selects")
         await page.type("#note-text", "check the seal")
         await page.click("#annotate")
-        await page.wait("[...sceneStream.errors].every(e => !e.includes('annotat'))", what="annotated without an error")
+        await page.wait("[...sceneStream.plant.nodes.values()].some(n => n.label === 'check the seal')", what="the note in the scene")
+        assert not await page.eval("sceneStream.errors.filter(e => e.includes('annotat'))")
         for tab in ("#tabs button", "#annotate", "#live"):
             h = await page.eval(f"document.querySelector({json.dumps(tab)}).getBoundingClientRect().height")
             assert h >= 44, (tab, h)
@@ -355,20 +402,21 @@ def test_7_a_dead_server_greys_the_scene_and_it_is_live_again_right_after_the_re
         nonlocal server
         page = await b.open(f"http://127.0.0.1:{port}/?user=night")
         await drawn(page)
+        # Times on the page's own clock: the DevTools round trips of a busy 2-core machine are not the viewer's.
+        killed = await page.eval("performance.now()")
         server.proc.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
         await page.wait("!sceneStream.stats().connected && !document.getElementById('stale').hidden", timeout=5, what="stale")
-        assert time.monotonic() - killed < 1.0
+        assert await page.eval("sceneStream.staleSince") - killed < 1000
         assert re.match(r"data as of \d\d:\d\d:\d\d", await page.eval("document.getElementById('stale').textContent"))
         assert await page.eval("document.getElementById('view').classList.contains('stale')")
         assert not await page.eval("document.getElementById('retry').hidden")
         server.stop()
         server = Server("--data", str(data), "--port", str(port))
-        restarted = time.monotonic()
+        restarted = await page.eval("performance.now()")  # the new server said it is listening
         v = await page.eval("sceneStream.version")
         await page.wait(f"sceneStream.stats().connected && sceneStream.version !== {json.dumps(v)}", timeout=10, what="live again")
-        took = time.monotonic() - restarted
-        assert took < 2.0, took
+        took = await page.eval("sceneStream.liveAgainAt") - restarted
+        assert took < 2000, took
         assert await page.eval("document.getElementById('stale').hidden")
     try:
         browse(test)
@@ -432,10 +480,11 @@ def test_9_presence_avatars_tags_distinct_colours_pointer_and_no_error_after_rec
         await ada.front()
         await ada.wait("sceneStream.screenPoint('~presence.hall-a/bob9/pointer') !== null", what="bob's pointer in ada's scene")
         # A dropped connection comes back without "presence before subscribe".
-        await ada.eval("sceneStream.dropConnection()")
-        await ada.wait("sceneStream.status === 'disconnected'", what="dropped")
+        connects = await ada.eval("sceneStream.connects")
         v = await ada.eval("sceneStream.framesApplied")
-        await ada.wait(f"sceneStream.status === 'connected' && sceneStream.framesApplied > {v} + 30", what="reconnected")
+        await ada.eval("sceneStream.dropConnection()")
+        await ada.wait(f"sceneStream.connects > {connects} && sceneStream.status === 'connected' && sceneStream.framesApplied > {v} + 30",
+                       what="reconnected")
         errors = await ada.eval("sceneStream.errors")
         assert not [e for e in errors if "presence before subscribe" in e], errors
     browse(test)
@@ -480,11 +529,13 @@ def test_the_tree_search_and_layers(plant):
         # Layer toggles hide what they name.
         layers = await page.eval("[...document.querySelectorAll('#layers input')].length")
         assert layers >= 3
-        before = await page.eval("sceneStream.drawn")
+        layer = "[...sceneStream.plant.nodes.values()].filter(n => n.layer === 'material')"
+        assert await page.eval(f"{layer}.length > 0 && {layer}.every(n => n.shown)")
         await page.eval("[...document.querySelectorAll('#layers label')].find(l => l.textContent.trim() === 'material').querySelector('input').click()")
-        await page.wait("sceneStream.stats().labelledNodes >= 0", what="toggle applied")
-        hidden = await page.eval("[...document.querySelectorAll('#layers input')].filter(i => !i.checked).length")
-        assert hidden == 1 and before > 0
+        await page.wait(f"{layer}.every(n => !n.shown)", what="the layer's nodes hidden")
+        assert await page.eval("[...sceneStream.plant.nodes.values()].filter(n => n.layer === 'status').some(n => n.shown)")
+        await page.eval("[...document.querySelectorAll('#layers label')].find(l => l.textContent.trim() === 'material').querySelector('input').click()")
+        await page.wait(f"{layer}.every(n => n.shown)", what="shown again")
     browse(test)
 
 
@@ -540,8 +591,9 @@ def test_11_the_reference_plant_labels_do_not_overlap_and_alerts_have_room(tmp_p
         await page.wait("window.sceneStream && sceneStream.drawn > 9000 && sceneStream.twins.size > 100", timeout=60, what="reference plant drawn")
         stats = await page.wait("sceneStream.stats().drawCalls > 0 && sceneStream.stats()", what="drawn")
         assert stats["drawCalls"] <= 100, stats
-        await asyncio.sleep(0.3)
-        rects = await page.eval("[...document.querySelectorAll('.labels .label')].map(l => { const r = l.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })")
+        read = "[...document.querySelectorAll('.labels .label')].map(l => { const r = l.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })"
+        await page.wait("sceneStream.stats().labelsInDom >= 5", what="labels placed")
+        rects = await page.eval(read)
         assert 5 <= len(rects) <= 40, len(rects)
         overlaps = sum(1 for i, a in enumerate(rects) for c in rects[i + 1:] if a[0] < c[2] and a[2] > c[0] and a[1] < c[3] and a[3] > c[1])
         assert overlaps == 0, overlaps

@@ -115,7 +115,10 @@ function applyChange(change) {
   for (const i of change.removed) plant.remove(i);
   for (const i of change.entered) { const n = replica.nodes.get(i); if (n) plant.upsert(i, n, replica); }
   for (const i of change.updated) { const n = replica.nodes.get(i); if (n) plant.upsert(i, n, replica); }
-  if (change.keyframe || change.removed.length || change.entered.length) treeDirty = true;
+  if (change.keyframe || change.removed.length || change.entered.length) {
+    treeDirty = true;
+    if (state.selected != null && !plant.nodes.has(state.selected)) select(null);
+  }
 }
 
 /** Flies the camera to look at `box` (a Box3) from its current direction. */
@@ -178,6 +181,7 @@ function connect() {
   setConn('connecting…', '');
   ws.onopen = () => {
     state.timeline.openMs ??= Math.round(performance.now());
+    state.connects = (state.connects || 0) + 1;
     retry = 0;
     lastPongAt = performance.now();
     state.status = 'connected';
@@ -210,7 +214,7 @@ function connect() {
     showStale();
     // Back-off from 0.5 s, at most 1 s with jitter: a plant network comes back quickly, and many viewers do not
     // all knock at once.
-    const delay = Math.min(1000, 500 * 1.5 ** retry++) * (0.8 + 0.4 * Math.random());
+    const delay = Math.min(800, 500 * 1.5 ** retry++) * (0.8 + 0.4 * Math.random());
     retryTimer = setTimeout(connect, delay);
     $('retry').hidden = false;
   };
@@ -221,17 +225,23 @@ function setConn(text, cls) { const c = $('conn'); c.textContent = text; c.class
 
 /** The scene is not live: grey it and say how old the data is. */
 function showStale() {
+  if (!view.classList.contains('stale')) state.staleSince = performance.now();
   view.classList.add('stale');
   const s = $('stale');
   s.textContent = state.dataTimeMs ? `data as of ${hhmmss(state.dataTimeMs)}` : 'no data yet';
   s.hidden = false;
 }
-function hideStale() { view.classList.remove('stale'); $('stale').hidden = true; $('retry').hidden = true; }
+function hideStale() {
+  if (view.classList.contains('stale')) state.liveAgainAt = performance.now();
+  view.classList.remove('stale'); $('stale').hidden = true; $('retry').hidden = true;
+}
 
 function handle(m) {
   switch (m.type) {
     case 'welcome': {
       state.timeline.welcomeMs ??= Math.round(performance.now());
+      // The server sends every active alert after subscribing: alerts cleared while away must not linger.
+      state.alerts.clear();
       protocolVersion = m.version;
       state.protocolVersion = m.version;
       state.sessionId = m.sessionId;
@@ -421,6 +431,10 @@ function renderMembers() {
     }
     list.appendChild(li);
   }
+  renderFollowing();
+}
+
+function renderFollowing() {
   const f = $('following');
   f.hidden = !state.following;
   if (state.following) f.textContent = `following ${state.following}${state.playback.mode ? ` · PAST ${hhmmss(state.playback.cursorMs)}` : ''}`;
@@ -436,13 +450,18 @@ async function loadTwins() {
 }
 
 /** The machine a node belongs to: the nearest ancestor (or itself) that stands for a twin. */
+let machineCache = new Map(), machineCacheKey = '';
 function machineOf(i) {
-  let k = i, guard = 0;
+  const key = `${plant.version}/${state.twins.size}`;
+  if (key !== machineCacheKey) { machineCache = new Map(); machineCacheKey = key; }
+  if (machineCache.has(i)) return machineCache.get(i);
+  let k = i, guard = 0, found = null;
   while (k != null && guard++ < 256) {
-    if (state.twins.has(plant.path(k))) return k;
+    if (state.twins.has(plant.path(k))) { found = k; break; }
     k = plant.nodes.get(k)?.parent;
   }
-  return null;
+  machineCache.set(i, found);
+  return found;
 }
 
 let inspectTimer = null;
@@ -453,6 +472,7 @@ function select(i, { fly = false } = {}) {
   state.selected = i;
   clearInterval(inspectTimer);
   if (i == null) {
+    dropChart();
     send(encode.select([]));
     state.selection = [];
     selectionBox.visible = false;
@@ -471,7 +491,7 @@ function select(i, { fly = false } = {}) {
   $('inspect-title').textContent = path;
   $('props').innerHTML = '';
   $('inspect-alerts').innerHTML = '';
-  $('chart').innerHTML = '';
+  dropChart();
   $('chart-head').textContent = '';
   chartProperty = '';
   showTab('inspect');
@@ -492,15 +512,20 @@ function updateSelectionBox() {
   selectionBox.visible = true;
 }
 
+let inspecting = false;
 async function refreshInspect(twinId) {
+  if (inspecting) return;  // the last answer is not back yet
+  inspecting = true;
+  const current = () => state.selected != null && state.twins.get(plant.path(state.selected))?.id === twinId;
   let t;
   try { t = await api(`/api/twin?id=${encodeURIComponent(twinId)}`); } catch (e) {
-    $('inspect-meta').textContent = e.message;
+    if (current()) $('inspect-meta').textContent = e.message;
     return;
-  }
-  if (state.selected == null || state.twins.get(plant.path(state.selected))?.id !== twinId) return;
+  } finally { inspecting = false; }
+  if (!current()) return;
   state.inspect = t;
-  $('inspect-meta').textContent = `${t.model || 'twin'} ${t.twin}${t.overdue ? ' · OVERDUE: no update for a while' : ''}`;
+  $('inspect-meta').textContent = `${t.model || 'twin'} ${t.twin}${t.overdue ? ' · OVERDUE: no update for a while' : ''}`
+    + (state.playback.mode ? ` · values now; the view shows ${hhmmss(state.playback.cursorMs)}` : '');
   const table = $('props');
   const names = Object.keys(t.properties).sort();
   table.innerHTML = '';
@@ -538,6 +563,17 @@ async function refreshInspect(twinId) {
 
 // ------------------------------------------------------------------------------------------------------ trend
 let chart = null;
+let chartTouch = null;
+let chartRequest = 0;   // answers to older chart requests are dropped
+
+/** Removes the chart (its listeners too) and forgets its data. */
+function dropChart() {
+  chartRequest++;
+  if (chart) { chart.destroy(); chart = null; }
+  $('chart').innerHTML = '';
+  $('chart-head').textContent = '';
+  state.chartData = null;
+}
 
 /** The trend of the selected machine's chosen property over the last 10 minutes (or around the playback cursor). */
 async function loadChart() {
@@ -547,15 +583,16 @@ async function loadChart() {
   const to = state.playback.mode ? cursor + 300_000 : Date.now();
   const from = Math.max(state.history?.fromMs || 0, to - 600_000);
   const q = `/api/history?twin=${encodeURIComponent(t.twin)}&property=${encodeURIComponent(chartProperty)}&from=${Math.floor(from)}&to=${Math.floor(to)}&points=300`;
+  const mine = ++chartRequest, property = chartProperty;
   let h;
-  try { h = await api(q); } catch (e) { $('chart-head').textContent = e.message; return; }
-  if (!state.inspect || state.inspect.twin !== t.twin) return;
+  try { h = await api(q); } catch (e) { if (mine === chartRequest) $('chart-head').textContent = e.message; return; }
+  if (mine !== chartRequest || !state.inspect || state.inspect.twin !== t.twin || property !== chartProperty) return;
   state.chartData = { ...h, query: q, loadedAt: Date.now() };
   for (const tr of $('props').children) tr.className = tr.dataset.property === chartProperty ? 'on' : '';
   $('chart-head').textContent = `${chartProperty}${h.unit ? ` (${h.unit})` : ''} · ${h.samples} samples · min/mean/max per ${h.bucketMs < 1000 ? `${h.bucketMs} ms` : `${Math.round(h.bucketMs / 1000)} s`} · click to play back from there`;
   const rows = h.points.map((p) => [new Date(p.t + h.bucketMs / 2), [p.min, p.mean, p.max]]);
   if (h.before && rows.length === 0) rows.push([new Date(h.fromMs), [h.before.v, h.before.v, h.before.v]]);
-  if (rows.length === 0) { $('chart').textContent = 'no values in this range'; chart = null; return; }
+  if (rows.length === 0) { if (chart) { chart.destroy(); chart = null; } $('chart').textContent = 'no values in this range'; return; }
   if (!window.Dygraph) { $('chart').textContent = 'chart library missing (/vendor/dygraphs)'; return; }
   const options = {
     customBars: true, labels: ['time', chartProperty], colors: ['#4fc3f7'], axisLabelFontSize: 10, legend: 'follow',
@@ -569,8 +606,20 @@ async function loadChart() {
       ctx.fillRect(x - 1, area.y, 2, area.h);
     },
     clickCallback: (e, x) => seek(Math.round(x)),
+    // dygraphs takes touches for its own panning: a tap seeks like a click.
+    interactionModel: Object.assign({}, window.Dygraph.defaultInteractionModel, {
+      touchstart: (ev) => { chartTouch = { x: ev.touches[0].pageX, y: ev.touches[0].pageY, t: performance.now() }; },
+      touchmove: () => {},
+      touchend: (ev, g) => {
+        const t = chartTouch, c = ev.changedTouches[0];
+        chartTouch = null;
+        if (!t || Math.hypot(c.pageX - t.x, c.pageY - t.y) > 10 || performance.now() - t.t > 700) return;
+        const r = g.graphDiv.getBoundingClientRect();
+        seek(Math.round(g.toDataXCoord(c.clientX - r.left)));
+      },
+    }),
   };
-  if (chart && chart.maindiv_ && chart.maindiv_.isConnected) chart.updateOptions({ file: rows, ...options });
+  if (chart) chart.updateOptions({ file: rows, ...options });
   else { $('chart').innerHTML = ''; chart = new window.Dygraph($('chart'), rows, options); }
 }
 
@@ -580,11 +629,16 @@ const acked = new Set(JSON.parse(localStorage.getItem('scenestream.acked') || '[
 let severityShown = new Set([0, 1, 2]);
 function alertNode(a) { return a.node != null && plant.nodes.has(a.node) ? a.node : null; }
 
+let alertsShown = '';
 function renderAlerts() {
   const list = $('alerts');
-  list.innerHTML = '';
   const all = [...state.alerts.values()].sort((x, y) => y.severity - x.severity || y.timeMs - x.timeMs);
   const showAcked = $('show-acked').checked;
+  // Rebuilt only when what it shows changed (a list rebuilt under the pointer loses clicks).
+  const signature = `${showAcked}|${[...severityShown]}|${all.map((a) => `${a.id}:${a.timeMs}:${acked.has(a.id)}`).join(',')}`;
+  if (signature === alertsShown) return;
+  alertsShown = signature;
+  list.innerHTML = '';
   for (const a of all) {
     if (!severityShown.has(a.severity) || (acked.has(a.id) && !showAcked)) continue;
     const li = document.createElement('li');
@@ -711,7 +765,7 @@ function renderPlayback() {
     $('scrub-time').textContent = 'live';
     if (state.status === 'connected' && subscribed) setConn('live', 'live');
   }
-  if (state.following) renderMembers();
+  renderFollowing();
   chart?.updateOptions({});
 }
 
@@ -749,9 +803,23 @@ function rayAt(clientX, clientY) {
   return raycaster;
 }
 // A tap or click is a press and release close together in place and time; a drag never selects.
-renderer.domElement.addEventListener('pointerdown', (ev) => { down = { x: ev.clientX, y: ev.clientY, t: performance.now() }; });
+// Fingers on the screen now: a pinch or two-finger pan is never a tap, not even when its last finger lifts.
+const pointersDown = new Set();
+let multiTouch = false;
+renderer.domElement.addEventListener('pointerdown', (ev) => {
+  pointersDown.add(ev.pointerId);
+  if (pointersDown.size > 1) multiTouch = true;
+  down = ev.isPrimary && pointersDown.size === 1 ? { x: ev.clientX, y: ev.clientY, t: performance.now(), id: ev.pointerId } : null;
+});
+const pointerGone = (ev) => {
+  pointersDown.delete(ev.pointerId);
+  if (pointersDown.size === 0) setTimeout(() => { if (pointersDown.size === 0) multiTouch = false; }, 0);
+};
+renderer.domElement.addEventListener('pointercancel', (ev) => { pointerGone(ev); down = null; });
 renderer.domElement.addEventListener('pointerup', (ev) => {
-  if (!down) return;
+  const wasMulti = multiTouch;
+  pointerGone(ev);
+  if (!down || down.id !== ev.pointerId || wasMulti) { down = null; return; }
   const moved = Math.hypot(ev.clientX - down.x, ev.clientY - down.y), held = performance.now() - down.t;
   down = null;
   if (moved > 8 || held > 700) return;
@@ -783,7 +851,14 @@ $('annotate').onclick = () => {
 };
 
 // ------------------------------------------------------------------------------------------ presence + follow
-function presenceAnchor() { for (const [, n] of plant.nodes) if (n.parent == null && n.anchor && !n.name.startsWith('~')) return n.anchor; return ''; }
+let anchorCache = { version: -1, anchor: '' };
+function presenceAnchor() {
+  if (anchorCache.version !== plant.version) {
+    anchorCache = { version: plant.version, anchor: '' };
+    for (const [, n] of plant.nodes) if (n.parent == null && n.anchor && !n.name.startsWith('~')) { anchorCache.anchor = n.anchor; break; }
+  }
+  return anchorCache.anchor;
+}
 
 function sendPresence() {
   const a = presenceAnchor();
@@ -793,7 +868,7 @@ function sendPresence() {
   const q = camera.quaternion;
   const mm = (v) => [v.x, v.y, v.z].map((x) => Math.round(x * 1000));
   const now = performance.now();
-  if (pointerMoved && now - lastPointerPick > 200) {
+  if (pointerMoved && now - lastPointerPick > 400) {
     lastPointerPick = now;
     const hit = plant.pick(rayAt(pointerMoved.x, pointerMoved.y));
     pointerAt = hit ? hit.point.clone().sub(origin) : null;
@@ -914,6 +989,7 @@ setInterval(() => {
   framesThisSecond = 0;
   bytesThisSecond = 0;
   countDrawn();
+  if (treeDirty && !$('tab-plant').hidden) renderTree();
   state.jsMsPerSecond = jsMsSecond;
   jsMsSecond = 0;
   // The server answers pings: connected but no answer for 3 s means the data may be stale though the socket is

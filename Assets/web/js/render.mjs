@@ -11,14 +11,15 @@ const ZERO = new THREE.Matrix4().makeScale(0, 0, 0);
 const tmpSphere = new THREE.Sphere();
 const tmpM = new THREE.Matrix4(), tmpV = new THREE.Vector3(), tmpQ = new THREE.Quaternion(), tmpS = new THREE.Vector3();
 
-/** Multiplies the material's colour by a per-instance colour (three r111 has no instanceColor of its own). */
+/** A per-instance colour (three r111 has no instanceColor of its own): it replaces the material's colour, except
+ * that a negative red keeps the material's own (each mesh of a model keeps its colour unless the node has one). */
 function instancedColours(material) {
   const m = material.clone();
   m.onBeforeCompile = (shader) => {
     shader.vertexShader = `attribute vec3 instanceColor;\nvarying vec3 vInstanceColor;\n${shader.vertexShader}`
       .replace('#include <begin_vertex>', '#include <begin_vertex>\n\tvInstanceColor = instanceColor;');
     shader.fragmentShader = `varying vec3 vInstanceColor;\n${shader.fragmentShader}`
-      .replace('#include <color_fragment>', '#include <color_fragment>\n\tdiffuseColor.rgb *= vInstanceColor;');
+      .replace('#include <color_fragment>', '#include <color_fragment>\n\tif (vInstanceColor.r >= 0.0) diffuseColor.rgb = vInstanceColor;');
   };
   return m;
 }
@@ -46,7 +47,7 @@ class AssetBatch {
   constructor(path, scene) {
     this.path = path; this.scene = scene; this.parts = null; this.capacity = 16; this.count = 0;
     this.owner = []; this.radius = 0.5; this.dirty = false;
-    this.cpu = []; this.rgb = new Float32Array(16 * 3); this.shown = new Uint8Array(16);
+    this.cpu = []; this.node = new Float32Array(16 * 16); this.rgb = new Float32Array(16 * 3); this.shown = new Uint8Array(16);
     this.full = []; this.proxy = []; this.gpuCapacity = 0;
   }
 
@@ -60,9 +61,7 @@ class AssetBatch {
     const box = new THREE.Box3();
     template.traverse((o) => {
       if (!o.isMesh) return;
-      const base = o.material.color ? o.material.color.clone() : new THREE.Color(1, 1, 1);
       const material = instancedColours(o.material);
-      if (material.color) material.color.setRGB(1, 1, 1);
       o.geometry.computeBoundingBox();
       box.union(o.geometry.boundingBox.clone().applyMatrix4(o.matrixWorld));
       const triangles = (o.geometry.index ? o.geometry.index.count : o.geometry.attributes.position.count) / 3;
@@ -71,7 +70,7 @@ class AssetBatch {
         const b = o.geometry.boundingBox, size = b.getSize(new THREE.Vector3()), c = b.getCenter(new THREE.Vector3());
         proxy = new THREE.BoxBufferGeometry(size.x, size.y, size.z).translate(c.x, c.y, c.z);
       }
-      this.parts.push({ geometry: o.geometry, material, matrix: o.matrixWorld.clone(), base, proxy });
+      this.parts.push({ geometry: o.geometry, material, matrix: o.matrixWorld.clone(), proxy });
     });
     const s = new THREE.Sphere();
     box.getBoundingSphere(s);
@@ -87,6 +86,7 @@ class AssetBatch {
     if (cap === this.capacity) return;
     const widen = (a, n) => { const b = new a.constructor(cap * n); b.set(a.subarray(0, this.count * n)); return b; };
     this.cpu = this.cpu.map((a) => widen(a, 16));
+    this.node = widen(this.node, 16);
     this.rgb = widen(this.rgb, 3);
     this.shown = widen(this.shown, 1);
     this.capacity = cap;
@@ -121,7 +121,7 @@ class AssetBatch {
       const moved = this.owner[last];
       this.owner[slot] = moved;
       moved.slot = slot;
-      for (const a of this.cpu) a.copyWithin(slot * 16, last * 16, last * 16 + 16);
+      for (const a of [...this.cpu, this.node]) a.copyWithin(slot * 16, last * 16, last * 16 + 16);
       this.rgb.copyWithin(slot * 3, last * 3, last * 3 + 3);
       this.shown[slot] = this.shown[last];
     }
@@ -134,10 +134,11 @@ class AssetBatch {
     if (node.slot < 0 || !this.parts) return;
     const slot = node.slot;
     this.shown[slot] = shown ? 1 : 0;
+    world.toArray(this.node, slot * 16);
     for (let k = 0; k < this.parts.length; k++) tmpM.multiplyMatrices(world, this.parts[k].matrix).toArray(this.cpu[k], slot * 16);
     const c = node.color, o = slot * 3, a = this.rgb;
     if (c) { a[o] = ((c >>> 24) & 255) / 255; a[o + 1] = ((c >>> 16) & 255) / 255; a[o + 2] = ((c >>> 8) & 255) / 255; }
-    else { const b = this.parts[0]?.base; a[o] = b ? b.r : 1; a[o + 1] = b ? b.g : 1; a[o + 2] = b ? b.b : 1; }
+    else { a[o] = -1; a[o + 1] = -1; a[o + 2] = -1; }
     this.dirty = true;
   }
 
@@ -146,19 +147,22 @@ class AssetBatch {
   cull(frustum, eye, pixelsPerUnit, minPixels) {
     this.meshesFit();
     if (!this.parts || !this.parts.length) return;
-    const m0 = this.cpu[0], sphere = tmpSphere, centre = sphere.center, planes = frustum.planes;
+    const m0 = this.node, planes = frustum ? frustum.planes : null;
     const fullOwners = this.full[0].userData.owners, proxyOwners = this.proxy[0]?.userData.owners;
     let nf = 0, np = 0;
     fullOwners.length = 0;
     if (proxyOwners) proxyOwners.length = 0;
     const hasProxy = this.proxy.length === this.parts.length;
     const reach = this.radius + this.centre.length(), parts = this.parts.length, rgb = this.rgb;
-    const limit = minPixels / Math.max(1e-9, pixelsPerUnit), drop = PlantView.dropPixels / Math.max(1e-9, pixelsPerUnit), ex = eye.x, ey = eye.y, ez = eye.z;
+    // Without a camera to judge by (VR: each eye has its own), everything shown is drawn in full.
+    const judge = planes !== null && pixelsPerUnit > 0;
+    const limit = judge ? minPixels / pixelsPerUnit : 0, drop = judge ? PlantView.dropPixels / pixelsPerUnit : 0;
+    const ex = eye.x, ey = eye.y, ez = eye.z;
     const copy = (from, o, to, d) => { for (let e = 0; e < 16; e++) to[d + e] = from[o + e]; };
     for (let s = 0; s < this.count; s++) {
       if (!this.shown[s]) continue;
       const o = s * 16;
-      // Bounding sphere: the asset's, moved and scaled by part 0's matrix (parts share the node's transform).
+      // Bounding sphere: the asset's (around its origin, reaching its farthest point), moved and scaled with the node.
       const a = m0[o] * m0[o] + m0[o + 1] * m0[o + 1] + m0[o + 2] * m0[o + 2];
       const b = m0[o + 4] * m0[o + 4] + m0[o + 5] * m0[o + 5] + m0[o + 6] * m0[o + 6];
       const c = m0[o + 8] * m0[o + 8] + m0[o + 9] * m0[o + 9] + m0[o + 10] * m0[o + 10];
@@ -166,7 +170,7 @@ class AssetBatch {
       if (scale2 === 0) continue;
       const r = reach * Math.sqrt(scale2), x = m0[o + 12], y = m0[o + 13], z = m0[o + 14];
       let inside = true;
-      for (let p = 0; p < 6; p++) {
+      for (let p = 0; judge && p < 6; p++) {
         const pl = planes[p];
         if (pl.normal.x * x + pl.normal.y * y + pl.normal.z * z + pl.constant < -r) { inside = false; break; }
       }
@@ -174,8 +178,8 @@ class AssetBatch {
       // Far: the sphere would be fewer than `minPixels` across (2r / distance < minPixels / pixelsPerUnit); under
       // `PlantView.dropPixels` it is not drawn at all (smaller than a pixel or two).
       const dx = x - ex, dy = y - ey, dz = z - ez, d2 = dx * dx + dy * dy + dz * dz;
-      if (4 * r * r < drop * drop * d2) continue;
-      if (hasProxy && 4 * r * r < limit * limit * d2) {
+      if (judge && 4 * r * r < drop * drop * d2) continue;
+      if (judge && hasProxy && 4 * r * r < limit * limit * d2) {
         for (let k = 0; k < parts; k++) {
           copy(this.cpu[k], o, this.proxy[k].instanceMatrix.array, np * 16);
           const t = this.proxy[k].geometry.attributes.instanceColor.array;
@@ -228,7 +232,6 @@ export class PlantView {
     this.layers = new Map();     // layer → node count
     this.orphans = new Map();    // parent index → children that came first
     this.frustum = new THREE.Frustum();
-    this.everything = { intersectsSphere: () => true };
     this.lastView = '';
   }
 
@@ -354,7 +357,7 @@ export class PlantView {
     const pixelsPerUnit = camera ? (height / 2) / Math.tan((camera.fov * Math.PI) / 360) : 0;
     for (const b of this.batches.values()) {
       if (!b.dirty && !moved) continue;
-      if (noCull || !camera) b.cull(this.everything, tmpV.set(0, 0, 0), 0, 0);
+      if (noCull || !camera) b.cull(null, tmpV.set(0, 0, 0), 0, 0);
       else b.cull(this.frustum, camera.position, pixelsPerUnit, PlantView.minPixels);
     }
   }
