@@ -178,6 +178,12 @@ def test_the_trend_matches_api_history_and_a_click_on_it_seeks(plant):
                         what="PAST shown over the view")
         await page.click("#live")
         await page.wait("sceneStream.stats().past === null && document.getElementById('past').hidden", what="live again")
+        # Another machine: its own chart is drawn (not the old one's, not a blank one).
+        await page.eval("sceneStream.select('hall-a/line-02/press-01')")
+        await page.wait("sceneStream.chartData && sceneStream.chartData.twin === 'hall-a/line-02/press-01' && sceneStream.chartData.samples > 0",
+                        what="the second machine's chart")
+        await page.wait("document.querySelectorAll('#chart canvas').length > 0 && document.getElementById('chart').isConnected", what="drawn")
+        assert "line-02/press-01" in await page.eval("document.getElementById('inspect-title').textContent")
     browse(test)
 
 
