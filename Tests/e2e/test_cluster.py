@@ -658,7 +658,9 @@ def test_presence_selection_and_annotations_from_fanout_nodes_reach_every_node_t
         for d in (watcher, on_owner):
             await d.wait(lambda: "~presence.hall-a/alice/head" in d.paths() and f"{robot}/~sel-alice" in d.paths()
                          and any(n["label"] == "gripper worn (from fan-1)" for n in d.replica.nodes.values()), what="alice's presence, selection, note")
-        assert watcher.paths()["~presence.hall-a/alice"]["label"] == "Alice"
+        # The name tag rides on the head (where her camera is), not on the group at the anchor's origin.
+        assert watcher.paths()["~presence.hall-a/alice/head"]["label"] == "Alice"
+        assert watcher.paths()["~presence.hall-a/alice"]["label"] == ""
         # Alice sees her own marks too: they come back through the commit stream to her node.
         await alice.wait(lambda: f"{robot}/~sel-alice" in alice.paths(), what="alice's own selection marker")
         # A viewer may not annotate, whichever node it is on.
