@@ -2,6 +2,7 @@
 tap, trend charts from /api/history, alerts, the asset tree and zones, playback, presence, handoff, reconnects —
 and each of the eleven broken behaviours of issue 15 as a regression test."""
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -40,6 +41,16 @@ def twin_exists(server):
 
 def simulator(server, running):
     server.http("/api/simulator", json.dumps({"running": running}).encode())
+
+
+@contextlib.contextmanager
+def paused(server):
+    """The simulator paused for the block: values hold still (compared exactly) or come from the test alone."""
+    simulator(server, False)
+    try:
+        yield
+    finally:
+        simulator(server, True)
 
 
 def ingest(server, updates):
@@ -111,8 +122,7 @@ def shown(value, unit):
 
 def test_click_and_tap_open_the_panel_of_the_right_machine_with_the_values_of_api_twin(plant):
     async def test(b):
-        simulator(plant, False)  # values hold still, so the panel and /api/twin can be compared exactly
-        try:
+        with paused(plant):  # values hold still, so the panel and /api/twin can be compared exactly
             for phone in (False, True):
                 page = await b.open(f"http://127.0.0.1:{plant.port}/?user={'phil' if phone else 'dora'}", phone=phone)
                 await drawn(page)
@@ -129,8 +139,6 @@ def test_click_and_tap_open_the_panel_of_the_right_machine_with_the_values_of_ap
                 assert got == want, (got, want)
                 assert "°C" in got["temperature"]
                 assert await page.eval("document.getElementById('inspect-title').textContent") == machine
-        finally:
-            simulator(plant, True)
     browse(test)
 
 
@@ -140,12 +148,9 @@ def test_the_panel_updates_live(plant):
         await drawn(page)
         assert await page.eval(f"sceneStream.select({json.dumps(PRESS)})") == PRESS
         await page.wait("sceneStream.inspect && sceneStream.inspect.properties.temperature", what="panel")
-        simulator(plant, False)
-        try:
+        with paused(plant):
             ingest(plant, [{"twin": PRESS, "property": "temperature", "value": 71.5, "timestamp": int(time.time() * 1000)}])
             await page.wait("document.getElementById('props').innerText.includes('71.5 °C')", what="the new value in the panel")
-        finally:
-            simulator(plant, True)
     browse(test)
 
 
@@ -158,8 +163,7 @@ def test_the_trend_matches_api_history_and_a_click_on_it_seeks(plant):
         await page.eval(f"sceneStream.select({json.dumps(PRESS)})")
         await page.wait("sceneStream.chartData && sceneStream.chartData.property === 'temperature' && sceneStream.chartData.samples > 0",
                         what="temperature chart")
-        simulator(plant, False)
-        try:
+        with paused(plant):
             # Reload the chart with the values still, then ask the endpoint the same question.
             await page.eval("sceneStream.chartData = null; document.querySelector('#props tr[data-property=temperature]').click()")
             chart = await page.wait("sceneStream.chartData", what="chart reloaded")
@@ -167,8 +171,6 @@ def test_the_trend_matches_api_history_and_a_click_on_it_seeks(plant):
             assert chart["points"] == api["points"] and chart["samples"] == api["samples"] > 0
             drawn_rows = await page.eval("document.querySelectorAll('#chart canvas').length")
             assert drawn_rows >= 1
-        finally:
-            simulator(plant, True)
         # A click in the middle of the chart plays back from that moment.
         box = await page.eval("(() => { const r = document.querySelector('#chart canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()")
         await page.mouse_click(box[0] + box[2] * 0.6, box[1] + box[3] * 0.5)
@@ -232,8 +234,7 @@ def test_a_rule_firing_shows_a_badge_and_a_list_entry_that_selects_the_machine(p
     async def test(b):
         page = await b.open(f"http://127.0.0.1:{plant.port}/?user=al")
         await drawn(page)
-        simulator(plant, False)
-        try:
+        with paused(plant):
             ingest(plant, [{"twin": machine, "property": "temperature", "value": 120.0, "timestamp": int(time.time() * 1000)}])
             await page.click("#tabs button[data-tab=alerts]")
             entry = f"[...document.querySelectorAll('#alerts li')].find(li => li.textContent.includes({json.dumps(machine)}))"
@@ -245,8 +246,6 @@ def test_a_rule_firing_shows_a_badge_and_a_list_entry_that_selects_the_machine(p
             await page.wait(f"sceneStream.stats().selected === {json.dumps(machine)}", what="the alert's machine selected")
             ingest(plant, [{"twin": machine, "property": "temperature", "value": 60.0, "timestamp": int(time.time() * 1000)}])
             await page.wait(f"{entry} === undefined", what="the cleared alert leaves the list")
-        finally:
-            simulator(plant, True)
     browse(test)
 
 
