@@ -92,14 +92,16 @@ def test_messages_sent_right_behind_hello_wait_for_the_token_check(secure):
             await ws.send(sw.subscribe("demo", rate=30))
             await ws.send(sw.ping(41))
             try:
-                while len(got) < 3:
+                # Until the answers to both held messages are in (room news such as sessionState may come between).
+                while not ({"keyframe", "pong"} <= {m["type"] for m in got if isinstance(m, dict)}) and len(got) < 20:
                     got.append(sw.decode_server(await asyncio.wait_for(ws.recv(), 10)))
             except ConnectionClosed as e:
                 got.append(("closed", e.rcvd.code if e.rcvd else None))
         return got
 
     got = asyncio.run(run(jwt("ada", role="admin")))
-    assert [m["type"] for m in got] == ["welcome", "keyframe", "pong"] or [m["type"] for m in got] == ["welcome", "pong", "keyframe"], got
+    answers = [m["type"] for m in got if isinstance(m, dict) and m["type"] in ("welcome", "keyframe", "pong")]
+    assert answers in (["welcome", "keyframe", "pong"], ["welcome", "pong", "keyframe"]), got
     assert any(m["type"] == "pong" and m["nonce"] == 41 for m in got)
     refused = asyncio.run(run(jwt("ada", secret="not-the-right-secret-at-all-32-bytes!!")))
     assert refused[0]["type"] == "error" and refused[0]["code"] == 5 and refused[-1] == ("closed", 1008), refused
