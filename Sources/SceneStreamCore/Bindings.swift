@@ -243,6 +243,7 @@ public final class BindingEngine {
     private var resolved: [TwinProperty: [(binding: Int, node: UInt32)]] = [:]
     private var resolvedNodeSpace: UInt32 = 0
     private var resolvedLive = 0
+    private var boundNodes: [String: [UInt32]] = [:]
     /// Bindings whose node did not exist, by message, so each is counted once.
     public private(set) var unresolved: Set<String> = []
     private var byProperty: [String: [Int]] = [:]
@@ -255,12 +256,18 @@ public final class BindingEngine {
         }
     }
 
-    private func resolve(_ twin: String, _ property: String, _ graph: SceneGraph) -> [(binding: Int, node: UInt32)] {
+    /// Drops the cached resolutions when the graph's nodes changed since they were made.
+    private func checkCache(_ graph: SceneGraph) {
         if graph.nodeSpace != resolvedNodeSpace || graph.liveCount != resolvedLive {
             resolved.removeAll()
+            boundNodes.removeAll()
             resolvedNodeSpace = graph.nodeSpace
             resolvedLive = graph.liveCount
         }
+    }
+
+    private func resolve(_ twin: String, _ property: String, _ graph: SceneGraph) -> [(binding: Int, node: UInt32)] {
+        checkCache(graph)
         let key = TwinProperty(twin: twin, property: property)
         if let hit = resolved[key] { return hit }
         var out: [(binding: Int, node: UInt32)] = []
@@ -277,11 +284,16 @@ public final class BindingEngine {
     }
 
     /// The nodes any binding writes for `twin` (whatever the property).
+    /// Cached like the resolutions: a zone check over every twin matches each binding's glob once per twin, not
+    /// once per request.
     public func nodes(boundTo twin: String, graph: SceneGraph) -> [UInt32] {
+        checkCache(graph)
+        if let hit = boundNodes[twin] { return hit }
         var out: [UInt32] = []
         for b in set.bindings where b.twins.matches(twin) {
             if let n = graph.index(of: b.node.replacingOccurrences(of: "{twin}", with: twin)), !out.contains(n) { out.append(n) }
         }
+        boundNodes[twin] = out
         return out
     }
 

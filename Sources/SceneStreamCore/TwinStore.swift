@@ -132,22 +132,22 @@ public struct TwinHistory: Sendable {
     /// How many updates (of every property) have `from <= timestamp < to`.
     public func count(from: UInt64, to: UInt64) -> Int { max(0, firstIndex(atOrAfter: to) - firstIndex(atOrAfter: from)) }
 
-    /// One property's updates with `from <= timestamp < to`, in order, and its last update before `from` looked
-    /// for among at most `lookBehind` older entries (where a chart's line enters the range).
-    public func series(twin: String, property: String, from: UInt64, to: UInt64, lookBehind: Int = 200_000)
-        -> (before: PropertyUpdate?, updates: [PropertyUpdate])
-    {
+    /// Hands one property's updates with `from <= timestamp < to` to `body`, in order, without copying them, and
+    /// returns its last update before `from` looked for among at most `lookBehind` older entries (where a chart's
+    /// line enters the range).
+    public func series(
+        twin: String, property: String, from: UInt64, to: UInt64, lookBehind: Int = 200_000, _ body: (PropertyUpdate) -> Void
+    ) -> PropertyUpdate? {
         let lo = firstIndex(atOrAfter: from), hi = firstIndex(atOrAfter: to)
-        var out: [PropertyUpdate] = []
         if lo < hi {
-            for u in entries[lo..<hi] where u.property == property && u.twin == twin { out.append(u) }
+            for u in entries[lo..<hi] where u.property == property && u.twin == twin { body(u) }
         }
         var i = lo
         while i > max(0, lo - lookBehind) {
             i -= 1
-            if entries[i].property == property && entries[i].twin == twin { return (entries[i], out) }
+            if entries[i].property == property && entries[i].twin == twin { return entries[i] }
         }
-        return (nil, out)
+        return nil
     }
 
     /// The last update of each (twin, property) with `from <= timestamp < to`, oldest first: what a replay of the

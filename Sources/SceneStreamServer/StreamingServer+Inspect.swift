@@ -156,11 +156,12 @@ extension StreamingServer {
             guard h.count(from: from, to: to) <= 200_000 else {
                 return answer(r, .text("that range holds too many updates to read without a data folder: ask for a shorter one\n", status: .contentTooLarge), route: .history)
             }
-            let got = h.series(twin: twin, property: property, from: from, to: to)
             var series = empty
-            for u in got.updates { if let v = u.value.number { series.add(.init(timeMs: u.timestampMs, value: v)) } }
+            let before = h.series(twin: twin, property: property, from: from, to: to) { u in
+                if let v = u.value.number { series.add(.init(timeMs: u.timestampMs, value: v)) }
+            }
             series.finish()
-            if let b = got.before, let v = b.value.number { series.before = .init(timeMs: b.timestampMs, value: v) }
+            if let b = before, let v = b.value.number { series.before = .init(timeMs: b.timestampMs, value: v) }
             answer(r, Self.json(Self.describe(series, header: header, source: "memory")), route: .history)
         } else {
             answer(r, .text("this node keeps no history of twin values\n", status: .conflict), route: .history)

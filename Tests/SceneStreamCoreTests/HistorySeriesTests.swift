@@ -69,11 +69,12 @@ import Testing
         for t in UInt64(0)..<100 {
             h.append(PropertyUpdate(twin: "p\(t % 3)", property: t % 2 == 0 ? "a" : "b", value: .number(Double(t)), timestampMs: t * 10))
         }
-        let (before, updates) = h.series(twin: "p1", property: "a", from: 500, to: 800)
+        var updates: [PropertyUpdate] = []
+        let before = h.series(twin: "p1", property: "a", from: 500, to: 800) { updates.append($0) }
         // p1 and a: t ≡ 1 (mod 3) and even: t ≡ 4 (mod 6).
         #expect(updates.map(\.timestampMs) == [520, 580, 640, 700, 760])
         #expect(before?.timestampMs == 460)
-        #expect(h.series(twin: "p1", property: "a", from: 0, to: 30).before == nil)
+        #expect(h.series(twin: "p1", property: "a", from: 0, to: 30) { _ in } == nil)
     }
 
     @Test func theCatalogReadsModelsRatesAndUnits() throws {

@@ -51,7 +51,8 @@ const state = window.sceneStream = {
 
 // ---------------------------------------------------------------------------------------------------- three.js
 const view = $('view');
-const renderer = new THREE.WebGLRenderer({ antialias: !isPhone && params.get('aa') !== '0', preserveDrawingBuffer: params.get('pdb') === '1' });
+// On weak GPUs (software GL, old laptops) `?aa=0` turns antialiasing off and `?pr=1` draws at one pixel per CSS pixel.
+const renderer = new THREE.WebGLRenderer({ antialias: !isPhone && params.get('aa') !== '0' });
 renderer.setPixelRatio(Number(params.get('pr')) || Math.min(window.devicePixelRatio, isPhone ? 1.5 : 2));
 view.appendChild(renderer.domElement);
 const scene = new THREE.Scene();
@@ -66,7 +67,6 @@ const controls = new OrbitControls(camera, renderer.domElement);
 controls.target.set(20, 0, 20);
 controls.screenSpacePanning = true;
 controls.update();
-PlantView.cheap = params.get('mat') === 'lambert';
 state.timeline.rendererMs = Math.round(performance.now());
 const plant = new PlantView(scene);
 const labels = new LabelLayer(view, isPhone ? 14 : 40);

@@ -158,7 +158,15 @@ class AssetBatch {
     const judge = planes !== null && pixelsPerUnit > 0;
     const limit = judge ? minPixels / pixelsPerUnit : 0, drop = judge ? PlantView.dropPixels / pixelsPerUnit : 0;
     const ex = eye.x, ey = eye.y, ez = eye.z;
-    const copy = (from, o, to, d) => { for (let e = 0; e < 16; e++) to[d + e] = from[o + e]; };
+    // Instance `s` (matrix offset `o`) becomes instance `n` of `meshes` (one per part): its matrix and colour.
+    const place = (meshes, s, o, n) => {
+      for (let k = 0; k < parts; k++) {
+        const from = this.cpu[k], to = meshes[k].instanceMatrix.array, d = n * 16;
+        for (let e = 0; e < 16; e++) to[d + e] = from[o + e];
+        const t = meshes[k].geometry.attributes.instanceColor.array;
+        t[n * 3] = rgb[s * 3]; t[n * 3 + 1] = rgb[s * 3 + 1]; t[n * 3 + 2] = rgb[s * 3 + 2];
+      }
+    };
     for (let s = 0; s < this.count; s++) {
       if (!this.shown[s]) continue;
       const o = s * 16;
@@ -180,20 +188,12 @@ class AssetBatch {
       const dx = x - ex, dy = y - ey, dz = z - ez, d2 = dx * dx + dy * dy + dz * dz;
       if (judge && 4 * r * r < drop * drop * d2) continue;
       if (judge && hasProxy && 4 * r * r < limit * limit * d2) {
-        for (let k = 0; k < parts; k++) {
-          copy(this.cpu[k], o, this.proxy[k].instanceMatrix.array, np * 16);
-          const t = this.proxy[k].geometry.attributes.instanceColor.array;
-          t[np * 3] = rgb[s * 3]; t[np * 3 + 1] = rgb[s * 3 + 1]; t[np * 3 + 2] = rgb[s * 3 + 2];
-        }
+        place(this.proxy, s, o, np);
         proxyOwners.push(this.owner[s]);
         np++;
         continue;
       }
-      for (let k = 0; k < parts; k++) {
-        copy(this.cpu[k], o, this.full[k].instanceMatrix.array, nf * 16);
-        const t = this.full[k].geometry.attributes.instanceColor.array;
-        t[nf * 3] = rgb[s * 3]; t[nf * 3 + 1] = rgb[s * 3 + 1]; t[nf * 3 + 2] = rgb[s * 3 + 2];
-      }
+      place(this.full, s, o, nf);
       fullOwners.push(this.owner[s]);
       nf++;
     }
