@@ -31,6 +31,9 @@ public struct TopicMapping: Sendable, Hashable {
     public let kind: ValueKind?
     /// Numbers outside this range (after scaling) are refused.
     public let range: ClosedRange<Double>
+    /// How often the source is expected to publish, in ms (0: not given; learned from arrivals instead). Past a few
+    /// periods without a message the value is marked stale.
+    public let periodMs: UInt64
 
     /// The kinds of value a mapping can insist on.
     public enum ValueKind: String, Sendable, Hashable {
@@ -40,8 +43,9 @@ public struct TopicMapping: Sendable, Hashable {
     /// Parses a mapping; errors say what is wrong with the pattern.
     public init(
         pattern: String, twin: String, property: String, scale: Double = 1, offset: Double = 0, kind: ValueKind? = nil,
-        range: ClosedRange<Double> = -Double.infinity...Double.infinity
+        range: ClosedRange<Double> = -Double.infinity...Double.infinity, periodMs: UInt64 = 0
     ) throws(ConfigError) {
+        self.periodMs = periodMs
         var segs: [Segment] = []
         for s in pattern.split(separator: "/", omittingEmptySubsequences: false) {
             if s.hasPrefix("{") && s.hasSuffix("...}") {
@@ -181,6 +185,13 @@ public struct TopicMapping: Sendable, Hashable {
 
     /// The update a message stands for.
     public static func update(topic: String, payload: [UInt8], mappings: [TopicMapping], nowMs: UInt64) -> Result<PropertyUpdate, Rejection> {
+        match(topic: topic, payload: payload, mappings: mappings, nowMs: nowMs).map(\.update)
+    }
+
+    /// The update a message stands for, and the mapping that made it.
+    public static func match(topic: String, payload: [UInt8], mappings: [TopicMapping], nowMs: UInt64)
+        -> Result<(update: PropertyUpdate, mapping: TopicMapping), Rejection>
+    {
         for m in mappings {
             guard let caps = m.captures(topic) else { continue }
             let twin = fill(m.twinPieces, caps), property = fill(m.propertyPieces, caps)
@@ -197,7 +208,7 @@ public struct TopicMapping: Sendable, Hashable {
                 if case .number(let d) = value, !m.range.contains(d) {
                     return .failure(.outOfRange("\(d) outside \(m.range.lowerBound)…\(m.range.upperBound)"))
                 }
-                return .success(PropertyUpdate(twin: twin, property: property, value: value, timestampMs: ts, quality: quality))
+                return .success((PropertyUpdate(twin: twin, property: property, value: value, timestampMs: ts, quality: quality), m))
             }
         }
         return .failure(.noMapping)

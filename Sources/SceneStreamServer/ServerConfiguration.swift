@@ -1,6 +1,7 @@
 import Foundation
 import SceneStreamCluster
 import SceneStreamCore
+import SceneStreamIngest
 import SceneStreamSparkplug
 
 /// Where MQTT ingest connects and how topics map to twins.
@@ -107,6 +108,8 @@ public struct ServerConfiguration: Sendable {
     public var historyWindowMs: UInt64 = 3_600_000
     /// Cluster over NATS; nil: this node is alone (the default).
     public var cluster: ClusterConfiguration?
+    /// Staleness by age: values from outside sources that stop arriving are marked stale (``AgeWatch``).
+    public var staleness = AgeWatch.Configuration()
 
     /// The defaults: the embedded demo plant with its simulator.
     public init() {}
@@ -227,7 +230,15 @@ struct ConfigFile: KnownKeys {
         case data, roomCapacity, presenceHz, handoffCodeSeconds, sessionIdleSeconds, publicURL, historyCapacity, mqtt
         case ingestToken, auth, allowedOrigins, maxConnectionsPerAddress, maxConnectionsPerUser, handshakeTimeoutSeconds
         case connectionsPerSecondPerAddress, connectionBurstPerAddress, metricsToken, maxHTTPBodyBytes, httpBodySeconds
-        case maxAnnotationsPerUser, maxAnnotationsPerScene, annotationsPerSecond, maxUpdatesPerTick, cluster
+        case maxAnnotationsPerUser, maxAnnotationsPerScene, annotationsPerSecond, maxUpdatesPerTick, cluster, staleness
+    }
+
+    struct Staleness: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable { case enabled, factor, minimumMs, learn }
+        var enabled: Bool?
+        var factor: Double?
+        var minimumMs: Whole?
+        var learn: Bool?
     }
 
     struct Cluster: KnownKeys {
@@ -280,8 +291,9 @@ struct ConfigFile: KnownKeys {
     }
 
     struct Topic: KnownKeys {
-        enum CodingKeys: String, CodingKey, CaseIterable { case topic, twin, property, scale, offset, type, min, max }
+        enum CodingKeys: String, CodingKey, CaseIterable { case topic, twin, property, scale, offset, type, min, max, periodMs }
         var topic: String
+        var periodMs: Whole?
         var twin: String
         var property: String
         var scale: Double?
@@ -311,6 +323,7 @@ struct ConfigFile: KnownKeys {
     var auth: Strict<Auth>?
     var mqtt: Strict<MQTT>?
     var cluster: Strict<Cluster>?
+    var staleness: Strict<Staleness>?
 
     /// The configuration these values make, each checked against its range.
     func configuration(file: String) throws(ConfigError) -> ServerConfiguration {
@@ -414,11 +427,12 @@ struct ConfigFile: KnownKeys {
                     let minV = t.min ?? -.infinity
                     let maxV = t.max ?? .infinity
                     guard minV <= maxV else { throw fail("mqtt.topics[\(k)]", "min above max") }
+                    let period = UInt64(try int(t.periodMs, "mqtt.topics[\(k)].periodMs", 0...86_400_000) ?? 0)
                     do {
                         mc.topics.append(
                             try TopicMapping(
                                 pattern: t.topic, twin: t.twin, property: t.property, scale: t.scale ?? 1, offset: t.offset ?? 0, kind: kind,
-                                range: minV...maxV))
+                                range: minV...maxV, periodMs: period))
                     } catch {
                         throw fail("mqtt.topics[\(k)].topic", error.reason)
                     }
@@ -456,6 +470,15 @@ struct ConfigFile: KnownKeys {
                 cc.domain = v
             }
             c.cluster = cc
+        }
+        if let st = staleness?.value {
+            if let v = st.enabled { c.staleness.enabled = v }
+            if let v = st.learn { c.staleness.learn = v }
+            if let v = st.factor {
+                guard v.isFinite, (1...1000).contains(v) else { throw fail("staleness.factor", "\(v) is outside 1…1000") }
+                c.staleness.factor = v
+            }
+            if let v = try int(st.minimumMs, "staleness.minimumMs", 100...86_400_000) { c.staleness.minimumMs = UInt64(v) }
         }
         if let t = tls?.value {
             c.tlsCertificate = t.certificate

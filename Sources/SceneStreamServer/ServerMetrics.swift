@@ -34,6 +34,8 @@ final class ServerMetrics: Sendable {
     let ingestDuplicates: CoreMetrics.Counter
     let sparkplugMessages: CoreMetrics.Counter
     let sparkplugRebirths: CoreMetrics.Counter
+    /// Twins marked stale because their source stopped sending (``AgeWatch``).
+    let staleByAge: CoreMetrics.Counter
     let storageErrors: CoreMetrics.Counter
     let handoffs: CoreMetrics.Counter
     let refusals: CoreMetrics.Counter
@@ -108,6 +110,7 @@ final class ServerMetrics: Sendable {
         ingestDuplicates = counter("scenestream.ingest.duplicates")
         sparkplugMessages = counter("scenestream.sparkplug.messages")
         sparkplugRebirths = counter("scenestream.sparkplug.rebirth_requests")
+        staleByAge = counter("scenestream.ingest.stale_by_age")
         storageErrors = counter("scenestream.storage.errors")
         resumes = counter("scenestream.session.resumes")
         handoffs = counter("scenestream.handoffs")

@@ -15,6 +15,7 @@ final class IngestInbox: @unchecked Sendable {
     private var rejects = RejectLog()
     private var connectionChanges: [Bool] = []
     private var outgoing: [MQTTClient.Message] = []
+    private var periods: [String: (twin: String, property: String, ms: UInt64)] = [:]
 
     private func locked<T>(_ body: () -> T) -> T {
         lock.lock()
@@ -27,6 +28,15 @@ final class IngestInbox: @unchecked Sendable {
     func stale(_ twins: [String]) { locked { queue.append(.stale(twins)) } }
     func send(_ m: MQTTClient.Message) { locked { outgoing.append(m) } }
     func connection(_ up: Bool) { locked { connectionChanges.append(up) } }
+    /// Notes a property's expected period (from its mapping), for staleness by age.
+    func expect(_ u: PropertyUpdate, periodMs: UInt64) { locked { periods[u.twin + "\u{0}" + u.property] = (u.twin, u.property, periodMs) } }
+    /// Expected periods noted since the last call.
+    func takePeriods() -> [(twin: String, property: String, ms: UInt64)] {
+        locked {
+            defer { periods.removeAll() }
+            return Array(periods.values)
+        }
+    }
     /// Notes a refusal; the first one per topic is logged (at most 1000 topics).
     func reject(topic: String, reason: String) { locked { rejects.note(topic: topic, reason: reason) } }
 
@@ -112,8 +122,10 @@ extension StreamingServer {
                     }
                     return
                 }
-                switch TopicMapping.update(topic: topic, payload: payload, mappings: mappings, nowMs: Self.wallMs()) {
-                case .success(let u): inbox.add(u)
+                switch TopicMapping.match(topic: topic, payload: payload, mappings: mappings, nowMs: Self.wallMs()) {
+                case .success(let (u, mapping)):
+                    if mapping.periodMs > 0 { inbox.expect(u, periodMs: mapping.periodMs) }
+                    inbox.add(u)
                 case .failure(let r):
                     metrics.refused(source: "mqtt", reason: r.code)
                     inbox.reject(topic: topic, reason: r.description)
@@ -147,6 +159,7 @@ extension StreamingServer {
             metrics.mqttConnected.set(Double(up ? 1 : 0))
             if !up { logger.warning("MQTT broker away: its twins marked stale", metadata: ["twins": "\(mqttTwins.count)"]) }
         }
+        for p in mqttInbox.takePeriods() { ageWatch.expect(twin: p.twin, property: p.property, periodMs: p.ms) }
         let batch = IngestPipeline.assemble(items, twins: runtime.twins, sourced: &mqttTwins, brokerLost: changes.contains(false), nowMs: nowMs)
         if batch.duplicates > 0 { metrics.ingestDuplicates.increment(by: batch.duplicates) }
         if batch.badKeys > 0 {

@@ -48,24 +48,28 @@ extension StreamingServer {
         }
         let now = Self.wallMs()
         let entry = catalog.entries[id]
-        // Overdue: no update for several expected periods (a source that died without a death certificate).
-        // (Rates are clamped to at least one update in 1,000 s: a tiny rate in a file cannot overflow anything.)
-        let overdueMs = entry.map { $0.rateHz > 0 ? UInt64(max(5_000, 5_000 / max($0.rateHz, 0.001))) : 0 } ?? 0
+        // Age: since the newest value arrived (a stale mark's own time is not an arrival).
+        let arrived = ageWatch.lastArrivalMs(of: id)
         var out: [String: Any] = [:]
         for (k, v) in props {
+            let since = v.quality == .good ? v.timestampMs : min(v.timestampMs, arrived ?? v.timestampMs)
             var p: [String: Any] = [
                 "value": Self.jsonValue(v.value), "timestamp": v.timestampMs, "quality": "\(v.quality)",
-                "ageMs": now > v.timestampMs ? now - v.timestampMs : 0,
+                "ageMs": now > since ? now - since : 0,
             ]
             if let u = catalog.unit(twin: id, property: k) { p["unit"] = u }
             out[k] = p
         }
         var body: [String: Any] = ["twin": id, "properties": out, "timeMs": now]
-        if let entry {
-            body["model"] = entry.model
-            if entry.rateHz > 0 { body["expectedPeriodMs"] = Int(1000 / max(entry.rateHz, 0.001)) }
+        if let entry { body["model"] = entry.model }
+        // Expected period: given (catalog, mapping) or learned from arrivals; overdue: past the watch's deadline (a
+        // source that died without a death certificate).
+        if let p = ageWatch.periodMs(of: id) {
+            body["expectedPeriodMs"] = p
+        } else if let entry, entry.rateHz > 0 {
+            body["expectedPeriodMs"] = Int(1000 / max(entry.rateHz, 0.001))
         }
-        if overdueMs > 0, let newest = props.values.map(\.timestampMs).max(), now > newest, now - newest > overdueMs { body["overdue"] = true }
+        if ageWatch.isOverdue(id, nowMs: now) { body["overdue"] = true }
         if let n = machineNode(of: id), let nodeId = runtime.graph.id(of: n) { body["node"] = nodeId }
         body["alerts"] = runtime.alerts.active.values.filter { $0.twin == id }.sorted { $0.timeMs > $1.timeMs }.map {
             ["id": $0.id, "severity": "\($0.severity)", "timeMs": $0.timeMs, "message": $0.message] as [String: Any]

@@ -5,6 +5,7 @@ import HTTPTypes
 import SceneStreamCluster
 import SceneStreamCore
 import SceneStreamHTTP
+import SceneStreamIngest
 import SceneStreamMQTT
 import SceneStreamProtocol
 import SceneStreamSessions
@@ -62,6 +63,8 @@ public final class StreamingServer: EventLoopHandler {
     var mqttFarewell: MQTTClient.Message?
     var mqttTwins: Set<String> = []
     var httpPending: [PropertyUpdate] = []
+    /// Staleness by age of the twins outside sources feed (only the service thread touches it).
+    var ageWatch: AgeWatch
     var storage: Storage?
     /// Held for the life of the process: one server per data folder.
     private var dataLock: DataFolderLock?
@@ -172,6 +175,8 @@ public final class StreamingServer: EventLoopHandler {
         let now = startMs ?? Self.wallMs()
         twinsJSON = plant.twinsJSON
         catalog = try TwinCatalog(json: plant.twinsJSON, file: "\(plant.source)/twins.json")
+        ageWatch = AgeWatch(configuration: configuration.staleness)
+        for (twin, e) in catalog.entries where e.rateHz > 0 { ageWatch.expect(twin: twin, periodMs: UInt64(1000 / max(e.rateHz, 0.001))) }
         // A fan-out node's scene comes from the owner's commits: no simulator, no ingest of its own.
         let follows = configuration.cluster?.role == .fanout
         if configuration.simulator && !follows {
@@ -299,6 +304,17 @@ public final class StreamingServer: EventLoopHandler {
         var events: [AlertEvent] = []
         var batch = drainMQTT(nowMs: nowMs)
         if !batch.isEmpty { metrics.ingestedMQTT.increment(by: batch.count) }
+        if !isFollower {
+            // Staleness by age, for outside sources only (the simulator cannot die without saying so).
+            ageWatch.arrived(batch, nowMs: nowMs)
+            ageWatch.arrived(httpPending, nowMs: nowMs)
+            let marks = ageWatch.sweep(nowMs: nowMs, store: runtime.twins)
+            if !marks.isEmpty {
+                metrics.staleByAge.increment(by: Set(marks.map(\.twin)).count)
+                logger.notice("values marked stale by age: their source stopped sending", metadata: ["twins": "\(Set(marks.map(\.twin)).sorted().prefix(5).joined(separator: ", "))", "count": "\(marks.count)"])
+                batch.append(contentsOf: marks)
+            }
+        }
         if isFollower { followCommits() }
         if cluster != nil, tickIndex % UInt64(max(1, configuration.tickHz)) == 0 { clusterHousekeeping() }
         if let storage {

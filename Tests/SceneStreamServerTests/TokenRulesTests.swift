@@ -125,6 +125,18 @@ extension Result {
         #expect(error(#"{"metricsToken": "a-metrics-token-123", "maxUpdatesPerTick": 1000}"#) == nil)
     }
 
+    @Test func stalenessByAgeAndMappingPeriods() throws {
+        let c = try ServerConfiguration.load(
+            Array(#"{"staleness": {"factor": 4, "minimumMs": 1500, "learn": false}, "mqtt": {"topics": [{"topic": "a/{twin}/{property}", "twin": "{twin}", "property": "{property}", "periodMs": 2000}]}}"#.utf8),
+            file: "cfg.json")
+        #expect(c.staleness.factor == 4 && c.staleness.minimumMs == 1500 && !c.staleness.learn && c.staleness.enabled)
+        #expect(c.mqtt?.topics.first?.periodMs == 2000)
+        #expect(error(#"{"staleness": {"factor": 0.5}}"#)?.contains("cfg.json: staleness.factor: 0.5 is outside 1…1000") == true)
+        #expect(error(#"{"staleness": {"minimumMs": 10}}"#)?.contains("cfg.json: staleness.minimumMs: 10 is outside") == true)
+        #expect(error(#"{"staleness": {"periods": 3}}"#)?.contains("staleness.periods: unknown key") == true)
+        #expect(error(#"{"mqtt": {"topics": [{"topic": "a/{twin}", "twin": "{twin}", "property": "p", "periodMs": -1}]}}"#)?.contains("mqtt.topics[0].periodMs") == true)
+    }
+
     @Test func theClusterKey() throws {
         let c = try ServerConfiguration.load(
             Array(#"{"cluster": {"nats": ["nats://a:4222", "tls://b:4222"], "role": "fanout", "node": "cloud-1", "replicas": 3, "user": "u", "password": "p", "tls": {"ca": "ca.pem"}, "domain": "cloud"}}"#.utf8),
