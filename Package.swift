@@ -78,6 +78,8 @@ let package = Package(
             dependencies: ["SceneStreamCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["sparkplug_b.proto"],
             swiftSettings: strict),
+        // OPC UA PubSub, JSON over MQTT (OPC 10000-14): network messages, metadata, sequence numbers → twin updates. Pure.
+        .target(name: "SceneStreamOPCUA", dependencies: ["SceneStreamCore"], swiftSettings: strict),
         // Ingest rules: the queue a tick drains (ordered, budgeted), dedupe and stale marks, HTTP ingest bodies. Pure.
         .target(name: "SceneStreamIngest", dependencies: ["SceneStreamCore"], swiftSettings: strict),
         // Durable twin state, history, checkpoints and sessions in embedded SQLite (GRDB), on its own queue.
@@ -98,7 +100,7 @@ let package = Package(
             name: "SceneStreamServer",
             dependencies: [
                 "SceneStreamCore", "SceneStreamIngest", "SceneStreamSessions", "SceneStreamStorage", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamHTTP", "SceneStreamMQTT", "SceneStreamSparkplug",
-                "SceneStreamCluster",
+                "SceneStreamOPCUA", "SceneStreamCluster",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -153,7 +155,7 @@ let package = Package(
             dependencies: ["SceneStreamHTTP", "SceneStreamTransport", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict),
         .testTarget(name: "SceneStreamSessionsTests", dependencies: ["SceneStreamSessions", "SceneStreamCore", "SceneStreamProtocol", "SceneStreamTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SceneStreamIngestTests", dependencies: ["SceneStreamIngest", "SceneStreamCore"], swiftSettings: strict),
+        .testTarget(name: "SceneStreamIngestTests", dependencies: ["SceneStreamIngest", "SceneStreamCore", "SceneStreamOPCUA"], swiftSettings: strict),
         .testTarget(
             name: "SceneStreamStorageTests", dependencies: ["SceneStreamStorage", "SceneStreamCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
@@ -186,6 +188,7 @@ if let fuzz = Context.environment["SCENESTREAM_FUZZ"] {
         ("fuzz-plant-files", ["SceneStreamCore"]),
         ("fuzz-mqtt-payloads", ["SceneStreamCore"]),
         ("fuzz-sparkplug-payloads", ["SceneStreamSparkplug"]),
+        ("fuzz-opcua-json", ["SceneStreamOPCUA"]),
         ("fuzz-token-claims", ["SceneStreamServer"]),
     ]
     package.targets.append(

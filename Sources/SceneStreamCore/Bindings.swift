@@ -318,7 +318,7 @@ public final class BindingEngine {
             // A value that is not good (its source went away, or says it is wrong) is shown as such rather than
             // frozen: colours turn grey and labels say so; positions keep the last known value.
             if u.quality != .good {
-                let note = u.quality == .stale ? "stale" : "bad"
+                let note = "\(u.quality)"
                 switch b.target {
                 case .color:
                     graph.update(node) { $0.color = Self.staleColor }

@@ -107,7 +107,7 @@ struct JSONNode {
 }
 
 /// JSONSerialization gives NSNumber for numbers and a boolean subclass for true/false; only the latter is a bool.
-func isJSONBool(_ v: Any) -> Bool { "\(type(of: v))".contains("Boolean") || v is Bool && !(v is NSNumber) }
+public func isJSONBool(_ v: Any) -> Bool { "\(type(of: v))".contains("Boolean") || v is Bool && !(v is NSNumber) }
 
 /// Parses `#rrggbb` or `#rrggbbaa` into RGBA.
 func parseColor(_ s: String) -> UInt32? {

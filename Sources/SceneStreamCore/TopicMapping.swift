@@ -263,6 +263,7 @@ public struct TopicMapping: Sendable, Hashable {
             case "good": quality = .good
             case "stale": quality = .stale
             case "bad": quality = .bad
+            case "uncertain": quality = .uncertain
             default: return .failure(.badPayload("bad \"quality\""))
             }
         }

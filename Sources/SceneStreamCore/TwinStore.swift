@@ -32,6 +32,8 @@ public enum Quality: UInt8, Hashable, Sendable, CaseIterable {
     case stale = 1
     /// The source says the value is wrong.
     case bad = 2
+    /// The source says the value may be wrong (OPC UA Uncertain): shown like a stale one.
+    case uncertain = 3
 }
 
 /// One property write from the plant.

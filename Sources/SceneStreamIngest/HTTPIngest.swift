@@ -96,12 +96,13 @@ extension HTTPIngest {
 }
 
 extension Quality {
-    /// The name ingest bodies use: `good`, `stale`, `bad`.
+    /// The name ingest bodies use: `good`, `stale`, `bad`, `uncertain`.
     public var name: String {
         switch self {
         case .good: "good"
         case .stale: "stale"
         case .bad: "bad"
+        case .uncertain: "uncertain"
         }
     }
 }

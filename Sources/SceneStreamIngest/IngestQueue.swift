@@ -6,6 +6,8 @@ public enum IngestItem: Sendable, Equatable {
     case update(PropertyUpdate)
     /// These twins lost their source (a Sparkplug death): their properties are marked stale where they stand.
     case stale([String])
+    /// One property's quality changed without a new value (an OPC UA Bad status with no value): marked where it stands.
+    case mark(twin: String, property: String, quality: Quality, atMs: UInt64)
 }
 
 /// Updates and stale marks waiting for the next tick, in order. A drain takes at most a budget of items (the
@@ -109,6 +111,11 @@ public enum IngestPipeline {
                 let before = out
                 for t in list { out.append(contentsOf: twins.marks(twin: t, quality: .stale, atMs: nowMs, after: before)) }
                 marked = true
+            case .mark(let twin, let property, let quality, let at):
+                // The value it has by now: this tick's latest, else the stored one; nothing stored, nothing to mark.
+                let value = out.last { $0.twin == twin && $0.property == property }?.value ?? twins.state(twin, property)?.value
+                guard let value else { continue }
+                out.append(PropertyUpdate(twin: twin, property: property, value: value, timestampMs: at, quality: quality))
             }
         }
         if marked {

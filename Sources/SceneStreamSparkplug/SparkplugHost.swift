@@ -88,7 +88,8 @@ public enum SparkplugRejection: Error, Hashable, Sendable, CustomStringConvertib
     case dataBeforeBirth
     case sequenceGap(expected: UInt64, got: UInt64)
     case unknownAlias(UInt64)
-    case unknownMetric(String)
+    /// A name not in the birth; `near`: a birth name ending in it (an edge that prefixes names in births only).
+    case unknownMetric(String, near: String? = nil)
     case unsupportedDatatype(String, UInt32)
     case wrongType(String)
     case duplicate(UInt64)
@@ -114,7 +115,8 @@ public enum SparkplugRejection: Error, Hashable, Sendable, CustomStringConvertib
         case .dataBeforeBirth: "data before its birth certificate (rebirth requested)"
         case .sequenceGap(let e, let g): "sequence gap: expected seq \(e), got \(g) (rebirth requested)"
         case .unknownAlias(let a): "alias \(a) was not in the birth certificate"
-        case .unknownMetric(let n): "metric \"\(n)\" was not in the birth certificate"
+        case .unknownMetric(let n, let near?): "metric \"\(n)\" was not in the birth certificate (it has \"\(near)\": a data message must use the birth's name or its alias)"
+        case .unknownMetric(let n, nil): "metric \"\(n)\" was not in the birth certificate"
         case .unsupportedDatatype(let n, let t): "metric \"\(n)\": datatype \(t) is not a number, boolean or string"
         case .wrongType(let n): "metric \"\(n)\": the value does not match its datatype"
         case .duplicate(let s): "duplicate of seq \(s) (QoS 1 redelivery), dropped"
@@ -199,6 +201,14 @@ public struct SparkplugHost: Sendable {
             return twins.isEmpty ? [] : [.stale(twins: twins.sorted())]
         }
 
+        // A DDEATH without seq (some edge libraries send none, though the specification asks for one): the device
+        // is gone either way, so say so rather than refuse it and leave its values live.
+        if t.kind == .ddeath, !p.hasSeq {
+            guard var dev = node.devices[t.device!], dev.born else { return [] }
+            dev.born = false
+            node.devices[t.device!] = dev
+            return dev.twins.isEmpty ? [] : [.stale(twins: dev.twins.sorted())]
+        }
         // Every other message carries the edge node's sequence number.
         guard p.hasSeq, p.seq <= 255 else { return [.rejected(.malformedPayload("seq missing or above 255"))] }
         if t.kind == .nbirth {
@@ -318,7 +328,9 @@ public struct SparkplugHost: Sendable {
             } else if m.hasName {
                 if Self.isOwn(m.name) { continue }
                 guard let i = table.byName[m.name] else {
-                    out.append(.rejected(.unknownMetric(m.name)))
+                    // Say which birth name it probably meant (an edge that prefixes names in births only).
+                    let near = table.byName.keys.filter { $0.hasSuffix("/" + m.name) }.sorted().first
+                    out.append(.rejected(.unknownMetric(m.name, near: near)))
                     continue
                 }
                 info = i

@@ -184,6 +184,25 @@ import Testing
         #expect(rejections(n.handle(topic: "\(g)/NDATA/line-01", payload: PB.payload(seq: 2, PB.metric(alias: 1, PB.field(13, double: 1))), nowMs: 1)) == ["data_before_birth"])
     }
 
+    @Test func aDeviceDeathWithoutSeqStillMarksItsTwinsStale() {
+        // mqtt-spb-wrapper 2.1.2 sends DDEATH with no seq and no timestamp; the device is gone either way.
+        var h = born()
+        let dd = h.handle(topic: "\(g)/DDEATH/line-01/press-01", payload: PB.payload(seq: nil), nowMs: 9)
+        #expect(dd == [.stale(twins: ["hall-a/line-01/press-01", "hall-a/line-01/press-01/motor"])])
+        // Said once: a second one (the will after an explicit death) changes nothing.
+        #expect(h.handle(topic: "\(g)/DDEATH/line-01/press-01", payload: PB.payload(seq: nil), nowMs: 10) == [])
+        // Other messages still need their seq.
+        #expect(rejections(h.handle(topic: "\(g)/NDATA/line-01", payload: PB.payload(seq: nil), nowMs: 11)) == ["malformed_payload"])
+    }
+
+    @Test func aDataNameThatIsNotTheBirthsIsRefusedNamingTheBirthsName() {
+        var h = born()
+        let a = h.handle(topic: "\(g)/DDATA/line-01/press-01", payload: PB.payload(seq: 2, PB.metric(name: "current", PB.field(10, varint: 1))), nowMs: 1)
+        #expect(rejections(a) == ["unknown_metric"])
+        guard case .rejected(let r)? = a.first else { Issue.record("no rejection"); return }
+        #expect("\(r)".contains("it has \"motor/current\""))
+    }
+
     @Test func badInputIsRefusedWithAReason() {
         var h = born()
         #expect(rejections(h.handle(topic: "\(g)/NDATA/line-01", payload: [0xFF, 0xFF, 0xFF], nowMs: 1)) == ["malformed_payload"])
