@@ -88,6 +88,8 @@ public struct PubSubReader: Sendable {
         guard topic.hasPrefix(prefix) else { return [] }
         let levels = topic.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard let kind = levels.first, kind == "data" || kind == "metadata" else { return [] }  // status, connection: not values
+        // An empty retained message clears a retained metadata message (the broker's way); it says nothing.
+        if payload.isEmpty && kind == "metadata" { return [] }
         let topicPublisher = levels.count > 1 && !levels[1].isEmpty ? levels[1] : nil
         let topicGroup = levels.count > 2 && !levels[2].isEmpty ? levels[2] : nil
         switch PubSubJSON.read(payload, topicPublisher: topicPublisher, topicGroup: topicGroup) {

@@ -2,6 +2,7 @@ import Foundation
 import SceneStreamCluster
 import SceneStreamCore
 import SceneStreamIngest
+import SceneStreamOPCUA
 import SceneStreamSparkplug
 
 /// Where MQTT ingest connects and how topics map to twins.
@@ -21,6 +22,8 @@ public struct MQTTConfiguration: Sendable {
     public var maxPayloadBytes = 256 * 1024
     /// Sparkplug B host application; nil: off.
     public var sparkplug: SparkplugConfiguration?
+    /// OPC UA PubSub, JSON encoding (what OPC UA gateways publish); nil: off.
+    public var opcua: PubSubConfiguration?
     public init() {}
 }
 
@@ -277,8 +280,9 @@ struct ConfigFile: KnownKeys {
 
     struct MQTT: KnownKeys {
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case host, port, clientId, qos, topics, alertsTopic, cleanSession, sparkplug, maxPayloadBytes
+            case host, port, clientId, qos, topics, alertsTopic, cleanSession, sparkplug, maxPayloadBytes, opcua
         }
+        var opcua: Strict<OPCUA>?
         var host: String?
         var port: Whole?
         var clientId: String?
@@ -301,6 +305,21 @@ struct ConfigFile: KnownKeys {
         var type: String?
         var min: Double?
         var max: Double?
+    }
+
+    struct OPCUA: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable { case topicPrefix, map }
+        var topicPrefix: String?
+        var map: [Strict<OPCUAMap>]
+    }
+
+    struct OPCUAMap: KnownKeys {
+        enum CodingKeys: String, CodingKey, CaseIterable { case publisher, writer, field, twin, property, scale, offset, periodMs }
+        var publisher, writer, field: String?
+        var twin: String
+        var property: String?
+        var scale, offset: Double?
+        var periodMs: Whole?
     }
 
     struct Sparkplug: KnownKeys {
@@ -413,6 +432,25 @@ struct ConfigFile: KnownKeys {
                 if let v = sp.twinPrefix { sc.twinPrefix = v }
                 if let v = try int(sp.rebirthIntervalMs, "mqtt.sparkplug.rebirthIntervalMs", 0...86_400_000) { sc.rebirthIntervalMs = UInt64(v) }
                 mc.sparkplug = sc
+            }
+            if let o = m.opcua?.value {
+                var oc = PubSubConfiguration()
+                if let p = try text(o.topicPrefix, "mqtt.opcua.topicPrefix") {
+                    guard !p.hasSuffix("/"), !p.contains("+"), !p.contains("#") else { throw fail("mqtt.opcua.topicPrefix", "expected topic levels without a trailing / and without + #") }
+                    oc.topicPrefix = p
+                }
+                guard !o.map.isEmpty else { throw fail("mqtt.opcua.map", "expected a list of {publisher?, writer?, field?, twin, property?}") }
+                for (k, e) in o.map.enumerated() {
+                    let x = e.value
+                    let key = "mqtt.opcua.map[\(k)]"
+                    guard !x.twin.isEmpty else { throw fail("\(key).twin", "expected a twin id or template") }
+                    for (v, n) in [(x.scale, "scale"), (x.offset, "offset")] where v.map({ !$0.isFinite }) == true { throw fail("\(key).\(n)", "expected a finite number") }
+                    oc.mappings.append(PubSubMapping(
+                        publisher: try text(x.publisher, "\(key).publisher") ?? "*", writer: try text(x.writer, "\(key).writer") ?? "*",
+                        field: try text(x.field, "\(key).field") ?? "*", twin: x.twin, property: try text(x.property, "\(key).property") ?? "{field}",
+                        scale: x.scale ?? 1, offset: x.offset ?? 0, periodMs: UInt64(try int(x.periodMs, "\(key).periodMs", 0...86_400_000) ?? 0)))
+                }
+                mc.opcua = oc
             }
             if let list = m.topics {
                 guard !list.isEmpty else { throw fail("mqtt.topics", "expected a list of {topic, twin, property}") }

@@ -36,6 +36,9 @@ final class ServerMetrics: Sendable {
     let sparkplugRebirths: CoreMetrics.Counter
     /// Twins marked stale because their source stopped sending (``AgeWatch``).
     let staleByAge: CoreMetrics.Counter
+    /// OPC UA PubSub messages read, DataSetMessages the publisher sent that never came (sequence gaps).
+    let opcuaMessages: CoreMetrics.Counter
+    let opcuaSequenceGaps: CoreMetrics.Counter
     let storageErrors: CoreMetrics.Counter
     let handoffs: CoreMetrics.Counter
     let refusals: CoreMetrics.Counter
@@ -111,6 +114,8 @@ final class ServerMetrics: Sendable {
         sparkplugMessages = counter("scenestream.sparkplug.messages")
         sparkplugRebirths = counter("scenestream.sparkplug.rebirth_requests")
         staleByAge = counter("scenestream.ingest.stale_by_age")
+        opcuaMessages = counter("scenestream.opcua.messages")
+        opcuaSequenceGaps = counter("scenestream.opcua.sequence_gaps")
         storageErrors = counter("scenestream.storage.errors")
         resumes = counter("scenestream.session.resumes")
         handoffs = counter("scenestream.handoffs")

@@ -3,6 +3,7 @@ import SceneStreamCore
 import SceneStreamStorage
 import SceneStreamIngest
 import SceneStreamMQTT
+import SceneStreamOPCUA
 import SceneStreamProtocol
 import SceneStreamSparkplug
 import SceneStreamTransport
@@ -29,7 +30,9 @@ final class IngestInbox: @unchecked Sendable {
     func send(_ m: MQTTClient.Message) { locked { outgoing.append(m) } }
     func connection(_ up: Bool) { locked { connectionChanges.append(up) } }
     /// Notes a property's expected period (from its mapping), for staleness by age.
-    func expect(_ u: PropertyUpdate, periodMs: UInt64) { locked { periods[u.twin + "\u{0}" + u.property] = (u.twin, u.property, periodMs) } }
+    func expect(twin: String, property: String, periodMs: UInt64) { locked { periods[twin + "\u{0}" + property] = (twin, property, periodMs) } }
+    /// Notes a quality change without a value (an OPC UA Bad status with no value).
+    func mark(twin: String, property: String, quality: Quality, atMs: UInt64) { locked { queue.append(.mark(twin: twin, property: property, quality: quality, atMs: atMs)) } }
     /// Expected periods noted since the last call.
     func takePeriods() -> [(twin: String, property: String, ms: UInt64)] {
         locked {
@@ -51,6 +54,20 @@ final class IngestInbox: @unchecked Sendable {
             outgoing.removeAll()
             return r
         }
+    }
+}
+
+/// The OPC UA PubSub reader's state (writer names, sequence numbers), touched only by the MQTT network thread.
+final class PubSubBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reader: PubSubReader
+
+    init(_ c: PubSubConfiguration) { reader = PubSubReader(configuration: c) }
+
+    func handle(topic: String, payload: [UInt8], nowMs: UInt64) -> [PubSubAction] {
+        lock.lock()
+        defer { lock.unlock() }
+        return reader.handle(topic: topic, payload: payload, nowMs: nowMs)
     }
 }
 
@@ -77,6 +94,8 @@ extension StreamingServer {
         let inbox = mqttInbox
         let metrics = self.metrics
         let sparkplug = m.sparkplug.map(SparkplugBox.init)
+        let opcua = m.opcua.map(PubSubBox.init)
+        let opcuaPrefix = (m.opcua?.topicPrefix ?? "") + "/"
         var will: MQTTClient.Message?
         var birth: MQTTClient.Message?
         if let sc = m.sparkplug {
@@ -122,9 +141,25 @@ extension StreamingServer {
                     }
                     return
                 }
+                if let opcua, topic.hasPrefix(opcuaPrefix) {
+                    metrics.opcuaMessages.increment()
+                    for action in opcua.handle(topic: topic, payload: payload, nowMs: Self.wallMs()) {
+                        switch action {
+                        case .updates(let us): inbox.add(us)
+                        case .mark(let twin, let property, let quality, let at): inbox.mark(twin: twin, property: property, quality: quality, atMs: at)
+                        case .expect(let twin, let property, let ms): inbox.expect(twin: twin, property: property, periodMs: ms)
+                        case .sequenceGap(let n): metrics.opcuaSequenceGaps.increment(by: n)
+                        case .duplicate(let n): metrics.ingestDuplicates.increment(by: n)
+                        case .rejected(let r):
+                            metrics.refused(source: "opcua", reason: r.code)
+                            inbox.reject(topic: topic, reason: r.description)
+                        }
+                    }
+                    return
+                }
                 switch TopicMapping.match(topic: topic, payload: payload, mappings: mappings, nowMs: Self.wallMs()) {
                 case .success(let (u, mapping)):
-                    if mapping.periodMs > 0 { inbox.expect(u, periodMs: mapping.periodMs) }
+                    if mapping.periodMs > 0 { inbox.expect(twin: u.twin, property: u.property, periodMs: mapping.periodMs) }
                     inbox.add(u)
                 case .failure(let r):
                     metrics.refused(source: "mqtt", reason: r.code)
@@ -133,6 +168,7 @@ extension StreamingServer {
             },
             onConnection: { up in inbox.connection(up) })
         var filters = Set(mappings.map(\.filter))
+        if let oc = m.opcua { filters.insert(oc.filter) }
         if let sc = m.sparkplug {
             filters.formUnion(sc.filters)
             if let birth { filters.insert(birth.topic) }
