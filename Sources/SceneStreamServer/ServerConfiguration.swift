@@ -323,7 +323,8 @@ struct ConfigFile: KnownKeys {
     }
 
     struct Sparkplug: KnownKeys {
-        enum CodingKeys: String, CodingKey, CaseIterable { case hostId, groups, twinPrefix, rebirthIntervalMs }
+        enum CodingKeys: String, CodingKey, CaseIterable { case hostId, groups, twinPrefix, rebirthIntervalMs, stripPrefixes }
+        var stripPrefixes: [String]?
         var hostId: String?
         var groups: [String]?
         var twinPrefix: String?
@@ -431,6 +432,10 @@ struct ConfigFile: KnownKeys {
                 }
                 if let v = sp.twinPrefix { sc.twinPrefix = v }
                 if let v = try int(sp.rebirthIntervalMs, "mqtt.sparkplug.rebirthIntervalMs", 0...86_400_000) { sc.rebirthIntervalMs = UInt64(v) }
+                if let v = sp.stripPrefixes {
+                    for (k, x) in v.enumerated() where x.isEmpty { throw fail("mqtt.sparkplug.stripPrefixes[\(k)]", "expected a non-empty prefix") }
+                    sc.stripPrefixes = v
+                }
                 mc.sparkplug = sc
             }
             if let o = m.opcua?.value {

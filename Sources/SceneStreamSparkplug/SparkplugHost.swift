@@ -60,6 +60,9 @@ public struct SparkplugConfiguration: Sendable, Hashable {
     public var twinPrefix = ""
     /// At most one rebirth request per edge node in this many milliseconds.
     public var rebirthIntervalMs: UInt64 = 5000
+    /// Name prefixes some edge libraries put on birth names only (mqtt-spb-wrapper: `DATA/`, `ATTR/`, `CMD/`): a
+    /// birth metric `DATA/temperature` is then also known, and named in the twin, as `temperature`.
+    public var stripPrefixes: [String] = []
 
     public init() {}
 
@@ -292,8 +295,11 @@ public struct SparkplugHost: Sendable {
         table.born = true
         var updates: [PropertyUpdate] = []
         var out: [SparkplugAction] = []
-        for m in p.metrics where m.hasName && !Self.isOwn(m.name) {
-            let parts = m.name.split(separator: "/").map(String.init)
+        for m in p.metrics where m.hasName {
+            let prefix = configuration.stripPrefixes.first { m.name.hasPrefix($0) && m.name.count > $0.count }
+            let shown = prefix.map { String(m.name.dropFirst($0.count)) } ?? m.name
+            if Self.isOwn(shown) { continue }
+            let parts = shown.split(separator: "/").map(String.init)
             guard let leaf = parts.last, !leaf.isEmpty else {
                 out.append(.rejected(.unknownMetric(m.name)))
                 continue
@@ -301,6 +307,7 @@ public struct SparkplugHost: Sendable {
             let twin = parts.count > 1 ? "\(base)/\(parts.dropLast().joined(separator: "/"))" : base
             let info = Metric(name: m.name, datatype: m.datatype, twin: twin, property: leaf)
             table.byName[m.name] = info
+            if shown != m.name, table.byName[shown] == nil { table.byName[shown] = info }
             if m.hasAlias { table.byAlias[m.alias] = info }
             table.twins.insert(twin)
             switch Self.value(m, datatype: m.datatype) {

@@ -203,6 +203,24 @@ import Testing
         #expect("\(r)".contains("it has \"motor/current\""))
     }
 
+    @Test func strippedBirthPrefixesNameTheTwinAndMatchTheDataNames() {
+        // mqtt-spb-wrapper's births say DATA/temperature and CMD/Node Control/Rebirth; its data says temperature.
+        var c = SparkplugConfiguration()
+        c.stripPrefixes = ["DATA/", "CMD/"]
+        var h = SparkplugHost(configuration: c)
+        let nb = h.handle(
+            topic: "\(g)/NBIRTH/line-01",
+            payload: PB.payload(seq: 0, PB.metric(name: "bdSeq", datatype: 8, PB.field(11, varint: 1)), PB.metric(name: "CMD/Node Control/Rebirth", datatype: 11, PB.field(14, varint: 0))),
+            nowMs: 1)
+        #expect(nb == [])  // the control metric is the host's own, not a twin
+        _ = h.handle(topic: "\(g)/DBIRTH/line-01/press-01", payload: PB.payload(seq: 1, PB.metric(name: "DATA/temperature", datatype: 10, PB.field(13, double: 20))), nowMs: 2)
+        let d = h.handle(topic: "\(g)/DDATA/line-01/press-01", payload: PB.payload(seq: 2, PB.metric(name: "temperature", datatype: 10, PB.field(13, double: 21))), nowMs: 3)
+        #expect(updates(d).map(\.twin) == ["hall-a/line-01/press-01"] && updates(d).map(\.property) == ["temperature"] && rejections(d) == [])
+        // Its own full name works too.
+        let e = h.handle(topic: "\(g)/DDATA/line-01/press-01", payload: PB.payload(seq: 3, PB.metric(name: "DATA/temperature", datatype: 10, PB.field(13, double: 22))), nowMs: 4)
+        #expect(updates(e).map(\.value) == [.number(22)])
+    }
+
     @Test func badInputIsRefusedWithAReason() {
         var h = born()
         #expect(rejections(h.handle(topic: "\(g)/NDATA/line-01", payload: [0xFF, 0xFF, 0xFF], nowMs: 1)) == ["malformed_payload"])
