@@ -1,7 +1,8 @@
 import SceneStreamCore
 
 /// Which twin property an OPC UA field feeds. Each part matches exactly or is `*`; `twin` and `property` are
-/// templates over `{publisher}`, `{group}`, `{writer}` (the writer's name where known, else its id) and `{field}`.
+/// templates over `{publisher}`, `{group}`, `{writer}` (the writer's name where known, else its id), `{field}`, and
+/// for fields named like browse paths (`Robot-01/J1`) `{folder}` (before the last `/`) and `{leaf}` (after it).
 public struct PubSubMapping: Sendable, Hashable {
     public var publisher: String
     public var writer: String
@@ -32,10 +33,45 @@ public struct PubSubMapping: Sendable, Hashable {
         (publisher == "*" || publisher == p) && (writer == "*" || writer == writerName || writer == writerId) && (field == "*" || field == f)
     }
 
-    func fill(_ template: String, publisher: String, group: String, writer: String, field: String) -> String {
-        guard template.contains("{") else { return template }
-        return template.replacingOccurrences(of: "{publisher}", with: publisher).replacingOccurrences(of: "{group}", with: group)
-            .replacingOccurrences(of: "{writer}", with: writer).replacingOccurrences(of: "{field}", with: field)
+    /// A template compiled into pieces: filled by concatenation, once per distinct field (``PubSubReader`` caches).
+    enum Piece: Sendable, Hashable {
+        case text(String), publisher, group, writer, field, folder, leaf
+    }
+
+    static func compile(_ template: String) -> [Piece] {
+        var out: [Piece] = []
+        var rest = Substring(template)
+        let names: [(String, Piece)] = [
+            ("{publisher}", .publisher), ("{group}", .group), ("{writer}", .writer), ("{field}", .field), ("{folder}", .folder), ("{leaf}", .leaf),
+        ]
+        while !rest.isEmpty {
+            if let (n, p) = names.first(where: { rest.hasPrefix($0.0) }) {
+                out.append(p)
+                rest = rest.dropFirst(n.count)
+            } else {
+                let next = rest.dropFirst().firstIndex(of: "{") ?? rest.endIndex
+                if case .text(let t)? = out.last { out[out.count - 1] = .text(t + rest[..<next]) } else { out.append(.text(String(rest[..<next]))) }
+                rest = rest[next...]
+            }
+        }
+        return out
+    }
+
+    static func fill(_ pieces: [Piece], publisher: String, group: String, writer: String, field: String) -> String {
+        var out = ""
+        let cut = field.lastIndex(of: "/")
+        for p in pieces {
+            switch p {
+            case .text(let t): out += t
+            case .publisher: out += publisher
+            case .group: out += group
+            case .writer: out += writer
+            case .field: out += field
+            case .folder: out += cut.map { field[..<$0] } ?? ""
+            case .leaf: out += cut.map { field[field.index(after: $0)...] } ?? Substring(field)
+            }
+        }
+        return out
     }
 }
 
@@ -76,11 +112,37 @@ public struct PubSubReader: Sendable {
     private var fieldTypes: [String: [String: Int]] = [:]
     private var lastSequence: [String: UInt32] = [:]
     private var expected: Set<String> = []
+    /// Each mapping's templates, compiled; and what (publisher, writer, field) resolved to, so that a field seen before
+    /// costs one lookup.
+    private let compiled: [(twin: [PubSubMapping.Piece], property: [PubSubMapping.Piece])]
+    private var resolved: [String: (mapping: Int, twin: String, property: String)?] = [:]
     /// Writers remembered at most (metadata and sequence numbers), so a flood of made-up ids costs bounded memory.
     public static let maxWriters = 100_000
 
     /// A reader for `configuration`.
-    public init(configuration: PubSubConfiguration) { self.configuration = configuration }
+    public init(configuration: PubSubConfiguration) {
+        self.configuration = configuration
+        compiled = configuration.mappings.map { (PubSubMapping.compile($0.twin), PubSubMapping.compile($0.property)) }
+    }
+
+    /// The mapping, twin and property a field feeds, or nil when no mapping takes it.
+    private mutating func resolve(publisher: String, group: String, writerName: String, writerId: String, field: String)
+        -> (mapping: Int, twin: String, property: String)?
+    {
+        let key = publisher + "\u{0}" + group + "\u{0}" + writerName + "\u{0}" + writerId + "\u{0}" + field
+        if let hit = resolved[key] { return hit }
+        var out: (Int, String, String)?
+        if let k = configuration.mappings.firstIndex(where: { $0.matches(publisher: publisher, writerName: writerName, writerId: writerId, field: field) }) {
+            out = (
+                k, PubSubMapping.fill(compiled[k].twin, publisher: publisher, group: group, writer: writerName, field: field),
+                PubSubMapping.fill(compiled[k].property, publisher: publisher, group: group, writer: writerName, field: field)
+            )
+        }
+        // Bounded: a flood of made-up names empties the cache rather than growing it.
+        if resolved.count >= Self.maxWriters { resolved.removeAll(keepingCapacity: true) }
+        resolved[key] = out
+        return out
+    }
 
     /// Handles one MQTT message on `topic`.
     public mutating func handle(topic: String, payload: [UInt8], nowMs: UInt64) -> [PubSubAction] {
@@ -140,12 +202,11 @@ public struct PubSubReader: Sendable {
         let name = set.writerName ?? writerNames[key] ?? set.writerId
         let types = fieldTypes[key]
         for f in set.fields {
-            guard let m = configuration.mappings.first(where: { $0.matches(publisher: set.publisher, writerName: name, writerId: set.writerId, field: f.name) }) else {
+            guard let (k, twin, property) = resolve(publisher: set.publisher, group: set.group, writerName: name, writerId: set.writerId, field: f.name) else {
                 out.append(.rejected(.init(code: "unmapped", detail: "no mapping takes \(set.publisher)/\(name)/\(f.name.prefix(80))")))
                 continue
             }
-            let twin = m.fill(m.twin, publisher: set.publisher, group: set.group, writer: name, field: f.name)
-            let property = m.fill(m.property, publisher: set.publisher, group: set.group, writer: name, field: f.name)
+            let m = configuration.mappings[k]
             let ts = f.timestampMs ?? nowMs
             guard var value = f.value else {
                 out.append(.mark(twin: twin, property: property, quality: f.quality, atMs: ts))

@@ -13,14 +13,14 @@ struct IngestBenchCommand: ParsableCommand {
             Two phases in one run, same broker, same messages: first a subscriber that only counts (the ceiling of \
             broker + publisher on this machine), then the server (parse, map, dedupe, bind, commit, store).
             --format plain: one update per message on scenestream/TWIN/PROPERTY. --format sparkplug: NDATA per \
-            edge node (a line's PLC), --metrics-per-message metrics each, aliases from an NBIRTH.
+            edge node (a line's PLC), --metrics-per-message metrics each, aliases from an NBIRTH. --format opcua: OPC UA             PubSub JSON (Part 14, non-reversible) network messages, one DataSetWriter per line, --metrics-per-message             fields each named ROBOT/JOINT, mapped by one template.
             """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case plain, sparkplug }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case plain, sparkplug, opcua }
 
     @Option(help: "Updates to publish.") var updates: Int = 300_000
-    @Option(help: "plain or sparkplug.") var format: Format = .plain
-    @Option(help: "Sparkplug: metrics per NDATA message.") var metricsPerMessage: Int = 144
+    @Option(help: "plain, sparkplug or opcua.") var format: Format = .plain
+    @Option(help: "Sparkplug and OPC UA: metrics (fields) per message.") var metricsPerMessage: Int = 144
     @Option(help: "Plant folder the server streams.") var plant: String = "Assets/plants/reference"
     @Option(help: "Server binary (default: the scenestream built next to this one).") var server: String?
     @Flag(help: "Print one JSON object.") var json = false
@@ -55,6 +55,34 @@ struct IngestBenchCommand: ParsableCommand {
         case .plain:
             for k in 0..<updates {
                 out.append((joints[k % joints.count].topic, Array(String(format: "%.3f", sin(Double(k) * 0.001)).utf8), 1))
+            }
+        case .opcua:
+            // Publisher = hall, DataSetWriter = line; fields ROBOT/JOINT; SequenceNumber per writer.
+            let lines = Dictionary(grouping: joints.indices, by: { "\(joints[$0].group)/\(joints[$0].node)" })
+            let order = lines.keys.sorted()
+            var seq: [String: Int] = [:]
+            var sent = 0, k = 0
+            // Each message a millisecond after the one before (one stamp for all would make repeated values duplicates).
+            let iso = ISO8601DateFormatter()
+            iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            while sent < updates {
+                let key = order[k % order.count]
+                let idx = lines[key]!
+                let n = min(metricsPerMessage, idx.count, updates - sent)
+                let (hall, line) = (joints[idx[0]].group, joints[idx[0]].node)
+                let stamp = iso.string(from: Date(timeIntervalSince1970: Double(startMs + UInt64(k)) / 1000))
+                let s = seq[key, default: 0] + 1
+                seq[key] = s
+                var j = "{\"MessageId\":\"\(k)\",\"MessageType\":\"ua-data\",\"PublisherId\":\"\(hall)\",\"WriterGroupName\":\"g\",\"Messages\":[{\"DataSetWriterId\":\(k % order.count + 1),\"DataSetWriterName\":\"\(line)\",\"SequenceNumber\":\(s),\"Timestamp\":\"\(stamp)\",\"MessageType\":\"ua-keyframe\",\"Payload\":{"
+                for m in 0..<n {
+                    let jt = joints[idx[(m + k) % idx.count]]
+                    if m > 0 { j += "," }
+                    j += "\"\(jt.metric)\":" + String(format: "%.4f", sin(Double(sent + m) * 0.001))
+                }
+                j += "}}]}"
+                out.append(("opcua/json/data/\(hall)/g/\(line)", Array(j.utf8), n))
+                sent += n
+                k += 1
             }
         case .sparkplug:
             // Edge nodes = lines; each NBIRTH names its 144 joints with aliases; NDATA carries aliases only.
@@ -127,7 +155,7 @@ struct IngestBenchCommand: ParsableCommand {
         let sink = try MQTTClient(
             host: "127.0.0.1", port: brokerPort, clientId: "bench-sink-\(getpid())", logger: Self.quiet,
             onMessage: { _, _ in counted.add(1) }, onConnection: { c in if c { up.signal() } })
-        sink.subscribe(format == .plain ? "scenestream/#" : "spBv1.0/#", qos: 0)
+        sink.subscribe(format == .plain ? "scenestream/#" : format == .opcua ? "opcua/#" : "spBv1.0/#", qos: 0)
         try sink.start()
         guard up.wait(timeout: .now() + 10) == .success else { throw ValidationError("broker did not start") }
         usleep(200_000)  // the SUBACK: no readiness signal from libmosquitto for it
@@ -140,7 +168,11 @@ struct IngestBenchCommand: ParsableCommand {
         sink.stop()
 
         // Phase 2: the server.
-        let sp = format == .sparkplug ? ", \"sparkplug\": {}" : ""
+        let sp = switch format {
+        case .plain: ""
+        case .sparkplug: ", \"sparkplug\": {}"
+        case .opcua: ", \"opcua\": {\"map\": [{\"twin\": \"{publisher}/{writer}/{folder}\", \"property\": \"{leaf}\"}]}"
+        }
         let cfg = "{\"simulator\": false, \"data\": \"\(dir)/data\", \"mqtt\": {\"port\": \(brokerPort), \"qos\": 0\(sp)}}"
         try cfg.write(toFile: "\(dir)/server.json", atomically: true, encoding: .utf8)
         let (proc, port) = try BenchServer.start(

@@ -133,6 +133,12 @@ import Testing
         #expect(why.code == "unmapped" && why.detail.contains("gw1/pump1/a"))
     }
 
+    @Test func browsePathFieldsSplitIntoFolderAndLeaf() {
+        var r = reader([PubSubMapping(twin: "{publisher}/{writer}/{folder}", property: "{leaf}")])
+        let a = r.handle(topic: "opcua/json/data/hall-a/g", payload: data(#""robot-01/j1": 0.5, "arm/robot-02/j6": 1"#, writer: #""DataSetWriterId": 1, "DataSetWriterName": "line-01""#), nowMs: 1)
+        #expect(updates(a).map { "\($0.twin) \($0.property)" } == ["gw1/line-01/arm/robot-02 j6", "gw1/line-01/robot-01 j1"])  // the message's PublisherId, not the topic's
+    }
+
     @Test func theFuzzEntryNeverTraps() {
         // Records of arbitrary bytes through one reader (the fuzz target's shape), including a truncated vector.
         var bytes: [UInt8] = []
