@@ -51,6 +51,8 @@ let package = Package(
             name: "SceneStreamCore",
             dependencies: ["SceneStreamProtocol", .product(name: "DequeModule", package: "swift-collections")],
             swiftSettings: strict),
+        // glTF 2.0 scenes (.gltf, .glb) → plant folders: nodes, deduplicated model files, colours, a report. Pure.
+        .target(name: "SceneStreamImport", dependencies: ["SceneStreamCore"], swiftSettings: strict),
         // Plant layouts (asset generation) and the deterministic plant simulator. Pure, no I/O.
         .target(name: "SceneStreamSimulation", dependencies: ["SceneStreamCore"], swiftSettings: strict),
         // The Swift client: a protocol state machine over a replica, and transports (libwebsockets on Linux).
@@ -115,6 +117,7 @@ let package = Package(
             name: "scenestream",
             dependencies: [
                 "SceneStreamCore", "SceneStreamReplica", "SceneStreamSimulation", "SceneStreamServer", "SceneStreamTransport", "SceneStreamClient", "SceneStreamCluster",
+                "SceneStreamImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

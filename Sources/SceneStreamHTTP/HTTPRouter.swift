@@ -14,7 +14,9 @@ public enum RouteAccess: Sendable, Equatable {
     case ingest
 }
 
-/// One route: a method and a path (exact, or a prefix ending in `/`), who may use it, and its name.
+/// One route: a method and a path (exact, or a prefix ending in `/`), who may use it, and its name. A `*` level
+/// matches any one level (`/assets/plants/*/models/`) — but never `.`, `..` or a level with `%` in it, so a
+/// wildcard route cannot be walked out of.
 public struct Route<Name: Sendable & Hashable>: Sendable {
     public var method: HTTPRequest.Method
     public var path: String
@@ -30,6 +32,18 @@ public struct Route<Name: Sendable & Hashable>: Sendable {
     }
 
     var isPrefix: Bool { path.hasSuffix("/") }
+
+    func matches(_ p: String) -> Bool {
+        guard path.contains("*") else { return isPrefix ? (p.hasPrefix(path) || p + "/" == path) : p == path }
+        let want = path.split(separator: "/", omittingEmptySubsequences: false)
+        let got = p.split(separator: "/", omittingEmptySubsequences: false)
+        let fixed = isPrefix ? want.count - 1 : want.count
+        guard isPrefix ? got.count > fixed : got.count == fixed else { return false }
+        if got.contains(where: { $0 == "." || $0 == ".." || $0.contains("%") }) { return false }
+        for k in 0..<fixed where want[k] != "*" && want[k] != got[k] { return false }
+        for k in 0..<fixed where want[k] == "*" && got[k].isEmpty { return false }
+        return true
+    }
 }
 
 /// What a request's method and path select.
@@ -57,8 +71,7 @@ public struct HTTPRouter<Name: Sendable & Hashable>: Sendable {
         var allowed: [HTTPRequest.Method] = []
         var matchedPath: String?
         for r in routes {
-            let hit = r.isPrefix ? (path.hasPrefix(r.path) || path + "/" == r.path) : path == r.path
-            guard hit else { continue }
+            guard r.matches(path) else { continue }
             // Only routes of the most specific matching path count.
             if let p = matchedPath, p != r.path { break }
             matchedPath = r.path

@@ -27,6 +27,8 @@ extension StreamingServer {
             Route(.post, "/api/simulator", .admin, .simulator),
             // The plant's files reveal its whole layout: admins only once tokens are required.
             Route(.get, "/assets/plants/", authenticated ? .admin : .open, .plantFiles),
+            // ... but an imported plant's models are geometry like /assets/models/: the viewer loads them (no header).
+            Route(.get, "/assets/plants/*/models/", .open, .files),
             Route(.get, "/", .open, .files),
         ])
     }

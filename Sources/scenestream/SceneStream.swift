@@ -5,7 +5,7 @@ struct SceneStreamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scenestream",
         abstract: "Streams live digital-twin state as a 3D scene to many devices.",
-        subcommands: [ServeCommand.self, WatchCommand.self, AssetsCommand.self, VectorsCommand.self])
+        subcommands: [ServeCommand.self, WatchCommand.self, ImportCommand.self, AssetsCommand.self, VectorsCommand.self])
 }
 
 import Foundation

@@ -6,12 +6,13 @@ import Testing
 @testable import SceneStreamTransport
 
 @Suite struct RouterTests {
-    enum R: Hashable, Sendable { case health, scene, ingest, plant, files }
+    enum R: Hashable, Sendable { case health, scene, ingest, plant, models, files }
     let router = HTTPRouter<R>([
         Route(.get, "/healthz", .open, .health),
         Route(.get, "/api/scene", .token, .scene),
         Route(.post, "/api/ingest", .ingest, .ingest),
         Route(.get, "/assets/plants/", .admin, .plant),
+        Route(.get, "/assets/plants/*/models/", .open, .models),
         Route(.get, "/", .open, .files),
     ])
 
@@ -27,6 +28,19 @@ import Testing
         #expect(name(router.match(.get, "/assets/plants")) == .plant)
         #expect(name(router.match(.get, "/assets/models/robot.gltf")) == .files)
         #expect(name(router.match(.head, "/healthz")) == .health)
+    }
+
+    @Test func aWildcardLevelMatchesOneLevelAndCannotBeWalkedOutOf() {
+        #expect(name(router.match(.get, "/assets/plants/mill/models/press.glb")) == .models)
+        #expect(name(router.match(.get, "/assets/plants/mill/models/sub/press.glb")) == .models)
+        // Everything else in the plant folder stays behind the admin rule, however the path is spelt.
+        for p in [
+            "/assets/plants/mill/scene.json", "/assets/plants/mill/models/../bindings.json", "/assets/plants/mill/models/./../rules.json",
+            "/assets/plants/mill/models/%2e%2e/twins.json", "/assets/plants//models/x.glb", "/assets/plants/mill/models",
+            "/assets/plants/../plants/mill/models/x.glb",
+        ] {
+            #expect(name(router.match(.get, p)) == .plant, "\(p)")
+        }
     }
 
     @Test func theRouteCarriesItsAccessRule() {
