@@ -158,6 +158,7 @@ let package = Package(
             dependencies: ["SceneStreamHTTP", "SceneStreamTransport", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict),
         .testTarget(name: "SceneStreamSessionsTests", dependencies: ["SceneStreamSessions", "SceneStreamCore", "SceneStreamProtocol", "SceneStreamTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SceneStreamImportTests", dependencies: ["SceneStreamImport", "SceneStreamCore"], swiftSettings: strict),
         .testTarget(name: "SceneStreamIngestTests", dependencies: ["SceneStreamIngest", "SceneStreamCore", "SceneStreamOPCUA"], swiftSettings: strict),
         .testTarget(
             name: "SceneStreamStorageTests", dependencies: ["SceneStreamStorage", "SceneStreamCore", .product(name: "GRDB", package: "GRDB.swift")],
