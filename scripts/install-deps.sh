@@ -15,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-python3 -c "import websockets, pytest, paho.mqtt" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "websockets>=13" "pytest>=7" "paho-mqtt>=2"
+python3 -c "import websockets, pytest, paho.mqtt, trimesh" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "websockets>=13" "pytest>=7" "paho-mqtt>=2" "trimesh==4.5.3"
 # mqtt-spb-wrapper (a Sparkplug B edge library nobody here wrote, for the interop test) pins paho-mqtt 1.6.1 and an
 # old protobuf: kept in its own folder (PYTHONPATH for the edge process only), so the rest keeps paho-mqtt 2.
 spb="$(cd "$(dirname "$0")/.." && pwd)/.build-py/spb-wrapper"

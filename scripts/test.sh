@@ -36,6 +36,7 @@ SCENESTREAM_BIN="$(pwd)/.build/debug/scenestream" SCENESTREAM_RELEASE_BIN="$(pwd
 .build/release/scenestream-bench playback --hours 0.01 --seeks 5 --source disk --json >/dev/null
 .build/release/scenestream-bench ingest --updates 20000 --json >/dev/null
 .build/release/scenestream-bench ingest --updates 50000 --format sparkplug --json >/dev/null
+.build/release/scenestream-bench ingest --updates 50000 --format opcua --json >/dev/null
 .build/release/scenestream-bench cluster --seconds 1 --clients 20 --probes 2 --handoffs 3 --json >/dev/null
 .build/release/scenestream assets --check >/dev/null
 echo "all tests passed"

@@ -401,7 +401,8 @@ public enum GLTFImport {
     }
 
     static func quote(_ s: String) -> String {
-        String(decoding: (try? JSONSerialization.data(withJSONObject: [s], options: [])) ?? Data("[\"\"]".utf8), as: UTF8.self).dropFirst().dropLast().description
+        String(decoding: (try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8), as: UTF8.self)
+            .dropFirst().dropLast().description
     }
 
     static func num(_ d: Double) -> String {

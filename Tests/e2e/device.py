@@ -18,7 +18,8 @@ def path(replica, index):
 
 
 class Device:
-    def __init__(self, url, token="", device=2, name="dev", rate=30, resume_token="", resume_version=0, layers=()):
+    def __init__(self, url, token="", device=2, name="dev", rate=30, resume_token="", resume_version=0, layers=(), scene="demo"):
+        self.scene = scene
         self.url, self.token, self.device, self.name, self.rate = url, token, device, name, rate
         self.resume_token, self.resume_version, self.layers = resume_token, resume_version, layers
         self.replica = sw.Replica()
@@ -42,7 +43,7 @@ class Device:
         if self.welcome["type"] != "welcome":
             return self
         if subscribe:
-            await self.ws.send(sw.subscribe("demo", rate=self.rate, layers=list(self.layers)))
+            await self.ws.send(sw.subscribe(self.scene, rate=self.rate, layers=list(self.layers)))
         self.task = asyncio.create_task(self._read())
         return self
 
