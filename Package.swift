@@ -53,6 +53,8 @@ let package = Package(
             swiftSettings: strict),
         // glTF 2.0 scenes (.gltf, .glb) → plant folders: nodes, deduplicated model files, colours, a report. Pure.
         .target(name: "SceneStreamImport", dependencies: ["SceneStreamCore"], swiftSettings: strict),
+        // Twin models in DTDL v3: interfaces, twins and relationships from the plant folder; values checked against them. Pure.
+        .target(name: "SceneStreamTwinModels", dependencies: ["SceneStreamCore"], swiftSettings: strict),
         // Plant layouts (asset generation) and the deterministic plant simulator. Pure, no I/O.
         .target(name: "SceneStreamSimulation", dependencies: ["SceneStreamCore"], swiftSettings: strict),
         // The Swift client: a protocol state machine over a replica, and transports (libwebsockets on Linux).
@@ -102,7 +104,7 @@ let package = Package(
             name: "SceneStreamServer",
             dependencies: [
                 "SceneStreamCore", "SceneStreamIngest", "SceneStreamSessions", "SceneStreamStorage", "SceneStreamSimulation", "SceneStreamTransport", "SceneStreamHTTP", "SceneStreamMQTT", "SceneStreamSparkplug",
-                "SceneStreamOPCUA", "SceneStreamCluster",
+                "SceneStreamOPCUA", "SceneStreamTwinModels", "SceneStreamCluster",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -158,6 +160,7 @@ let package = Package(
             dependencies: ["SceneStreamHTTP", "SceneStreamTransport", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict),
         .testTarget(name: "SceneStreamSessionsTests", dependencies: ["SceneStreamSessions", "SceneStreamCore", "SceneStreamProtocol", "SceneStreamTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SceneStreamTwinModelsTests", dependencies: ["SceneStreamTwinModels", "SceneStreamCore"], swiftSettings: strict),
         .testTarget(name: "SceneStreamImportTests", dependencies: ["SceneStreamImport", "SceneStreamCore"], swiftSettings: strict),
         .testTarget(name: "SceneStreamIngestTests", dependencies: ["SceneStreamIngest", "SceneStreamCore", "SceneStreamOPCUA"], swiftSettings: strict),
         .testTarget(

@@ -107,14 +107,53 @@ public final class SceneRuntime {
     public let twins: TwinStore
     public let bindings: BindingEngine
     public let alerts: AlertEngine
+    /// Aggregates the bindings and rules name, by the property they read.
+    private var aggregates: [String: [Aggregate]] = [:]
+    /// Relationships by target: who relates to a twin, and how (what to recompute when its values change).
+    private var relatedFrom: [String: [(source: String, name: String)]] = [:]
+    /// Every relationship, in the order given.
+    public private(set) var edges: [RelationshipEdge] = []
 
-    /// Creates a runtime for a scene with its bindings and rules.
-    public init(scene: SceneFile, bindings: BindingSet, rules: RuleSet, history: TwinHistory = TwinHistory(), retainedVersions: Int = 300) throws(SceneGraphError) {
+    /// Creates a runtime for a scene with its bindings, rules and the twins' relationships.
+    public init(
+        scene: SceneFile, bindings: BindingSet, rules: RuleSet, relationships: [RelationshipEdge] = [], history: TwinHistory = TwinHistory(),
+        retainedVersions: Int = 300
+    ) throws(SceneGraphError) {
         self.scene = scene
         graph = try scene.makeGraph(retainedVersions: retainedVersions)
         twins = TwinStore(history: history)
         self.bindings = BindingEngine(bindings)
         alerts = AlertEngine(rules)
+        var seen: Set<String> = []
+        for p in bindings.bindings.flatMap(\.triggers) + rules.rules.map(\.property) {
+            guard let a = Aggregate.parse(p), seen.insert(a.name).inserted else { continue }
+            aggregates[a.property, default: []].append(a)
+        }
+        for e in relationships { relate(e) }
+    }
+
+    /// Adds a relationship (to the twin store, and for the aggregates over it).
+    public func relate(_ e: RelationshipEdge) {
+        guard !twins.relationships(of: e.source).contains(Relationship(name: e.name, target: e.target)) else { return }
+        twins.relate(e.source, Relationship(name: e.name, target: e.target))
+        relatedFrom[e.target, default: []].append((e.source, e.name))
+        edges.append(e)
+    }
+
+    /// The aggregates an applied update changes: for each aggregate over its property, each twin related to its twin
+    /// by that aggregate's relationship gets the aggregate's new value (when it changed).
+    func derived(from u: PropertyUpdate) -> [PropertyUpdate] {
+        guard let list = aggregates[u.property], let sources = relatedFrom[u.twin] else { return [] }
+        var out: [PropertyUpdate] = []
+        for a in list {
+            for (s, name) in sources where name == a.relationship {
+                let inputs = twins.relationships(of: s).compactMap { r in r.name == name ? twins.state(r.target, a.property) : nil }
+                guard let (v, q) = a.value(of: inputs) else { continue }
+                if let cur = twins.state(s, a.name), cur.value == v, cur.quality == q { continue }
+                out.append(PropertyUpdate(twin: s, property: a.name, value: v, timestampMs: max(u.timestampMs, twins.state(s, a.name)?.timestampMs ?? 0), quality: q))
+            }
+        }
+        return out
     }
 
     /// Applies updates to the twin store and, through bindings, to the scene graph (uncommitted).
@@ -126,6 +165,19 @@ public final class SceneRuntime {
         for u in ordered where twins.apply(u) {
             bindings.apply(u, store: twins, graph: graph)
             events.append(contentsOf: alerts.evaluate(u))
+            // Aggregates over relationships follow their inputs (and may feed aggregates of their own).
+            var pending = derived(from: u)
+            var depth = 0
+            while !pending.isEmpty, depth < 8 {
+                var next: [PropertyUpdate] = []
+                for d in pending where twins.apply(d) {
+                    bindings.apply(d, store: twins, graph: graph)
+                    events.append(contentsOf: alerts.evaluate(d))
+                    next += derived(from: d)
+                }
+                pending = next
+                depth += 1
+            }
         }
         return events
     }
@@ -168,17 +220,18 @@ public final class SceneRuntime {
     public struct Recipe: Sendable {
         public let scene: SceneFile
         public let bindings: BindingSet
+        public let relationships: [RelationshipEdge]
         public let retainedVersions: Int
     }
 
     /// This runtime's recipe.
-    public var recipe: Recipe { Recipe(scene: scene, bindings: bindings.set, retainedVersions: graph.retainedVersions) }
+    public var recipe: Recipe { Recipe(scene: scene, bindings: bindings.set, relationships: edges, retainedVersions: graph.retainedVersions) }
 
     /// A new runtime (rules off: alerts of the past are not raised again) with `state` applied and committed at
     /// `timeMs`. Touches nothing shared: any thread may call it, and the caller owns the result.
     public static func rebuilt(recipe: Recipe, state: [PropertyUpdate], at timeMs: UInt64) throws(SceneGraphError) -> SceneRuntime {
         let r = try SceneRuntime(
-            scene: recipe.scene, bindings: recipe.bindings, rules: RuleSet(), history: TwinHistory(capacity: 1, windowMs: 0),
+            scene: recipe.scene, bindings: recipe.bindings, rules: RuleSet(), relationships: recipe.relationships, history: TwinHistory(capacity: 1, windowMs: 0),
             retainedVersions: recipe.retainedVersions)
         _ = r.ingest(state)
         r.graph.commit(timeMs: timeMs)

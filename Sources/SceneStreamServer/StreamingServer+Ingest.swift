@@ -7,6 +7,7 @@ import SceneStreamOPCUA
 import SceneStreamProtocol
 import SceneStreamSparkplug
 import SceneStreamTransport
+import SceneStreamTwinModels
 
 /// What arrived on the MQTT thread, in order, waiting for the next tick (an ``IngestQueue``); what was refused;
 /// broker connection changes; messages to send. The MQTT thread adds, the service thread drains, under one lock.
@@ -202,7 +203,28 @@ extension StreamingServer {
             metrics.refused(source: "mqtt", reason: "bad_key", count: batch.badKeys)
             logger.notice("MQTT updates refused: twin id or property name breaks the key rules", metadata: ["count": "\(batch.badKeys)"])
         }
-        return batch.updates
+        return checkedAgainstModels(batch.updates, source: "mqtt")
+    }
+
+    /// `updates` without those that break their twin's DTDL model (wrong type, out of range), each counted and the
+    /// first few logged.
+    func checkedAgainstModels(_ updates: [PropertyUpdate], source: String) -> [PropertyUpdate] {
+        guard !models.isEmpty else { return updates }
+        var kept: [PropertyUpdate] = []
+        kept.reserveCapacity(updates.count)
+        var logged = 0
+        for u in updates {
+            guard let p = models.problem(u) else {
+                kept.append(u)
+                continue
+            }
+            metrics.refused(source: source, reason: p.code)
+            if logged < 5 {
+                logger.notice("update refused by the twin's model", metadata: ["reason": "\(p.code)", "detail": "\(p.detail)"])
+                logged += 1
+            }
+        }
+        return kept
     }
 
     /// Publishes alerts to the configured topic (events out to the MES / platform).
@@ -228,7 +250,7 @@ extension StreamingServer {
     /// The ingest token was checked by `authorize`.
     func httpIngest(_ r: HTTPServerRequest) {
         let body = r.body ?? []
-        let (storage, metrics, logger, id) = (self.storage, self.metrics, self.logger, r.id)
+        let (storage, metrics, logger, id, models) = (self.storage, self.metrics, self.logger, r.id, self.models)
         let log = cluster?.ingestLog
         let appends = cluster?.ingestAppends
         let me = LoopBound(self, loop: loop)
@@ -241,6 +263,12 @@ extension StreamingServer {
                     metrics.refused(source: "http", reason: e.code)
                     Self.answerLater(loop, metrics, id, .ingest, .text("\(e.message)\n", status: e.code == "too_many" ? .contentTooLarge : .badRequest))
                 }
+                return
+            }
+            // The twins' models hold here as on MQTT: a batch with a value that breaks one is refused whole.
+            if let (k, p) = updates.enumerated().lazy.compactMap({ k, u in models.problem(u).map { (k, $0) } }).first {
+                metrics.refused(source: "http", reason: p.code)
+                Self.answerLater(loop, metrics, id, .ingest, .text("updates[\(k)]: \(p.code): \(p.detail); nothing was applied\n", status: .badRequest))
                 return
             }
             let logged = log.map { _ in HTTPIngest.encode(updates) }

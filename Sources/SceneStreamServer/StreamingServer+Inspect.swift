@@ -2,6 +2,7 @@ import Foundation
 import SceneStreamCore
 import SceneStreamHTTP
 import SceneStreamTransport
+import SceneStreamTwinModels
 
 /// What the viewer's inspect panel, asset tree and trend chart read over HTTP: `/api/twin`, `/api/twins` and
 /// `/api/history`. Every answer holds to the caller's zones: a twin is visible only through a node the caller sees,
@@ -57,11 +58,24 @@ extension StreamingServer {
                 "value": Self.jsonValue(v.value), "timestamp": v.timestampMs, "quality": "\(v.quality)",
                 "ageMs": now > since ? now - since : 0,
             ]
-            if let u = catalog.unit(twin: id, property: k) { p["unit"] = u }
+            if let c = models.content(twin: id, property: k) {
+                if let u = c.unit { p["unit"] = TwinModels.symbol(u) }
+                p["kind"] = c.kind.rawValue
+            } else if let u = catalog.unit(twin: id, property: k) {
+                p["unit"] = u
+            }
             out[k] = p
         }
         var body: [String: Any] = ["twin": id, "properties": out, "timeMs": now]
-        if let entry { body["model"] = entry.model }
+        if let m = models.twinModel[id] {
+            body["model"] = m
+            if let name = models.interfaces[m]?.displayName { body["modelName"] = name }
+        } else if let entry {
+            body["model"] = entry.model
+        }
+        // Relationships to twins the caller may see (a target in another zone is left out: its name would leak).
+        let rels = runtime.twins.relationships(of: id).filter { twinVisible($0.target, caller: caller) }
+        if !rels.isEmpty { body["relationships"] = rels.map { ["name": $0.name, "target": $0.target] } }
         // Expected period: given (catalog, mapping) or learned from arrivals; overdue: past the watch's deadline (a
         // source that died without a death certificate).
         if let p = ageWatch.periodMs(of: id) {

@@ -12,6 +12,7 @@ import SceneStreamSessions
 import SceneStreamSimulation
 import SceneStreamStorage
 import SceneStreamTransport
+import SceneStreamTwinModels
 
 /// The SceneStream server: ingest (simulator), scene commits, per-client streaming, HTTP endpoints.
 ///
@@ -25,6 +26,8 @@ public final class StreamingServer: EventLoopHandler {
     let twinsJSON: [UInt8]
     /// Models, rates and units from the plant's twins file (the inspect panel's `/api/twin`).
     let catalog: TwinCatalog
+    /// The plant's DTDL models: every value from outside is checked against them before it is applied.
+    let models: TwinModels
     /// Each twin's node in the scene, found once (``machineNode(of:)``).
     var machineNodes: [String: UInt32] = [:]
     let logger: Logger
@@ -165,7 +168,7 @@ public final class StreamingServer: EventLoopHandler {
         logger[metadataKey: "scene"] = .string(plant.scene.id)
         self.logger = logger
         runtime = try SceneRuntime(
-            scene: plant.scene, bindings: plant.bindings, rules: plant.rules,
+            scene: plant.scene, bindings: plant.bindings, rules: plant.rules, relationships: plant.relationships,
             history: TwinHistory(capacity: configuration.historyCapacity, windowMs: configuration.historyWindowMs),
             retainedVersions: configuration.retainedVersions)
         engine = try DeltaEngine(graph: runtime.graph, compressionLevel: configuration.compressionLevel)
@@ -175,6 +178,7 @@ public final class StreamingServer: EventLoopHandler {
         let now = startMs ?? Self.wallMs()
         twinsJSON = plant.twinsJSON
         catalog = try TwinCatalog(json: plant.twinsJSON, file: "\(plant.source)/twins.json")
+        models = plant.models
         ageWatch = AgeWatch(configuration: configuration.staleness)
         for (twin, e) in catalog.entries where e.rateHz > 0 { ageWatch.expect(twin: twin, periodMs: UInt64(1000 / max(e.rateHz, 0.001))) }
         // A fan-out node's scene comes from the owner's commits: no simulator, no ingest of its own.
