@@ -38,6 +38,7 @@ SCENESTREAM_BIN="$(pwd)/.build/debug/scenestream" SCENESTREAM_RELEASE_BIN="$(pwd
 .build/release/scenestream-bench ingest --updates 50000 --format sparkplug --json >/dev/null
 .build/release/scenestream-bench ingest --updates 50000 --format opcua --json >/dev/null
 .build/release/scenestream-bench import --nodes 2000 --meshes 100 --json >/dev/null
+.build/release/scenestream-bench aggregate --ticks 60 --json >/dev/null
 .build/release/scenestream-bench cluster --seconds 1 --clients 20 --probes 2 --handoffs 3 --json >/dev/null
 .build/release/scenestream assets --check >/dev/null
 echo "all tests passed"

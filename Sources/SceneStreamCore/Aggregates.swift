@@ -4,12 +4,19 @@
 /// `max`, `avg`. Its quality is good only when every related value is; otherwise the worst of theirs.
 public struct Aggregate: Hashable, Sendable {
     public enum Kind: String, Hashable, Sendable, CaseIterable { case any, all, count, min, max, avg }
-    public var kind: Kind
-    public var relationship: String
-    public var property: String
-
+    public let kind: Kind
+    public let relationship: String
+    public let property: String
     /// The property name it stands for: `KIND(RELATIONSHIP.PROPERTY)`.
-    public var name: String { "\(kind.rawValue)(\(relationship).\(property))" }
+    public let name: String
+
+    /// An aggregate of `property` over `relationship`.
+    public init(kind: Kind, relationship: String, property: String) {
+        self.kind = kind
+        self.relationship = relationship
+        self.property = property
+        name = "\(kind.rawValue)(\(relationship).\(property))"
+    }
 
     /// Reads `KIND(RELATIONSHIP.PROPERTY)`; nil for a plain property name.
     public static func parse(_ s: String) -> Aggregate? {

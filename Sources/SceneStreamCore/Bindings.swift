@@ -214,12 +214,39 @@ extension BindingMap {
         case .format(let f, let precision):
             let value = v.isFinite ? String(format: "%.\(precision)f", v) : "–"
             let q = quality == .good ? "" : String(describing: quality)
-            return .text(
-                f.replacingOccurrences(of: "{value}", with: value).replacingOccurrences(of: "{twin}", with: twin)
-                    .replacingOccurrences(of: "{property}", with: property).replacingOccurrences(of: "{quality}", with: q))
+            return .text(Self.fill(f, value: value, twin: twin, property: property, quality: q))
         case .pose:
             return .number(v)
         }
+    }
+
+    /// `template` with `{value}`, `{twin}`, `{property}` and `{quality}` filled in, in one pass (labels are
+    /// formatted for every update they show; Foundation's replacingOccurrences was most of that).
+    static func fill(_ template: String, value: String, twin: String, property: String, quality: String) -> String {
+        guard template.utf8.contains(UInt8(ascii: "{")) else { return template }
+        var out = ""
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{") {
+            out += rest[..<open]
+            let tail = rest[open...]
+            if tail.hasPrefix("{value}") {
+                out += value
+                rest = tail.dropFirst(7)
+            } else if tail.hasPrefix("{twin}") {
+                out += twin
+                rest = tail.dropFirst(6)
+            } else if tail.hasPrefix("{property}") {
+                out += property
+                rest = tail.dropFirst(10)
+            } else if tail.hasPrefix("{quality}") {
+                out += quality
+                rest = tail.dropFirst(9)
+            } else {
+                out += "{"
+                rest = tail.dropFirst()
+            }
+        }
+        return out + rest
     }
 
     static func blend(_ a: UInt32, _ b: UInt32, _ t: Double) -> UInt32 {

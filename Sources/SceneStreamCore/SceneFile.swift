@@ -107,10 +107,13 @@ public final class SceneRuntime {
     public let twins: TwinStore
     public let bindings: BindingEngine
     public let alerts: AlertEngine
-    /// Aggregates the bindings and rules name, by the property they read.
-    private var aggregates: [String: [Aggregate]] = [:]
+    /// Aggregates the bindings and rules name; their indices by the property they read.
+    private var aggregates: [Aggregate] = []
+    private var aggregatesOf: [String: [Int]] = [:]
     /// Relationships by target: who relates to a twin, and how (what to recompute when its values change).
     private var relatedFrom: [String: [(source: String, name: String)]] = [:]
+    /// Targets by source and relationship name (what an aggregate reads).
+    private var targets: [String: [String: [String]]] = [:]
     /// Every relationship, in the order given.
     public private(set) var edges: [RelationshipEdge] = []
 
@@ -127,7 +130,8 @@ public final class SceneRuntime {
         var seen: Set<String> = []
         for p in bindings.bindings.flatMap(\.triggers) + rules.rules.map(\.property) {
             guard let a = Aggregate.parse(p), seen.insert(a.name).inserted else { continue }
-            aggregates[a.property, default: []].append(a)
+            aggregatesOf[a.property, default: []].append(aggregates.count)
+            aggregates.append(a)
         }
         for e in relationships { relate(e) }
     }
@@ -137,23 +141,40 @@ public final class SceneRuntime {
         guard !twins.relationships(of: e.source).contains(Relationship(name: e.name, target: e.target)) else { return }
         twins.relate(e.source, Relationship(name: e.name, target: e.target))
         relatedFrom[e.target, default: []].append((e.source, e.name))
+        targets[e.source, default: [:]][e.name, default: []].append(e.target)
         edges.append(e)
     }
 
-    /// The aggregates an applied update changes: for each aggregate over its property, each twin related to its twin
-    /// by that aggregate's relationship gets the aggregate's new value (when it changed).
-    func derived(from u: PropertyUpdate) -> [PropertyUpdate] {
-        guard let list = aggregates[u.property], let sources = relatedFrom[u.twin] else { return [] }
-        var out: [PropertyUpdate] = []
-        for a in list {
-            for (s, name) in sources where name == a.relationship {
-                let inputs = twins.relationships(of: s).compactMap { r in r.name == name ? twins.state(r.target, a.property) : nil }
-                guard let (v, q) = a.value(of: inputs) else { continue }
-                if let cur = twins.state(s, a.name), cur.value == v, cur.quality == q { continue }
-                out.append(PropertyUpdate(twin: s, property: a.name, value: v, timestampMs: max(u.timestampMs, twins.state(s, a.name)?.timestampMs ?? 0), quality: q))
+    /// An aggregate of one twin waiting to be recomputed.
+    struct Dirty: Hashable {
+        var source: String
+        var aggregate: Int
+    }
+
+    /// Notes the aggregates an applied update changes: each aggregate over its property, on each twin related to
+    /// its twin by that aggregate's relationship (recomputed once per batch, not once per input).
+    func noteInputs(_ u: PropertyUpdate, _ dirty: inout [Dirty: UInt64]) {
+        guard let list = aggregatesOf[u.property], let sources = relatedFrom[u.twin] else { return }
+        for k in list {
+            let rel = aggregates[k].relationship
+            for (s, name) in sources where name == rel {
+                let key = Dirty(source: s, aggregate: k)
+                dirty[key] = max(dirty[key] ?? 0, u.timestampMs)
             }
         }
-        return out
+    }
+
+    /// The new value of a noted aggregate, when it changed.
+    func recompute(_ d: Dirty, at timeMs: UInt64) -> PropertyUpdate? {
+        let a = aggregates[d.aggregate]
+        var inputs: [PropertyState] = []
+        for t in targets[d.source]?[a.relationship] ?? [] {
+            if let s = twins.state(t, a.property) { inputs.append(s) }
+        }
+        guard let (v, q) = a.value(of: inputs) else { return nil }
+        let cur = twins.state(d.source, a.name)
+        if let cur, cur.value == v, cur.quality == q { return nil }
+        return PropertyUpdate(twin: d.source, property: a.name, value: v, timestampMs: max(timeMs, cur?.timestampMs ?? 0), quality: q)
     }
 
     /// Applies updates to the twin store and, through bindings, to the scene graph (uncommitted).
@@ -162,22 +183,25 @@ public final class SceneRuntime {
         var events: [AlertEvent] = []
         // History stays in time order (playback finds ranges by binary search).
         let ordered = updates.count > 1 ? updates.sorted { $0.timestampMs < $1.timestampMs } : updates
+        var dirty: [Dirty: UInt64] = [:]
         for u in ordered where twins.apply(u) {
             bindings.apply(u, store: twins, graph: graph)
             events.append(contentsOf: alerts.evaluate(u))
-            // Aggregates over relationships follow their inputs (and may feed aggregates of their own).
-            var pending = derived(from: u)
-            var depth = 0
-            while !pending.isEmpty, depth < 8 {
-                var next: [PropertyUpdate] = []
-                for d in pending where twins.apply(d) {
-                    bindings.apply(d, store: twins, graph: graph)
-                    events.append(contentsOf: alerts.evaluate(d))
-                    next += derived(from: d)
-                }
-                pending = next
-                depth += 1
+            if !aggregates.isEmpty { noteInputs(u, &dirty) }
+        }
+        // Aggregates over relationships follow their inputs, once per batch (and may feed aggregates of their own,
+        // a few levels deep at most).
+        var depth = 0
+        while !dirty.isEmpty, depth < 8 {
+            let now = dirty.sorted { ($0.key.source, $0.key.aggregate) < ($1.key.source, $1.key.aggregate) }
+            dirty.removeAll(keepingCapacity: true)
+            for (d, t) in now {
+                guard let u = recompute(d, at: t), twins.apply(u) else { continue }
+                bindings.apply(u, store: twins, graph: graph)
+                events.append(contentsOf: alerts.evaluate(u))
+                noteInputs(u, &dirty)
             }
+            depth += 1
         }
         return events
     }

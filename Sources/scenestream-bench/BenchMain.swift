@@ -5,5 +5,5 @@ import ArgumentParser
 struct BenchMain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scenestream-bench", abstract: "Benchmarks that print numbers.",
-        subcommands: [CodecBenchCommand.self, FanoutBenchCommand.self, HandoffBenchCommand.self, PlaybackBenchCommand.self, IngestBenchCommand.self, ClusterBenchCommand.self, ImportBenchCommand.self])
+        subcommands: [CodecBenchCommand.self, FanoutBenchCommand.self, HandoffBenchCommand.self, PlaybackBenchCommand.self, IngestBenchCommand.self, ClusterBenchCommand.self, ImportBenchCommand.self, AggregateBenchCommand.self])
 }
