@@ -101,6 +101,9 @@ public final class AlertEngine {
         for (k, r) in set.rules.enumerated() { byProperty[r.property, default: []].append(k) }
     }
 
+    /// Keeps `e` as the active alert it was (a reload: the time it was raised stays).
+    public func restore(_ e: AlertEvent) { if active[e.id] != nil { active[e.id] = e } }
+
     /// Evaluates the rules an update triggers; returns alerts raised or cleared by it.
     public func evaluate(_ u: PropertyUpdate) -> [AlertEvent] {
         guard let v = u.value.number, let ks = byProperty[u.property] else { return [] }

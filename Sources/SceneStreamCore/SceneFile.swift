@@ -102,11 +102,11 @@ public struct SceneFile: Sendable {
 
 /// Twin store, scene graph, bindings and rules of one scene, wired together. One owner; no I/O.
 public final class SceneRuntime {
-    public let scene: SceneFile
+    public private(set) var scene: SceneFile
     public let graph: SceneGraph
     public let twins: TwinStore
-    public let bindings: BindingEngine
-    public let alerts: AlertEngine
+    public private(set) var bindings: BindingEngine
+    public private(set) var alerts: AlertEngine
     /// Aggregates the bindings and rules name; their indices by the property they read.
     private var aggregates: [Aggregate] = []
     private var aggregatesOf: [String: [Int]] = [:]
@@ -127,13 +127,90 @@ public final class SceneRuntime {
         twins = TwinStore(history: history)
         self.bindings = BindingEngine(bindings)
         alerts = AlertEngine(rules)
+        noteAggregates()
+        for e in relationships { relate(e) }
+    }
+
+    private func noteAggregates() {
+        aggregates = []
+        aggregatesOf = [:]
         var seen: Set<String> = []
-        for p in bindings.bindings.flatMap(\.triggers) + rules.rules.map(\.property) {
+        for p in bindings.set.bindings.flatMap(\.triggers) + alerts.set.rules.map(\.property) {
             guard let a = Aggregate.parse(p), seen.insert(a.name).inserted else { continue }
             aggregatesOf[a.property, default: []].append(aggregates.count)
             aggregates.append(a)
         }
+    }
+
+    /// Why a reload was refused (the running plant is kept).
+    public struct ReloadError: Error, Sendable, Equatable, CustomStringConvertible {
+        public var reason: String
+        public var description: String { reason }
+    }
+
+    /// Takes changed plant files while clients stream: nodes the new scene adds, removes or changes become changes
+    /// of the next commit (deltas, no keyframe); new bindings and rules are applied to every current value; alerts
+    /// the new rules no longer raise are cleared, ones they raise now are raised; aggregates follow the new
+    /// relationships. Refused (nothing changed) when the scene's id or quantization differ — that needs a restart —
+    /// or a node cannot be added.
+    public func reload(scene new: SceneFile, bindings: BindingSet, rules: RuleSet, relationships: [RelationshipEdge], timeMs: UInt64) throws(ReloadError) -> [AlertEvent] {
+        guard new.id == scene.id else { throw ReloadError(reason: "the scene id changed (\(scene.id) → \(new.id)): restart to serve another scene") }
+        guard new.quantization == scene.quantization else { throw ReloadError(reason: "the quantization changed: restart to apply it") }
+        // Check the new nodes can all be placed (ids unique, parents before children, roots anchored) first.
+        do { _ = try new.makeGraph(retainedVersions: 1) } catch { throw ReloadError(reason: "\(error)") }
+        // Nodes the old bindings wrote go back to their file values, so a binding removed leaves no trace.
+        let state = twins.snapshot()
+        var written: Set<String> = []
+        for twin in Set(state.map(\.twin)) {
+            for i in self.bindings.nodes(boundTo: twin, graph: graph) { if let id = graph.id(of: i) { written.insert(id) } }
+        }
+        if new.nodes != scene.nodes {
+            let old = Dictionary(scene.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            let fresh = Set(new.nodes.map(\.id))
+            // Removed, or moved to another parent (removed here, added below).
+            for n in scene.nodes.reversed() {
+                guard let i = graph.index(of: n.id) else { continue }
+                let moved = new.nodes.first { $0.id == n.id }.map { $0.parentId != n.parentId } ?? false
+                if !fresh.contains(n.id) || moved { graph.remove(i) }
+            }
+            for n in new.nodes {
+                if let i = graph.index(of: n.id) {
+                    if old[n.id] != n { graph.update(i) { $0 = graph.wireNode(n, parent: $0.parent) } }
+                } else {
+                    do { try graph.add(n) } catch { throw ReloadError(reason: "\(error)") }
+                }
+            }
+            scene = new
+        }
+        for n in new.nodes where written.contains(n.id) {
+            if let i = graph.index(of: n.id) { graph.update(i) { $0 = graph.wireNode(n, parent: $0.parent) } }
+        }
+        self.bindings = BindingEngine(bindings)
+        let before = alerts.active
+        alerts = AlertEngine(rules)
+        noteAggregates()
+        relatedFrom = [:]
+        targets = [:]
+        edges = []
+        twins.clearRelationships()
         for e in relationships { relate(e) }
+        // Every current value through the new bindings and rules (aggregates first, so that they are current).
+        var dirty: [Dirty: UInt64] = [:]
+        for u in state where Aggregate.parse(u.property) == nil { noteInputs(u, &dirty) }
+        for (d, t) in dirty { if let u = recompute(d, at: t) { twins.apply(u) } }
+        var events: [AlertEvent] = []
+        for u in twins.snapshot() {
+            self.bindings.apply(u, store: twins, graph: graph)
+            events += alerts.evaluate(u).filter { before[$0.id] == nil }
+        }
+        for (id, e) in before where alerts.active[id] == nil {
+            var cleared = e
+            cleared.state = .cleared
+            cleared.timeMs = timeMs
+            events.append(cleared)
+        }
+        for (id, e) in before where alerts.active[id] != nil { alerts.restore(e) }
+        return events
     }
 
     /// Adds a relationship (to the twin store, and for the aggregates over it).

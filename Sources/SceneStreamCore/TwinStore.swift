@@ -288,6 +288,11 @@ public final class TwinStore {
         if twins[twin]?.relationships.contains(r) != true { twins[twin, default: Twin()].relationships.append(r) }
     }
 
+    /// Forgets every relationship (a reload gives them again).
+    public func clearRelationships() {
+        for k in twins.keys { twins[k]!.relationships.removeAll() }
+    }
+
     /// The relationships from `twin`.
     public func relationships(of twin: String) -> [Relationship] { twins[twin]?.relationships ?? [] }
 }
