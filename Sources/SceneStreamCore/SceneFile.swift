@@ -146,6 +146,7 @@ public final class SceneRuntime {
     public struct ReloadError: Error, Sendable, Equatable, CustomStringConvertible {
         public var reason: String
         public var description: String { reason }
+        public init(reason: String) { self.reason = reason }
     }
 
     /// Takes changed plant files while clients stream: nodes the new scene adds, removes or changes become changes

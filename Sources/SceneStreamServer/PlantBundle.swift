@@ -24,12 +24,18 @@ public struct PlantBundle: Sendable {
 
     /// Loads `scene.json`, `bindings.json`, `rules.json`, `twins.json` and the DTDL models (`dtdl/*.json`,
     /// `twin-graph.json`) from `directory`.
-    public static func load(directory dir: String) throws(ConfigError) -> PlantBundle {
+    /// `replacing` gives files' contents to use instead of what is on disk (by name, e.g. `bindings.json`): how
+    /// an edit is checked before it is written.
+    public static func load(directory dir: String, replacing: [String: [UInt8]] = [:]) throws(ConfigError) -> PlantBundle {
+        func file(_ name: String) throws(ConfigError) -> [UInt8] {
+            if let given = replacing[name] { return given }
+            return try read("\(dir)/\(name)")
+        }
         var b = PlantBundle(
-            scene: try SceneFile.parse(try read("\(dir)/scene.json"), file: "\(dir)/scene.json"),
-            bindings: try BindingSet.parse(try read("\(dir)/bindings.json"), file: "\(dir)/bindings.json"),
-            rules: try RuleSet.parse(try read("\(dir)/rules.json"), file: "\(dir)/rules.json"),
-            twinsJSON: (try? read("\(dir)/twins.json")) ?? Array("{\"twins\":[]}".utf8), source: dir)
+            scene: try SceneFile.parse(try file("scene.json"), file: "\(dir)/scene.json"),
+            bindings: try BindingSet.parse(try file("bindings.json"), file: "\(dir)/bindings.json"),
+            rules: try RuleSet.parse(try file("rules.json"), file: "\(dir)/rules.json"),
+            twinsJSON: (try? file("twins.json")) ?? Array("{\"twins\":[]}".utf8), source: dir)
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/dtdl")) ?? []).filter { $0.hasSuffix(".json") }.sorted()
         let graph = "\(dir)/twin-graph.json"
         if !names.isEmpty || FileManager.default.fileExists(atPath: graph) {
@@ -39,6 +45,20 @@ public struct PlantBundle: Sendable {
             b.models = try TwinModels.load(interfaces: interfaces, twins: twins)
         }
         return b
+    }
+
+    /// The files a plant folder may hold, besides `dtdl/*.json`.
+    public static let fileNames = ["scene.json", "bindings.json", "rules.json", "twins.json", "twin-graph.json"]
+
+    /// What the plant folder's files are now (each one's inode, size and modification time): a different answer
+    /// means some file changed, was replaced (an editor's or our own atomic write) or came or went.
+    public static func fingerprint(directory dir: String) -> [String] {
+        let dtdl = ((try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/dtdl")) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        return (fileNames + dtdl.map { "dtdl/\($0)" }).map { name in
+            var st = stat()
+            guard stat("\(dir)/\(name)", &st) == 0 else { return "\(name) -" }
+            return "\(name) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+        }
     }
 
     /// The twins' relationships, for the runtime.

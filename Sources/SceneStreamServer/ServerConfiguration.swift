@@ -38,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     public var assetsDirectory = "Assets"
     /// The plant to stream: a folder with scene.json, bindings.json, rules.json and twins.json.
     public var plantDirectory = "Assets/plants/demo"
+    /// How often the plant folder's files are checked for changes, which are then applied live (0: never).
+    public var plantWatchMs = 1000
     /// Run the built-in plant simulator.
     public var simulator = true
     /// Scene commits per second.
@@ -234,6 +236,7 @@ struct ConfigFile: KnownKeys {
         case ingestToken, auth, allowedOrigins, maxConnectionsPerAddress, maxConnectionsPerUser, handshakeTimeoutSeconds
         case connectionsPerSecondPerAddress, connectionBurstPerAddress, metricsToken, maxHTTPBodyBytes, httpBodySeconds
         case maxAnnotationsPerUser, maxAnnotationsPerScene, annotationsPerSecond, maxUpdatesPerTick, cluster, staleness
+        case plantWatchMs
     }
 
     struct Staleness: KnownKeys {
@@ -335,7 +338,7 @@ struct ConfigFile: KnownKeys {
     var tickHz, ackWindow, heartbeatMs, idleSeconds, historyWindowSeconds, roomCapacity, presenceHz, handoffCodeSeconds: Whole?
     var sessionIdleSeconds, historyCapacity, maxConnectionsPerAddress, maxConnectionsPerUser, handshakeTimeoutSeconds: Whole?
     var connectionsPerSecondPerAddress, connectionBurstPerAddress, maxHTTPBodyBytes, httpBodySeconds: Whole?
-    var maxAnnotationsPerUser, maxAnnotationsPerScene, annotationsPerSecond, maxUpdatesPerTick: Whole?
+    var maxAnnotationsPerUser, maxAnnotationsPerScene, annotationsPerSecond, maxUpdatesPerTick, plantWatchMs: Whole?
     var bind, assets, plant, data, publicURL, ingestToken, metricsToken: String?
     var simulator: Bool?
     var allowedOrigins: [String]?
@@ -402,6 +405,10 @@ struct ConfigFile: KnownKeys {
         if let v = try int(maxAnnotationsPerScene, "maxAnnotationsPerScene", 0...1_000_000) { c.maxAnnotationsPerScene = v }
         if let v = try int(annotationsPerSecond, "annotationsPerSecond", 1...10_000) { c.annotationsPerSecond = v }
         if let v = try int(maxUpdatesPerTick, "maxUpdatesPerTick", 100...10_000_000) { c.maxUpdatesPerTick = v }
+        if let v = try int(plantWatchMs, "plantWatchMs", 0...3_600_000) {
+            guard v == 0 || v >= 100 else { throw fail("plantWatchMs", "expected 0 (off) or at least 100") }
+            c.plantWatchMs = v
+        }
         if let v = allowedOrigins { c.allowedOrigins = v }
         if let a = auth?.value {
             var ac = AuthConfiguration()

@@ -159,6 +159,11 @@ final class ServerMetrics: Sendable {
         CoreMetrics.Counter(label: "scenestream.http.responses", dimensions: [("route", route), ("status", "\(status)")], factory: factory).increment()
     }
 
+    /// Counts a plant reload (files changed on disk or written over HTTP) by result: applied, refused.
+    func plantReload(result: String) {
+        CoreMetrics.Counter(label: "scenestream.plant.reloads", dimensions: [("result", result)], factory: factory).increment()
+    }
+
     /// Counts a playback seek by where the past was read from (memory, disk).
     func seek(source: String) {
         CoreMetrics.Counter(label: "scenestream.playback.seeks", dimensions: [("source", source)], factory: factory).increment()

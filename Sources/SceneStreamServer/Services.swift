@@ -15,6 +15,7 @@ extension StreamingServer {
         if storage != nil || annotationWriter != nil { out.append(StorageService(storage: storage, annotations: annotationWriter)) }
         if let mqtt { out.append(MQTTService(client: mqtt, farewell: mqttFarewell, ownership: cluster?.ownership)) }
         out.append(StreamingService(server: self, onReady: onReady))
+        if let watch = plantWatchService() { out.append(watch) }
         return out
     }
 

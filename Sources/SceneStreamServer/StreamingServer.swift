@@ -25,9 +25,14 @@ public final class StreamingServer: EventLoopHandler {
     var simulator: PlantSimulator?
     let twinsJSON: [UInt8]
     /// Models, rates and units from the plant's twins file (the inspect panel's `/api/twin`).
-    let catalog: TwinCatalog
+    var catalog: TwinCatalog
     /// The plant's DTDL models: every value from outside is checked against them before it is applied.
-    let models: TwinModels
+    var models: TwinModels
+    /// The folder the plant was read from (nil: generated in memory), and its files' fingerprint then.
+    let plantFolder: String?
+    let plantFingerprint: [String]
+    /// Plant files written over HTTP, one at a time (each checked against the others on disk).
+    let plantWrites = DispatchQueue(label: "scenestream.plant-writes")
     /// Each twin's node in the scene, found once (``machineNode(of:)``).
     var machineNodes: [String: UInt32] = [:]
     let logger: Logger
@@ -179,6 +184,8 @@ public final class StreamingServer: EventLoopHandler {
         twinsJSON = plant.twinsJSON
         catalog = try TwinCatalog(json: plant.twinsJSON, file: "\(plant.source)/twins.json")
         models = plant.models
+        plantFolder = FileManager.default.fileExists(atPath: "\(plant.source)/scene.json") ? plant.source : nil
+        plantFingerprint = plantFolder.map { PlantBundle.fingerprint(directory: $0) } ?? []
         ageWatch = AgeWatch(configuration: configuration.staleness)
         for (twin, e) in catalog.entries where e.rateHz > 0 { ageWatch.expect(twin: twin, periodMs: UInt64(1000 / max(e.rateHz, 0.001))) }
         // A fan-out node's scene comes from the owner's commits: no simulator, no ingest of its own.
@@ -442,7 +449,7 @@ public final class StreamingServer: EventLoopHandler {
         return true
     }
 
-    private func broadcast(_ events: [AlertEvent]) {
+    func broadcast(_ events: [AlertEvent]) {
         let records = events.map { e in
             AlertRecord(id: e.id, node: e.nodeId.flatMap { runtime.graph.index(of: $0) }, severity: e.severity, state: e.state, timeMs: e.timeMs, message: e.message)
         }

@@ -137,6 +137,13 @@ extension Result {
         #expect(error(#"{"mqtt": {"topics": [{"topic": "a/{twin}", "twin": "{twin}", "property": "p", "periodMs": -1}]}}"#)?.contains("mqtt.topics[0].periodMs") == true)
     }
 
+    @Test func plantWatchInterval() throws {
+        #expect(try ServerConfiguration.load(Array("{}".utf8), file: "cfg.json").plantWatchMs == 1000)
+        #expect(try ServerConfiguration.load(Array(#"{"plantWatchMs": 0}"#.utf8), file: "cfg.json").plantWatchMs == 0)
+        #expect(try ServerConfiguration.load(Array(#"{"plantWatchMs": 250}"#.utf8), file: "cfg.json").plantWatchMs == 250)
+        #expect(error(#"{"plantWatchMs": 20}"#)?.contains("cfg.json: plantWatchMs: expected 0 (off) or at least 100") == true)
+    }
+
     @Test func theClusterKey() throws {
         let c = try ServerConfiguration.load(
             Array(#"{"cluster": {"nats": ["nats://a:4222", "tls://b:4222"], "role": "fanout", "node": "cloud-1", "replicas": 3, "user": "u", "password": "p", "tls": {"ca": "ca.pem"}, "domain": "cloud"}}"#.utf8),

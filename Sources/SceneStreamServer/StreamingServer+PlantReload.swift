@@ -1,0 +1,170 @@
+import Dispatch
+import Foundation
+import HTTPTypes
+import Logging
+import SceneStreamCore
+import SceneStreamHTTP
+import SceneStreamIngest
+import SceneStreamTransport
+import ServiceLifecycle
+
+/// Plant files changed while the server runs — edited on disk or saved by an admin over HTTP — are loaded and
+/// checked off the service thread and applied on it: the scene's changes go to clients as ordinary deltas, new
+/// bindings and rules apply to the current values. A file that does not load is refused with its file, place and
+/// reason, and the running plant is kept.
+extension StreamingServer {
+    /// The plant files an admin may replace over HTTP.
+    static let authoredFiles: Set<String> = ["bindings.json", "rules.json"]
+
+    /// Applies a plant loaded from its folder (service thread). Returns what changed, or why nothing did.
+    @discardableResult
+    func applyPlant(_ b: PlantBundle, origin: String) -> Result<String, SceneRuntime.ReloadError> {
+        guard !isFollower else { return .failure(.init(reason: "a fan-out node takes its plant from the scene's owner")) }
+        let newCatalog: TwinCatalog
+        do { newCatalog = try TwinCatalog(json: b.twinsJSON, file: "\(b.source)/twins.json") } catch {
+            return refusePlant(.init(reason: "\(error)"), origin: origin)
+        }
+        let before = (nodes: runtime.scene.nodes.count, bindings: runtime.bindings.set.bindings.count, rules: runtime.alerts.set.rules.count)
+        let events: [AlertEvent]
+        do {
+            events = try runtime.reload(scene: b.scene, bindings: b.bindings, rules: b.rules, relationships: b.relationships, timeMs: Self.wallMs())
+        } catch {
+            return refusePlant(error, origin: origin)
+        }
+        catalog = newCatalog
+        models = b.models
+        for (twin, e) in newCatalog.entries where e.rateHz > 0 { ageWatch.expect(twin: twin, periodMs: UInt64(1000 / max(e.rateHz, 0.001))) }
+        machineNodes = [:]
+        if !events.isEmpty {
+            publishAlerts(events)
+            broadcast(events)
+        }
+        metrics.plantReload(result: "applied")
+        let summary = "\(b.scene.nodes.count) nodes (was \(before.nodes)), \(b.bindings.bindings.count) bindings (was \(before.bindings)), \(b.rules.rules.count) rules (was \(before.rules)), \(events.count) alert changes"
+        logger.notice("plant files applied", metadata: ["origin": "\(origin)", "source": "\(b.source)", "changes": "\(summary)"])
+        return .success(summary)
+    }
+
+    private func refusePlant(_ e: SceneRuntime.ReloadError, origin: String) -> Result<String, SceneRuntime.ReloadError> {
+        metrics.plantReload(result: "refused")
+        logger.error("plant files refused; the running plant is kept", metadata: ["origin": "\(origin)", "reason": "\(e.reason)"])
+        return .failure(e)
+    }
+
+    /// A plant folder that did not load (service thread): counted and logged, the running plant kept.
+    func plantDidNotLoad(_ e: ConfigError, origin: String) {
+        _ = refusePlant(.init(reason: "\(e)"), origin: origin)
+    }
+
+    /// The watcher of the plant folder, when there is one to watch.
+    func plantWatchService() -> PlantWatchService? {
+        guard let dir = plantFolder, configuration.plantWatchMs > 0, !isFollower else { return nil }
+        let me = LoopBound(self, loop: loop)
+        let loop = self.loop!
+        return PlantWatchService(directory: dir, intervalMs: configuration.plantWatchMs, seen: plantFingerprint) { result in
+            loop.post {
+                switch result {
+                case .success(let bundle): me.value.applyPlant(bundle, origin: "file")
+                case .failure(let e): me.value.plantDidNotLoad(e, origin: "file")
+                }
+            }
+        }
+    }
+
+    // MARK: HTTP: GET and PUT /api/plant/FILE
+
+    /// `GET /api/plant/FILE` answers the plant file as it is on disk; `PUT` (an admin's, with every zone) checks
+    /// the new file together with the rest of the folder, writes it atomically and applies it live. Open mode takes
+    /// writes from this machine only (anyone on the network could otherwise rewrite the plant).
+    func plantFile(_ r: HTTPServerRequest, caller: Identity?) {
+        let name = String(r.route.dropFirst("/api/plant/".count))
+        guard let dir = plantFolder else {
+            return answer(r, .text("this plant was generated in memory, not read from a folder: nothing to read or write\n", status: .conflict), route: .plant)
+        }
+        guard PlantBundle.fileNames.contains(name) else {
+            return answer(r, .text("no plant file '\(name)' (expected one of \(PlantBundle.fileNames.joined(separator: ", ")))\n", status: .notFound), route: .plant)
+        }
+        let (loop, m, id) = (self.loop!, metrics, r.id)
+        if r.head.method == .get {
+            return httpWork.async {
+                let resp = (try? PlantBundle.read("\(dir)/\(name)")).map { HTTPServerResponse.json($0) } ?? .text("not found\n", status: .notFound)
+                Self.answerLater(loop, m, id, .plant, resp)
+            }
+        }
+        guard !isFollower else {
+            return answer(r, .text("this is a fan-out node: plant files are written on the scene's owner\n", status: .conflict), route: .plant)
+        }
+        guard Self.authoredFiles.contains(name) else {
+            return answer(r, .text("'\(name)' cannot be written over HTTP (only \(Self.authoredFiles.sorted().joined(separator: ", ")))\n", status: .methodNotAllowed), route: .plant)
+        }
+        if let caller, caller.zones != nil {
+            metrics.refusals.increment()
+            return answer(r, .text("plant files cover every zone: an admin limited to zones cannot write them\n", status: .forbidden), route: .plant)
+        }
+        if caller == nil && authenticator == nil && !Self.isLoopback(r.peer) {
+            metrics.refusals.increment()
+            return answer(r, .text("without authentication plant files are written from this machine only (configure \"auth\" to author from elsewhere)\n", status: .forbidden), route: .plant)
+        }
+        let body = r.body ?? []
+        let me = LoopBound(self, loop: loop)
+        let (logger, who) = (self.logger, caller?.userId ?? "local")
+        plantWrites.async {
+            BackgroundPriority.lower()
+            // The whole folder with the new file must load (the same check as at start) before anything is written.
+            let bundle: PlantBundle
+            do { bundle = try PlantBundle.load(directory: dir, replacing: [name: body]) } catch {
+                loop.post { me.value.metrics.plantReload(result: "refused") }
+                return Self.answerLater(loop, m, id, .plant, .text("\(error); nothing was written\n", status: .badRequest))
+            }
+            do {
+                try Data(body).write(to: URL(fileURLWithPath: "\(dir)/\(name)"), options: .atomic)
+            } catch {
+                logger.error("plant file write failed", metadata: ["file": "\(dir)/\(name)", "error": "\(error)"])
+                return Self.answerLater(loop, m, id, .plant, .text("could not write \(name): \(error)\n", status: .internalServerError))
+            }
+            logger.notice("plant file written over HTTP", metadata: ["file": "\(dir)/\(name)", "user": "\(who)"])
+            loop.post {
+                let s = me.value
+                switch s.applyPlant(bundle, origin: "http") {
+                case .success(let summary):
+                    let json: [String: Any] = ["applied": true, "file": name, "changes": summary]
+                    s.answer(r, .json([UInt8]((try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])) ?? Data())), route: .plant)
+                case .failure(let e):
+                    s.answer(r, .text("\(name) was written but not applied: \(e.reason)\n", status: .conflict), route: .plant)
+                }
+            }
+        }
+    }
+
+    static func isLoopback(_ peer: String) -> Bool {
+        peer.hasPrefix("127.") || peer == "::1" || peer.hasPrefix("::ffff:127.") || peer == "localhost"
+    }
+}
+
+/// Watches a plant folder: every `intervalMs` it looks at the files' inode, size and modification time and, when
+/// they changed, loads the folder (on this service's thread, never the one that sends frames) and hands over the
+/// plant or the reason it did not load.
+struct PlantWatchService: Service {
+    let directory: String
+    let intervalMs: Int
+    /// The fingerprint of the files the running plant was loaded from.
+    let seen: [String]
+    let changed: @Sendable (Result<PlantBundle, ConfigError>) -> Void
+
+    func run() async throws {
+        _ = try? await cancelWhenGracefulShutdown { () async throws -> Void in
+            var last = seen
+            while !Task.isCancelled {
+                try await Task.sleep(for: .milliseconds(intervalMs))
+                let now = PlantBundle.fingerprint(directory: directory)
+                guard now != last else { continue }
+                last = now
+                // An editor's save may come in pieces: let the files settle a moment before reading them (a read
+                // of a half-written file is refused and retried at the next change).
+                try await Task.sleep(for: .milliseconds(min(intervalMs, 250)))
+                last = PlantBundle.fingerprint(directory: directory)
+                changed(Result { () throws(ConfigError) -> PlantBundle in try PlantBundle.load(directory: directory) })
+            }
+        }
+    }
+}
