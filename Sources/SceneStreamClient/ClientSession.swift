@@ -45,6 +45,8 @@ public enum ClientEvent: Sendable {
     case pong(nonce: UInt64, serverTimeMs: UInt64)
     /// A frame did not apply (`reason`); a keyframe was asked for, and deltas are dropped until it comes.
     case resyncing(reason: String)
+    /// The site's spatial anchors (version 3): the whole set, replacing the one before.
+    case anchors([AnchorRecord])
     case other(ServerMessage)
 }
 
@@ -63,6 +65,9 @@ public final class ClientSession {
     public private(set) var protocolVersion: UInt32 = 1
     /// A frame did not apply and the keyframe asked for has not come yet.
     public private(set) var awaitingKeyframe = false
+    /// The site's spatial anchors by id (version 3; empty before the first `anchors`): resolve the one this device
+    /// knows by its platform handle, then place the roots that name it.
+    public private(set) var anchors: [String: AnchorRecord] = [:]
     private var nextRequestId: UInt32 = 1 << 20  // above the ids an app picks for its own requests
     /// The version of the last frame received.
     public private(set) var version: UInt64?
@@ -150,6 +155,9 @@ public final class ClientSession {
             return ([], [.serverError(code: code, requestId: requestId, message: message)])
         case .pong(let nonce, let t):
             return ([], [.pong(nonce: nonce, serverTimeMs: t)])
+        case .anchors(_, let list):
+            anchors = Dictionary(list.map { ($0.id, $0) }, uniquingKeysWith: { _, b in b })
+            return ([], [.anchors(list)])
         default:
             return ([], [.other(m)])
         }

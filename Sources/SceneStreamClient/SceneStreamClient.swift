@@ -9,6 +9,8 @@ public enum ClientUpdate: Sendable {
     case alerts([AlertRecord])
     case session(SessionState)
     case handoff(HandoffNotice)
+    /// The site's spatial anchors (protocol version 3).
+    case anchors([AnchorRecord])
     case serverError(code: ErrorCode, requestId: UInt32, message: String)
     /// The connection dropped; the client is reconnecting (and will resume the session).
     case reconnecting(attempt: Int)
@@ -128,6 +130,7 @@ public actor SceneStreamClient {
         case .frame(_, _, _, let change):
             if let change { continuation?.yield(.frame(session.replica, change)) }
         case .alerts(let a): continuation?.yield(.alerts(a))
+        case .anchors(let a): continuation?.yield(.anchors(a))
         case .serverError(let code, let requestId, let message): continuation?.yield(.serverError(code: code, requestId: requestId, message: message))
         case .other(.sessionState(let s)): continuation?.yield(.session(s))
         case .other(.handoff(let h)): continuation?.yield(.handoff(h))

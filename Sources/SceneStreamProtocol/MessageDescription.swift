@@ -50,6 +50,18 @@ public enum MessageDescription {
                     ] as [String: Any]
                 },
             ]
+        case .anchors(let sceneId, let anchors):
+            return [
+                "type": "anchors", "sceneId": sceneId,
+                "anchors": anchors.map { a in
+                    [
+                        "id": a.id, "position": [Int(a.position.x), Int(a.position.y), Int(a.position.z)],
+                        "rotation": (0..<4).map { Int(a.rotation[$0]) },
+                        "handles": a.handles.map { ["platform": $0.platform, "value": $0.value] },
+                        "updatedMs": String(a.updatedMs),
+                    ] as [String: Any]
+                },
+            ]
         case .sessionState(let s):
             return [
                 "type": "sessionState", "sessionId": s.sessionId, "userId": s.userId, "role": "\(s.role)", "roomId": s.roomId,

@@ -29,13 +29,15 @@ public struct MessageType: RawRepresentable, Hashable, Sendable, CustomStringCon
     public static let error = MessageType(rawValue: 0x87)
     public static let pong = MessageType(rawValue: 0x88)
     public static let roomMembers = MessageType(rawValue: 0x89)
+    /// Version 3.
+    public static let anchors = MessageType(rawValue: 0x8A)
 
     public var description: String {
         let names: [UInt8: String] = [
             0x01: "hello", 0x02: "subscribe", 0x03: "ack", 0x04: "presence", 0x05: "select", 0x06: "annotate",
             0x07: "handoffOffer", 0x08: "handoffClaim", 0x09: "playback", 0x0A: "ping", 0x0B: "listSessions",
             0x0C: "refreshToken", 0x0D: "follow", 0x0E: "requestKeyframe", 0x81: "welcome", 0x82: "keyframe", 0x83: "delta", 0x84: "alerts",
-            0x85: "sessionState", 0x86: "handoff", 0x87: "error", 0x88: "pong", 0x89: "roomMembers",
+            0x85: "sessionState", 0x86: "handoff", 0x87: "error", 0x88: "pong", 0x89: "roomMembers", 0x8A: "anchors",
         ]
         return names[rawValue] ?? "0x\(String(rawValue, radix: 16))"
     }

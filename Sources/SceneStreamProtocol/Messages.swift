@@ -219,6 +219,43 @@ public enum ServerMessage: Hashable, Sendable {
     /// Changes to the room's member list since the last `sessionState` or `roomMembers`: for each user named, the
     /// members that user has now (none: the user left).
     case roomMembers(roomId: String, changes: [MemberChange])
+    /// The spatial anchors of the subscribed scene's site (version 3): the whole set, replacing the one before.
+    case anchors(sceneId: String, anchors: [AnchorRecord])
+}
+
+/// One spatial anchor of a site: its pose in the site's frame and the handles by which each platform finds it
+/// (an OpenXR spatial-anchor UUID, a visionOS WorldAnchor id, a WebXR persistent handle, a printed marker).
+public struct AnchorRecord: Hashable, Sendable {
+    public var id: String
+    /// Position in the site's frame, millimetres (+Y up, right-handed).
+    public var position: QVec3
+    /// Orientation in the site's frame: a unit quaternion (x, y, z, w), each component × 1,000,000, rounded.
+    public var rotation: SIMD4<Int32>
+    /// Platform handles, by platform name (`openxr`, `visionos`, `webxr`, `marker`, …), sorted by platform.
+    public var handles: [AnchorHandle]
+    /// When an admin last set it (ms since the epoch).
+    public var updatedMs: UInt64
+
+    /// Creates a record.
+    public init(id: String, position: QVec3, rotation: SIMD4<Int32>, handles: [AnchorHandle], updatedMs: UInt64) {
+        self.id = id
+        self.position = position
+        self.rotation = rotation
+        self.handles = handles
+        self.updatedMs = updatedMs
+    }
+}
+
+/// How one platform finds an anchor.
+public struct AnchorHandle: Hashable, Sendable {
+    public var platform: String
+    public var value: String
+
+    /// Creates a handle.
+    public init(platform: String, value: String) {
+        self.platform = platform
+        self.value = value
+    }
 }
 
 /// What one user is in a room now: every member entry (device) of theirs; empty when they left.

@@ -158,6 +158,11 @@ public enum ProtocolVectors {
             s("server-handoff-sessions", .handoff(.sessions(requestId: 10, [SessionSummary(sessionId: "s-91c2", device: .mobile, sceneId: "demo", lastSeenMs: 1_795_000_000_000)])), "this user's sessions"),
             s("server-error", .error(code: .unknownScene, requestId: 1, message: "no scene 'demo2'"), "subscribe to an unknown scene"),
             s("server-pong", .pong(nonce: 0xDEAD_BEEF, serverTimeMs: 1_795_000_000_000), "answer to ping"),
+            s("server-welcome-v3", .welcome(version: 3, sessionId: "s-91c2", sessionToken: "st_4f2a", serverName: "scenestream", heartbeatMs: 15000, maxMessageBytes: 65536, scenes: ["demo"], ackWindow: 8), "answer to a hello offering 1…3: version 3 (version 2 and the anchors message)"),
+            s("server-anchors", .anchors(sceneId: "demo", anchors: [
+                AnchorRecord(id: "hall-a", position: QVec3(0, 0, 0), rotation: SIMD4(0, 0, 0, 1_000_000), handles: [AnchorHandle(platform: "marker", value: "qr:hall-a-door-1"), AnchorHandle(platform: "openxr", value: "6f1c2b9e-3d4a-4b8e-9c21-0a5f7e3d2c10")], updatedMs: 1_795_000_000_000),
+                AnchorRecord(id: "line-2", position: QVec3(12_500, 0, -3_250), rotation: SIMD4(0, 707_107, 0, 707_107), handles: [AnchorHandle(platform: "visionos", value: "8A3F0C52-91D4-4E0B-B7C6-2F9D1E5A7B34"), AnchorHandle(platform: "webxr", value: "b1946ac9")], updatedMs: 1_795_000_001_500),
+            ]), "version 3: two anchors of the demo site — a hall at the origin (a printed marker, an OpenXR UUID) and a line 12.5 m along x, 3.25 m back, turned 90° about +Y (visionOS, WebXR)"),
         ]
     }()
 
@@ -194,6 +199,7 @@ public enum ProtocolVectors {
         Invalid(name: "invalid-trailing-bytes", direction: .clientToServer, bytes: [0x03, 0x00, 0x05, 0x00], error: "trailingBytes", note: "ack followed by an extra byte"),
         Invalid(name: "invalid-bad-utf8", direction: .clientToServer, bytes: [0x0C, 0x00, 0x02, 0xC3, 0x28], error: "invalidValue", note: "token is not UTF-8"),
         Invalid(name: "invalid-bad-deflate", direction: .serverToClient, bytes: [0x88, 0x01, 0xFF, 0xFF, 0xFF], error: "compression", note: "deflate flag with garbage body"),
+        Invalid(name: "invalid-anchors-rotation", direction: .serverToClient, bytes: [0x8A, 0x00, 0x01, 0x64, 0x01, 0x01, 0x61, 0x00, 0x00, 0x00, 0x82, 0x89, 0x7A, 0x00, 0x00, 0x00, 0x00, 0x00], error: "invalidValue", note: "anchors: a rotation component of 1,000,001 (more than 1)"),
         Invalid(name: "invalid-delta-base", direction: .serverToClient, bytes: [0x83, 0x00, 0x05, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], error: "invalidValue", note: "delta whose base would be before version 0"),
     ]
 }

@@ -44,6 +44,23 @@ extension ServerMessage {
                     w.writeU32BE(m.color)
                 }
             }
+        case .anchors(let sceneId, let anchors):
+            type = .anchors
+            w.writeString(sceneId)
+            w.writeVarint(anchors.count)
+            for a in anchors {
+                w.writeString(a.id)
+                w.writeZigZag(Int64(a.position.x))
+                w.writeZigZag(Int64(a.position.y))
+                w.writeZigZag(Int64(a.position.z))
+                for k in 0..<4 { w.writeZigZag(Int64(a.rotation[k])) }
+                w.writeVarint(a.handles.count)
+                for h in a.handles {
+                    w.writeString(h.platform)
+                    w.writeString(h.value)
+                }
+                w.writeVarint(a.updatedMs)
+            }
         case .sessionState(let s):
             type = .sessionState
             w.writeString(s.sessionId)
@@ -163,6 +180,22 @@ extension ServerMessage {
                 changes.append(MemberChange(userId: userId, members: members))
             }
             m = .roomMembers(roomId: roomId, changes: changes)
+        case .anchors:
+            let sceneId = try r.readString("sceneId")
+            var anchors: [AnchorRecord] = []
+            for _ in 0..<(try r.readCount("anchors.count", minBytes: 10)) {
+                let id = try r.readString("anchor.id")
+                let position = try SceneFrame.readVec(&r, "anchor.position")
+                var q = SIMD4<Int32>()
+                for k in 0..<4 { q[k] = try r.readZigZag32("anchor.rotation") }
+                guard q.indices.allSatisfy({ abs(Int64(q[$0])) <= 1_000_000 }) else { throw ProtocolError(.invalidValue, "anchors.anchor.rotation") }
+                var handles: [AnchorHandle] = []
+                for _ in 0..<(try r.readCount("anchor.handles.count", minBytes: 2)) {
+                    handles.append(AnchorHandle(platform: try r.readString("handle.platform"), value: try r.readString("handle.value")))
+                }
+                anchors.append(AnchorRecord(id: id, position: position, rotation: q, handles: handles, updatedMs: try r.readVarint("anchor.updatedMs")))
+            }
+            m = .anchors(sceneId: sceneId, anchors: anchors)
         case .sessionState:
             let sessionId = try r.readString("sessionId")
             let userId = try r.readString("userId")
@@ -232,8 +265,11 @@ extension ServerMessage {
 public enum ProtocolVersion {
     /// The version described by `Protocol/SPEC.md` §1–10 (what a client that asks for nothing else gets).
     public static let current: UInt32 = 1
-    /// The versions this implementation speaks: 2 has range-coded frame bodies (§11) and the ack window in welcome.
-    public static let supported: ClosedRange<UInt32> = 1...2
+    /// The versions this implementation speaks: 2 has range-coded frame bodies (§11) and the ack window in welcome;
+    /// 3 is 2 with the `anchors` message (§12).
+    public static let supported: ClosedRange<UInt32> = 1...3
+    /// The frame encoding a connection of `version` gets (version 3's frames are version 2's).
+    public static func frameEncoding(_ version: UInt32) -> UInt32 { min(version, 2) }
     /// The WebSocket subprotocol name.
     public static let subprotocol = "scenestream.v1"
 }

@@ -281,19 +281,7 @@ final class AnnotationWriter: @unchecked Sendable {
     static func write(_ items: [Annotation], to path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try enc.encode(items)
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-            throw ConfigError(file: tmp, location: "", reason: "cannot write")
-        }
-        // fsync the file before the rename so that a crash leaves either the old or the new file.
-        if let h = FileHandle(forUpdatingAtPath: tmp) {
-            try? h.synchronize()
-            try? h.close()
-        }
-        if rename(tmp, path) != 0 { throw ConfigError(file: path, location: "", reason: "rename failed (errno \(errno))") }
+        try DurableFile.write(try enc.encode(items), to: path)
     }
 }
 

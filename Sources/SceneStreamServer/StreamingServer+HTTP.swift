@@ -10,7 +10,7 @@ import SceneStreamTransport
 /// The HTTP routes. Every route declares who may use it; with `auth` configured, `/api` takes the stream's bearer
 /// JWT and narrows what it returns to the token's scenes and zones.
 enum APIRoute: Hashable, Sendable {
-    case healthz, metrics, status, scene, twin, twins, history, ingest, simulator, plant, plantFiles, files
+    case healthz, metrics, status, scene, twin, twins, history, ingest, simulator, plant, anchors, plantFiles, files
 }
 
 extension StreamingServer {
@@ -28,6 +28,10 @@ extension StreamingServer {
             // The plant's files, read and written (bindings and rules) by admins; applied live.
             Route(.get, "/api/plant/", .admin, .plant),
             Route(.put, "/api/plant/", .admin, .plant),
+            // The site's spatial anchors: read by anyone who may see the scene, set by admins.
+            Route(.get, "/api/anchors", .token, .anchors),
+            Route(.put, "/api/anchors/", .admin, .anchors),
+            Route(.delete, "/api/anchors/", .admin, .anchors),
             // The plant's files reveal its whole layout: admins only once tokens are required.
             Route(.get, "/assets/plants/", authenticated ? .admin : .open, .plantFiles),
             // ... but an imported plant's models are geometry like /assets/models/: the viewer loads them (no header).
@@ -217,6 +221,8 @@ extension StreamingServer {
             answer(r, simulatorControl(r), route: name)
         case .plant:
             plantFile(r, caller: caller)
+        case .anchors:
+            anchorsRoute(r, caller: caller)
         case .plantFiles, .files:
             let files = self.files
             let (loop, m, id, path) = (self.loop!, metrics, r.id, r.route)

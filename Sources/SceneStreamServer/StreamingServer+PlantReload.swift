@@ -117,7 +117,7 @@ extension StreamingServer {
                 return Self.answerLater(loop, m, id, .plant, .text("\(error); nothing was written\n", status: .badRequest))
             }
             do {
-                try Data(body).write(to: URL(fileURLWithPath: "\(dir)/\(name)"), options: .atomic)
+                try DurableFile.write(Data(body), to: "\(dir)/\(name)")
             } catch {
                 logger.error("plant file write failed", metadata: ["file": "\(dir)/\(name)", "error": "\(error)"])
                 return Self.answerLater(loop, m, id, .plant, .text("could not write \(name): \(error)\n", status: .internalServerError))

@@ -267,7 +267,7 @@ extension StreamingServer {
     /// The next playback frame for a client in playback (nil: nothing new).
     func playbackFrame(_ c: Client) -> DeltaEngine.EncodedFrame? {
         guard let p = c.playback, let s = c.subscription else { return nil }
-        guard let f = p.engine.encodedFrame(from: p.sent, filter: s.filter, version: c.machine.version) else { return nil }
+        guard let f = p.engine.encodedFrame(from: p.sent, filter: s.filter, version: ProtocolVersion.frameEncoding(c.machine.version)) else { return nil }
         p.sent = ClientBaseline(version: f.version, filter: s.filter)
         return f
     }

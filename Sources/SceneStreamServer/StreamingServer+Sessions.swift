@@ -545,6 +545,7 @@ extension StreamingServer {
             c.nextDueTick = 0
             c.unacked.removeAll()
             broadcastActive(to: c)
+            sendAnchors(to: c)
             if let w = watching {
                 perform(c.playbackControl.command(w.playing ? .play : .seek, timeMs: w.cursorMs, speedMilli: w.speedMilli, nowMs: Self.wallMs()), for: c)
             }

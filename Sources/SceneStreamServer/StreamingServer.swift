@@ -33,6 +33,10 @@ public final class StreamingServer: EventLoopHandler {
     let plantFingerprint: [String]
     /// Plant files written over HTTP, one at a time (each checked against the others on disk).
     let plantWrites = DispatchQueue(label: "scenestream.plant-writes")
+    /// The site's spatial anchors (``anchorsRoute(_:caller:)``), where they are stored, and their writes in order.
+    var anchorRegistry: AnchorRegistry
+    let anchorsPath: String?
+    let anchorWrites = DispatchQueue(label: "scenestream.anchors")
     /// Each twin's node in the scene, found once (``machineNode(of:)``).
     var machineNodes: [String: UInt32] = [:]
     let logger: Logger
@@ -186,6 +190,8 @@ public final class StreamingServer: EventLoopHandler {
         models = plant.models
         plantFolder = FileManager.default.fileExists(atPath: "\(plant.source)/scene.json") ? plant.source : nil
         plantFingerprint = plantFolder.map { PlantBundle.fingerprint(directory: $0) } ?? []
+        anchorsPath = Self.anchorsPath(configuration, scene: plant.scene.id)
+        anchorRegistry = try Self.loadAnchors(anchorsPath)
         ageWatch = AgeWatch(configuration: configuration.staleness)
         for (twin, e) in catalog.entries where e.rateHz > 0 { ageWatch.expect(twin: twin, periodMs: UInt64(1000 / max(e.rateHz, 0.001))) }
         // A fan-out node's scene comes from the owner's commits: no simulator, no ingest of its own.
@@ -596,7 +602,7 @@ public final class StreamingServer: EventLoopHandler {
         }
         let t0 = DispatchTime.now().uptimeNanoseconds
         let encodedBefore = engine.framesEncoded
-        guard let f = engine.encodedFrame(from: s.sent, filter: s.filter, version: cl.machine.version) else { return .idle }
+        guard let f = engine.encodedFrame(from: s.sent, filter: s.filter, version: ProtocolVersion.frameEncoding(cl.machine.version)) else { return .idle }
         if engine.framesEncoded != encodedBefore {
             metrics.encodeDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - t0))
         }
@@ -757,6 +763,7 @@ public final class StreamingServer: EventLoopHandler {
             c.lastSendNs = 0
             c.nextDueTick = 0
             if first { broadcastActive(to: c) }
+            sendAnchors(to: c)
             loop.requestWrite(c.id)
         case .ack(let version):
             guard c.subscription != nil else {

@@ -51,6 +51,27 @@ import Testing
         #expect(s.replica.version == 15 && s.replica.nodes[0]?.label == "e")
     }
 
+    @Test func aVersion3SessionKeepsTheSitesAnchors() throws {
+        let s = try ClientSession(options: ClientOptions(interest: InterestSpec(sceneId: "demo")))
+        #expect(s.options.maxProtocolVersion == 3)
+        _ = try s.receive(encoder.encode(.welcome(version: 3, sessionId: "s", sessionToken: "t", serverName: "x", heartbeatMs: 1000, maxMessageBytes: 65536, scenes: ["demo"], ackWindow: 8)))
+        #expect(s.protocolVersion == 3)
+        let yard = AnchorRecord(id: "yard", position: QVec3(12_500, 0, -3_250), rotation: SIMD4(0, 707_107, 0, 707_107), handles: [AnchorHandle(platform: "openxr", value: "6f1c")], updatedMs: 5)
+        var (_, events) = try s.receive(encoder.encode(.anchors(sceneId: "demo", anchors: [yard])))
+        guard case .anchors(let got) = events.first, got == [yard] else {
+            Issue.record("no anchors event: \(events)")
+            return
+        }
+        #expect(s.anchors == ["yard": yard])
+        // The next message replaces the set.
+        (_, events) = try s.receive(encoder.encode(.anchors(sceneId: "demo", anchors: [])))
+        #expect(s.anchors.isEmpty && events.count == 1)
+        // Version 3 frames are version 2's.
+        let f = SceneFrame(kind: .keyframe(sceneId: "demo", quantization: Quantization()), version: 4, timeMs: 1, nodeSpace: 1, entered: [NodeEntry(index: 0, node: WireNode(name: "root", label: "v3"))])
+        _ = try s.receive(encoder.encode(.frame(f), version: 2))
+        #expect(s.replica.version == 4)
+    }
+
     @Test func aKeyframeThatDoesNotApplyIsAnError() throws {
         let s = try ClientSession(options: ClientOptions(interest: InterestSpec(sceneId: "demo")))
         // A child whose parent is not in the keyframe breaks §6.7: nothing to ask for, the client stops.

@@ -18,8 +18,12 @@ def path(replica, index):
 
 
 class Device:
-    def __init__(self, url, token="", device=2, name="dev", rate=30, resume_token="", resume_version=0, layers=(), scene="demo"):
+    def __init__(self, url, token="", device=2, name="dev", rate=30, resume_token="", resume_version=0, layers=(), scene="demo",
+                 max_version=1):
         self.scene = scene
+        self.max_version = max_version
+        self.version = 1  # the protocol version the welcome chose
+        self.anchors = None  # the last `anchors` message's list (version 3)
         self.url, self.token, self.device, self.name, self.rate = url, token, device, name, rate
         self.resume_token, self.resume_version, self.layers = resume_token, resume_version, layers
         self.replica = sw.Replica()
@@ -38,10 +42,12 @@ class Device:
     async def open(self, subscribe=True):
         self.ws = await connect(self.url, subprotocols=["scenestream.v1"], max_size=None)
         await self.ws.send(sw.hello(device=self.device, name=self.name, token=self.token,
-                                    resume_token=self.resume_token, resume_version=self.resume_version))
+                                    resume_token=self.resume_token, resume_version=self.resume_version,
+                                    max_version=self.max_version))
         self.welcome = sw.decode_server(await asyncio.wait_for(self.ws.recv(), 10))
         if self.welcome["type"] != "welcome":
             return self
+        self.version = self.welcome["version"]
         if subscribe:
             await self.ws.send(sw.subscribe(self.scene, rate=self.rate, layers=list(self.layers)))
         self.task = asyncio.create_task(self._read())
@@ -50,7 +56,7 @@ class Device:
     async def _read(self):
         try:
             async for data in self.ws:
-                m = sw.decode_server(data)
+                m = sw.decode_server(data, self.version)
                 self.order.append((m["type"], m["version"] if m["type"] in ("keyframe", "delta")
                                    else m["playback"]["mode"] if m["type"] == "sessionState" else None))
                 if m["type"] in ("keyframe", "delta"):
@@ -61,6 +67,8 @@ class Device:
                         await self.ws.send(sw.ack(m["version"]))
                 else:
                     self.messages.append(m)
+                    if m["type"] == "anchors":
+                        self.anchors = m["anchors"]
                     if m["type"] in ("sessionState", "roomMembers"):
                         self.members = sw.apply_members(self.members, m)
                         self.member_history.append(self.members)

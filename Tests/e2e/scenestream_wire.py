@@ -8,7 +8,7 @@ MSG = {
     "hello": 0x01, "subscribe": 0x02, "ack": 0x03, "presence": 0x04, "select": 0x05, "annotate": 0x06,
     "handoffOffer": 0x07, "handoffClaim": 0x08, "playback": 0x09, "ping": 0x0A, "listSessions": 0x0B,
     "refreshToken": 0x0C, "follow": 0x0D, "requestKeyframe": 0x0E, "welcome": 0x81, "keyframe": 0x82, "delta": 0x83, "alerts": 0x84,
-    "sessionState": 0x85, "handoff": 0x86, "error": 0x87, "pong": 0x88, "roomMembers": 0x89,
+    "sessionState": 0x85, "handoff": 0x86, "error": 0x87, "pong": 0x88, "roomMembers": 0x89, "anchors": 0x8A,
 }
 NAMES = {v: k for k, v in MSG.items()}
 FIELDS = ["structure", "anchor", "translation", "rotation", "scale", "color", "visible", "label", "asset", "layer", "zone"]
@@ -295,6 +295,15 @@ def decode_server(msg, version=1):
             entries = [{"userId": user, "displayName": r.string(), "device": r.u8(), "role": r.u8(), "color": r.u32be()}
                        for _ in range(r.count())]
             m["changes"].append({"userId": user, "members": entries})
+    elif name == "anchors":
+        m = {"type": name, "sceneId": r.string(), "anchors": []}
+        for _ in range(r.count()):
+            a = {"id": r.string(), "position": r.vec3(), "rotation": [r.int32() for _ in range(4)]}
+            if any(abs(q) > 1_000_000 for q in a["rotation"]):
+                raise WireError("invalidValue")
+            a["handles"] = [{"platform": r.string(), "value": r.string()} for _ in range(r.count())]
+            a["updatedMs"] = r.varint()
+            m["anchors"].append(a)
     elif name == "handoff":
         kind = r.u8()
         if kind == 0:

@@ -59,6 +59,9 @@ def test_server_vector_decodes(name):
                 # Every field the description names was decoded, and nothing else.
                 named = {k.replace("Delta", "") for k in w if k != "index"}
                 assert set(u) == named, (set(u), named)
+    elif m["type"] == "anchors":
+        assert m["sceneId"] == want["sceneId"]
+        assert [dict(a, updatedMs=str(a["updatedMs"])) for a in m["anchors"]] == want["anchors"]
     elif m["type"] in ("welcome", "error", "pong"):
         for k, v in want.items():
             if k in ("type", "codeName"):
