@@ -45,6 +45,9 @@ for (const name of names.filter((n) => n.startsWith('server-'))) {
           assert.deepEqual(Object.keys(u).sort(), Object.keys(w).filter((k) => k !== 'index').map((k) => k.replace('Delta', '')).sort());
         });
       }
+    } else if (m.type === 'anchors') {
+      assert.equal(m.sceneId, want.sceneId);
+      assert.deepEqual(m.anchors.map((a) => ({ ...a, updatedMs: String(a.updatedMs) })), want.anchors);
     } else if (m.type === 'roomMembers') {
       assert.equal(m.roomId, want.roomId);
       assert.deepEqual(m.changes.map((c) => [c.userId, c.members.map((x) => [x.userId, x.displayName, x.color])]),

@@ -4,7 +4,7 @@
 export const MSG = {
   hello: 0x01, subscribe: 0x02, ack: 0x03, presence: 0x04, select: 0x05, annotate: 0x06, handoffOffer: 0x07,
   handoffClaim: 0x08, playback: 0x09, ping: 0x0a, listSessions: 0x0b, refreshToken: 0x0c, follow: 0x0d, requestKeyframe: 0x0e,
-  welcome: 0x81, keyframe: 0x82, delta: 0x83, alerts: 0x84, sessionState: 0x85, handoff: 0x86, error: 0x87, pong: 0x88, roomMembers: 0x89,
+  welcome: 0x81, keyframe: 0x82, delta: 0x83, alerts: 0x84, sessionState: 0x85, handoff: 0x86, error: 0x87, pong: 0x88, roomMembers: 0x89, anchors: 0x8A,
 };
 const NAMES = Object.fromEntries(Object.entries(MSG).map(([k, v]) => [v, k]));
 export const FIELDS = ['structure', 'anchor', 'translation', 'rotation', 'scale', 'color', 'visible', 'label', 'asset', 'layer', 'zone'];
@@ -252,6 +252,22 @@ export async function decodeServer(bytes, version = 1) {
           members.push({ userId, displayName: r.string(), device: r.u8(), role: r.u8(), color: r.u32be() });
         }
         m.changes.push({ userId, members });
+      }
+      break;
+    case 'anchors':
+      // Version 3 (SPEC §12): the site's spatial anchors, the whole set.
+      m = { type, sceneId: r.string(), anchors: [] };
+      for (let n = r.count('anchors', 10); n > 0; n--) {
+        const a = { id: r.string(), position: [r.int32('position'), r.int32('position'), r.int32('position')], rotation: [] };
+        for (let k = 0; k < 4; k++) {
+          const q = r.int32('rotation');
+          if (q < -1000000 || q > 1000000) throw new WireError('invalidValue', 'anchors.rotation');
+          a.rotation.push(q);
+        }
+        a.handles = [];
+        for (let k = r.count('handles', 2); k > 0; k--) a.handles.push({ platform: r.string(), value: r.string() });
+        a.updatedMs = r.varint();
+        m.anchors.push(a);
       }
       break;
     default: throw new WireError('unknownMessageType');
