@@ -23,15 +23,21 @@ extension StreamingServer {
         return try AnchorRegistry(file: [UInt8](d), path: path)
     }
 
-    /// The anchors a view shows: all of them without zones; with zones, those the view's roots name.
-    func anchorRecords(for filter: InterestFilter, limited: Bool) -> [AnchorRecord] {
-        let all = anchorRegistry.records
-        guard limited || !filter.zones.isEmpty else { return all }
+    /// The anchors a view shows: nil (all of them) without zones; with zones, those the view's roots name.
+    func visibleAnchors(_ filter: InterestFilter, limited: Bool) -> Set<String>? {
+        guard limited || !filter.zones.isEmpty else { return nil }
         let members = engine.membership(filter)
         var named: Set<String> = []
         for i in runtime.graph.liveIndices where members.contains(Int(i)) {
             if let n = runtime.graph[i], n.parent == nil { named.insert(n.anchor) }
         }
+        return named
+    }
+
+    /// The registered anchors a view shows, as the protocol sends them.
+    func anchorRecords(for filter: InterestFilter, limited: Bool) -> [AnchorRecord] {
+        let all = anchorRegistry.records
+        guard let named = visibleAnchors(filter, limited: limited) else { return all }
         return all.filter { named.contains($0.id) }
     }
 
@@ -49,9 +55,8 @@ extension StreamingServer {
     func anchorsRoute(_ r: HTTPServerRequest, caller: Identity?) {
         if r.head.method == .get {
             guard r.route == "/api/anchors" else { return answer(r, .text("not found\n", status: .notFound), route: .anchors) }
-            let limited = caller?.zones != nil
-            let visible = Set(anchorRecords(for: httpFilter(caller), limited: limited).map(\.id))
-            let declared = runtime.scene.anchors.filter { !limited || visible.contains($0.id) }
+            let visible = visibleAnchors(httpFilter(caller), limited: caller?.zones != nil)
+            let declared = runtime.scene.anchors.filter { visible?.contains($0.id) ?? true }
             let list: [[String: Any]] = declared.map { spec in
                 var d: [String: Any] = ["id": spec.id, "registered": false]
                 if !spec.description.isEmpty { d["description"] = spec.description }

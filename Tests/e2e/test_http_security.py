@@ -66,7 +66,8 @@ CONTRACTOR = jwt("con", role="operator", zones=["hall-a-line-01"])
 
 @pytest.mark.parametrize("path", ["/api/scene", "/api/twin?id=hall-a/line-01/press-01", "/api/status", "/api/twins",
                                   "/api/history", "/api/history?twin=hall-a/line-01/press-01&property=temperature",
-                                  "/assets/plants/demo/scene.json", "/assets/plants/demo/twins.json", "/metrics"])
+                                  "/assets/plants/demo/scene.json", "/assets/plants/demo/twins.json", "/metrics",
+                                  "/api/plant/scene.json", "/api/plant/bindings.json", "/api/anchors"])
 def test_nothing_of_the_plant_without_credentials(guarded, path):
     status, body, headers = get(guarded, path)
     assert status == 401, (path, status, body[:200])
@@ -75,6 +76,30 @@ def test_nothing_of_the_plant_without_credentials(guarded, path):
     # A wrongly signed token is no better.
     status, _, _ = get(guarded, path, token=jwt("boss", role="admin", secret="x" * 40))
     assert status == 401
+
+
+def test_plant_files_and_anchors_hold_roles_and_zones_over_http(guarded):
+    # Reading plant files is for admins; writing them and anchors for admins with every zone. Nothing here writes:
+    # every request is refused before the body is looked at.
+    body = json.dumps({"bindings": []}).encode()
+    for token in (OPERATOR, CONTRACTOR):
+        assert get(guarded, "/api/plant/bindings.json", token)[0] == 403
+        assert get(guarded, "/api/plant/bindings.json", token, method="PUT", body=body)[0] == 403
+        assert get(guarded, "/api/anchors/hall-a", token, method="PUT", body=b'{"position": [0, 0, 0]}')[0] == 403
+        assert get(guarded, "/api/anchors/hall-a", token, method="DELETE")[0] == 403
+    zoned_admin = jwt("zadmin", role="admin", zones=["hall-a-line-01"])
+    status, reply, _ = get(guarded, "/api/plant/rules.json", zoned_admin, method="PUT", body=body)
+    assert status == 403 and b"every zone" in reply, reply
+    status, reply, _ = get(guarded, "/api/anchors/hall-a", zoned_admin, method="PUT", body=b'{"position": [0, 0, 0]}')
+    assert status == 403 and b"whole site" in reply, reply
+    assert get(guarded, "/api/anchors/hall-a", method="PUT", body=b'{"position": [0, 0, 0]}')[0] == 401
+    # Only the plant's own files, by name: no path leaves the folder.
+    for path in ("/api/plant/config.json", "/api/plant/dtdl/x.json", "/api/plant/..%2fconfig.json"):
+        assert get(guarded, path, ADMIN)[0] == 404, path
+    assert get(guarded, "/api/plant/scene.json", ADMIN, method="PUT", body=body)[0] == 405
+    # Anyone who may see the scene reads the anchors; a contractor only its roots' ones.
+    assert get(guarded, "/api/anchors", OPERATOR)[0] == 200
+    assert [a["id"] for a in json.loads(get(guarded, "/api/anchors", CONTRACTOR)[1])["anchors"]] == ["hall-a"]
 
 
 def test_healthz_says_only_that_it_is_up(guarded):
