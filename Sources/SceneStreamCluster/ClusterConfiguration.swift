@@ -72,6 +72,8 @@ public struct ClusterSubjects: Sendable, Equatable {
     /// Alerts raised and cleared (the protocol's `alerts` message, nodes unfiltered), and the active ones.
     public let alerts: String
     public let activeAlerts: String
+    /// The site's spatial anchors (the protocol's `anchors` message, every anchor).
+    public let anchors: String
     /// The owner lease's key in the owners bucket.
     public let leaseKey: String
 
@@ -89,6 +91,7 @@ public struct ClusterSubjects: Sendable, Equatable {
         history = "\(prefix).history"
         alerts = "\(prefix).alerts"
         activeAlerts = "\(prefix).active"
+        anchors = "\(prefix).anchors"
         stream = "SCENESTREAM_\(token.replacingOccurrences(of: "-", with: "_"))"
         ingestStream = stream + "_INGEST"
         leaseKey = token

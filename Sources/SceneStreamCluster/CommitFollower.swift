@@ -16,6 +16,7 @@ public final class CommitFollower: @unchecked Sendable {
     private let lock = NSLock()
     private var inbox: [SceneFrame] = []
     private var alertInbox: [(active: Bool, records: [AlertRecord])] = []
+    private var anchorInbox: [AnchorRecord]?
     private var notes: [String] = []
     private var failedCatchUps = 0
     private var subscription: NATSSubscription?
@@ -111,6 +112,15 @@ public final class CommitFollower: @unchecked Sendable {
         return r
     }
 
+    /// The owner's anchors, if they arrived since the last call (the latest set).
+    public func takeAnchors() -> [AnchorRecord]? {
+        lock.lock()
+        defer { lock.unlock() }
+        let r = anchorInbox
+        anchorInbox = nil
+        return r
+    }
+
     /// Counts so far.
     public var snapshot: Counts {
         lock.lock()
@@ -158,11 +168,18 @@ public final class CommitFollower: @unchecked Sendable {
 
     private func received(locked payload: [UInt8], subject: String, from: String) {
         // Other subjects of the scene (collaboration, sync requests) are not for followers.
-        let known = [subjects.commits, subjects.keyframes, subjects.alerts, subjects.activeAlerts]
+        let known = [subjects.commits, subjects.keyframes, subjects.alerts, subjects.activeAlerts, subjects.anchors]
         guard !stopped, known.contains(subject) else { return }
         counts.received += 1
         counts.bytes += payload.count
         do {
+            if subject == subjects.anchors {
+                guard case .anchors(let scene, let records) = try decoder.decodeServerMessage(payload), scene == subjects.scene else {
+                    throw ProtocolError(.invalidValue, "not an anchors message of this scene")
+                }
+                anchorInbox = records
+                return
+            }
             if subject == subjects.alerts || subject == subjects.activeAlerts {
                 guard case .alerts(let records) = try decoder.decodeServerMessage(payload) else {
                     throw ProtocolError(.invalidValue, "not an alerts message")

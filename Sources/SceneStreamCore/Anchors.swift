@@ -45,6 +45,17 @@ public struct AnchorRegistry: Sendable, Equatable {
     /// An empty registry.
     public init() {}
 
+    /// The registry another node sent (a fan-out node's copy of the owner's): back to metres and a quaternion.
+    public init(records: [AnchorRecord], by source: String) {
+        for r in records {
+            anchors[r.id] = Anchor(
+                id: r.id, position: [Double(r.position.x) / 1000, Double(r.position.y) / 1000, Double(r.position.z) / 1000],
+                rotation: (0..<4).map { Double(r.rotation[$0]) / 1_000_000 },
+                handles: Dictionary(r.handles.map { ($0.platform, $0.value) }, uniquingKeysWith: { _, b in b }),
+                updatedMs: r.updatedMs, updatedBy: source)
+        }
+    }
+
     /// Reads a stored registry (`path` names it in errors).
     public init(file bytes: [UInt8], path: String) throws(ConfigError) {
         let f: File

@@ -108,6 +108,7 @@ extension StreamingServer {
         // order, off this thread) before the answer says it is stored.
         anchorRegistry = next
         for c in clients.values { sendAnchors(to: c) }
+        replicateAnchors()
         logger.notice("anchor changed", metadata: ["anchor": "\(id)", "user": "\(caller?.userId ?? "local")", "method": "\(r.head.method.rawValue)"])
         guard let path = anchorsPath else {
             return answer(r, .json([UInt8]((try? JSONSerialization.data(withJSONObject: result.merging(["stored": false]) { a, _ in a }, options: [.sortedKeys])) ?? Data())), route: .anchors)

@@ -418,7 +418,16 @@ extension StreamingServer {
         } else if due {
             c.lastKeyframeMs = nowMs  // nothing changed since the last keyframe: it is still the scene
         }
-        if due { pub.publishPlain(c.subjects.activeAlerts, encoder.encode(.alerts(activeAlertRecords()))) }
+        if due {
+            pub.publishPlain(c.subjects.activeAlerts, encoder.encode(.alerts(activeAlertRecords())))
+            replicateAnchors()
+        }
+    }
+
+    /// The owner's anchors to the fan-out nodes (on every change, and with each keyframe for nodes that start later).
+    func replicateAnchors() {
+        guard let c = cluster, let pub = c.publisher else { return }
+        pub.publishPlain(c.subjects.anchors, encoder.encode(.anchors(sceneId: runtime.scene.id, anchors: anchorRegistry.records)))
     }
 
     /// A follower asked for the scene now: a keyframe of the current version (shared with every other asker and
@@ -464,6 +473,13 @@ extension StreamingServer {
             case .catchUp(let from, let to):
                 logger.notice("cluster: versions missed; catching up from the last keyframe", metadata: ["from": "\(from)", "to": "\(to)"])
                 follower.catchUp()
+            }
+        }
+        if let records = follower.takeAnchors() {
+            let copy = AnchorRegistry(records: records, by: "owner")
+            if copy != anchorRegistry {
+                anchorRegistry = copy
+                for c in clients.values { sendAnchors(to: c) }
             }
         }
         for batch in alertBatches {

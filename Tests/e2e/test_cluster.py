@@ -512,7 +512,8 @@ def test_owner_killed_a_standby_takes_over_within_five_seconds_versions_continue
 
 # What the plant's leaf node refuses from the cloud (README, "Edge to cloud"): ingest and command subjects, and
 # forged commits. Everything the plant publishes (commits, keyframes, JetStream API) flows out.
-PLANT_DENY_IMPORTS = ["scenestream.*.ingest.>", "scenestream.*.ingested", "scenestream.*.commits", "scenestream.*.keyframes"]
+PLANT_DENY_IMPORTS = ["scenestream.*.ingest.>", "scenestream.*.ingested", "scenestream.*.commits", "scenestream.*.keyframes",
+                      "scenestream.*.alerts", "scenestream.*.active", "scenestream.*.anchors"]
 
 
 def test_an_owner_behind_a_plant_leaf_node_serves_the_cloud_and_the_cloud_cannot_publish_into_the_plant(tmp_path):
@@ -535,7 +536,8 @@ def test_an_owner_behind_a_plant_leaf_node_serves_the_cloud_and_the_cloud_cannot
         # The cloud publishes into the plant's ingest and commit subjects, and on a collaboration subject.
         inside = NATSClient(plant.url, "plant-side")
         clients.append(inside)
-        for subject in ("scenestream.demo.ingest.line-01", "scenestream.demo.commits", "scenestream.demo.collab"):
+        forged = ("scenestream.demo.ingest.line-01", "scenestream.demo.commits", "scenestream.demo.anchors", "scenestream.demo.collab")
+        for subject in forged:
             inside.subscribe(subject)
         inside.flush()
         outside = NATSClient(cloud.nodes[1].url, "cloud-side")
@@ -543,7 +545,7 @@ def test_an_owner_behind_a_plant_leaf_node_serves_the_cloud_and_the_cloud_cannot
         # Interest crosses the leaf connection asynchronously: publish until the allowed subject arrives.
         deadline, got = time.time() + 10, []
         while time.time() < deadline:
-            for subject in ("scenestream.demo.ingest.line-01", "scenestream.demo.commits", "scenestream.demo.collab"):
+            for subject in forged:
                 outside.publish(subject, b"FORGED-" + subject.encode())
             outside.flush()
             got = [(s, p) for s, p in inside.collect(0.3) if p.startswith(b"FORGED-")]
@@ -553,7 +555,7 @@ def test_an_owner_behind_a_plant_leaf_node_serves_the_cloud_and_the_cloud_cannot
         # The allowed subject arrived (so the refusal below could have failed) …
         assert "scenestream.demo.collab" in subjects, subjects
         # … the denied ones never did.
-        assert "scenestream.demo.ingest.line-01" not in subjects and "scenestream.demo.commits" not in subjects, subjects
+        assert not subjects & {"scenestream.demo.ingest.line-01", "scenestream.demo.commits", "scenestream.demo.anchors"}, subjects
         # And the fan-out node still holds the owner's scene: no forged commit reached it through the plant either.
         assert fan.json("/healthz")["synced"]
     finally:
@@ -630,6 +632,32 @@ def test_the_owners_alerts_reach_fanout_clients_within_their_zones(nodes):
         asyncio.run(run())
     finally:
         owner.http("/api/simulator", json.dumps({"running": True}).encode(), token=ADMIN)
+
+
+def test_the_owners_anchors_reach_fanout_clients_and_are_set_only_on_the_owner(nodes):
+    from device import Device
+    from test_anchors import request
+    owner, fans, _ = nodes
+    body = {"position": [1.5, 0, 2], "handles": {"openxr": "0d3c2b1a-9f8e-4d7c-b6a5-1234567890ab", "marker": "qr:hall-a"}}
+
+    async def run():
+        headset = await Device(fans[0].url, ADMIN, 1, "anchor-headset", max_version=3).open()
+        contractor = await Device(fans[1].url, jwt("con3", role="operator", zones=["hall-a-line-01"]), DESKTOP, "anchor-con", max_version=3).open()
+        for d in (headset, contractor):
+            await d.wait(lambda: d.anchors is not None, what="anchors after subscribe")
+        status, text = request(fans[0], "PUT", "/api/anchors/hall-a", body, ADMIN)
+        assert status == 409 and b"owner" in text, text
+        assert request(owner, "PUT", "/api/anchors/hall-a", body, ADMIN)[0] == 200
+        for d in (headset, contractor):  # the hall's root is the contractor's line's ancestor: its anchor is theirs too
+            await d.wait(lambda: [(a["id"], a["position"]) for a in d.anchors] == [("hall-a", [1500, 0, 2000])], what="the owner's anchor")
+        listed = json.loads(request(fans[1], "GET", "/api/anchors", token=ADMIN)[1])["anchors"]
+        assert listed[0]["registered"] and listed[0]["position"] == [1.5, 0, 2] and listed[0]["handles"] == body["handles"]
+        assert request(owner, "DELETE", "/api/anchors/hall-a", token=ADMIN)[0] == 200
+        await headset.wait(lambda: headset.anchors == [], what="the removal on the fan-out node")
+        for d in (headset, contractor):
+            await d.close()
+
+    asyncio.run(run())
 
 
 def test_presence_selection_and_annotations_from_fanout_nodes_reach_every_node_through_the_owner(nodes, nats):
