@@ -5,12 +5,11 @@ older clients are not sent what they cannot read."""
 import asyncio
 import json
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from conftest import Server
 from device import Device
+from test_reload import request
 from test_security import SECRET, jwt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,17 +38,6 @@ def start(tmp_path):
         cfg.write_text(json.dumps({"simulator": False, "plant": str(plant(tmp_path)), "data": str(tmp_path / "data"),
                                    "auth": {"hs256Secret": SECRET}}))
     return Server("--config", str(cfg))
-
-
-def request(server, method, path, body=None, token=None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
 
 
 def ids(anchors):

@@ -636,7 +636,7 @@ def test_the_owners_alerts_reach_fanout_clients_within_their_zones(nodes):
 
 def test_the_owners_anchors_reach_fanout_clients_and_are_set_only_on_the_owner(nodes):
     from device import Device
-    from test_anchors import request
+    from test_reload import request
     owner, fans, _ = nodes
     body = {"position": [1.5, 0, 2], "handles": {"openxr": "0d3c2b1a-9f8e-4d7c-b6a5-1234567890ab", "marker": "qr:hall-a"}}
 

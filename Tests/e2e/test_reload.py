@@ -33,6 +33,7 @@ def start(tmp_path, dst, **extra):
 
 
 def request(server, method, path, body=None, token=None):
+    """An HTTP request of any method; `body` bytes or JSON. Returns (status, body) whatever the status."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", data=data, method=method, headers=headers)
