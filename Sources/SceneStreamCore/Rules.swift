@@ -101,11 +101,27 @@ public final class AlertEngine {
         for (k, r) in set.rules.enumerated() { byProperty[r.property, default: []].append(k) }
     }
 
-    /// Keeps `e` as the active alert it was (a reload: the time it was raised stays).
-    public func restore(_ e: AlertEvent) { if active[e.id] != nil { active[e.id] = e } }
+    /// Takes over another engine's active alerts (a reload): each whose rule (by id) is still here and still
+    /// covers its twin stays active as it was, so a value inside the rule's hysteresis band keeps it. Returns the
+    /// ids kept, and a `raised` event for each kept one whose severity changed.
+    public func carry(_ before: [String: AlertEvent]) -> (kept: Set<String>, changed: [AlertEvent]) {
+        var kept: Set<String> = []
+        var changed: [AlertEvent] = []
+        for (id, e) in before {
+            guard let rule = set.rules.first(where: { $0.id == e.ruleId }), rule.twins.matches(e.twin) else { continue }
+            var now = e
+            now.severity = rule.severity
+            now.nodeId = rule.node.isEmpty ? nil : rule.node.replacingOccurrences(of: "{twin}", with: e.twin)
+            active[id] = now
+            kept.insert(id)
+            if now.severity != e.severity || now.nodeId != e.nodeId { changed.append(now) }
+        }
+        return (kept, changed)
+    }
 
-    /// Evaluates the rules an update triggers; returns alerts raised or cleared by it.
-    public func evaluate(_ u: PropertyUpdate) -> [AlertEvent] {
+    /// Evaluates the rules an update triggers; returns alerts raised or cleared by it, at the update's time or at
+    /// `timeMs` when given (a reload: the change is the rules', made then).
+    public func evaluate(_ u: PropertyUpdate, at timeMs: UInt64? = nil) -> [AlertEvent] {
         guard let v = u.value.number, let ks = byProperty[u.property] else { return [] }
         var out: [AlertEvent] = []
         for k in ks {
@@ -131,13 +147,13 @@ public final class AlertEngine {
                 let e = AlertEvent(
                     id: id, ruleId: rule.id, twin: u.twin,
                     nodeId: rule.node.isEmpty ? nil : rule.node.replacingOccurrences(of: "{twin}", with: u.twin),
-                    severity: rule.severity, state: .raised, timeMs: u.timestampMs, message: text)
+                    severity: rule.severity, state: .raised, timeMs: timeMs ?? u.timestampMs, message: text)
                 active[id] = e
                 out.append(e)
             } else if isActive && clear {
                 var e = active.removeValue(forKey: id)!
                 e.state = .cleared
-                e.timeMs = u.timestampMs
+                e.timeMs = timeMs ?? u.timestampMs
                 e.message = text
                 out.append(e)
             }

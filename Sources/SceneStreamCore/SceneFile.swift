@@ -157,8 +157,14 @@ public final class SceneRuntime {
     public func reload(scene new: SceneFile, bindings: BindingSet, rules: RuleSet, relationships: [RelationshipEdge], timeMs: UInt64) throws(ReloadError) -> [AlertEvent] {
         guard new.id == scene.id else { throw ReloadError(reason: "the scene id changed (\(scene.id) → \(new.id)): restart to serve another scene") }
         guard new.quantization == scene.quantization else { throw ReloadError(reason: "the quantization changed: restart to apply it") }
-        // Check the new nodes can all be placed (ids unique, parents before children, roots anchored) first.
+        // Check the new nodes can all be placed (ids unique, parents before children, roots anchored) first, and
+        // that none takes the id of a node the running scene added itself (presence, notes): nothing changes
+        // unless everything can.
         do { _ = try new.makeGraph(retainedVersions: 1) } catch { throw ReloadError(reason: "\(error)") }
+        let old = Dictionary(scene.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        if let taken = new.nodes.first(where: { old[$0.id] == nil && graph.index(of: $0.id) != nil }) {
+            throw ReloadError(reason: "node '\(taken.id)' is already in the running scene (added by a session): rename it")
+        }
         // Nodes the old bindings wrote go back to their file values, so a binding removed leaves no trace.
         let state = twins.snapshot()
         var written: Set<String> = []
@@ -166,13 +172,10 @@ public final class SceneRuntime {
             for i in self.bindings.nodes(boundTo: twin, graph: graph) { if let id = graph.id(of: i) { written.insert(id) } }
         }
         if new.nodes != scene.nodes {
-            let old = Dictionary(scene.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            // A node's parent is its id's prefix, so a node that moved has another id: removed here, added below.
             let fresh = Set(new.nodes.map(\.id))
-            // Removed, or moved to another parent (removed here, added below).
-            for n in scene.nodes.reversed() {
-                guard let i = graph.index(of: n.id) else { continue }
-                let moved = new.nodes.first { $0.id == n.id }.map { $0.parentId != n.parentId } ?? false
-                if !fresh.contains(n.id) || moved { graph.remove(i) }
+            for n in scene.nodes.reversed() where !fresh.contains(n.id) {
+                if let i = graph.index(of: n.id) { graph.remove(i) }
             }
             for n in new.nodes {
                 if let i = graph.index(of: n.id) {
@@ -181,36 +184,51 @@ public final class SceneRuntime {
                     do { try graph.add(n) } catch { throw ReloadError(reason: "\(error)") }
                 }
             }
-            scene = new
         }
+        scene = new
         for n in new.nodes where written.contains(n.id) {
             if let i = graph.index(of: n.id) { graph.update(i) { $0 = graph.wireNode(n, parent: $0.parent) } }
         }
         self.bindings = BindingEngine(bindings)
+        // Alerts whose rule is still there stay active as they were (a value inside a rule's hysteresis band keeps
+        // its alert); the new rules then see every current value.
         let before = alerts.active
         alerts = AlertEngine(rules)
+        let carried = alerts.carry(before)
+        let oldSources = Set(edges.map(\.source))
         noteAggregates()
         relatedFrom = [:]
         targets = [:]
         edges = []
         twins.clearRelationships()
         for e in relationships { relate(e) }
-        // Every current value through the new bindings and rules (aggregates first, so that they are current).
+        // Aggregates first (every one, on every twin related before or now, through aggregates of aggregates), so
+        // that the values below are current.
         var dirty: [Dirty: UInt64] = [:]
-        for u in state where Aggregate.parse(u.property) == nil { noteInputs(u, &dirty) }
-        for (d, t) in dirty { if let u = recompute(d, at: t) { twins.apply(u) } }
-        var events: [AlertEvent] = []
+        for source in oldSources.union(edges.map(\.source)) {
+            for k in aggregates.indices { dirty[Dirty(source: source, aggregate: k)] = timeMs }
+        }
+        var depth = 0
+        while !dirty.isEmpty, depth < 8 {
+            let now = dirty.sorted { ($0.key.source, $0.key.aggregate) < ($1.key.source, $1.key.aggregate) }
+            dirty.removeAll(keepingCapacity: true)
+            for (d, t) in now {
+                guard let u = recompute(d, at: t), twins.apply(u) else { continue }
+                noteInputs(u, &dirty)
+            }
+            depth += 1
+        }
+        var events: [AlertEvent] = carried.changed
         for u in twins.snapshot() {
             self.bindings.apply(u, store: twins, graph: graph)
-            events += alerts.evaluate(u).filter { before[$0.id] == nil }
+            events += alerts.evaluate(u, at: timeMs)
         }
-        for (id, e) in before where alerts.active[id] == nil {
+        for (_, e) in before where !carried.kept.contains(e.id) {
             var cleared = e
             cleared.state = .cleared
             cleared.timeMs = timeMs
             events.append(cleared)
         }
-        for (id, e) in before where alerts.active[id] != nil { alerts.restore(e) }
         return events
     }
 
@@ -249,8 +267,12 @@ public final class SceneRuntime {
         for t in targets[d.source]?[a.relationship] ?? [] {
             if let s = twins.state(t, a.property) { inputs.append(s) }
         }
-        guard let (v, q) = a.value(of: inputs) else { return nil }
         let cur = twins.state(d.source, a.name)
+        guard let (v, q) = a.value(of: inputs) else {
+            // Nothing to aggregate any more (its relationships went away): the last value is no longer current.
+            guard let cur, cur.quality == .good else { return nil }
+            return PropertyUpdate(twin: d.source, property: a.name, value: cur.value, timestampMs: max(timeMs, cur.timestampMs), quality: .stale)
+        }
         if let cur, cur.value == v, cur.quality == q { return nil }
         return PropertyUpdate(twin: d.source, property: a.name, value: v, timestampMs: max(timeMs, cur?.timestampMs ?? 0), quality: q)
     }

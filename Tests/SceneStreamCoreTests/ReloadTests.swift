@@ -73,6 +73,50 @@ import Testing
         #expect(cleared.map(\.state) == [.cleared] && cleared.first?.timeMs == 4 && r.alerts.active.isEmpty)
     }
 
+    @Test func anAlertInsideItsHysteresisBandStaysThroughAReload() throws {
+        let r = try runtime()
+        let band = try RuleSet.parse(bytes(#"{"rules":[{"id":"hot","twins":"line/*","property":"temperature","above":80,"clear":70,"severity":"warning"}]}"#), file: "rules.json")
+        let raised = try r.reload(scene: try scene(), bindings: try bindings(), rules: band, relationships: [], timeMs: 2)
+        #expect(raised.map(\.state) == [.raised] && raised.first?.timeMs == 2)  // raised by the new rule, at the reload
+        _ = r.ingest([PropertyUpdate(twin: "line/p1", property: "temperature", value: .number(75), timestampMs: 3)])
+        #expect(r.alerts.active["hot@line/p1"] != nil)  // 75: above the clear level, still active
+        // Any reload (here the bindings only) keeps it: 75 would not raise it, but it does not clear it either.
+        #expect(try r.reload(scene: try scene(), bindings: try bindings("label"), rules: band, relationships: [], timeMs: 4).isEmpty)
+        #expect(r.alerts.active["hot@line/p1"]?.timeMs == 2)
+        // A new severity is said; a rule removed clears it.
+        let critical = try RuleSet.parse(bytes(#"{"rules":[{"id":"hot","twins":"line/*","property":"temperature","above":80,"clear":70,"severity":"critical"}]}"#), file: "rules.json")
+        let changed = try r.reload(scene: try scene(), bindings: try bindings(), rules: critical, relationships: [], timeMs: 5)
+        #expect(changed.map(\.state) == [.raised] && changed.first?.severity == .critical)
+        let gone = try r.reload(scene: try scene(), bindings: try bindings(), rules: RuleSet(), relationships: [], timeMs: 6)
+        #expect(gone.map(\.state) == [.cleared] && gone.first?.timeMs == 6)
+    }
+
+    @Test func anchorsAlonePassAndAggregatesFollowRelationshipsThatGo() throws {
+        let r = try SceneRuntime(
+            scene: try scene(), bindings: try BindingSet.parse(bytes(#"{"bindings":[]}"#), file: "b.json"),
+            rules: try RuleSet.parse(bytes(#"{"rules":[{"id":"any","twins":"line","property":"max(has.temperature)","above":1}]}"#), file: "r.json"),
+            relationships: [RelationshipEdge(source: "line", name: "has", target: "line/p1")])
+        _ = r.ingest([PropertyUpdate(twin: "line/p1", property: "temperature", value: .number(85), timestampMs: 1)])
+        #expect(r.twins.state("line", "max(has.temperature)")?.quality == .good)
+        let moreAnchors = ##"{"id":"t","anchors":[{"id":"hall"},{"id":"yard"}],"nodes":[{"id":"line","anchor":"hall"},{"id":"line/p1","color":"#ffffff","label":"p1"},{"id":"line/p2"}]}"##
+        _ = try r.reload(scene: try scene(moreAnchors), bindings: r.bindings.set, rules: r.alerts.set, relationships: [], timeMs: 2)
+        #expect(r.scene.anchors.map(\.id) == ["hall", "yard"])
+        // Its relationship is gone: the aggregate is no longer current.
+        #expect(r.twins.state("line", "max(has.temperature)")?.quality == .stale)
+    }
+
+    @Test func aNewNodeWithTheIdOfASessionsNodeIsRefusedBeforeAnythingChanges() throws {
+        let r = try runtime()
+        try r.graph.add(NodeSpec(id: "line/~note-1", label: "a note"))
+        _ = r.graph.commit(timeMs: 2)
+        let v = r.graph.version
+        let clash = ##"{"id":"t","anchors":[{"id":"hall"}],"nodes":[{"id":"line","anchor":"hall"},{"id":"line/~note-1"}]}"##
+        #expect(throws: SceneRuntime.ReloadError.self) {
+            try r.reload(scene: try scene(clash), bindings: try bindings(), rules: try rules(above: 90), relationships: [], timeMs: 3)
+        }
+        #expect(r.graph.index(of: "line/p2") != nil && !r.graph.hasPendingChanges && r.graph.commit(timeMs: 4) == v)
+    }
+
     @Test func whatNeedsARestartIsRefusedAndNothingChanges() throws {
         let r = try runtime()
         let v = r.graph.version
