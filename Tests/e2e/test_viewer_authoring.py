@@ -32,8 +32,8 @@ def authoring(tmp_path_factory):
     assert server.stop() == 0
 
 
-def temperature(server, value):
-    status, body = post(server, {"updates": [{"twin": PRESS, "property": "temperature", "value": value}]})
+def temperature(server, value, quality="good"):
+    status, body = post(server, {"updates": [{"twin": PRESS, "property": "temperature", "value": value, "quality": quality}]})
     assert status == 200, body
 
 
@@ -112,13 +112,17 @@ def test_a_label_binding_is_previewed_live_and_saved_for_every_client_as_a_delta
         await page.wait(preview_label("71 deg"), what="the preview on the 3D label")
         assert "replaces binding #11" in await page.eval("document.getElementById('author-plan').textContent")
 
-        # The preview follows the values as they come in; nothing is sent: other clients and the file are as before.
-        temperature(server, 74.4)
-        await page.wait(f"{output('74 deg')} && {preview_label('74 deg')}", what="the preview following a new value")
-        temperature(server, 71)
-        await page.wait(f"{output('71 deg')} && {preview_label('71 deg')}", what="the preview following back")
+        # The preview follows the values as they come in, by the server's rules (a value that is not good is said
+        # so on a label); nothing is sent: other clients and the file are as before.
         d = await Device(server.url, "demo:watcher", 2, "watcher").open()
         try:
+            temperature(server, 74.4)
+            await page.wait(f"{output('74 deg')} && {preview_label('74 deg')}", what="the preview following a new value")
+            temperature(server, 71, quality="uncertain")
+            await d.wait(lambda: label(d, TEMP) == "71 °C (uncertain)", what="the server's label of an uncertain value")
+            await page.wait(f"{output('71 deg (uncertain)')} && {preview_label('71 deg (uncertain)')}", what="the preview of an uncertain value")
+            temperature(server, 71)
+            await page.wait(f"{output('71 deg')} && {preview_label('71 deg')}", what="the preview following back")
             await d.wait(lambda: label(d, TEMP) == "71 °C", what="the server's own label")
             assert json.loads((dst / "bindings.json").read_text()) == before
             k0 = keyframes(d)

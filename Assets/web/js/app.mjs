@@ -8,6 +8,7 @@ import { OrbitControls } from '/vendor/three/examples/jsm/controls/OrbitControls
 import { VRButton } from '/vendor/three/examples/jsm/webxr/VRButton.js';
 import { decodeServer, encode, Replica, smallestThree, quaternion, DEVICE } from './wire.mjs';
 import { PlantView, LabelLayer } from './render.mjs';
+import { BindingEditor } from './author.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -36,6 +37,15 @@ async function api(path) {
   const r = await fetch(path, { headers: jwt ? { Authorization: `Bearer ${jwt}` } : {} });
   if (!r.ok) throw new Error(`${path.split('?')[0]}: ${r.status} ${(await r.text()).trim()}`);
   return r.json();
+}
+
+/** Like `api`, for any method: the answer's status and text, whatever the status (the binding editor shows the
+ * server's reasons as they are). */
+async function request(path, { method = 'GET', body } = {}) {
+  const headers = jwt ? { Authorization: `Bearer ${jwt}` } : {};
+  if (body != null) headers['Content-Type'] = 'application/json';
+  const r = await fetch(path, { method, headers, body, cache: 'no-store' });
+  return { status: r.status, text: await r.text() };
 }
 
 // State for people (the panels) and for tests (window.sceneStream).
@@ -109,6 +119,7 @@ window.addEventListener('resize', resize);
 resize();
 
 const replica = new Replica();
+const editor = new BindingEditor({ plant, replica: () => replica, state, request });
 
 function applyChange(change) {
   if (change.keyframe) plant.clear();
@@ -119,6 +130,7 @@ function applyChange(change) {
     treeDirty = true;
     if (state.selected != null && !plant.nodes.has(state.selected)) select(null);
   }
+  editor.afterChange(change);
 }
 
 /** Flies the camera to look at `box` (a Box3) from its current direction. */
@@ -256,6 +268,7 @@ function handle(m) {
       else subscribe();
       loadTwins();
       loadHistoryRange();
+      checkAuthoring();
       break;
     }
     case 'keyframe': case 'delta': {
@@ -467,6 +480,14 @@ function machineOf(i) {
 let inspectTimer = null;
 let chartProperty = '';
 
+/** Whether this user may edit the plant's bindings: the server lets them read bindings.json (admins; anyone in open
+ * mode on a plant read from a folder). */
+async function checkAuthoring() {
+  let ok = false;
+  try { ok = (await request('/api/plant/bindings.json')).status === 200; } catch { ok = false; }
+  editor.setAllowed(ok);
+}
+
 /** Selects machine node `i` (or nothing): tells the room, opens the panel, starts its live values. */
 function select(i, { fly = false } = {}) {
   state.selected = i;
@@ -479,6 +500,7 @@ function select(i, { fly = false } = {}) {
     $('inspect').hidden = true;
     $('selection').hidden = false;
     state.inspect = null;
+    editor.select(null);
     renderTree();
     return;
   }
@@ -486,6 +508,7 @@ function select(i, { fly = false } = {}) {
   state.selection = [i];
   const path = plant.path(i);
   const twin = state.twins.get(path);
+  editor.select({ index: i, path, twin: twin?.id });
   $('selection').hidden = true;
   $('inspect').hidden = false;
   $('inspect-title').textContent = path;
@@ -554,6 +577,7 @@ async function refreshInspect(twinId) {
     li.textContent = `${hhmmss(a.timeMs)} ${a.severity}: ${a.message}`;
     al.appendChild(li);
   }
+  editor.values();
   if (!chartProperty) {
     chartProperty = names.find((k) => typeof t.properties[k].value === 'number' && (k === 'temperature' || k === 'level'))
       || names.find((k) => typeof t.properties[k].value === 'number') || '';
@@ -564,6 +588,8 @@ async function refreshInspect(twinId) {
 // ------------------------------------------------------------------------------------------------------ trend
 let chart = null;
 let chartTouch = null;
+// The trend follows its box: a scrollbar appearing in the panel (a long table, the binding editor) narrows it.
+new ResizeObserver((entries) => { if (chart && entries[0].contentRect.width > 0) chart.resize(); }).observe($('chart'));
 let chartRequest = 0;   // answers to older chart requests are dropped
 
 /** Removes the chart (its listeners too) and forgets its data. */
@@ -922,8 +948,11 @@ function labelItems() {
     if (!n || !n.shown) continue;
     const avatar = n.name === 'head' && plant.path(i).startsWith('~presence');
     const m = alerting.has(i) || state.selected === i ? i : null;
+    // A binding's preview (not saved yet) is drawn first and marked as such.
+    const preview = editor.previewIndex === i;
     items.push({ key: i, text: n.label, position: plant.worldPosition(i).add(new THREE.Vector3(0, avatar ? 0.5 : 0.4, 0)),
-      priority: state.selected === i ? 4 : avatar ? 3 : m != null ? 2 : 0, className: state.selected === i ? 'sel' : avatar ? 'avatar' : '' });
+      priority: preview ? 6 : state.selected === i ? 4 : avatar ? 3 : m != null ? 2 : 0,
+      className: preview ? 'preview' : state.selected === i ? 'sel' : avatar ? 'avatar' : '' });
   }
   for (const [m, a] of alerting) {
     const b = plant.bounds(m);
@@ -1026,6 +1055,8 @@ state.select = (nodeId) => {
   return plant.path(m);
 };
 state.seek = seek;
+/** For tests: the binding editor's state (allowed, open, previewing, draft, output, lastSave…). */
+state.authoring = () => editor.snapshot();
 state.plant = plant;  // for the browser's devtools
 /** For tests: the camera, its orbit pivot, and where the plant's centre is on the page (null: behind the camera). */
 state.camera = () => {

@@ -24,6 +24,21 @@ function instancedColours(material) {
   return m;
 }
 
+const AXES = [new THREE.Vector3(1, 0, 0), new THREE.Vector3(0, 1, 0), new THREE.Vector3(0, 0, 1)];
+/** A local override's transform (PlantView.override) applied to a node's translation, rotation and scale. */
+function overrideTransform(o, t, q, s) {
+  if (o.translation) t.setComponent(o.translation[0], o.translation[1]);
+  if (o.rotation) q.setFromAxisAngle(AXES[o.rotation[0]], o.rotation[1]);
+  if (o.scale) { if (o.scale[0] < 0) s.setScalar(o.scale[1]); else s.setComponent(o.scale[0], o.scale[1]); }
+  if (o.pose) {
+    const p = o.pose;
+    if (p.x != null) t.x = p.x;
+    if (p.y != null) t.y = p.y;
+    if (p.z != null) t.z = p.z;
+    if (p.yaw != null) q.setFromAxisAngle(AXES[1], (p.yaw * Math.PI) / 180);
+  }
+}
+
 /** An InstancedMesh drawing up to `cap` instances of `geometry`, with its own per-instance colours. */
 function instanced(geometry, material, cap, batch) {
   const g = geometry.clone();
@@ -233,6 +248,7 @@ export class PlantView {
     this.orphans = new Map();    // parent index → children that came first
     this.frustum = new THREE.Frustum();
     this.lastView = '';
+    this.overrides = new Map();  // index → values shown instead of the stream's (a binding's preview; see override)
   }
 
   anchorOffset(name) {
@@ -260,6 +276,7 @@ export class PlantView {
       for (const m of b.meshes) m.count = 0;
     }
     this.nodes.clear(); this.labelled.clear(); this.dirty.clear(); this.layers.clear(); this.orphans.clear();
+    this.overrides.clear();
     this.byPath = null; this.version++;
   }
 
@@ -302,16 +319,18 @@ export class PlantView {
     tmpV.set(r.translation[0] / u, r.translation[1] / u, r.translation[2] / u);
     tmpQ.set(q[0], q[1], q[2], q[3]);
     tmpS.set(r.scale[0] / 1000, r.scale[1] / 1000, r.scale[2] / 1000);
+    const o = this.overrides.get(i);
+    if (o) overrideTransform(o, tmpV, tmpQ, tmpS);
     n.local.compose(tmpV, tmpQ, tmpS);
     n.anchor = r.anchor || '';
-    n.visible = r.visible;
-    n.color = r.color;
+    n.visible = o && 'visible' in o ? o.visible : r.visible;
+    n.color = o && 'color' in o ? o.color : r.color;
     if (n.layer !== r.layer) {
       this.layers.set(n.layer, (this.layers.get(n.layer) || 1) - 1);
       this.layers.set(r.layer, (this.layers.get(r.layer) || 0) + 1);
       n.layer = r.layer;
     }
-    n.label = r.label || '';
+    n.label = o && 'label' in o ? o.label : r.label || '';
     if (n.label) this.labelled.add(i); else this.labelled.delete(i);
     if (n.asset !== r.asset) {
       if (n.batch) n.batch.remove(n);
@@ -320,6 +339,15 @@ export class PlantView {
       if (r.asset) { n.batch = this.batch(r.asset); n.batch.add(n); }
     }
     this.dirty.add(i);
+  }
+
+  /** Shows node `i` with some values of `o` instead of the stream's, until called again with `o` null; the stream's
+   * later values for the node keep the override. `o`: { label, color (RGBA), visible, translation: [axis, metres],
+   * rotation: [axis, radians], scale: [axis (-1: all three), factor], pose: { x, y, z, yaw (degrees) } }, each
+   * optional — what a binding would write (BindingEngine.write). `r`, `replica`: the node as the stream has it. */
+  override(i, o, r, replica) {
+    if (o) this.overrides.set(i, o); else this.overrides.delete(i);
+    if (r) this.upsert(i, r, replica);
   }
 
   /** Recomputes changed world matrices and fills the instance buffers with what `camera` sees (`height`: the
