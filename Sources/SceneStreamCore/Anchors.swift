@@ -63,7 +63,18 @@ public struct AnchorRegistry: Sendable, Equatable {
             throw ConfigError(file: path, location: "", reason: "not an anchors file (\(error))")
         }
         guard f.format == Self.format else { throw ConfigError(file: path, location: "format", reason: "unsupported format '\(f.format)'") }
-        for a in f.anchors { anchors[a.id] = a }
+        // The file is ours, but a hand edit must not reach the wire unchecked: the same rules as an admin's PUT.
+        for (k, a) in f.anchors.enumerated() {
+            guard !a.id.isEmpty, anchors[a.id] == nil else {
+                throw ConfigError(file: path, location: "anchors[\(k)].id", reason: "empty or repeated id '\(a.id)'")
+            }
+            do {
+                let pose = try Self.check(position: a.position, rotation: a.rotation, handles: a.handles)
+                anchors[a.id] = Anchor(id: a.id, position: pose.position, rotation: pose.rotation, handles: a.handles, updatedMs: a.updatedMs, updatedBy: a.updatedBy)
+            } catch {
+                throw ConfigError(file: path, location: "anchors[\(k)]", reason: error.reason)
+            }
+        }
     }
 
     /// The registry as stored: sorted, readable.
@@ -80,17 +91,30 @@ public struct AnchorRegistry: Sendable, Equatable {
     @discardableResult
     public mutating func remove(_ id: String) -> Bool { anchors.removeValue(forKey: id) != nil }
 
-    /// The anchors as the protocol sends them (§12): millimetres, quaternion components × 1,000,000, sorted by id.
+    /// The anchors as the protocol sends them (§12): millimetres, quaternion components × 1,000,000 (w ≥ 0),
+    /// anchors sorted by id and handles by platform, both by their UTF-8 bytes.
     public var records: [AnchorRecord] {
-        anchors.values.sorted { $0.id < $1.id }.map { a in
+        anchors.values.sorted { Self.utf8Less($0.id, $1.id) }.map { a in
             func mm(_ v: Double) -> Int32 { Int32((v * 1000).rounded()) }
-            func micro(_ v: Double) -> Int32 { Int32((v * 1_000_000).rounded()) }
+            // q and −q are the same rotation: the one with w ≥ 0 is sent (canonical).
+            let sign: Double = a.rotation[3] < 0 ? -1 : 1
+            func micro(_ v: Double) -> Int32 { Int32((sign * v * 1_000_000).rounded()) }
             return AnchorRecord(
                 id: a.id, position: QVec3(mm(a.position[0]), mm(a.position[1]), mm(a.position[2])),
                 rotation: SIMD4(micro(a.rotation[0]), micro(a.rotation[1]), micro(a.rotation[2]), micro(a.rotation[3])),
-                handles: a.handles.sorted { $0.key < $1.key }.map { AnchorHandle(platform: $0.key, value: $0.value) },
+                handles: a.handles.sorted { Self.utf8Less($0.key, $1.key) }.map { AnchorHandle(platform: $0.key, value: $0.value) },
                 updatedMs: a.updatedMs)
         }
+    }
+
+    /// Byte order of the UTF-8 encodings (what the spec says; Swift's `<` on strings is Unicode's order).
+    static func utf8Less(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+    /// Only the anchors `declared` names (the scene may have dropped one since it was registered).
+    public func declared(_ ids: Set<String>) -> AnchorRegistry {
+        var r = self
+        r.anchors = anchors.filter { ids.contains($0.key) }
+        return r
     }
 
     struct Body: Decodable {
@@ -116,14 +140,19 @@ public struct AnchorRegistry: Sendable, Equatable {
         do { b = try JSONDecoder().decode(Body.self, from: Data(body)) } catch {
             throw AnchorError("bad_anchor", "position must be [x, y, z] in metres, rotation [x, y, z, w], handles an object of strings")
         }
-        guard b.position.count == 3, b.position.allSatisfy({ $0.isFinite && abs($0) <= 100_000 }) else {
+        let checked = try check(position: b.position, rotation: b.rotation ?? [0, 0, 0, 1], handles: b.handles ?? [:])
+        return Anchor(id: id, position: checked.position, rotation: checked.rotation, handles: b.handles ?? [:], updatedMs: nowMs, updatedBy: user)
+    }
+
+    /// An anchor's pose and handles checked (the rotation normalized).
+    static func check(position: [Double], rotation: [Double], handles: [String: String]) throws(AnchorError) -> (position: [Double], rotation: [Double]) {
+        guard position.count == 3, position.allSatisfy({ $0.isFinite && abs($0) <= 100_000 }) else {
             throw AnchorError("bad_anchor", "position: expected [x, y, z] in metres, each within 100 km of the site's origin")
         }
-        var q = b.rotation ?? [0, 0, 0, 1]
+        var q = rotation
         let norm = q.count == 4 && q.allSatisfy(\.isFinite) ? q.reduce(0) { $0 + $1 * $1 }.squareRoot() : 0
         guard norm > 1e-6 else { throw AnchorError("bad_anchor", "rotation: expected a quaternion [x, y, z, w] that is not zero") }
         q = q.map { $0 / norm }
-        let handles = b.handles ?? [:]
         guard handles.count <= maxHandles else { throw AnchorError("bad_anchor", "handles: at most \(maxHandles)") }
         for (platform, value) in handles {
             let ok = !platform.isEmpty && platform.utf8.count <= 32
@@ -131,6 +160,6 @@ public struct AnchorRegistry: Sendable, Equatable {
             guard ok else { throw AnchorError("bad_anchor", "handles.\(platform): a platform is 1–32 of a–z 0–9 . _ - (openxr, visionos, webxr, marker, …)") }
             guard !value.isEmpty, value.utf8.count <= 512 else { throw AnchorError("bad_anchor", "handles.\(platform): expected 1–512 bytes") }
         }
-        return Anchor(id: id, position: b.position, rotation: q, handles: handles, updatedMs: nowMs, updatedBy: user)
+        return (position, q)
     }
 }

@@ -69,6 +69,14 @@ public struct AgeWatch: Sendable {
         twins[twin]?.givenMs = givenTwin[twin]!
     }
 
+    /// Replaces the twins' given periods (a reloaded catalog); properties' own periods still count for their twin.
+    public mutating func setTwinPeriods(_ periods: [String: UInt64]) {
+        var given = periods.filter { $0.value > 0 }
+        for (k, p) in givenProperty { given[k.twin] = min(p, given[k.twin] ?? .max) }
+        givenTwin = given
+        for k in twins.keys { twins[k]!.givenMs = given[k] ?? 0 }
+    }
+
     /// Gives one property an expected period (its mapping's or its model's): the property is judged on its own.
     public mutating func expect(twin: String, property: String, periodMs: UInt64) {
         guard periodMs > 0 else { return }

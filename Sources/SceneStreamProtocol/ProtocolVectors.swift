@@ -162,7 +162,7 @@ public enum ProtocolVectors {
             s("server-anchors", .anchors(sceneId: "demo", anchors: [
                 AnchorRecord(id: "hall-a", position: QVec3(0, 0, 0), rotation: SIMD4(0, 0, 0, 1_000_000), handles: [AnchorHandle(platform: "marker", value: "qr:hall-a-door-1"), AnchorHandle(platform: "openxr", value: "6f1c2b9e-3d4a-4b8e-9c21-0a5f7e3d2c10")], updatedMs: 1_795_000_000_000),
                 AnchorRecord(id: "line-2", position: QVec3(12_500, 0, -3_250), rotation: SIMD4(0, 707_107, 0, 707_107), handles: [AnchorHandle(platform: "visionos", value: "8A3F0C52-91D4-4E0B-B7C6-2F9D1E5A7B34"), AnchorHandle(platform: "webxr", value: "b1946ac9")], updatedMs: 1_795_000_001_500),
-            ]), "version 3: two anchors of the demo site — a hall at the origin (a printed marker, an OpenXR UUID) and a line 12.5 m along x, 3.25 m back, turned 90° about +Y (visionOS, WebXR)"),
+            ]), "version 3: two anchors of the demo site — a hall at the origin (a printed marker, an OpenXR UUID) and a line at x = 12.5 m, z = −3.25 m, turned 90° about +Y (visionOS, WebXR)"),
         ]
     }()
 

@@ -187,8 +187,10 @@ extension ServerMessage {
                 let id = try r.readString("anchor.id")
                 let position = try SceneFrame.readVec(&r, "anchor.position")
                 var q = SIMD4<Int32>()
-                for k in 0..<4 { q[k] = try r.readZigZag32("anchor.rotation") }
-                guard q.indices.allSatisfy({ abs(Int64(q[$0])) <= 1_000_000 }) else { throw ProtocolError(.invalidValue, "anchors.anchor.rotation") }
+                for k in 0..<4 {
+                    q[k] = try r.readZigZag32("anchor.rotation")
+                    guard abs(Int64(q[k])) <= 1_000_000 else { throw ProtocolError(.invalidValue, "anchors.anchor.rotation") }
+                }
                 var handles: [AnchorHandle] = []
                 for _ in 0..<(try r.readCount("anchor.handles.count", minBytes: 2)) {
                     handles.append(AnchorHandle(platform: try r.readString("handle.platform"), value: try r.readString("handle.value")))

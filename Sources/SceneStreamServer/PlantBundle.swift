@@ -14,6 +14,10 @@ public struct PlantBundle: Sendable {
     public var models = TwinModels()
     /// Where it came from, for messages.
     public var source: String
+    /// A folder's files as they were when it was read (``fingerprint(directory:)``), and the order of the read
+    /// among others of the same folder (``PlantGeneration``): a reload never applies an older read over a newer one.
+    public var fingerprint: [String] = []
+    public var generation: UInt64 = 0
 
     static func read(_ path: String) throws(ConfigError) -> [UInt8] {
         guard let d = FileManager.default.contents(atPath: path) else {
@@ -38,6 +42,8 @@ public struct PlantBundle: Sendable {
             twinsJSON: (try? file("twins.json")) ?? Array("{\"twins\":[]}".utf8), source: dir)
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/dtdl")) ?? []).filter { $0.hasSuffix(".json") }.sorted()
         let graph = "\(dir)/twin-graph.json"
+        // twins.json is checked here, off the service thread, like the others.
+        _ = try TwinCatalog(json: b.twinsJSON, file: "\(dir)/twins.json")
         if !names.isEmpty || FileManager.default.fileExists(atPath: graph) {
             var interfaces: [(name: String, bytes: [UInt8])] = []
             for n in names { interfaces.append(("\(dir)/dtdl/\(n)", try read("\(dir)/dtdl/\(n)"))) }
@@ -45,6 +51,18 @@ public struct PlantBundle: Sendable {
             b.models = try TwinModels.load(interfaces: interfaces, twins: twins)
         }
         return b
+    }
+
+    /// Numbers the reads of a plant folder in the order they start (the watcher's) or end (an HTTP write's).
+    final class Generations: @unchecked Sendable {
+        private let lock = NSLock()
+        private var last: UInt64 = 0
+        func next() -> UInt64 {
+            lock.lock()
+            defer { lock.unlock() }
+            last += 1
+            return last
+        }
     }
 
     /// The files a plant folder may hold, besides `dtdl/*.json`.

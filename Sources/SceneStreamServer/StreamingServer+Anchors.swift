@@ -36,7 +36,7 @@ extension StreamingServer {
 
     /// The registered anchors a view shows, as the protocol sends them.
     func anchorRecords(for filter: InterestFilter, limited: Bool) -> [AnchorRecord] {
-        let all = anchorRegistry.records
+        let all = anchorRegistry.declared(Set(runtime.scene.anchors.map(\.id))).records
         guard let named = visibleAnchors(filter, limited: limited) else { return all }
         return all.filter { named.contains($0.id) }
     }
@@ -141,10 +141,20 @@ enum DurableFile {
         guard FileManager.default.createFile(atPath: tmp, contents: data) else {
             throw ConfigError(file: tmp, location: "", reason: "cannot write")
         }
-        if let h = FileHandle(forUpdatingAtPath: tmp) {
-            try? h.synchronize()
+        guard let h = FileHandle(forUpdatingAtPath: tmp) else { throw ConfigError(file: tmp, location: "", reason: "cannot open to sync") }
+        do {
+            try h.synchronize()
+            try h.close()
+        } catch {
             try? h.close()
+            throw ConfigError(file: tmp, location: "", reason: "fsync failed: \(error)")
         }
         if rename(tmp, path) != 0 { throw ConfigError(file: path, location: "", reason: "rename failed (errno \(errno))") }
+        // The rename itself is durable once the folder is synced.
+        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if fd >= 0 {
+            defer { close(fd) }
+            if fsync(fd) != 0 { throw ConfigError(file: dir, location: "", reason: "fsync of the folder failed (errno \(errno))") }
+        }
     }
 }

@@ -480,6 +480,15 @@ extension StreamingServer {
             if copy != anchorRegistry {
                 anchorRegistry = copy
                 for c in clients.values { sendAnchors(to: c) }
+                // Kept on disk too: a standby that takes over, and restarts later, starts from the owner's set.
+                if let path = anchorsPath {
+                    let (bytes, logger) = (copy.fileBytes(), self.logger)
+                    anchorWrites.async {
+                        do { try DurableFile.write(Data(bytes), to: path) } catch {
+                            logger.warning("could not keep the owner's anchors on disk", metadata: ["path": "\(path)", "error": "\(error)"])
+                        }
+                    }
+                }
             }
         }
         for batch in alertBatches {

@@ -5,6 +5,7 @@ import Logging
 import SceneStreamCore
 import SceneStreamHTTP
 import SceneStreamIngest
+import SceneStreamSimulation
 import SceneStreamTransport
 import ServiceLifecycle
 
@@ -16,12 +17,30 @@ extension StreamingServer {
     /// The plant files an admin may replace over HTTP.
     static let authoredFiles: Set<String> = ["bindings.json", "rules.json"]
 
-    /// Applies a plant loaded from its folder (service thread). Returns what changed, or why nothing did.
+    /// Applies a plant loaded from its folder (service thread). Returns what changed, or why nothing did. A read
+    /// older than the one applied last, or of the very files applied last (the watcher seeing an HTTP write that
+    /// was applied already), changes nothing.
     @discardableResult
     func applyPlant(_ b: PlantBundle, origin: String) -> Result<String, SceneRuntime.ReloadError> {
         guard !isFollower else { return .failure(.init(reason: "a fan-out node takes its plant from the scene's owner")) }
+        guard b.generation > appliedPlant.generation else {
+            logger.debug("an older read of the plant files arrived after a newer one: skipped", metadata: ["origin": "\(origin)"])
+            return .success("nothing: a newer read of the files was applied already")
+        }
+        guard b.fingerprint.isEmpty || b.fingerprint != appliedPlant.fingerprint else {
+            appliedPlant.generation = b.generation
+            metrics.plantReload(result: "unchanged")
+            return .success("nothing: these files were applied already")
+        }
         let newCatalog: TwinCatalog
-        do { newCatalog = try TwinCatalog(json: b.twinsJSON, file: "\(b.source)/twins.json") } catch {
+        var newSimulator = simulator
+        do {
+            newCatalog = try TwinCatalog(json: b.twinsJSON, file: "\(b.source)/twins.json")
+            // The simulator follows a changed twins.json (from now on).
+            if simulator != nil && b.twinsJSON != twinsJSON {
+                newSimulator = try PlantSimulator(twinsJSON: b.twinsJSON, file: "\(b.source)/twins.json", startMs: Self.wallMs())
+            }
+        } catch {
             return refusePlant(.init(reason: "\(error)"), origin: origin)
         }
         let before = (nodes: runtime.scene.nodes.count, bindings: runtime.bindings.set.bindings.count, rules: runtime.alerts.set.rules.count)
@@ -31,14 +50,21 @@ extension StreamingServer {
         } catch {
             return refusePlant(error, origin: origin)
         }
+        appliedPlant = (b.generation, b.fingerprint)
         catalog = newCatalog
+        twinsJSON = b.twinsJSON
+        simulator = newSimulator
         models = b.models
-        for (twin, e) in newCatalog.entries where e.rateHz > 0 { ageWatch.expect(twin: twin, periodMs: UInt64(1000 / max(e.rateHz, 0.001))) }
+        var periods: [String: UInt64] = [:]
+        for (twin, e) in newCatalog.entries where e.rateHz > 0 { periods[twin] = UInt64(1000 / max(e.rateHz, 0.001)) }
+        ageWatch.setTwinPeriods(periods)
         machineNodes = [:]
         if !events.isEmpty {
             publishAlerts(events)
             broadcast(events)
         }
+        // Roots and zones may have changed: every version-3 client gets the anchors its view shows now.
+        for c in clients.values { sendAnchors(to: c) }
         metrics.plantReload(result: "applied")
         let summary = "\(b.scene.nodes.count) nodes (was \(before.nodes)), \(b.bindings.bindings.count) bindings (was \(before.bindings)), \(b.rules.rules.count) rules (was \(before.rules)), \(events.count) alert changes"
         logger.notice("plant files applied", metadata: ["origin": "\(origin)", "source": "\(b.source)", "changes": "\(summary)"])
@@ -61,7 +87,7 @@ extension StreamingServer {
         guard let dir = plantFolder, configuration.plantWatchMs > 0, !isFollower else { return nil }
         let me = LoopBound(self, loop: loop)
         let loop = self.loop!
-        return PlantWatchService(directory: dir, intervalMs: configuration.plantWatchMs, seen: plantFingerprint) { result in
+        return PlantWatchService(directory: dir, intervalMs: configuration.plantWatchMs, seen: plantFingerprint, generations: plantGenerations) { result in
             loop.post {
                 switch result {
                 case .success(let bundle): me.value.applyPlant(bundle, origin: "file")
@@ -84,8 +110,13 @@ extension StreamingServer {
         guard PlantBundle.fileNames.contains(name) else {
             return answer(r, .text("no plant file '\(name)' (expected one of \(PlantBundle.fileNames.joined(separator: ", ")))\n", status: .notFound), route: .plant)
         }
+        if let caller, caller.zones != nil {
+            // The files describe every zone; /api/scene is the zone-filtered view.
+            metrics.refusals.increment()
+            return answer(r, .text("plant files cover every zone: an admin limited to zones cannot read or write them\n", status: .forbidden), route: .plant)
+        }
         let (loop, m, id) = (self.loop!, metrics, r.id)
-        if r.head.method == .get {
+        if r.head.method != .put {
             return httpWork.async {
                 let resp = (try? PlantBundle.read("\(dir)/\(name)")).map { HTTPServerResponse.json($0) } ?? .text("not found\n", status: .notFound)
                 Self.answerLater(loop, m, id, .plant, resp)
@@ -97,21 +128,17 @@ extension StreamingServer {
         guard Self.authoredFiles.contains(name) else {
             return answer(r, .text("'\(name)' cannot be written over HTTP (only \(Self.authoredFiles.sorted().joined(separator: ", ")))\n", status: .methodNotAllowed), route: .plant)
         }
-        if let caller, caller.zones != nil {
-            metrics.refusals.increment()
-            return answer(r, .text("plant files cover every zone: an admin limited to zones cannot write them\n", status: .forbidden), route: .plant)
-        }
         if caller == nil && authenticator == nil && !Self.isLoopback(r.peer) {
             metrics.refusals.increment()
             return answer(r, .text("without authentication plant files are written from this machine only (configure \"auth\" to author from elsewhere)\n", status: .forbidden), route: .plant)
         }
         let body = r.body ?? []
         let me = LoopBound(self, loop: loop)
-        let (logger, who) = (self.logger, caller?.userId ?? "local")
+        let (logger, who, generations) = (self.logger, caller?.userId ?? "local", plantGenerations)
         plantWrites.async {
             BackgroundPriority.lower()
             // The whole folder with the new file must load (the same check as at start) before anything is written.
-            let bundle: PlantBundle
+            var bundle: PlantBundle
             do { bundle = try PlantBundle.load(directory: dir, replacing: [name: body]) } catch {
                 loop.post { me.value.metrics.plantReload(result: "refused") }
                 return Self.answerLater(loop, m, id, .plant, .text("\(error); nothing was written\n", status: .badRequest))
@@ -123,9 +150,12 @@ extension StreamingServer {
                 return Self.answerLater(loop, m, id, .plant, .text("could not write \(name): \(error)\n", status: .internalServerError))
             }
             logger.notice("plant file written over HTTP", metadata: ["file": "\(dir)/\(name)", "user": "\(who)"])
+            bundle.fingerprint = PlantBundle.fingerprint(directory: dir)
+            bundle.generation = generations.next()
+            let written = bundle
             loop.post {
                 let s = me.value
-                switch s.applyPlant(bundle, origin: "http") {
+                switch s.applyPlant(written, origin: "http") {
                 case .success(let summary):
                     let json: [String: Any] = ["applied": true, "file": name, "changes": summary]
                     s.answer(r, .json([UInt8]((try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])) ?? Data())), route: .plant)
@@ -149,6 +179,7 @@ struct PlantWatchService: Service {
     let intervalMs: Int
     /// The fingerprint of the files the running plant was loaded from.
     let seen: [String]
+    let generations: PlantBundle.Generations
     let changed: @Sendable (Result<PlantBundle, ConfigError>) -> Void
 
     func run() async throws {
@@ -158,13 +189,31 @@ struct PlantWatchService: Service {
                 try await Task.sleep(for: .milliseconds(intervalMs))
                 let now = PlantBundle.fingerprint(directory: directory)
                 guard now != last else { continue }
-                last = now
                 // An editor's save may come in pieces: let the files settle a moment before reading them (a read
                 // of a half-written file is refused and retried at the next change).
                 try await Task.sleep(for: .milliseconds(min(intervalMs, 250)))
-                last = PlantBundle.fingerprint(directory: directory)
-                changed(Result { () throws(ConfigError) -> PlantBundle in try PlantBundle.load(directory: directory) })
+                let (directory, generations, changed) = (directory, generations, changed)
+                let box = FingerprintBox()
+                // File reads and parsing on a thread of their own, not the task pool's (two threads here).
+                await offThread {
+                    let print = PlantBundle.fingerprint(directory: directory)
+                    box.value = print
+                    let generation = generations.next()
+                    changed(Result { () throws(ConfigError) -> PlantBundle in
+                        var b = try PlantBundle.load(directory: directory)
+                        b.fingerprint = print
+                        b.generation = generation
+                        return b
+                    })
+                }
+                last = box.value
             }
         }
     }
+}
+
+/// Hands a fingerprint back from `offThread`.
+final class FingerprintBox: @unchecked Sendable {
+    // @unchecked: written on the worker before `offThread` returns, read after.
+    var value: [String] = []
 }

@@ -23,7 +23,7 @@ public final class StreamingServer: EventLoopHandler {
     let runtime: SceneRuntime
     let engine: DeltaEngine
     var simulator: PlantSimulator?
-    let twinsJSON: [UInt8]
+    var twinsJSON: [UInt8]
     /// Models, rates and units from the plant's twins file (the inspect panel's `/api/twin`).
     var catalog: TwinCatalog
     /// The plant's DTDL models: every value from outside is checked against them before it is applied.
@@ -31,6 +31,9 @@ public final class StreamingServer: EventLoopHandler {
     /// The folder the plant was read from (nil: generated in memory), and its files' fingerprint then.
     let plantFolder: String?
     let plantFingerprint: [String]
+    /// The reads of the plant folder in order, and the newest applied (its generation and fingerprint).
+    let plantGenerations = PlantBundle.Generations()
+    var appliedPlant: (generation: UInt64, fingerprint: [String]) = (0, [])
     /// Plant files written over HTTP, one at a time (each checked against the others on disk).
     let plantWrites = DispatchQueue(label: "scenestream.plant-writes")
     /// The site's spatial anchors (``anchorsRoute(_:caller:)``), where they are stored, and their writes in order.
@@ -190,6 +193,7 @@ public final class StreamingServer: EventLoopHandler {
         models = plant.models
         plantFolder = FileManager.default.fileExists(atPath: "\(plant.source)/scene.json") ? plant.source : nil
         plantFingerprint = plantFolder.map { PlantBundle.fingerprint(directory: $0) } ?? []
+        appliedPlant = (0, plantFingerprint)
         anchorsPath = Self.anchorsPath(configuration, scene: plant.scene.id)
         anchorRegistry = try Self.loadAnchors(anchorsPath)
         ageWatch = AgeWatch(configuration: configuration.staleness)

@@ -46,6 +46,26 @@ import Testing
         }
     }
 
+    @Test func recordsAreCanonicalSortedByUTF8BytesWithWNotNegative() throws {
+        var r = AnchorRegistry()
+        // "Z" (0x5A) before "a" (0x61) before "é" (0xC3 0xA9): byte order, whatever Swift's string order says.
+        for id in ["é", "a", "Z"] { r.set(try AnchorRegistry.parse(body: Array(#"{"position": [0, 0, 0], "rotation": [0, -1, 0, -1]}"#.utf8), id: id, declared: ["é", "a", "Z"], by: "x", nowMs: 1)) }
+        #expect(r.records.map(\.id) == ["Z", "a", "é"])
+        // −q is q: sent with w ≥ 0.
+        #expect(r.records[0].rotation == SIMD4(0, 707_107, 0, 707_107))
+        #expect(r.declared(["a"]).records.map(\.id) == ["a"])
+    }
+
+    @Test func aHandEditedFileIsCheckedLikeAPut() {
+        let bad = #"{"format": "scenestream.anchors/1", "anchors": [{"id": "yard", "position": [1, 2], "rotation": [0, 0, 0, 1], "handles": {}, "updatedMs": 1, "updatedBy": "x"}]}"#
+        do {
+            _ = try AnchorRegistry(file: Array(bad.utf8), path: "data/anchors-demo.json")
+            Issue.record("a position of two numbers was read")
+        } catch {
+            #expect("\(error)".contains("data/anchors-demo.json") && "\(error)".contains("anchors[0]") && "\(error)".contains("position"))
+        }
+    }
+
     @Test func theStoredFileRoundTripsAndABadOneSaysWhere() throws {
         var r = AnchorRegistry()
         r.set(try parse(#"{"position": [1, 2, 3], "handles": {"marker": "qr:1"}}"#))

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import scenestream_wire as sw
 from conftest import Server
 from device import Device
 from test_reload import request
@@ -77,6 +78,8 @@ def test_anchors_set_by_admins_survive_a_restart_and_reach_subscribed_clients(tm
             # An admin sets two: stored before the answer, sent to version-3 clients as their view allows.
             status, text = request(server, "PUT", "/api/anchors/yard", YARD, ADMIN)
             assert status == 200 and json.loads(text)["stored"] is True, text
+            stored = json.loads((tmp_path / "data" / "anchors-demo.json").read_text())["anchors"]
+            assert [(a["id"], a["handles"]) for a in stored] == [("yard", YARD["handles"])]  # on disk before the answer
             assert request(server, "PUT", "/api/anchors/hall-a", {"position": [0, 0, 0], "handles": {"visionos": "8A3F0C52"}}, ADMIN)[0] == 200
             await headset.wait(lambda: ids(headset.anchors) == ["hall-a", "yard"], what="both anchors at the headset")
             yard = next(a for a in headset.anchors if a["id"] == "yard")
@@ -84,6 +87,9 @@ def test_anchors_set_by_admins_survive_a_restart_and_reach_subscribed_clients(tm
             assert yard["handles"] == [{"platform": "marker", "value": "qr:yard-gate"}, {"platform": "openxr", "value": YARD["handles"]["openxr"]},
                                        {"platform": "webxr", "value": "b1946ac9"}]
             await line.wait(lambda: ids(line.anchors) == ["hall-a"], what="the line client: only its roots' anchor")
+            # Everything sent to the version-2 client before its pong has arrived: none of it was an anchors message.
+            await old.send(sw.ping(77))
+            await old.wait(lambda: any(m["type"] == "pong" and m["nonce"] == 77 for m in old.messages), what="the old client's pong")
             assert not any(m["type"] == "anchors" for m in old.messages), "a version-2 client was sent a version-3 message"
             assert ids(json.loads(request(server, "GET", "/api/anchors", token=LINE_OPERATOR)[1])["anchors"]) == ["hall-a"]
             listed = json.loads(request(server, "GET", "/api/anchors", token=OPERATOR)[1])["anchors"]

@@ -88,6 +88,11 @@ def test_plant_files_and_anchors_hold_roles_and_zones_over_http(guarded):
         assert get(guarded, "/api/anchors/hall-a", token, method="PUT", body=b'{"position": [0, 0, 0]}')[0] == 403
         assert get(guarded, "/api/anchors/hall-a", token, method="DELETE")[0] == 403
     zoned_admin = jwt("zadmin", role="admin", zones=["hall-a-line-01"])
+    # The files describe every zone: a zone-limited admin reads /api/scene (filtered), not them.
+    status, reply, _ = get(guarded, "/api/plant/scene.json", zoned_admin)
+    assert status == 403 and b"every zone" in reply, reply
+    assert get(guarded, "/api/plant/scene.json", zoned_admin, method="HEAD")[0] == 403
+    assert get(guarded, "/api/plant/bindings.json", ADMIN, method="HEAD")[0] == 200
     status, reply, _ = get(guarded, "/api/plant/rules.json", zoned_admin, method="PUT", body=body)
     assert status == 403 and b"every zone" in reply, reply
     status, reply, _ = get(guarded, "/api/anchors/hall-a", zoned_admin, method="PUT", body=b'{"position": [0, 0, 0]}')

@@ -62,8 +62,9 @@ def test_viewer_draws_and_hands_off(server):
             await a.wait("window.sceneStream && window.sceneStream.version && window.sceneStream.drawn > 100", what="scene drawn")
             state = await a.eval("({nodes: sceneStream.nodes, keyframes: sceneStream.keyframes, status: sceneStream.status, protocol: sceneStream.protocolVersion, errors: sceneStream.errors.length})")
             assert state["status"] == "connected" and state["keyframes"] == 1 and state["nodes"] > 200
-            # The viewer offers 1…2 and the server chose 2: every frame it drew was range-coded (SPEC §11).
-            assert state["protocol"] == 2 and state["errors"] == 0, state
+            # The viewer offers 1…3 and the server chose 3: every frame it drew was range-coded (SPEC §11; version 3's
+            # frames are version 2's, §12).
+            assert state["protocol"] == 3 and state["errors"] == 0, state
             # Not a blank canvas: many colours; and changing between two screenshots.
             first = canvas_pixels(await a.screenshot("/tmp/scenestream-viewer-1.png"))
             colours = len(set(first))

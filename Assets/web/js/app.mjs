@@ -5,10 +5,10 @@
 // bar (see README).
 import * as THREE from '/vendor/three/build/three.module.js';
 import { OrbitControls } from '/vendor/three/examples/jsm/controls/OrbitControls.js';
-import { VRButton } from '/vendor/three/examples/jsm/webxr/VRButton.js';
 import { decodeServer, encode, Replica, smallestThree, quaternion, DEVICE } from './wire.mjs';
-import { PlantView, LabelLayer } from './render.mjs';
+import { PlantView, LabelLayer, inverseOf } from './render.mjs';
 import { BindingEditor } from './author.mjs';
+import { ImmersiveXR } from './xr.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -57,6 +57,7 @@ const state = window.sceneStream = {
   members: [], offer: null, handedOff: null, claimed: null, errors: [], alerts: new Map(), following: '', selection: [],
   selected: null, playback: { mode: 0 }, protocolVersion: 1, twins: new Map(), lastFrameAt: 0, dataTimeMs: 0,
   fps: 0, jsMsPerFrame: 0, history: null, chartData: null,
+  siteAnchors: new Map(),  // the site's registered anchors by id (protocol 3, SPEC §12), in metres and floats
 };
 
 // ---------------------------------------------------------------------------------------------------- three.js
@@ -84,30 +85,29 @@ const selectionBox = new THREE.Box3Helper(new THREE.Box3(), new THREE.Color(0x4f
 selectionBox.visible = false;
 scene.add(selectionBox);
 
-// "Enter VR" only where the browser can do immersive VR (never a "VR NOT FOUND" button over the view).
-if (navigator.xr && navigator.xr.isSessionSupported) {
-  navigator.xr.isSessionSupported('immersive-vr').then((ok) => {
-    if (!ok) return;
-    const xr = renderer.xr || renderer.vr;
-    xr.enabled = true;
-    // The plant stands at its anchor and the user on the floor ('local-floor': heights are the headset's own).
-    xr.setReferenceSpaceType?.('local-floor');
-    $('vr-slot').appendChild(VRButton.createButton(renderer));
-    // Selection with the controller's ray: the trigger picks like a click.
-    for (const k of [0, 1]) {
-      const controller = xr.getController(k);
-      scene.add(controller);
-      controller.addEventListener('select', () => {
-        const m = new THREE.Matrix4().extractRotation(controller.matrixWorld);
-        raycaster.ray.origin.setFromMatrixPosition(controller.matrixWorld);
-        raycaster.ray.direction.set(0, 0, -1).applyMatrix4(m);
-        const hit = plant.pick(raycaster);
-        const machine = hit ? machineOf(hit.index) : null;
-        select(machine);
-      });
-    }
-  }).catch(() => {});
-}
+// "Enter VR" / "Enter AR" only where the browser can do that immersive mode (never a "VR NOT FOUND" button over the
+// view); the session asks for WebXR anchors where the browser has them, to stand the plant on the site's anchors.
+const immersive = new ImmersiveXR({ renderer, scene, plant, slot: $('vr-slot'), onChange: () => renderAnchorStatus(), onError: (t) => toast(t) });
+immersive.detect().then((modes) => {
+  if (!modes.length) return;
+  const xr = renderer.xr || renderer.vr;
+  xr.enabled = true;
+  // The plant stands at its anchor and the user on the floor ('local-floor': heights are the headset's own).
+  xr.setReferenceSpaceType?.('local-floor');
+  // Selection with the controller's ray: the trigger picks like a click.
+  for (const k of [0, 1]) {
+    const controller = xr.getController(k);
+    scene.add(controller);
+    controller.addEventListener('select', () => {
+      const m = new THREE.Matrix4().extractRotation(controller.matrixWorld);
+      raycaster.ray.origin.setFromMatrixPosition(controller.matrixWorld);
+      raycaster.ray.direction.set(0, 0, -1).applyMatrix4(m);
+      const hit = plant.pick(raycaster);
+      const machine = hit ? machineOf(hit.index) : null;
+      select(machine);
+    });
+  }
+}).catch(() => {});
 
 function resize() {
   const w = view.clientWidth, h = view.clientHeight;
@@ -198,7 +198,7 @@ function connect() {
     lastPongAt = performance.now();
     state.status = 'connected';
     protocolVersion = 1;
-    send(encode.hello({ device, name: 'web-viewer', token, resumeToken: sessionToken, resumeVersion: sessionToken && replica.version ? replica.version : 0, maxVersion: 2 }));
+    send(encode.hello({ device, name: 'web-viewer', token, resumeToken: sessionToken, resumeVersion: sessionToken && replica.version ? replica.version : 0, maxVersion: 3 }));
   };
   ws.onmessage = (ev) => {
     const bytes = new Uint8Array(ev.data);
@@ -261,6 +261,9 @@ function handle(m) {
       sessionStorage.setItem('scenestream.token', sessionToken);
       sceneId = m.scenes[0] || '';
       $('scene-name').textContent = sceneId;
+      // Only version 3 sends anchors: a server that speaks less has none to give.
+      if (m.version < 3 && state.siteAnchors.size) setAnchors({ sceneId, anchors: [] });
+      renderAnchorStatus();
       const code = params.get('claim');
       const takeBack = sessionStorage.getItem('scenestream.takeBack');
       if (code && !state.claimed) { claimRequest = requestId++; send(encode.handoffClaim(claimRequest, code)); }
@@ -298,6 +301,9 @@ function handle(m) {
       for (const a of m.alerts) { if (a.state === 0) state.alerts.set(a.id, a); else state.alerts.delete(a.id); }
       // A busy plant raises and clears alerts every frame: the list is redrawn at most twice a second.
       if (!alertsTimer) alertsTimer = setTimeout(() => { alertsTimer = null; renderAlerts(); }, 500);
+      break;
+    case 'anchors':
+      setAnchors(m);
       break;
     case 'roomMembers': {
       const changed = new Set(m.changes.map((c) => c.userId));
@@ -370,6 +376,35 @@ function handle(m) {
 }
 
 function subscribe() { send(encode.subscribe({ requestId: requestId++, sceneId, rateHz: 30 })); }
+
+// ------------------------------------------------------------------------------------------------ site anchors
+/** The site's anchors (protocol 3 `anchors`: the whole set, replacing the last): roots on a registered anchor are
+ * placed at its site pose (or, in an immersive session that resolved one by its WebXR handle, from there). */
+function setAnchors(m) {
+  if (sceneId && m.sceneId !== sceneId) return;
+  state.siteAnchors = new Map(m.anchors.map((a) => [a.id, {
+    id: a.id,
+    position: a.position.map((v) => v / 1000),
+    rotation: a.rotation.map((v) => v / 1e6),
+    handles: Object.fromEntries(a.handles.map((h) => [h.platform, h.value])),
+    updatedMs: a.updatedMs,
+  }]));
+  plant.setSitePoses(state.siteAnchors);
+  immersive.setRegistry([...state.siteAnchors.values()]);
+  renderAnchorStatus();
+}
+
+/** "Anchors: 2 registered · WebXR anchors not available in this browser", in the Session tab. */
+function renderAnchorStatus() {
+  const el = $('anchor-status');
+  if (!el) return;
+  const n = state.siteAnchors.size;
+  const registered = state.protocolVersion >= 3 || n ? (n ? `${n} registered` : 'none registered') : 'not sent (protocol 2 server)';
+  const text = `Anchors: ${registered} · ${immersive.status()}`;
+  if (el.textContent !== text) el.textContent = text;
+  el.title = [...state.siteAnchors.values()].map((a) => `${a.id}: (${a.position.map((v) => v.toFixed(3)).join(', ')}) m`
+    + `${Object.keys(a.handles).length ? ` · ${Object.keys(a.handles).sort().join(', ')}` : ''}`).join('\n');
+}
 
 // --------------------------------------------------------------------------------------- handoff, take back
 function showTakeBack(to, sessionId) {
@@ -889,15 +924,16 @@ function presenceAnchor() {
 function sendPresence() {
   const a = presenceAnchor();
   if (!a || !subscribed || state.status !== 'connected') return;
-  const origin = plant.anchorOffset(a);
-  const p = camera.position.clone().sub(origin);
-  const q = camera.quaternion;
+  // Poses are sent in the anchor's frame (where this viewer draws that anchor: registered or side by side).
+  const toAnchor = inverseOf(plant.anchorMatrix(a));
+  const p = camera.position.clone().applyMatrix4(toAnchor);
+  const q = new THREE.Quaternion().setFromRotationMatrix(toAnchor).multiply(camera.quaternion);
   const mm = (v) => [v.x, v.y, v.z].map((x) => Math.round(x * 1000));
   const now = performance.now();
   if (pointerMoved && now - lastPointerPick > 400) {
     lastPointerPick = now;
     const hit = plant.pick(rayAt(pointerMoved.x, pointerMoved.y));
-    pointerAt = hit ? hit.point.clone().sub(origin) : null;
+    pointerAt = hit ? hit.point.clone().applyMatrix4(toAnchor) : null;
     pointerMoved = false;
   }
   send(encode.presence({
@@ -908,10 +944,11 @@ function sendPresence() {
 setInterval(sendPresence, 100);
 
 function applyViewpoint(v) {
-  const origin = plant.anchorOffset(v.anchor);
+  const frame = plant.anchorMatrix(v.anchor);
+  const origin = new THREE.Vector3().setFromMatrixPosition(frame);
   const [x, y, z, w] = quaternion(v.rotation, 12);
-  const q = new THREE.Quaternion(x, y, z, w);
-  camera.position.set(v.position[0] / 1000, v.position[1] / 1000, v.position[2] / 1000).add(origin);
+  const q = new THREE.Quaternion().setFromRotationMatrix(frame).multiply(new THREE.Quaternion(x, y, z, w));
+  camera.position.set(v.position[0] / 1000, v.position[1] / 1000, v.position[2] / 1000).applyMatrix4(frame);
   camera.quaternion.copy(q);
   // The orbit pivot: where the view ray meets the floor (or 20 m ahead when it looks up).
   const dir = new THREE.Vector3(0, 0, -1).applyQuaternion(q);
@@ -974,6 +1011,7 @@ renderer.setAnimationLoop((now) => {
   if (state.following) followTick(); else controls.update();
   const xr = renderer.xr || renderer.vr;
   const presenting = xr && (typeof xr.isPresenting === 'function' ? xr.isPresenting() : xr.isPresenting);
+  if (presenting) immersive.tick();
   plant.flush(camera, view.clientHeight, !!presenting);
   if (!homed && plant.nodes.size > 0) {
     const b = plantBounds();
@@ -1058,6 +1096,25 @@ state.seek = seek;
 /** For tests: the binding editor's state (allowed, open, previewing, draft, output, lastSave…). */
 state.authoring = () => editor.snapshot();
 state.plant = plant;  // for the browser's devtools
+/** The site's registered anchors (protocol 3): [{id, position: [x, y, z] metres, rotation: [x, y, z, w], handles:
+ * {platform: value}, updatedMs}], sorted by id. */
+state.anchors = () => [...state.siteAnchors.values()].map((a) => ({ ...a, position: [...a.position], rotation: [...a.rotation], handles: { ...a.handles } }));
+/** For tests: the WebXR side (modes, anchors API, session, restored anchors, status line). */
+state.xr = () => immersive.snapshot();
+/** Pins anchor `id` where it is drawn now in an immersive session with persistent WebXR anchors; resolves to the
+ * handle to register as its `webxr` handle (rejects where that is not available). */
+state.pinAnchor = (id) => immersive.pin(id);
+/** For tests: where node `nodeId` is drawn, {position: [x, y, z] metres, rotation: [x, y, z, w]} in the world
+ * (null: not known). */
+state.worldPose = (nodeId) => {
+  const i = plant.indexOf(nodeId);
+  const n = i == null ? null : plant.nodes.get(i);
+  if (!n) return null;
+  const p = new THREE.Vector3(), q = new THREE.Quaternion();
+  n.world.decompose(p, q, new THREE.Vector3());
+  return { position: p.toArray(), rotation: q.toArray() };
+};
+state.worldPosition = (nodeId) => state.worldPose(nodeId)?.position ?? null;
 /** For tests: the camera, its orbit pivot, and where the plant's centre is on the page (null: behind the camera). */
 state.camera = () => {
   const c = plantBounds().getCenter(new THREE.Vector3()).project(camera);

@@ -10,6 +10,8 @@ const AVATAR = /^models\/avatar-/;
 const ZERO = new THREE.Matrix4().makeScale(0, 0, 0);
 const tmpSphere = new THREE.Sphere();
 const tmpM = new THREE.Matrix4(), tmpV = new THREE.Vector3(), tmpQ = new THREE.Quaternion(), tmpS = new THREE.Vector3();
+/** `out` = the inverse of `m` (three r111's getInverse, invert in later releases). */
+export const inverseOf = (m, out = new THREE.Matrix4()) => (out.getInverse ? out.getInverse(m) : out.copy(m).invert());
 
 /** A per-instance colour (three r111 has no instanceColor of its own): it replaces the material's colour, except
  * that a negative red keeps the material's own (each mesh of a model keeps its colour unless the node has one). */
@@ -238,7 +240,11 @@ export class PlantView {
     this.nodes = new Map();
     this.batches = new Map();
     this.loader = new GLTFLoader();
-    this.anchors = new Map();   // anchor name → offset (a desktop lays anchors side by side)
+    this.anchors = new Map();   // anchor name → offset (a desktop lays unregistered anchors side by side)
+    this.sitePoses = new Map(); // anchor name → Matrix4: where the site registered it (SPEC §12), site frame = world
+    this.xrPoses = new Map();   // anchor name → Matrix4: a WebXR anchor resolved in the session's reference space
+    this.xrPrimary = '';        // the resolved anchor that places the other registered ones (see anchorMatrix)
+    this.frames = new Map();    // anchor name → Matrix4 (anchor frame → world), cached until poses change
     this.hiddenLayers = new Set();
     this.dirty = new Set();
     this.labelled = new Set();
@@ -254,6 +260,70 @@ export class PlantView {
   anchorOffset(name) {
     if (!this.anchors.has(name)) this.anchors.set(name, new THREE.Vector3(this.anchors.size * 160, 0, 0));
     return this.anchors.get(name);
+  }
+
+  /** Where anchor `name`'s frame is in the drawn world (a matrix: anchor frame → world; do not change it). A WebXR
+   * anchor resolved in an immersive session: its tracked pose; another registered anchor while one is resolved:
+   * placed from that one through the site's poses (resolved × site(resolved)⁻¹ × site(name)); a registered anchor:
+   * its site pose (the site's frame is the world); an anchor nobody registered: side by side as before. */
+  anchorMatrix(name) {
+    let m = this.frames.get(name);
+    if (m) return m;
+    m = new THREE.Matrix4();
+    const xr = this.xrPoses.get(name), site = this.sitePoses.get(name);
+    if (xr) m.copy(xr);
+    else if (site && this.xrPrimary) {
+      const p = this.xrPrimary;
+      inverseOf(this.sitePoses.get(p), m).premultiply(this.xrPoses.get(p)).multiply(site);
+    } else if (site) m.copy(site);
+    else m.makeTranslation(...this.anchorOffset(name).toArray());
+    this.frames.set(name, m);
+    return m;
+  }
+
+  /** The site's registered anchors: `poses` maps anchor name → { position: [x, y, z] metres, rotation: [x, y, z, w]
+   * }, the whole set (it replaces the previous one). Roots are placed again at the next flush. */
+  setSitePoses(poses) {
+    const next = new Map();
+    for (const [name, p] of poses) {
+      const q = new THREE.Quaternion(...p.rotation).normalize();
+      next.set(name, new THREE.Matrix4().compose(new THREE.Vector3(...p.position), q, new THREE.Vector3(1, 1, 1)));
+    }
+    // The same poses again (every subscribe sends them): nothing moves, nothing is recomputed.
+    if (next.size === this.sitePoses.size && [...next].every(([name, m]) => this.sitePoses.get(name)?.equals(m))) return;
+    this.sitePoses = next;
+    for (const name of [...this.xrPoses.keys()]) if (!this.sitePoses.has(name)) this.xrPoses.delete(name);
+    this.pickPrimary();
+    this.framesChanged();
+  }
+
+  /** The anchors resolved by WebXR this frame (anchor name → Matrix4 in the reference space; only registered ones
+   * count). Roots move only when a pose moved by more than ~0.1 mm or 0.1 mrad (tracking refines anchors now and
+   * then; a steady one costs nothing). Returns whether anything moved. */
+  setXRPoses(poses) {
+    let changed = false;
+    const keep = new Map();
+    for (const [name, m] of poses) if (this.sitePoses.has(name)) keep.set(name, m);
+    if (keep.size !== this.xrPoses.size) changed = true;
+    for (const [name, m] of keep) {
+      const old = this.xrPoses.get(name);
+      if (!old) { changed = true; break; }
+      for (let k = 0; k < 16 && !changed; k++) if (Math.abs(old.elements[k] - m.elements[k]) > 1e-4) changed = true;
+      if (changed) break;
+    }
+    if (!changed) return false;
+    this.xrPoses = new Map([...keep].map(([name, m]) => [name, m.clone()]));
+    this.pickPrimary();
+    this.framesChanged();
+    return true;
+  }
+
+  pickPrimary() { this.xrPrimary = [...this.xrPoses.keys()].sort()[0] || ''; }
+
+  /** Anchor frames changed: every root (and so everything under it) is placed again at the next flush. */
+  framesChanged() {
+    this.frames.clear();
+    for (const [i, n] of this.nodes) if (n.parent == null) this.dirty.add(i);
   }
 
   batch(path) {
@@ -362,7 +432,7 @@ export class PlantView {
         if (!n) return;
         const p = n.parent == null ? null : this.nodes.get(n.parent);
         if (p) n.world.multiplyMatrices(p.world, n.local);
-        else n.world.copy(n.local).premultiply(tmpM.makeTranslation(...this.anchorOffset(n.anchor || 'default').toArray()));
+        else n.world.multiplyMatrices(this.anchorMatrix(n.anchor || 'default'), n.local);
         n.shown = n.visible && (!p || p.shown) && !this.hiddenLayers.has(n.layer);
         if (n.batch) n.batch.write(n, this.placement(n, p), n.shown);
         for (const c of n.children) visit(c);
