@@ -208,16 +208,7 @@ public final class SceneRuntime {
         for source in oldSources.union(edges.map(\.source)) {
             for k in aggregates.indices { dirty[Dirty(source: source, aggregate: k)] = timeMs }
         }
-        var depth = 0
-        while !dirty.isEmpty, depth < 8 {
-            let now = dirty.sorted { ($0.key.source, $0.key.aggregate) < ($1.key.source, $1.key.aggregate) }
-            dirty.removeAll(keepingCapacity: true)
-            for (d, t) in now {
-                guard let u = recompute(d, at: t), twins.apply(u) else { continue }
-                noteInputs(u, &dirty)
-            }
-            depth += 1
-        }
+        propagate(&dirty) { _ in }
         var events: [AlertEvent] = carried.changed
         for u in twins.snapshot() {
             self.bindings.apply(u, store: twins, graph: graph)
@@ -291,19 +282,27 @@ public final class SceneRuntime {
         }
         // Aggregates over relationships follow their inputs, once per batch (and may feed aggregates of their own,
         // a few levels deep at most).
+        propagate(&dirty) { u in
+            bindings.apply(u, store: twins, graph: graph)
+            events.append(contentsOf: alerts.evaluate(u))
+        }
+        return events
+    }
+
+    /// Recomputes the noted aggregates, and the aggregates they feed (a few levels deep at most); each value that
+    /// changed is in the store before `applied` sees it.
+    func propagate(_ dirty: inout [Dirty: UInt64], _ applied: (PropertyUpdate) -> Void) {
         var depth = 0
         while !dirty.isEmpty, depth < 8 {
             let now = dirty.sorted { ($0.key.source, $0.key.aggregate) < ($1.key.source, $1.key.aggregate) }
             dirty.removeAll(keepingCapacity: true)
             for (d, t) in now {
                 guard let u = recompute(d, at: t), twins.apply(u) else { continue }
-                bindings.apply(u, store: twins, graph: graph)
-                events.append(contentsOf: alerts.evaluate(u))
+                applied(u)
                 noteInputs(u, &dirty)
             }
             depth += 1
         }
-        return events
     }
 
     /// Commits the scene graph's pending changes as a version at `timeMs`, and checkpoints the twin state now and
