@@ -84,7 +84,7 @@ extension StreamingServer {
             metrics.refusals.increment()
             return answer(r, .text("anchors place the whole site: an admin limited to zones cannot set them\n", status: .forbidden), route: .anchors)
         }
-        if caller == nil && authenticator == nil && !Self.isLoopback(r.peer) {
+        if caller == nil && authenticator == nil && !Self.isLocal(r) {
             metrics.refusals.increment()
             return answer(r, .text("without authentication anchors are set from this machine only (configure \"auth\" to set them from elsewhere)\n", status: .forbidden), route: .anchors)
         }

@@ -128,7 +128,7 @@ extension StreamingServer {
         guard Self.authoredFiles.contains(name) else {
             return answer(r, .text("'\(name)' cannot be written over HTTP (only \(Self.authoredFiles.sorted().joined(separator: ", ")))\n", status: .methodNotAllowed), route: .plant)
         }
-        if caller == nil && authenticator == nil && !Self.isLoopback(r.peer) {
+        if caller == nil && authenticator == nil && !Self.isLocal(r) {
             metrics.refusals.increment()
             return answer(r, .text("without authentication plant files are written from this machine only (configure \"auth\" to author from elsewhere)\n", status: .forbidden), route: .plant)
         }
@@ -168,6 +168,21 @@ extension StreamingServer {
 
     static func isLoopback(_ peer: String) -> Bool {
         peer.hasPrefix("127.") || peer == "::1" || peer.hasPrefix("::ffff:127.") || peer == "localhost"
+    }
+
+    /// A request from this machine, addressed to it by a loopback name, and not sent by a page of another site: in
+    /// open mode only such a request may write. The peer alone is not enough — a web page whose name was rebound to
+    /// 127.0.0.1 (DNS rebinding) reaches the server from this machine, but names its own host and origin.
+    static func isLocal(_ r: HTTPServerRequest) -> Bool {
+        func loopbackHost(_ authority: String) -> Bool {
+            var host = Substring(authority)
+            if host.hasPrefix("[") { host = host.dropFirst().prefix { $0 != "]" } } else { host = host.prefix { $0 != ":" } }
+            return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        }
+        guard isLoopback(r.peer), let authority = r.head.authority, loopbackHost(authority) else { return false }
+        guard let origin = r.head.headerFields[.origin] else { return true }
+        let rest = origin.split(separator: "://", maxSplits: 1).last.map(String.init) ?? ""
+        return loopbackHost(rest)
     }
 }
 

@@ -32,9 +32,11 @@ def start(tmp_path, dst, **extra):
     return Server("--config", str(cfg))
 
 
-def request(server, method, path, body=None, token=None):
+def request(server, method, path, body=None, token=None, headers=None):
     """An HTTP request of any method; `body` bytes or JSON. Returns (status, body) whatever the status."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = dict(headers or {})
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", data=data, method=method, headers=headers)
     try:
@@ -96,6 +98,17 @@ def test_plant_files_changed_on_disk_and_over_http_apply_live(tmp_path):
             assert json.loads((dst / "bindings.json").read_text()) == with_temp_format(dst, "{value} C")
             assert json.loads(request(server, "GET", "/api/plant/bindings.json")[1]) == with_temp_format(dst, "{value} C")
             assert good != (dst / "bindings.json").read_text()
+
+            # Open mode takes writes from this machine only — and not from a page of another site that reaches it
+            # (DNS rebinding: the peer is 127.0.0.1, but the Host or the Origin names the other site).
+            rebound = with_temp_format(dst, "{value} pwned")
+            for h in ({"Host": f"evil.example:{server.port}"}, {"Origin": "http://evil.example"}, {"Origin": "null"}):
+                status, text = request(server, "PUT", "/api/plant/bindings.json", rebound, headers=h)
+                assert status == 403 and b"this machine only" in text, (h, status, text)
+            assert request(server, "PUT", "/api/anchors/hall-a", {"position": [0, 0, 0]}, headers={"Host": "evil.example"})[0] == 403
+            assert "pwned" not in (dst / "bindings.json").read_text()
+            assert request(server, "PUT", "/api/plant/bindings.json", with_temp_format(dst, "{value} C"),
+                           headers={"Host": f"localhost:{server.port}", "Origin": f"http://localhost:{server.port}"})[0] == 200
 
             # A bad body over HTTP: 400 with the file, place and reason; nothing written.
             before = (dst / "bindings.json").read_bytes()
