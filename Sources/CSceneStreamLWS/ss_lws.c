@@ -20,7 +20,7 @@ struct ss_pss {
     uint8_t *body;      /* LWS_PRE headroom included */
     size_t body_len;
     int answered;
-    /* a POST being received: "method\0path\0query\0auth\0ctype\0host\0origin\0peer\0body" */
+    /* a POST being received: "method\0path\0query\0auth\0ctype\0host\0origin\0ifmatch\0peer\0body" */
     char *post;
     size_t post_len;
     size_t post_cap;
@@ -212,6 +212,7 @@ static int ss_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, 256) < 0) return -1;
         if (ss_post_header(c, pss, wsi, WSI_TOKEN_HOST, 256) < 0) return -1;
         if (ss_post_header(c, pss, wsi, WSI_TOKEN_ORIGIN, 256) < 0) return -1;
+        if (ss_post_header(c, pss, wsi, WSI_TOKEN_HTTP_IF_MATCH, 256) < 0) return -1;
         char peer[128] = "";
         lws_get_peer_simple(wsi, peer, sizeof peer);
         if (ss_post_append(c, pss, peer, strlen(peer) + 1, 0) < 0) return -1;

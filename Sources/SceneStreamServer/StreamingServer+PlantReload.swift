@@ -118,7 +118,12 @@ extension StreamingServer {
         let (loop, m, id) = (self.loop!, metrics, r.id)
         if r.head.method != .put {
             return httpWork.async {
-                let resp = (try? PlantBundle.read("\(dir)/\(name)")).map { HTTPServerResponse.json($0) } ?? .text("not found\n", status: .notFound)
+                var resp = HTTPServerResponse.text("not found\n", status: .notFound)
+                if let bytes = try? PlantBundle.read("\(dir)/\(name)") {
+                    resp = .json(bytes)
+                    // Send it back in If-Match with a PUT: the PUT is refused (412) if the file changed meanwhile.
+                    resp.headerFields[.eTag] = Self.eTag(bytes)
+                }
                 Self.answerLater(loop, m, id, .plant, resp)
             }
         }
@@ -134,10 +139,16 @@ extension StreamingServer {
         }
         let body = r.body ?? []
         let me = LoopBound(self, loop: loop)
-        let (logger, who, generations) = (self.logger, caller?.userId ?? "local", plantGenerations)
+        let (logger, who, generations, ifMatch) = (self.logger, caller?.userId ?? "local", plantGenerations, r.head.headerFields[.ifMatch])
         plantWrites.async {
             BackgroundPriority.lower()
             // The whole folder with the new file must load (the same check as at start) before anything is written.
+            if let expected = ifMatch, expected != "*" {
+                let now = (try? PlantBundle.read("\(dir)/\(name)")).map(Self.eTag)
+                guard now == expected else {
+                    return Self.answerLater(loop, m, id, .plant, .text("\(name) changed since you read it (If-Match \(expected), now \(now ?? "absent")): read it again; nothing was written\n", status: .preconditionFailed))
+                }
+            }
             var bundle: PlantBundle
             do { bundle = try PlantBundle.load(directory: dir, replacing: [name: body]) } catch {
                 loop.post { me.value.metrics.plantReload(result: "refused") }
@@ -164,6 +175,16 @@ extension StreamingServer {
                 }
             }
         }
+    }
+
+    /// A file's entity tag: a hash of its bytes (FNV-1a, 64 bits), quoted.
+    static func eTag(_ bytes: [UInt8]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        return "\"\(String(h, radix: 16))\""
     }
 
     static func isLoopback(_ peer: String) -> Bool {

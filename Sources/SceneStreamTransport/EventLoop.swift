@@ -544,25 +544,27 @@ public final class EventLoop: @unchecked Sendable {
             guard let wsi else { return -1 }
             httpRequests[raw] = wsi
             let bytes = data.map { UnsafeBufferPointer(start: $0, count: len) } ?? UnsafeBufferPointer(start: nil, count: 0)
-            // method, path, query, authorization, content-type, host, origin, peer — NUL-terminated — then the body.
+            // method, path, query, authorization, content-type, host, origin, if-match, peer — NUL-terminated — then
+            // the body.
             var fields: [String] = []
             var at = 0
-            while fields.count < 8, at < bytes.count {
+            while fields.count < 9, at < bytes.count {
                 let end = bytes[at...].firstIndex(of: 0) ?? bytes.count
                 fields.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<end]), as: UTF8.self))
                 at = end + 1
             }
-            guard fields.count == 8 else { return -1 }
+            guard fields.count == 9 else { return -1 }
             let body: [UInt8]? = flags & 1 != 0 ? Array(bytes[min(at, bytes.count)...]) : nil
             var headers = HTTPFields()
             if !fields[3].isEmpty { headers[.authorization] = fields[3] }
             if !fields[4].isEmpty { headers[.contentType] = fields[4] }
             if !fields[6].isEmpty { headers[.origin] = fields[6] }
+            if !fields[7].isEmpty { headers[.ifMatch] = fields[7] }
             let method = HTTPRequest.Method(fields[0]) ?? .get
             let path = fields[2].isEmpty ? fields[1] : "\(fields[1])?\(fields[2])"
             let problem: HTTPServerRequest.Problem? = flags & 4 != 0 ? .badContentLength : flags & 2 != 0 ? .bodyTooLarge : nil
             let head = HTTPRequest(method: method, scheme: nil, authority: fields[5].isEmpty ? nil : fields[5], path: path, headerFields: headers)
-            handler?.http(HTTPServerRequest(id: HTTPRequestID(raw: raw), head: head, peer: fields[7], body: body, problem: problem))
+            handler?.http(HTTPServerRequest(id: HTTPRequestID(raw: raw), head: head, peer: fields[8], body: body, problem: problem))
             return 0
         case SS_EV_HTTP_CLOSED.rawValue:
             // Answered requests were removed by `respond`; one still here went unanswered.

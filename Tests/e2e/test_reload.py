@@ -110,6 +110,20 @@ def test_plant_files_changed_on_disk_and_over_http_apply_live(tmp_path):
             assert request(server, "PUT", "/api/plant/bindings.json", with_temp_format(dst, "{value} C"),
                            headers={"Host": f"localhost:{server.port}", "Origin": f"http://localhost:{server.port}"})[0] == 200
 
+            # A PUT that says which version it edits (If-Match, the ETag of its GET) is refused when the file changed
+            # since: nobody's edit is overwritten unseen.
+            req = urllib.request.Request(f"http://127.0.0.1:{server.port}/api/plant/rules.json")
+            with urllib.request.urlopen(req, timeout=10) as r:
+                etag, rules_then = r.headers["ETag"], json.loads(r.read())
+            assert etag and etag.startswith('"'), etag
+            rules_then["rules"].append({"id": "mine", "twins": "*", "property": "x", "above": 1})
+            other = json.loads((dst / "rules.json").read_text())
+            other["rules"].append({"id": "theirs", "twins": "*", "property": "y", "above": 1})
+            (dst / "rules.json").write_text(json.dumps(other))  # someone else's edit, in between
+            status, text = request(server, "PUT", "/api/plant/rules.json", rules_then, headers={"If-Match": etag})
+            assert status == 412 and b"changed since you read it" in text, (status, text)
+            assert "theirs" in (dst / "rules.json").read_text() and "mine" not in (dst / "rules.json").read_text()
+
             # A bad body over HTTP: 400 with the file, place and reason; nothing written.
             before = (dst / "bindings.json").read_bytes()
             status, body = request(server, "PUT", "/api/plant/bindings.json",

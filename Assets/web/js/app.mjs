@@ -41,11 +41,12 @@ async function api(path) {
 
 /** Like `api`, for any method: the answer's status and text, whatever the status (the binding editor shows the
  * server's reasons as they are). */
-async function request(path, { method = 'GET', body } = {}) {
+async function request(path, { method = 'GET', body, ifMatch } = {}) {
   const headers = jwt ? { Authorization: `Bearer ${jwt}` } : {};
   if (body != null) headers['Content-Type'] = 'application/json';
+  if (ifMatch) headers['If-Match'] = ifMatch;
   const r = await fetch(path, { method, headers, body, cache: 'no-store' });
-  return { status: r.status, text: await r.text() };
+  return { status: r.status, text: await r.text(), etag: r.headers.get('ETag') };
 }
 
 // State for people (the panels) and for tests (window.sceneStream).

@@ -543,7 +543,8 @@ export class BindingEditor {
       let file;
       try { file = JSON.parse(cur.text); } catch (e) { this.showResult(false, 'bindings.json on the server is not JSON:', e.message); return; }
       const { text, replaced } = B.withBinding(file, b, twin);
-      const r = await this.request(PATH, { method: 'PUT', body: text });
+      // If-Match: refused (412) rather than overwriting an edit someone made since the read just above.
+      const r = await this.request(PATH, { method: 'PUT', body: text, ifMatch: cur.etag || undefined });
       this.lastSave = { status: r.status, text: r.text, replaced };
       if (r.status === 200) {
         let changes = '';

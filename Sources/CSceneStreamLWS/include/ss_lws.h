@@ -20,7 +20,7 @@ enum ss_event {
     SS_EV_WRITABLE = 3,      /* the connection can take one message. Return -1 to close. */
     SS_EV_CLOSED = 4,        /* the connection is gone */
     SS_EV_HTTP = 5,          /* an HTTP request, id in `conn`; data = NUL-terminated fields: method, path, query,
-                              * authorization, content-type, host, origin, peer, then the body (POST). flags bit0: has a body,
+                              * authorization, content-type, host, origin, if-match, peer, then the body. flags bit0: has a body,
                               * bit1: body over the limit (cut), bit2: bad Content-Length (conflicting or not a number).
                               * Answer with ss_http_respond (now or later) or the connection is held until it closes. */
     SS_EV_WAKE = 6,          /* lws_cancel_service() was called */
