@@ -59,6 +59,12 @@ extension StreamingServer {
         for (twin, e) in newCatalog.entries where e.rateHz > 0 { periods[twin] = UInt64(1000 / max(e.rateHz, 0.001)) }
         ageWatch.setTwinPeriods(periods)
         machineNodes = [:]
+        // Notes pinned to a node that was removed and added back are pinned again (those whose node is gone wait,
+        // as after a restart, until it comes back); selections lose the nodes that are gone.
+        restoreAnnotations()
+        for s in sessions.values where s.selection.contains(where: { runtime.graph[$0] == nil }) {
+            applySelection(s, s.selection.filter { runtime.graph[$0] != nil })
+        }
         if !events.isEmpty {
             publishAlerts(events)
             broadcast(events)

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import scenestream_wire as sw
 from conftest import Server
 from device import Device
 from test_ingest import label, metric, post
@@ -53,6 +54,12 @@ def with_temp_format(dst, fmt):
         if x["node"] == "{twin}/temp":
             x["map"]["format"] = fmt
     return b
+
+
+def paths(d):
+    """The full ids of every node in the replica."""
+    from device import path
+    return {path(d.replica, i) for i in d.replica.nodes}
 
 
 def reloads(server, result):
@@ -147,8 +154,14 @@ def test_plant_files_changed_on_disk_and_over_http_apply_live(tmp_path):
             assert request(server, "PUT", "/api/plant/rules.json", rules)[0] == 200
             assert server.json(f"/api/twin?id={PRESS}")["alerts"] == []
 
+            # A note pinned to the press's light (the demo identity may annotate).
+            await d.send(sw.annotate(1, d.index_of(PRESS + "/light"), [0, 300, 0], "check the lamp"))
+            await d.wait(lambda: any("/~note-" in (p or "") and p.startswith(PRESS + "/light/") for p in paths(d)), what="the note's pin")
+            note = next(p for p in paths(d) if "/~note-" in p)
+
             # The scene edited on disk: a node added, one removed, one moved — deltas, not a keyframe.
-            scene = json.loads((dst / "scene.json").read_text())
+            original = (dst / "scene.json").read_text()
+            scene = json.loads(original)
             scene["nodes"] = [n for n in scene["nodes"] if n["id"] != PRESS + "/light"]
             scene["nodes"].append({"id": PRESS + "/sign", "t": [0, 5, 0], "label": "Press 1 (new)", "layer": "labels"})
             for n in scene["nodes"]:
@@ -161,6 +174,10 @@ def test_plant_files_changed_on_disk_and_over_http_apply_live(tmp_path):
             units = scene.get("quantization", {}).get("positionUnitsPerMetre", 1000)
             assert abs(ram["translation"][1] / units - 2.0) < 1e-3, ram
             assert label(d, TEMP) == "73 C"  # bound values stay through a scene change
+            assert note not in paths(d)  # its node went, and the pin with it
+            # The light comes back: so does the note's pin (the note was kept).
+            (dst / "scene.json").write_text(original)
+            await d.wait(lambda: note in paths(d) and d.index_of(PRESS + "/sign") is None, what="the light and its note back")
             assert keyframes(d) == k0
             assert reloads(server, "applied") >= 4
             await d.close()
