@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cdp import Browser
+from test_viewer_engineer import browse as engineer_browse
 from conftest import Server
 from test_reload import request
 
@@ -45,19 +46,8 @@ def site(tmp_path_factory):
 
 
 def browse(test):
-    """Runs `test(browser)` with a fresh headless Chromium, closed afterwards; page exceptions and console errors
-    fail the test."""
-    async def run():
-        b = Browser()
-        try:
-            await b.start()
-            await test(b)
-            errors = [e for s in {e.get("sessionId") for e in b.events if e.get("sessionId")} for e in b.console(s)
-                      if e.startswith("exception") or e.startswith("error")]
-            assert not errors, errors
-        finally:
-            b.close()
-    asyncio.run(run())
+    """test_viewer_engineer's browse, with console errors failing the test too."""
+    engineer_browse(test, failing=("exception", "error"))
 
 
 def put(server, anchor, body):

@@ -70,15 +70,16 @@ def history(server, seconds):
         time.sleep(0.2)
 
 
-def browse(test):
-    """Runs `test(browser)` with a fresh headless Chromium, closed afterwards; page exceptions fail the test."""
+def browse(test, failing=("exception",)):
+    """Runs `test(browser)` with a fresh headless Chromium, closed afterwards; console entries of the `failing`
+    kinds (page exceptions; also "error" for console errors) fail the test."""
     async def run():
         b = Browser()
         try:
             await b.start()
             await test(b)
             errors = [e for s in {e.get("sessionId") for e in b.events if e.get("sessionId")} for e in b.console(s)
-                      if e.startswith("exception")]
+                      if e.startswith(failing)]
             assert not errors, errors
         finally:
             b.close()
